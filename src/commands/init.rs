@@ -1,0 +1,348 @@
+//! `custody init`: ceremony 1. Every check is made before `sys/init` is sent; afterwards each
+//! encrypted share is proven to be addressed to its holder's encryption key.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::json;
+
+use super::Ctx;
+use super::status::all_status;
+use crate::cli::InitArgs;
+use crate::error::{Error, Result};
+use crate::fsutil::write_private;
+use crate::pgp::{self, HolderCert};
+use crate::transcript::Step;
+use crate::vault::InitRequest;
+
+/// Where init writes each holder's share and the root token.
+pub fn share_path(out: &Path, fingerprint: &str) -> PathBuf {
+    out.join(format!("{fingerprint}.share.asc"))
+}
+
+pub fn root_token_path(out: &Path, fingerprint: &str) -> PathBuf {
+    out.join(format!("root-token.{fingerprint}.asc"))
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct WrittenShare {
+    pub index: usize,
+    pub fingerprint: String,
+    pub user_id: String,
+    pub file: String,
+    pub sha256: String,
+    pub recipient_ok: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct InitOutcome {
+    pub addr: String,
+    pub shares: Vec<WrittenShare>,
+    pub threshold: u32,
+    pub root_token_file: String,
+    pub root_token_fingerprint: String,
+    pub root_token_sha256: String,
+    pub root_token_recipient_ok: bool,
+}
+
+/// The checks that need no server: counts, threshold, certificates, output files.
+pub struct InitPlan {
+    pub holders: Vec<HolderCert>,
+    pub root_key: HolderCert,
+    pub threshold: u32,
+    pub out: PathBuf,
+}
+
+pub fn plan(args: &InitArgs) -> Result<InitPlan> {
+    let n = args.pgp_keys.len();
+    if n < 2 {
+        return Err(Error::usage(format!(
+            "init needs at least 2 holders' keys (--pgp-key); {n} given"
+        )));
+    }
+    if n > 255 {
+        return Err(Error::usage("Shamir sharing allows at most 255 holders"));
+    }
+    let t = args.threshold as usize;
+    if t < 2 || t > n {
+        return Err(Error::usage(format!(
+            "--threshold {t}: must be at least 2 and at most the number of holders ({n})"
+        )));
+    }
+    let mut holders: Vec<HolderCert> = Vec::new();
+    for path in &args.pgp_keys {
+        let cert = pgp::load_holder_cert(path)?;
+        if let Some(first) = holders.iter().find(|h| h.fingerprint == cert.fingerprint) {
+            return Err(Error::precondition(format!(
+                "{}: certificate {} was already given as {}; each holder needs their own key",
+                path.display(),
+                cert.fingerprint,
+                first.path.display()
+            )));
+        }
+        holders.push(cert);
+    }
+    let root_key = pgp::load_holder_cert(&args.root_token_pgp_key)?;
+
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(Error::precondition(format!(
+            "--out {}: exists and is not a directory",
+            args.out.display()
+        )));
+    }
+    for h in &holders {
+        let p = share_path(&args.out, &h.fingerprint);
+        if p.exists() {
+            return Err(Error::precondition(format!(
+                "{} already exists; custody never overwrites a share",
+                p.display()
+            )));
+        }
+    }
+    let rt = root_token_path(&args.out, &root_key.fingerprint);
+    if rt.exists() {
+        return Err(Error::precondition(format!(
+            "{} already exists; custody never overwrites it",
+            rt.display()
+        )));
+    }
+    Ok(InitPlan {
+        holders,
+        root_key,
+        threshold: args.threshold,
+        out: args.out.clone(),
+    })
+}
+
+pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
+    let plan = plan(args)?;
+    let addrs = ctx.require_addrs()?;
+    let vault = ctx.vault()?;
+
+    // The target: every node reachable, none initialized.
+    let nodes = all_status(&vault, addrs).await;
+    for n in &nodes {
+        if !n.reachable {
+            return Err(Error::precondition(format!(
+                "{} is not reachable ({}); init changes nothing until every node answers",
+                n.addr,
+                n.error.as_deref().unwrap_or("no answer")
+            )));
+        }
+        if n.initialized {
+            return Err(
+                Error::precondition(format!("{} is already initialized", n.addr)).hint(
+                    "custody status shows each node's state; a cluster is initialized only once",
+                ),
+            );
+        }
+    }
+
+    let mut summary = format!(
+        "Initializing {} with {} shares, threshold {}. The holders, in order:\n",
+        addrs[0],
+        plan.holders.len(),
+        plan.threshold
+    );
+    for (i, h) in plan.holders.iter().enumerate() {
+        summary.push_str(&format!(
+            "  {}. {}  {}  ({})\n",
+            i + 1,
+            h.fingerprint,
+            h.display_name(),
+            h.path.display()
+        ));
+    }
+    summary.push_str(&format!(
+        "Root token encrypted to: {}  {}\nEach holder: check that your fingerprint above is yours.",
+        plan.root_key.fingerprint,
+        plan.root_key.display_name()
+    ));
+    ctx.ui.status(&summary);
+    if !ctx
+        .ui
+        .confirm("Are these the holders' fingerprints, confirmed by each holder?")?
+    {
+        return Err(Error::failed("init cancelled; nothing was sent"));
+    }
+
+    std::fs::create_dir_all(&plan.out)
+        .map_err(|e| Error::failed(format!("creating --out {}: {e}", plan.out.display())))?;
+
+    let request = InitRequest {
+        secret_shares: plan.holders.len() as u32,
+        secret_threshold: plan.threshold,
+        pgp_keys: plan
+            .holders
+            .iter()
+            .map(HolderCert::vault_encoding)
+            .collect::<Result<_>>()?,
+        root_token_pgp_key: plan.root_key.vault_encoding()?,
+    };
+    let response = vault
+        .init(&addrs[0], &request)
+        .await
+        .map_err(|e| Error::failed(format!("sys/init on {}: {e}", addrs[0])))?;
+
+    let outcome = write_outputs(
+        &plan,
+        addrs[0].as_str(),
+        &response.keys_base64,
+        &response.root_token,
+    )?;
+
+    let mut step = Step::new(
+        "init",
+        "sys/init",
+        "operator",
+        json!({
+            "addr": outcome.addr,
+            "nodes": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "shares": plan.holders.len(),
+            "threshold": plan.threshold,
+            "holders": plan.holders.iter().enumerate().map(|(i, h)| json!({
+                "index": i + 1,
+                "fingerprint": h.fingerprint,
+                "user_id": h.display_name(),
+                "certificate_sha256": h.file_sha256,
+                "encryption_keys": h.encryption_keys,
+            })).collect::<Vec<_>>(),
+            "root_token_recipient": plan.root_key.fingerprint,
+            "recipients_verified": outcome.shares.iter().all(|s| s.recipient_ok) && outcome.root_token_recipient_ok,
+        }),
+    );
+    for s in &outcome.shares {
+        step = step.file(Path::new(&s.file), &s.sha256);
+    }
+    step = step.file(
+        Path::new(&outcome.root_token_file),
+        &outcome.root_token_sha256,
+    );
+    let head = ctx.transcript.append(step)?;
+
+    let mut text = String::from("Initialized. Shares written (each encrypted to its holder):\n");
+    for s in &outcome.shares {
+        text.push_str(&format!(
+            "  {}. {}  {}  {}\n",
+            s.index,
+            s.fingerprint,
+            s.file,
+            if s.recipient_ok {
+                "recipient verified"
+            } else {
+                "RECIPIENT MISMATCH"
+            }
+        ));
+    }
+    text.push_str(&format!(
+        "Root token: {} (encrypted to {})\nTranscript head: {}\nNext: {} of the holders run `custody unseal`.",
+        outcome.root_token_file, outcome.root_token_fingerprint, head.head_hash, plan.threshold
+    ));
+    let json = json!({ "init": outcome, "transcript_head": head.head_hash });
+    ctx.ui.result(&text, json);
+
+    let mut bad: Vec<_> = outcome
+        .shares
+        .iter()
+        .filter(|s| !s.recipient_ok)
+        .map(|s| s.fingerprint.clone())
+        .collect();
+    if !outcome.root_token_recipient_ok {
+        bad.push(format!(
+            "the root token ({})",
+            outcome.root_token_fingerprint
+        ));
+    }
+    if !bad.is_empty() {
+        return Err(Error::verification(format!(
+            "the server encrypted the shares of {} to a key that is not the holder's encryption key; \
+             do not use this cluster",
+            bad.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Writes every file first (losing the server's only copy of a share would be worse than any
+/// mismatch), then reports which recipients check out.
+fn write_outputs(
+    plan: &InitPlan,
+    addr: &str,
+    keys_base64: &[String],
+    root_token: &str,
+) -> Result<InitOutcome> {
+    if keys_base64.len() != plan.holders.len() {
+        return Err(Error::verification(format!(
+            "the server returned {} shares for {} holders",
+            keys_base64.len(),
+            plan.holders.len()
+        )));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut shares = Vec::new();
+    let mut failures = Vec::new();
+    for (i, (holder, enc)) in plan.holders.iter().zip(keys_base64).enumerate() {
+        let binary = b64.decode(enc).map_err(|e| {
+            Error::verification(format!(
+                "share {} from the server is not base64: {e}",
+                i + 1
+            ))
+        })?;
+        let armored = pgp::armor_message(&binary)?;
+        let path = share_path(&plan.out, &holder.fingerprint);
+        if let Err(e) = write_private(&path, &armored, false) {
+            failures.push(e.message);
+            continue;
+        }
+        let recipient_ok = addressed_only_to(&binary, holder);
+        shares.push(WrittenShare {
+            index: i + 1,
+            fingerprint: holder.fingerprint.clone(),
+            user_id: holder.display_name(),
+            file: path.display().to_string(),
+            sha256: crate::digest::sha256_hex(&armored),
+            recipient_ok,
+        });
+    }
+    let rt_binary = b64.decode(root_token.trim()).map_err(|e| {
+        Error::verification(format!("the root token from the server is not base64: {e}"))
+    })?;
+    let rt_armored = pgp::armor_message(&rt_binary)?;
+    let rt_path = root_token_path(&plan.out, &plan.root_key.fingerprint);
+    if let Err(e) = write_private(&rt_path, &rt_armored, false) {
+        failures.push(e.message);
+    }
+    let root_token_recipient_ok = addressed_only_to(&rt_binary, &plan.root_key);
+    if !failures.is_empty() {
+        return Err(Error::failed(format!(
+            "the cluster is initialized but not every output was written: {}",
+            failures.join("; ")
+        )));
+    }
+    Ok(InitOutcome {
+        addr: addr.to_owned(),
+        shares,
+        threshold: plan.threshold,
+        root_token_file: rt_path.display().to_string(),
+        root_token_fingerprint: plan.root_key.fingerprint.clone(),
+        root_token_sha256: crate::digest::sha256_hex(&rt_armored),
+        root_token_recipient_ok,
+    })
+}
+
+/// True when every PKESK of `message` names an encryption key of `holder`, there is at least
+/// one, and no password-based (SKESK) path exists.
+pub fn addressed_only_to(message: &[u8], holder: &HolderCert) -> bool {
+    match pgp::recipients(message) {
+        Ok(r) => {
+            !r.keys.is_empty()
+                && !r.has_skesk
+                && r.keys.iter().all(|k| {
+                    k.as_ref()
+                        .map(|h| holder.is_encryption_key(h))
+                        .unwrap_or(false)
+                })
+        }
+        Err(_) => false,
+    }
+}

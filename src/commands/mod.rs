@@ -1,0 +1,144 @@
+//! One module per command. Each validates its whole plan before any side effect.
+
+pub mod init;
+pub mod rehearse;
+pub mod status;
+pub mod transcript;
+pub mod unseal;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, GlobalArgs, TranscriptCommand};
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+use crate::transcript::Transcript;
+use crate::ui::Ui;
+use crate::vault::{Addr, Vault};
+
+/// What every command gets: the terminal, the nodes, the trust anchor, the record, the token.
+pub struct Ctx {
+    pub ui: Ui,
+    pub addrs: Vec<Addr>,
+    pub ca_cert: Option<PathBuf>,
+    pub transcript: Transcript,
+    pub token: Option<SecretString>,
+}
+
+impl Ctx {
+    pub fn from_global(g: &GlobalArgs) -> Result<Ctx> {
+        let ui = Ui::new(g.format, g.yes);
+        let raw = if g.addr.is_empty() {
+            crate::config::default_addrs()?
+        } else {
+            g.addr.clone()
+        };
+        let addrs = parse_addrs(&raw)?;
+        let ca_cert = match &g.ca_cert {
+            Some(p) => Some(p.clone()),
+            None => crate::config::default_ca_cert()?,
+        };
+        let token = match &g.token_file {
+            Some(p) => Some(read_token_file(p)?),
+            None => crate::config::env_token()?,
+        };
+        Ok(Ctx {
+            ui,
+            addrs,
+            ca_cert,
+            transcript: Transcript::at(&g.transcript),
+            token,
+        })
+    }
+
+    pub fn require_addrs(&self) -> Result<&[Addr]> {
+        if self.addrs.is_empty() {
+            return Err(Error::usage(
+                "no node address: pass --addr URL (once per node) or set VAULT_ADDR/BAO_ADDR",
+            ));
+        }
+        Ok(&self.addrs)
+    }
+
+    pub fn vault(&self) -> Result<Vault> {
+        Vault::new(self.ca_cert.as_deref(), self.token.clone())
+    }
+}
+
+pub fn parse_addrs(raw: &[String]) -> Result<Vec<Addr>> {
+    let mut addrs: Vec<Addr> = Vec::new();
+    for a in raw {
+        let addr = Addr::parse(a)?;
+        if addrs.contains(&addr) {
+            return Err(Error::usage(format!("--addr {addr} is given twice")));
+        }
+        addrs.push(addr);
+    }
+    Ok(addrs)
+}
+
+fn read_token_file(path: &std::path::Path) -> Result<SecretString> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::usage(format!(
+            "--token-file {}: cannot read it: {e}",
+            path.display()
+        ))
+    })?;
+    if meta.len() > 16 * 1024 {
+        return Err(Error::usage(format!(
+            "--token-file {}: too large for a token",
+            path.display()
+        )));
+    }
+    let raw = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!(
+            "--token-file {}: cannot read it: {e}",
+            path.display()
+        ))
+    })?);
+    let token = raw.trim();
+    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::usage(format!(
+            "--token-file {}: does not hold one token",
+            path.display()
+        )));
+    }
+    Ok(SecretString::new(token.to_owned()))
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx::from_global(&cli.global)?;
+    match cli.command {
+        Command::Status => status::run(&ctx).await,
+        Command::Init(args) => init::run(&ctx, &args).await,
+        Command::Unseal(args) => unseal::run(&ctx, &args).await,
+        Command::Transcript(TranscriptCommand::Verify { file }) => transcript::verify(&ctx, &file),
+        Command::Rehearse(args) => rehearse::run(&ctx, &args).await,
+    }
+}
+
+/// Runs `f` against every node at once; results come back in the nodes' order.
+pub async fn on_each_node<T, F, Fut>(addrs: &[Addr], f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Addr) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for (i, a) in addrs.iter().enumerate() {
+        let fut = f(a.clone());
+        set.spawn(async move { (i, fut.await) });
+    }
+    let mut out: Vec<(usize, T)> = Vec::with_capacity(addrs.len());
+    while let Some(r) = set.join_next().await {
+        if let Ok(pair) = r {
+            out.push(pair);
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, t)| t).collect()
+}
+
+pub fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}

@@ -1,0 +1,45 @@
+//! The one place that reads the environment: defaults for the global options.
+//! Flags win over the environment; `VAULT_*` and `BAO_*` are both read and must agree.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+fn env_pair(vault: &str, bao: &str) -> Result<Option<String>> {
+    let v = std::env::var(vault).ok().filter(|s| !s.is_empty());
+    let b = std::env::var(bao).ok().filter(|s| !s.is_empty());
+    match (v, b) {
+        (Some(v), Some(b)) if v != b => Err(Error::usage(format!(
+            "{vault} and {bao} are both set and differ; unset one of them"
+        ))),
+        (Some(v), _) => Ok(Some(v)),
+        (None, b) => Ok(b),
+    }
+}
+
+/// `--addr` default: `VAULT_ADDR` or `BAO_ADDR`, comma-separated for several nodes.
+pub fn default_addrs() -> Result<Vec<String>> {
+    Ok(env_pair("VAULT_ADDR", "BAO_ADDR")?
+        .map(|s| {
+            s.split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// `--ca-cert` default: `VAULT_CACERT` or `BAO_CACERT`.
+pub fn default_ca_cert() -> Result<Option<PathBuf>> {
+    Ok(env_pair("VAULT_CACERT", "BAO_CACERT")?.map(PathBuf::from))
+}
+
+/// The token from `VAULT_TOKEN` or `BAO_TOKEN` (never from argv).
+pub fn env_token() -> Result<Option<crate::secret::SecretString>> {
+    Ok(env_pair("VAULT_TOKEN", "BAO_TOKEN")?.map(crate::secret::SecretString::new))
+}
+
+/// Where `rehearse` finds the OpenBao server binary when `--bao-bin` is not given.
+pub fn bao_bin_env() -> Option<PathBuf> {
+    std::env::var_os("CUSTODY_BAO_BIN").map(PathBuf::from)
+}

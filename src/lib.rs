@@ -1,0 +1,16 @@
+//! custody: the ceremony tool for the people who guard an Ethereum Authority key inside
+//! HashiCorp Vault or OpenBao.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod digest;
+pub mod error;
+pub mod fsutil;
+pub mod localcluster;
+pub mod pgp;
+pub mod secret;
+pub mod shamir;
+pub mod transcript;
+pub mod ui;
+pub mod vault;

@@ -1,0 +1,363 @@
+//! Throwaway OpenBao Raft clusters on 127.0.0.1 with TLS, free ports and a private directory:
+//! the one implementation behind `custody rehearse` and the test harness.
+
+mod process;
+mod tls;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::vault::Addr;
+
+pub use process::children_of;
+
+/// How long a server gets to stop after SIGTERM before SIGKILL.
+const STOP_BOUND: Duration = Duration::from_secs(10);
+/// How long a server gets to open its API port.
+const START_BOUND: Duration = Duration::from_secs(30);
+
+/// Finds OpenBao's `bao`: the given path, `CUSTODY_BAO_BIN`, `tools/bin/bao` here or above the
+/// running executable (the project's set-up script puts it there), or `bao` on PATH.
+pub fn find_bao(explicit: Option<&Path>) -> Result<PathBuf> {
+    let hint =
+        "run scripts/setup (it installs OpenBao 2.7.2 into tools/bin/bao), or give --bao-bin FILE";
+    if let Some(p) = explicit
+        .map(Path::to_path_buf)
+        .or_else(crate::config::bao_bin_env)
+    {
+        if p.is_file() {
+            return std::fs::canonicalize(&p)
+                .map_err(|e| Error::failed(format!("{}: {e}", p.display())));
+        }
+        return Err(Error::precondition(format!(
+            "OpenBao server binary {} not found",
+            p.display()
+        ))
+        .hint(hint));
+    }
+    let mut candidates = vec![PathBuf::from("tools/bin/bao")];
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).map(|d| d.join("tools/bin/bao")));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("bao")));
+    }
+    let found = candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::precondition("OpenBao's `bao` server binary was not found").hint(hint)
+        })?;
+    // The servers run in their own directory, so a relative path would not resolve there.
+    std::fs::canonicalize(&found).map_err(|e| Error::failed(format!("{}: {e}", found.display())))
+}
+
+pub struct ClusterSpec {
+    pub name: String,
+    pub nodes: usize,
+    pub bao_bin: PathBuf,
+    /// A directory to hold everything; a private temporary one when `None`.
+    pub dir: Option<PathBuf>,
+}
+
+pub struct Node {
+    pub id: String,
+    pub api_port: u16,
+    pub cluster_port: u16,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn addr(&self) -> Addr {
+        Addr::parse(&format!("https://127.0.0.1:{}", self.api_port))
+            .expect("a loopback https address")
+    }
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+pub struct LocalCluster {
+    pub name: String,
+    pub nodes: Vec<Node>,
+    pub ca_cert: PathBuf,
+    pub plugin_dir: PathBuf,
+    bao_bin: PathBuf,
+    dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    keep: bool,
+}
+
+impl LocalCluster {
+    /// Writes the TLS files and configs and starts every node. The nodes are not initialized;
+    /// the followers join node 0 through `retry_join` once it is unsealed.
+    pub fn start(spec: ClusterSpec) -> Result<LocalCluster> {
+        if spec.nodes == 0 {
+            return Err(Error::usage("a cluster needs at least one node"));
+        }
+        let (tempdir, dir) = match spec.dir {
+            Some(d) => {
+                std::fs::create_dir_all(&d)
+                    .map_err(|e| Error::failed(format!("{}: {e}", d.display())))?;
+                (None, d)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix(&format!("custody-{}-", spec.name))
+                    .tempdir()
+                    .map_err(|e| Error::failed(format!("making a temporary directory: {e}")))?;
+                let d = t.path().to_owned();
+                (Some(t), d)
+            }
+        };
+        let tls = tls::make_tls(&dir)?;
+        let plugin_dir = dir.join("plugins");
+        std::fs::create_dir_all(&plugin_dir)
+            .map_err(|e| Error::failed(format!("{}: {e}", plugin_dir.display())))?;
+
+        // Hold every listener until all ports are chosen, so no two nodes get the same one.
+        let listeners: Vec<TcpListener> = (0..spec.nodes * 2)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| Error::failed(format!("finding free loopback ports: {e}")))?;
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0))
+            .collect();
+        drop(listeners);
+
+        let mut nodes = Vec::new();
+        for i in 0..spec.nodes {
+            let id = format!("node{}", i + 1);
+            let node_dir = dir.join(&id);
+            std::fs::create_dir_all(node_dir.join("data"))
+                .map_err(|e| Error::failed(format!("{}: {e}", node_dir.display())))?;
+            let (api_port, cluster_port) = (ports[2 * i], ports[2 * i + 1]);
+            let others: Vec<u16> = (0..spec.nodes)
+                .filter(|j| *j != i)
+                .map(|j| ports[2 * j])
+                .collect();
+            let config = node_dir.join("config.hcl");
+            std::fs::write(
+                &config,
+                node_config(
+                    &spec.name,
+                    &id,
+                    &node_dir,
+                    api_port,
+                    cluster_port,
+                    &others,
+                    &tls,
+                    &plugin_dir,
+                ),
+            )
+            .map_err(|e| Error::failed(format!("{}: {e}", config.display())))?;
+            nodes.push(Node {
+                id,
+                api_port,
+                cluster_port,
+                config,
+                log: node_dir.join("server.log"),
+                child: None,
+            });
+        }
+        let mut cluster = LocalCluster {
+            name: spec.name,
+            nodes,
+            ca_cert: tls.ca_cert,
+            plugin_dir,
+            bao_bin: spec.bao_bin,
+            dir,
+            _tempdir: tempdir,
+            keep: false,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn_node(i)?;
+        }
+        for i in 0..cluster.nodes.len() {
+            cluster.wait_listening(i)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn addrs(&self) -> Vec<Addr> {
+        self.nodes.iter().map(Node::addr).collect()
+    }
+
+    /// `--addr` arguments for every node.
+    pub fn addr_args(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .flat_map(|n| ["--addr".to_owned(), n.addr().to_string()])
+            .collect()
+    }
+
+    fn spawn_node(&mut self, i: usize) -> Result<()> {
+        let node = &mut self.nodes[i];
+        let mut cmd = Command::new(&self.bao_bin);
+        cmd.arg("server")
+            .arg(format!("-config={}", node.config.display()))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.dir)
+            .current_dir(&self.dir);
+        node.child = Some(process::spawn_logged(&mut cmd, &node.log)?);
+        Ok(())
+    }
+
+    fn wait_listening(&mut self, i: usize) -> Result<()> {
+        let deadline = Instant::now() + START_BOUND;
+        let addr: SocketAddr = ([127, 0, 0, 1], self.nodes[i].api_port).into();
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            let node = &mut self.nodes[i];
+            if let Some(child) = node.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                node.child = None;
+                self.keep = true;
+                return Err(Error::failed(format!(
+                    "OpenBao {} exited ({status}) before it listened; its log is {}",
+                    self.nodes[i].id,
+                    self.nodes[i].log.display()
+                )));
+            }
+            if Instant::now() >= deadline {
+                self.keep = true;
+                return Err(Error::failed(format!(
+                    "OpenBao {} did not listen on 127.0.0.1:{} within {:?}; its log is {}",
+                    self.nodes[i].id,
+                    self.nodes[i].api_port,
+                    START_BOUND,
+                    self.nodes[i].log.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops one node (plugin children first, SIGKILL after a bound).
+    pub fn stop_node(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            process::stop(&mut child, STOP_BOUND);
+        }
+    }
+
+    pub fn start_node(&mut self, i: usize) -> Result<()> {
+        if self.nodes[i].child.is_none() {
+            self.spawn_node(i)?;
+            self.wait_listening(i)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every node, then starts them again: they come back initialized and sealed.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop_all();
+        for i in 0..self.nodes.len() {
+            self.spawn_node(i)?;
+        }
+        for i in 0..self.nodes.len() {
+            self.wait_listening(i)?;
+        }
+        Ok(())
+    }
+
+    pub fn stop_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop_node(i);
+        }
+    }
+
+    /// Keeps the directory (configs, data, logs) after the cluster is dropped.
+    pub fn keep_files(&mut self) {
+        self.keep = true;
+    }
+
+    /// Every server log, for a failed test's output.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            out.push_str(&format!("==== {} ({}) ====\n", n.id, n.log.display()));
+            out.push_str(&std::fs::read_to_string(&n.log).unwrap_or_default());
+        }
+        out
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop_all();
+        if self.keep || std::thread::panicking() {
+            if let Some(t) = self._tempdir.take() {
+                let kept = t.keep();
+                eprintln!(
+                    "custody: kept the local cluster's files and server logs in {}",
+                    kept.display()
+                );
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn node_config(
+    cluster: &str,
+    id: &str,
+    node_dir: &Path,
+    api_port: u16,
+    cluster_port: u16,
+    peers: &[u16],
+    tls: &tls::TlsFiles,
+    plugin_dir: &Path,
+) -> String {
+    let joins: String = peers
+        .iter()
+        .map(|p| {
+            format!(
+                "  retry_join {{\n    leader_api_addr = \"https://127.0.0.1:{p}\"\n    leader_ca_cert_file = \"{}\"\n  }}\n",
+                tls.ca_cert.display()
+            )
+        })
+        .collect();
+    format!(
+        r#"ui = false
+cluster_name = "{cluster}"
+api_addr = "https://127.0.0.1:{api_port}"
+cluster_addr = "https://127.0.0.1:{cluster_port}"
+plugin_directory = "{plugin_dir}"
+log_level = "info"
+
+listener "tcp" {{
+  address = "127.0.0.1:{api_port}"
+  cluster_address = "127.0.0.1:{cluster_port}"
+  tls_cert_file = "{cert}"
+  tls_key_file = "{key}"
+}}
+
+storage "raft" {{
+  path = "{data}"
+  node_id = "{id}"
+  performance_multiplier = 1
+{joins}}}
+"#,
+        plugin_dir = plugin_dir.display(),
+        cert = tls.server_cert.display(),
+        key = tls.server_key.display(),
+        data = node_dir.join("data").display(),
+    )
+}

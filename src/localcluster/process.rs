@@ -1,0 +1,80 @@
+//! Starting and stopping server processes by pid: plugin children first, SIGTERM, then
+//! SIGKILL after a bound.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| Error::failed(format!("opening {}: {e}", log.display())))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| Error::failed(format!("{}: {e}", log.display())))?;
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    cmd.spawn()
+        .map_err(|e| Error::failed(format!("starting {:?}: {e}", cmd.get_program())))
+}
+
+/// The pids whose parent is `pid` (from /proc).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| parent_of(*p) == Some(pid))
+        .collect()
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces; fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(1)?.parse().ok()
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a pid we started; a pid that has exited yields ESRCH, ignored.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// Stops `child`: its children (plugin processes) first, then the server with SIGTERM, and
+/// SIGKILL for anything still alive after `bound`.
+pub fn stop(child: &mut Child, bound: Duration) {
+    let pid = child.id();
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let plugins = children_of(pid);
+    for p in &plugins {
+        signal(*p, libc::SIGTERM);
+    }
+    signal(pid, libc::SIGTERM);
+    let deadline = Instant::now() + bound;
+    loop {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            for p in children_of(pid) {
+                signal(p, libc::SIGKILL);
+            }
+            signal(pid, libc::SIGKILL);
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for p in plugins {
+        if std::path::Path::new(&format!("/proc/{p}")).exists() {
+            signal(p, libc::SIGKILL);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Encrypted messages from the server: who they are addressed to, and their armor.
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::KeyHandle;
+use openpgp::armor;
+use openpgp::packet::Packet;
+use openpgp::parse::{PacketParser, PacketParserResult, Parse};
+
+use crate::error::{Error, Result};
+
+/// The recipients named by a message's PKESK packets, in order (`None` = wildcard recipient),
+/// and whether it also carries a password-based SKESK.
+#[derive(Debug)]
+pub struct Recipients {
+    pub keys: Vec<Option<KeyHandle>>,
+    pub has_skesk: bool,
+}
+
+/// Reads the packets before the encrypted data. Fails on anything that is not an encrypted
+/// OpenPGP message.
+pub fn recipients(message: &[u8]) -> Result<Recipients> {
+    let mut keys = Vec::new();
+    let mut has_skesk = false;
+    let mut ppr = PacketParser::from_bytes(message)
+        .map_err(|e| Error::verification(format!("not an OpenPGP message: {e}")))?;
+    let mut saw_encrypted_data = false;
+    while let PacketParserResult::Some(pp) = ppr {
+        match &pp.packet {
+            Packet::PKESK(p) => keys.push(p.recipient()),
+            Packet::SKESK(_) => has_skesk = true,
+            Packet::SEIP(_) => {
+                saw_encrypted_data = true;
+                break;
+            }
+            other => {
+                return Err(Error::verification(format!(
+                    "unexpected {} packet before the encrypted data",
+                    other.tag()
+                )));
+            }
+        }
+        ppr = pp
+            .next()
+            .map_err(|e| Error::verification(format!("malformed OpenPGP message: {e}")))?
+            .1;
+    }
+    if !saw_encrypted_data {
+        return Err(Error::verification(
+            "the OpenPGP message holds no encrypted data",
+        ));
+    }
+    Ok(Recipients { keys, has_skesk })
+}
+
+/// ASCII armor for an encrypted message (`-----BEGIN PGP MESSAGE-----`).
+pub fn armor_message(binary: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut w = armor::Writer::new(&mut out, armor::Kind::Message)
+        .map_err(|e| Error::failed(format!("armoring: {e}")))?;
+    std::io::Write::write_all(&mut w, binary)
+        .map_err(|e| Error::failed(format!("armoring: {e}")))?;
+    w.finalize()
+        .map_err(|e| Error::failed(format!("armoring: {e}")))?;
+    Ok(out)
+}
+
+/// The binary message inside an armored (or already binary) file.
+pub fn dearmor(data: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let trimmed = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &data[i..])
+        .unwrap_or(data);
+    if !trimmed.starts_with(b"-----BEGIN PGP") {
+        return Ok(data.to_vec());
+    }
+    let mut reader = armor::Reader::from_bytes(
+        data,
+        armor::ReaderMode::Tolerant(Some(armor::Kind::Message)),
+    );
+    let mut out = Vec::new();
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| Error::usage(format!("not an armored OpenPGP message: {e}")))?;
+    Ok(out)
+}

@@ -1,0 +1,11 @@
+//! OpenPGP through sequoia (pure-Rust backend): holders' certificates, recipients of the
+//! server's encrypted output, share decryption, armor.
+
+pub mod cert;
+pub mod decrypt;
+pub mod keygen;
+pub mod message;
+
+pub use cert::{HolderCert, load_holder_cert};
+pub use decrypt::{DecryptError, SecretKeyFile};
+pub use message::{armor_message, dearmor, recipients};

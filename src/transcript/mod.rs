@@ -1,0 +1,219 @@
+//! The hash-chained ceremony record: one JSON line per step. Each line carries the previous
+//! line's hash and its own hash, over the canonical JSON (sorted keys, no whitespace) of the
+//! line without its `hash` field. It holds only public facts and file digests.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+
+pub const FORMAT_VERSION: u64 = 1;
+/// The `prev` of the first line.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One step to record.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub ceremony: String,
+    pub step: String,
+    pub actor: String,
+    pub facts: Value,
+    /// Files written by the step: path → sha256.
+    pub files: Vec<(String, String)>,
+}
+
+impl Step {
+    pub fn new(ceremony: &str, step: &str, actor: &str, facts: Value) -> Step {
+        Step {
+            ceremony: ceremony.into(),
+            step: step.into(),
+            actor: actor.into(),
+            facts,
+            files: Vec::new(),
+        }
+    }
+    pub fn file(mut self, path: &Path, sha256: &str) -> Step {
+        self.files
+            .push((path.display().to_string(), sha256.to_owned()));
+        self
+    }
+}
+
+/// The head of a verified transcript.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Head {
+    pub entries: u64,
+    pub head_hash: String,
+}
+
+pub struct Transcript {
+    path: PathBuf,
+}
+
+impl Transcript {
+    pub fn at(path: impl Into<PathBuf>) -> Transcript {
+        Transcript { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one step after checking the whole chain, so a damaged record is never extended.
+    pub fn append(&self, step: Step) -> Result<Head> {
+        let head = if self.path.exists() {
+            verify_file(&self.path)?
+        } else {
+            Head {
+                entries: 0,
+                head_hash: GENESIS.to_owned(),
+            }
+        };
+        let time = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| Error::failed(format!("formatting the time: {e}")))?;
+        let files: Map<String, Value> = step
+            .files
+            .iter()
+            .map(|(p, h)| (p.clone(), Value::String(h.clone())))
+            .collect();
+        let mut entry = json!({
+            "v": FORMAT_VERSION,
+            "seq": head.entries,
+            "time": time,
+            "ceremony": step.ceremony,
+            "step": step.step,
+            "actor": step.actor,
+            "facts": step.facts,
+            "files": files,
+            "prev": head.head_hash,
+        });
+        let hash = entry_hash(&entry);
+        entry["hash"] = Value::String(hash.clone());
+        let mut line = serde_json::to_vec(&entry).map_err(|e| Error::failed(e.to_string()))?;
+        line.push(b'\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| Error::failed(format!("transcript {}: {e}", self.path.display())))?;
+        file.write_all(&line)
+            .and_then(|_| file.sync_data())
+            .map_err(|e| {
+                Error::failed(format!(
+                    "writing the transcript {}: {e}",
+                    self.path.display()
+                ))
+            })?;
+        Ok(Head {
+            entries: head.entries + 1,
+            head_hash: hash,
+        })
+    }
+}
+
+/// The hash of an entry: sha256 over its canonical JSON without `hash`.
+pub fn entry_hash(entry: &Value) -> String {
+    let mut e = entry.clone();
+    if let Some(obj) = e.as_object_mut() {
+        obj.remove("hash");
+    }
+    // serde_json's Map is a BTreeMap (no preserve_order), so keys serialize sorted.
+    crate::digest::sha256_hex(&serde_json::to_vec(&e).expect("JSON values serialize"))
+}
+
+/// Checks every line of the chain. Any change, removal, reordering or insertion is a
+/// verification failure naming the line.
+pub fn verify_file(path: &Path) -> Result<Head> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        Error::usage(format!(
+            "transcript {}: cannot read it: {e}",
+            path.display()
+        ))
+    })?;
+    let mut prev = GENESIS.to_owned();
+    let mut count = 0u64;
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let n = i + 1;
+        let line = line
+            .map_err(|e| Error::failed(format!("transcript {} line {n}: {e}", path.display())))?;
+        let bad = |what: String| {
+            Error::verification(format!("transcript {} line {n}: {what}", path.display()))
+        };
+        let entry: Value =
+            serde_json::from_str(&line).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let stated = entry
+            .get("hash")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("has no hash".into()))?;
+        if entry.get("seq").and_then(Value::as_u64) != Some(count) {
+            return Err(bad(format!(
+                "sequence number is not {count}: a line was removed, added or moved"
+            )));
+        }
+        if entry.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
+            return Err(bad(
+                "does not follow the previous line (prev hash differs)".into()
+            ));
+        }
+        let actual = entry_hash(&entry);
+        if actual != stated {
+            return Err(bad(format!(
+                "content changed: its hash is {actual}, the line says {stated}"
+            )));
+        }
+        prev = actual;
+        count += 1;
+    }
+    Ok(Head {
+        entries: count,
+        head_hash: prev,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_verifies_and_detects_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let t = Transcript::at(&path);
+        t.append(Step::new("init", "a", "operator", json!({"x": 1})))
+            .unwrap();
+        let head = t
+            .append(Step::new("init", "b", "operator", json!({"y": "z"})))
+            .unwrap();
+        assert_eq!(verify_file(&path).unwrap().head_hash, head.head_hash);
+        assert_eq!(head.entries, 2);
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("\"y\":\"z\"", "\"y\":\"w\"")).unwrap();
+        let err = verify_file(&path).unwrap_err();
+        assert_eq!(err.kind, crate::error::Kind::Verification);
+        assert!(err.message.contains("line 2"), "{}", err.message);
+        // a damaged transcript is never extended
+        assert!(
+            t.append(Step::new("init", "c", "operator", json!({})))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn removed_line_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let t = Transcript::at(&path);
+        for s in ["a", "b", "c"] {
+            t.append(Step::new("c", s, "op", json!({}))).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+        assert!(verify_file(&path).unwrap_err().message.contains("line 2"));
+    }
+}

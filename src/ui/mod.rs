@@ -1,0 +1,142 @@
+//! The only code that touches the terminal: stdout carries data (text tables or one JSON
+//! document), stderr carries everything people read while a command runs.
+
+mod progress;
+
+use std::io::{IsTerminal, Write};
+
+use serde_json::Value;
+
+use crate::cli::Format;
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+
+pub use progress::Progress;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub struct Ui {
+    format: Format,
+    yes: bool,
+    stdin_terminal: bool,
+    stderr_terminal: bool,
+    silent: bool,
+}
+
+impl Ui {
+    pub fn new(format: Format, yes: bool) -> Ui {
+        Ui {
+            format,
+            yes,
+            stdin_terminal: std::io::stdin().is_terminal(),
+            stderr_terminal: std::io::stderr().is_terminal(),
+            silent: false,
+        }
+    }
+
+    /// A Ui that prints nothing and never asks: the rehearsal runs commands in-process under
+    /// its own narration.
+    pub fn silent() -> Ui {
+        Ui {
+            format: Format::Json,
+            yes: true,
+            stdin_terminal: false,
+            stderr_terminal: false,
+            silent: true,
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// A line for people, on stderr.
+    pub fn status(&self, msg: impl std::fmt::Display) {
+        if !self.silent && (self.format == Format::Text || self.stderr_terminal) {
+            eprintln!("{msg}");
+        }
+    }
+
+    pub fn warn(&self, msg: impl std::fmt::Display) {
+        if self.silent {
+            return;
+        }
+        eprintln!("warning: {msg}");
+    }
+
+    pub fn error(&self, err: &Error) {
+        eprintln!("error: {}", err.message);
+        for h in &err.hints {
+            eprintln!("hint: {h}");
+        }
+    }
+
+    /// The command's result: `text` for people, or `json` (with `schema_version`) for programs.
+    pub fn result(&self, text: &str, mut json: Value) {
+        if self.silent {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        match self.format {
+            Format::Text => {
+                let _ = out.write_all(text.as_bytes());
+                if !text.is_empty() && !text.ends_with('\n') {
+                    let _ = out.write_all(b"\n");
+                }
+            }
+            Format::Json => {
+                if let Some(obj) = json.as_object_mut() {
+                    obj.insert("schema_version".into(), SCHEMA_VERSION.into());
+                }
+                let _ = serde_json::to_writer_pretty(&mut out, &json);
+                let _ = out.write_all(b"\n");
+            }
+        }
+        let _ = out.flush();
+    }
+
+    pub fn can_prompt(&self) -> bool {
+        self.stdin_terminal && self.stderr_terminal
+    }
+
+    /// Asks a yes/no question; `--yes` answers it. Without a terminal it fails naming `--yes`.
+    pub fn confirm(&self, question: &str) -> Result<bool> {
+        if self.yes {
+            return Ok(true);
+        }
+        if !self.can_prompt() {
+            return Err(Error::usage(format!(
+                "{question} — custody needs an answer but has no terminal to ask on; pass --yes"
+            )));
+        }
+        dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()
+            .map_err(|e| Error::failed(format!("reading the answer: {e}")))
+    }
+
+    /// A hidden prompt. Fails naming `flag_hint` when there is no terminal.
+    pub fn secret(&self, prompt: &str, flag_hint: &str) -> Result<SecretString> {
+        if !self.can_prompt() {
+            return Err(Error::usage(format!(
+                "{prompt}: no terminal to ask on; {flag_hint}"
+            )));
+        }
+        dialoguer::Password::new()
+            .with_prompt(prompt)
+            .allow_empty_password(true)
+            .interact()
+            .map(SecretString::new)
+            .map_err(|e| Error::failed(format!("reading from the terminal: {e}")))
+    }
+
+    /// A progress bar on a terminal in text mode; silent otherwise.
+    pub fn progress(&self, len: u64, prefix: &str) -> Progress {
+        Progress::new(
+            !self.silent && self.stderr_terminal && self.format == Format::Text,
+            len,
+            prefix,
+        )
+    }
+}

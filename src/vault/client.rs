@@ -1,0 +1,250 @@
+//! The HTTP layer: one reqwest client (rustls, aws-lc-rs) trusting `--ca-cert`, and the
+//! endpoints custody calls, each typed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::addr::Addr;
+use super::types::*;
+use crate::error::{Error, Result};
+use crate::secret::{SecretBytesOwner, SecretString};
+
+/// Why a call to one node failed.
+#[derive(Debug, Clone)]
+pub enum NodeError {
+    /// No HTTP answer: refused, timed out, TLS failed.
+    Unreachable(String),
+    /// The server answered with an error status.
+    Api { status: u16, errors: Vec<String> },
+    /// The server answered something custody cannot read.
+    Decode(String),
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeError::Unreachable(e) => write!(f, "unreachable: {e}"),
+            NodeError::Api { status, errors } if errors.is_empty() => write!(f, "HTTP {status}"),
+            NodeError::Api { status, errors } => write!(f, "HTTP {status}: {}", errors.join("; ")),
+            NodeError::Decode(e) => write!(f, "unexpected answer: {e}"),
+        }
+    }
+}
+
+impl NodeError {
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, NodeError::Unreachable(_))
+    }
+    pub fn message_contains(&self, needle: &str) -> bool {
+        match self {
+            NodeError::Api { errors, .. } => errors.iter().any(|e| e.contains(needle)),
+            NodeError::Unreachable(e) | NodeError::Decode(e) => e.contains(needle),
+        }
+    }
+}
+
+pub type NodeResult<T> = std::result::Result<T, NodeError>;
+
+#[derive(Clone)]
+pub struct Vault {
+    http: reqwest::Client,
+    token: Option<SecretString>,
+}
+
+impl Vault {
+    /// A client that trusts only `ca_cert` when given (else the platform's roots).
+    pub fn new(ca_cert: Option<&Path>, token: Option<SecretString>) -> Result<Vault> {
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("custody/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::usage(format!("--ca-cert {}: cannot read it: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::usage(format!(
+                    "--ca-cert {}: not a PEM certificate: {e}",
+                    path.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(Error::usage(format!(
+                    "--ca-cert {}: holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Error::failed(format!("building the HTTP client: {e}")))?;
+        Ok(Vault { http, token })
+    }
+
+    pub fn with_token(&self, token: Option<SecretString>) -> Vault {
+        Vault {
+            http: self.http.clone(),
+            token,
+        }
+    }
+
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(token) = &self.token
+            && let Ok(mut value) = HeaderValue::from_str(token.expose())
+        {
+            value.set_sensitive(true);
+            headers.insert("X-Vault-Token", value);
+        }
+        headers
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        addr: &Addr,
+        path: &str,
+        body: Option<reqwest::Body>,
+    ) -> NodeResult<reqwest::Response> {
+        let mut req = self
+            .http
+            .request(method, addr.join(path))
+            .headers(self.headers());
+        if let Some(body) = body {
+            req = req.header("Content-Type", "application/json").body(body);
+        }
+        req.send()
+            .await
+            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        addr: &Addr,
+        path: &str,
+        body: Option<reqwest::Body>,
+    ) -> NodeResult<T> {
+        let resp = self.send(method, addr, path, body).await?;
+        decode(resp).await
+    }
+
+    pub async fn seal_status(&self, addr: &Addr) -> NodeResult<SealStatus> {
+        self.call(Method::GET, addr, "sys/seal-status", None).await
+    }
+
+    /// The health document and the role its status code says (sealed and uninitialized
+    /// nodes answer with error codes but a normal body).
+    pub async fn health(&self, addr: &Addr) -> NodeResult<(HaRole, Health)> {
+        let resp = self.send(Method::GET, addr, "sys/health", None).await?;
+        let code = resp.status().as_u16();
+        let role = HaRole::from_health_code(code);
+        if role == HaRole::Other {
+            return Err(api_error(resp).await);
+        }
+        let health = resp
+            .json()
+            .await
+            .map_err(|e| NodeError::Decode(e.to_string()))?;
+        Ok((role, health))
+    }
+
+    pub async fn leader(&self, addr: &Addr) -> NodeResult<Leader> {
+        self.call(Method::GET, addr, "sys/leader", None).await
+    }
+
+    pub async fn init(&self, addr: &Addr, req: &InitRequest) -> NodeResult<InitResponse> {
+        let body = serde_json::to_vec(req).map_err(|e| NodeError::Decode(e.to_string()))?;
+        self.call(Method::PUT, addr, "sys/init", Some(body.into()))
+            .await
+    }
+
+    /// Submits one unseal share. The request body is built in, and zeroized from, memory that
+    /// custody owns.
+    pub async fn unseal(&self, addr: &Addr, share: &SecretString) -> NodeResult<SealStatus> {
+        #[derive(Serialize)]
+        struct Unseal<'a> {
+            key: &'a str,
+        }
+        let body = serde_json::to_vec(&Unseal {
+            key: share.expose(),
+        })
+        .map_err(|e| NodeError::Decode(e.to_string()))?;
+        let body = bytes::Bytes::from_owner(SecretBytesOwner(body));
+        self.call(Method::PUT, addr, "sys/unseal", Some(body.into()))
+            .await
+    }
+
+    pub async fn raft_configuration(&self, addr: &Addr) -> NodeResult<RaftConfiguration> {
+        #[derive(serde::Deserialize)]
+        struct Wrapped {
+            data: Data,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            config: RaftConfiguration,
+        }
+        let w: Wrapped = self
+            .call(Method::GET, addr, "sys/storage/raft/configuration", None)
+            .await?;
+        Ok(w.data.config)
+    }
+}
+
+async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> NodeResult<T> {
+    if !resp.status().is_success() {
+        return Err(api_error(resp).await);
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
+    serde_json::from_slice(&bytes).map_err(|e| NodeError::Decode(e.to_string()))
+}
+
+async fn api_error(resp: reqwest::Response) -> NodeError {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Errors {
+        errors: Vec<String>,
+    }
+    let status: StatusCode = resp.status();
+    let errors = resp
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Errors>(&b).ok())
+        .unwrap_or_default()
+        .errors;
+    NodeError::Api {
+        status: status.as_u16(),
+        errors,
+    }
+}
+
+/// reqwest's Display hides the cause (refused, TLS) in its source chain; people need it.
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,9 @@
+//! The one Vault/OpenBao API layer: addresses, typed endpoints, node sets.
+
+pub mod addr;
+pub mod client;
+pub mod types;
+
+pub use addr::Addr;
+pub use client::{NodeError, NodeResult, Vault};
+pub use types::*;

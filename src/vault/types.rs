@@ -1,0 +1,119 @@
+//! Typed requests and responses of the Vault/OpenBao endpoints custody uses. Every field has a
+//! default, so a server that leaves one out (Vault and OpenBao differ a little) still decodes.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct SealStatus {
+    #[serde(rename = "type")]
+    pub seal_type: String,
+    pub initialized: bool,
+    pub sealed: bool,
+    /// Threshold.
+    pub t: u32,
+    /// Number of shares.
+    pub n: u32,
+    pub progress: u32,
+    pub nonce: String,
+    pub version: String,
+    pub build_date: String,
+    pub migration: bool,
+    pub cluster_name: String,
+    pub cluster_id: String,
+    pub recovery_seal: bool,
+    pub storage_type: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Health {
+    pub initialized: bool,
+    pub sealed: bool,
+    pub standby: bool,
+    pub performance_standby: bool,
+    pub server_time_utc: i64,
+    pub version: String,
+    pub cluster_name: String,
+    pub cluster_id: String,
+}
+
+/// What `sys/health`'s status code says about a node's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HaRole {
+    Active,
+    Standby,
+    PerfStandby,
+    Sealed,
+    Uninitialized,
+    Other,
+}
+
+impl HaRole {
+    pub fn from_health_code(code: u16) -> HaRole {
+        match code {
+            200 => HaRole::Active,
+            429 => HaRole::Standby,
+            472 | 473 => HaRole::PerfStandby,
+            501 => HaRole::Uninitialized,
+            503 => HaRole::Sealed,
+            _ => HaRole::Other,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaRole::Active => "active",
+            HaRole::Standby => "standby",
+            HaRole::PerfStandby => "perf-standby",
+            HaRole::Sealed => "sealed",
+            HaRole::Uninitialized => "uninitialized",
+            HaRole::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default)]
+pub struct Leader {
+    pub ha_enabled: bool,
+    pub is_self: bool,
+    pub leader_address: String,
+    pub leader_cluster_address: String,
+    pub raft_committed_index: u64,
+    pub raft_applied_index: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InitRequest {
+    pub secret_shares: u32,
+    pub secret_threshold: u32,
+    /// base64 of each holder's binary public certificate, in order.
+    pub pgp_keys: Vec<String>,
+    pub root_token_pgp_key: String,
+}
+
+/// With `pgp_keys`, every field here is ciphertext: `keys_base64[i]` is a binary OpenPGP message
+/// to holder i, `root_token` one to the root token's key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct InitResponse {
+    pub keys: Vec<String>,
+    pub keys_base64: Vec<String>,
+    pub root_token: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RaftConfiguration {
+    pub servers: Vec<RaftServer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RaftServer {
+    pub node_id: String,
+    pub address: String,
+    pub leader: bool,
+    pub voter: bool,
+}
