@@ -302,14 +302,11 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.stop_all();
-        if self.keep || std::thread::panicking() {
-            if let Some(t) = self._tempdir.take() {
-                let kept = t.keep();
-                eprintln!(
-                    "custody: kept the local cluster's files and server logs in {}",
-                    kept.display()
-                );
-            }
+        if (self.keep || std::thread::panicking())
+            && let Some(t) = self._tempdir.take()
+        {
+            // Kept for whoever investigates: configs, data and server logs.
+            let _ = t.keep();
         }
     }
 }

@@ -52,7 +52,7 @@ impl Ui {
 
     /// A line for people, on stderr.
     pub fn status(&self, msg: impl std::fmt::Display) {
-        if !self.silent && (self.format == Format::Text || self.stderr_terminal) {
+        if !self.silent {
             eprintln!("{msg}");
         }
     }

@@ -1,0 +1,53 @@
+//! The main job: `custody rehearse` on a fresh machine after the set-up.
+
+mod support;
+
+use support::*;
+
+#[test]
+fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
+    bao_bin();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Custody::new(tmp.path());
+    c.env
+        .push(("TMPDIR".into(), tmp.path().display().to_string()));
+    let r = c.run(&["--format", "json", "rehearse"]);
+    r.expect(0);
+    let j = r.json();
+    assert_eq!(j["ok"], true);
+    let steps: Vec<&str> = j["proofs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["step"].as_str().unwrap())
+        .collect();
+    for want in [
+        "init (ceremony 1)",
+        "unseal, fresh cluster",
+        "restart + unseal one by one",
+        "transcript verify",
+    ] {
+        assert!(
+            steps.contains(&want),
+            "rehearsal did not prove {want:?}: {steps:?}"
+        );
+    }
+    assert_eq!(j["transcript_head"].as_str().unwrap().len(), 64);
+    // Nothing left on disk (its temporary directory is gone) or running.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the rehearsal left {left:?} behind");
+    let prefix = tmp.path().display().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            assert!(
+                !cmdline.contains(&prefix),
+                "a process of the rehearsal still runs: {cmdline}"
+            );
+        }
+    }
+}

