@@ -308,8 +308,7 @@ pub async fn unseal_with(
             },
         })
         .collect();
-    let threshold_hint = shares.shares.len() as u64;
-    let bar = ctx.ui.progress(threshold_hint, "quorum");
+    let bar = ctx.ui.progress(shares.shares.len() as u64, "quorum");
     let deadline = Instant::now() + join_timeout;
     let mut any_initialized = false;
     loop {

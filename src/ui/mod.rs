@@ -53,7 +53,7 @@ impl Ui {
     /// A line for people, on stderr.
     pub fn status(&self, msg: impl std::fmt::Display) {
         if !self.silent {
-            eprintln!("{msg}");
+            progress::eprint_line(&msg.to_string());
         }
     }
 

@@ -1,6 +1,11 @@
-//! Progress bars (indicatif) that disappear when nobody is watching.
+//! Progress bars (indicatif) that disappear when nobody is watching. While a bar is shown,
+//! status lines are printed above it instead of through it.
+
+use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 pub struct Progress(Option<ProgressBar>);
 
@@ -16,6 +21,9 @@ impl Progress {
                 .progress_chars("=> "),
         );
         bar.set_prefix(prefix.to_owned());
+        if let Ok(mut active) = ACTIVE.lock() {
+            *active = Some(bar.clone());
+        }
         Progress(Some(bar))
     }
     pub fn set(&self, pos: u64, msg: impl Into<String>) {
@@ -32,6 +40,24 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
+            if let Ok(mut active) = ACTIVE.lock() {
+                *active = None;
+            }
         }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Prints a line on stderr, above the progress bar when one is shown.
+pub(super) fn eprint_line(msg: &str) {
+    let active = ACTIVE.lock().ok().and_then(|a| a.clone());
+    match active {
+        Some(bar) => bar.println(msg),
+        None => eprintln!("{msg}"),
     }
 }

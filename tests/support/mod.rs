@@ -326,3 +326,62 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Runs custody on a pseudo-terminal (util-linux `script`), typing `input` once `prompt` shows:
+/// the hidden-prompt path a holder at a terminal takes.
+pub fn run_on_terminal(c: &Custody, args: &[&str], prompt: &str, input: &str) -> Run {
+    require_tool("script", "install Debian's bsdutils (util-linux `script`)");
+    let mut line = vec![env!("CARGO_BIN_EXE_custody").to_owned()];
+    line.extend(c.base.iter().cloned());
+    line.extend(args.iter().map(|s| s.to_string()));
+    let mut cmd = Command::new("script");
+    cmd.current_dir(&c.cwd)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &c.cwd)
+        .env("TERM", "dumb")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("running script");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut stdout, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let _ = tx.send(buf[..n].to_vec());
+                }
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !String::from_utf8_lossy(&seen).contains(prompt) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => panic!(
+                "custody never showed {prompt:?}; it printed:\n{}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{input}\r").as_bytes()).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    seen.extend(rx.try_iter().flatten());
+    Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        out: Output {
+            status,
+            stdout: seen,
+            stderr: Vec::new(),
+        },
+    }
+}
