@@ -69,6 +69,16 @@ watch_follower() { # node start_us -> logs seal-status/health changes until heal
     sleep 0.02
   done
 }
+wait_code_json() { # node jq-filter timeout_s -> ms until seal-status matches
+  local n=$1 f=$2 to=$3 s
+  s=$(now_us)
+  while :; do
+    qreq "$n" GET /v1/sys/seal-status
+    jq -e "$f" <<<"$BODY" >/dev/null 2>&1 && { echo $(( ($(now_us) - s) / 1000 )); return 0; }
+    (( ($(now_us) - s) / 1000000 >= to )) && { echo "timeout"; return 1; }
+    sleep 0.05
+  done
+}
 wait_code() { # node path code timeout_s -> echoes ms waited (or "timeout")
   local n=$1 p=$2 c=$3 to=$4 s
   s=$(now_us)
@@ -82,12 +92,12 @@ wait_code() { # node path code timeout_s -> echoes ms waited (or "timeout")
 
 # --- 0. scratch, ports, per-run CA + one shared server cert -----------------------------------
 section "setup in $WORK"
-read -r P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 < <(python3 -c '
+read -r P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12 < <(python3 -c '
 import socket
-ss=[socket.socket() for _ in range(10)]
+ss=[socket.socket() for _ in range(12)]
 for s in ss: s.bind(("127.0.0.1",0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
-API[n1]=$P1; CL[n1]=$P2; API[n2]=$P3; CL[n2]=$P4; API[n3]=$P5; CL[n3]=$P6; API[n4]=$P7; CL[n4]=$P8; API[n5]=$P9; CL[n5]=$P10
+API[n1]=$P1; CL[n1]=$P2; API[n2]=$P3; CL[n2]=$P4; API[n3]=$P5; CL[n3]=$P6; API[n4]=$P7; CL[n4]=$P8; API[n5]=$P9; CL[n5]=$P10; API[n6]=$P11; CL[n6]=$P12
 log "ports: n1 api=$P1 cluster=$P2  n2 api=$P3 cluster=$P4  n3 api=$P5 cluster=$P6  n4(pgp) api=$P7 cluster=$P8"
 
 mkdir -p "$WORK/tls" "$WORK/plugins"
@@ -147,6 +157,7 @@ write_config n2 n1 n3
 write_config n3 n1 n2
 write_config n4            # standalone node for the pgp_keys experiment (binary keys)
 write_config n5            # standalone node for the pgp_keys experiment (armored keys)
+write_config n6 n1 n2 n3   # 4th node: wrong unseal key while joining
 cp "$WORK/n2/config.hcl" "$WORK/config-template-example.hcl"
 
 start_node() { # node label
@@ -156,11 +167,18 @@ start_node() { # node label
   local w; w=$(wait_code "$n" /v1/sys/seal-status 200 30)
   timing "$2: $n (pid ${PID[$n]}) process start -> first HTTP 200 on sys/seal-status: ${w} ms"
 }
-stop_node() { # node label
-  local n=$1 p=${PID[$1]} s
+stop_node() { # node label  (SIGTERM, up to 30 s, then SIGKILL)
+  local n=$1 p=${PID[$1]} s rc i
   s=$(now_us)
-  kill -TERM "$p"; wait "$p" 2>/dev/null; local rc=$?
-  timing "$2: $n SIGTERM -> exit: $(( ($(now_us) - s) / 1000 )) ms (exit status $rc)"
+  kill -TERM "$p"
+  for ((i = 0; i < 1500; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.02; done
+  if kill -0 "$p" 2>/dev/null; then
+    kill -KILL "$p"; wait "$p" 2>/dev/null
+    timing "$2: $n SIGTERM -> still running after 30 s, SIGKILLed"
+  else
+    wait "$p" 2>/dev/null; rc=$?
+    timing "$2: $n SIGTERM -> exit: $(( ($(now_us) - s) / 1000 )) ms (exit status $rc)"
+  fi
   PID[$n]=
 }
 
@@ -262,12 +280,6 @@ req n3 PUT /v1/sys/unseal "{\"key\":\"${KEYS[3]}\"}"
 sleep 5
 req n3 GET /v1/sys/seal-status
 req n3 PUT /v1/sys/unseal "{\"key\":\"${KEYS[3]}\"}"      # same key again
-log "-- n3: two wrong keys (random 33 bytes) to reach the threshold during the join"
-req n3 PUT /v1/sys/unseal "{\"key\":\"$(openssl rand -hex 33)\"}"
-req n3 PUT /v1/sys/unseal "{\"key\":\"$(openssl rand -hex 33)\"}"
-req n3 GET /v1/sys/seal-status
-req n3 GET /v1/sys/health
-req n3 PUT /v1/sys/unseal "{\"key\":\"${KEYS[3]}\"}"
 req n3 PUT /v1/sys/unseal "{\"key\":\"${KEYS64[4]}\"}"    # base64 form
 s3=$(now_us)
 req n3 PUT /v1/sys/unseal "{\"key\":\"${KEYS[0]}\"}"
@@ -396,6 +408,34 @@ status_all "after restart + unseal"
 req n1 GET /v1/sys/leader
 req n2 GET /v1/sys/leader
 req n3 GET /v1/sys/leader
+
+# --- 8. wrong key at threshold while a follower is joining -------------------------------------
+section "8. wrong keys on a joining follower (n6, retry_join to n1..n3)"
+start_node n6 "joiner"
+w=$(wait_code_json n6 '.initialized' 60); log "n6 seal-status initialized=true after ${w} ms"
+req n6 PUT /v1/sys/unseal "{\"key\":\"${KEYS[0]}\"}"
+req n6 PUT /v1/sys/unseal "{\"key\":\"$(openssl rand -hex 33)\"}"
+s=$(now_us)
+req n6 PUT /v1/sys/unseal "{\"key\":\"$(openssl rand -hex 33)\"}"   # threshold reached with 2 wrong shares
+log "(that call returned after $(( ($(now_us) - s) / 1000 )) ms)"
+req n6 GET /v1/sys/health
+req n6 GET /v1/sys/seal-status
+req n6 PUT /v1/sys/unseal '{"reset":true}'
+sleep 5
+req n6 GET /v1/sys/seal-status
+grep -E 'retry join|challenge|waiting' "$WORK/n6/bao.log" | tail -3 | cut -c1-220 | sed 's/^/    n6.log: /' | tee -a "$LOG"
+stop_node n6 "joiner (wedged)"
+log "-- restart n6 and unseal it with correct keys"
+ls -la "$WORK/n6/data" | sed 's/^/    /' | tee -a "$LOG"
+start_node n6 "joiner restart"
+w=$(wait_code_json n6 '.initialized' 60); log "n6 seal-status initialized=true after ${w} ms"
+req n6 GET /v1/sys/seal-status
+for i in 0 1; do req n6 PUT /v1/sys/unseal "{\"key\":\"${KEYS[$i]}\"}"; done
+s=$(now_us)
+req n6 PUT /v1/sys/unseal "{\"key\":\"${KEYS[2]}\"}"
+watch_follower n6 "$s"
+log "raft configuration: $(voters)"
+stop_node n6 "joiner"
 
 section "done"
 for n in n1 n2 n3; do [[ -n ${PID[$n]:-} ]] && stop_node $n "final"; done

@@ -126,10 +126,8 @@ async fn rehearse(ctx: &Ctx, bao: &Path, dir: &Path) -> Result<(Vec<Proof>, Stri
     );
 
     let mut cluster = LocalCluster::start(ClusterSpec {
-        name: "rehearsal-blue".into(),
-        nodes: 3,
-        bao_bin: bao.to_owned(),
         dir: Some(dir.join("blue")),
+        ..ClusterSpec::raft("rehearsal-blue", 3, bao.to_owned())
     })?;
     let inner = Ctx {
         ui: Ui::silent(),

@@ -61,10 +61,29 @@ pub struct ClusterSpec {
     pub bao_bin: PathBuf,
     /// A directory to hold everything; a private temporary one when `None`.
     pub dir: Option<PathBuf>,
+    /// Files copied into the shared `plugin_directory` before the servers start.
+    pub plugins: Vec<PathBuf>,
+    /// A single `-dev` server (in-memory storage, plain http on loopback, already unsealed,
+    /// every file of the plugin directory registered) instead of a TLS Raft cluster.
+    pub dev: bool,
+}
+
+impl ClusterSpec {
+    pub fn raft(name: &str, nodes: usize, bao_bin: PathBuf) -> ClusterSpec {
+        ClusterSpec {
+            name: name.into(),
+            nodes,
+            bao_bin,
+            dir: None,
+            plugins: Vec::new(),
+            dev: false,
+        }
+    }
 }
 
 pub struct Node {
     pub id: String,
+    pub scheme: &'static str,
     pub api_port: u16,
     pub cluster_port: u16,
     pub config: PathBuf,
@@ -74,8 +93,8 @@ pub struct Node {
 
 impl Node {
     pub fn addr(&self) -> Addr {
-        Addr::parse(&format!("https://127.0.0.1:{}", self.api_port))
-            .expect("a loopback https address")
+        Addr::parse(&format!("{}://127.0.0.1:{}", self.scheme, self.api_port))
+            .expect("a loopback address")
     }
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -94,14 +113,18 @@ pub struct LocalCluster {
     dir: PathBuf,
     _tempdir: Option<tempfile::TempDir>,
     keep: bool,
+    /// The dev server's root token (dev mode only).
+    dev_root_token: Option<crate::secret::SecretString>,
 }
 
 impl LocalCluster {
     /// Writes the TLS files and configs and starts every node. The nodes are not initialized;
     /// the followers join node 0 through `retry_join` once it is unsealed.
     pub fn start(spec: ClusterSpec) -> Result<LocalCluster> {
-        if spec.nodes == 0 {
-            return Err(Error::usage("a cluster needs at least one node"));
+        if spec.nodes == 0 || (spec.dev && spec.nodes != 1) {
+            return Err(Error::usage(
+                "a cluster needs at least one node; a dev server is exactly one",
+            ));
         }
         let (tempdir, dir) = match spec.dir {
             Some(d) => {
@@ -122,6 +145,13 @@ impl LocalCluster {
         let plugin_dir = dir.join("plugins");
         std::fs::create_dir_all(&plugin_dir)
             .map_err(|e| Error::failed(format!("{}: {e}", plugin_dir.display())))?;
+        for p in &spec.plugins {
+            let name = p
+                .file_name()
+                .ok_or_else(|| Error::usage(format!("{}: not a file", p.display())))?;
+            std::fs::copy(p, plugin_dir.join(name))
+                .map_err(|e| Error::failed(format!("copying {}: {e}", p.display())))?;
+        }
 
         // Hold every listener until all ports are chosen, so no two nodes get the same one.
         let listeners: Vec<TcpListener> = (0..spec.nodes * 2)
@@ -162,6 +192,7 @@ impl LocalCluster {
             .map_err(|e| Error::failed(format!("{}: {e}", config.display())))?;
             nodes.push(Node {
                 id,
+                scheme: if spec.dev { "http" } else { "https" },
                 api_port,
                 cluster_port,
                 config,
@@ -178,6 +209,9 @@ impl LocalCluster {
             dir,
             _tempdir: tempdir,
             keep: false,
+            dev_root_token: spec
+                .dev
+                .then(|| crate::secret::SecretString::new(random_token())),
         };
         for i in 0..cluster.nodes.len() {
             cluster.spawn_node(i)?;
@@ -190,6 +224,11 @@ impl LocalCluster {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The dev server's root token (`None` for a Raft cluster, which starts uninitialized).
+    pub fn dev_root_token(&self) -> Option<&crate::secret::SecretString> {
+        self.dev_root_token.as_ref()
     }
 
     pub fn addrs(&self) -> Vec<Addr> {
@@ -207,12 +246,24 @@ impl LocalCluster {
     fn spawn_node(&mut self, i: usize) -> Result<()> {
         let node = &mut self.nodes[i];
         let mut cmd = Command::new(&self.bao_bin);
-        cmd.arg("server")
-            .arg(format!("-config={}", node.config.display()))
-            .env_clear()
+        cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &self.dir)
-            .current_dir(&self.dir);
+            .current_dir(&self.dir)
+            .arg("server");
+        match &self.dev_root_token {
+            // The token goes through the environment, not argv, even for a throwaway server.
+            Some(token) => {
+                cmd.arg("-dev")
+                    .arg(format!("-dev-listen-address=127.0.0.1:{}", node.api_port))
+                    .arg(format!("-dev-plugin-dir={}", self.plugin_dir.display()))
+                    .arg("-dev-no-store-token")
+                    .env("BAO_DEV_ROOT_TOKEN_ID", token.expose());
+            }
+            None => {
+                cmd.arg(format!("-config={}", node.config.display()));
+            }
+        }
         node.child = Some(process::spawn_logged(&mut cmd, &node.log)?);
         Ok(())
     }
@@ -309,6 +360,12 @@ impl Drop for LocalCluster {
             let _ = t.keep();
         }
     }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system RNG");
+    format!("dev-{}", hex::encode(bytes))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod plugin;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -54,13 +56,20 @@ pub fn bao_bin() -> PathBuf {
 /// When the test fails, its directory and server logs are kept and their tails printed.
 pub fn cluster(name: &str, nodes: usize) -> TestCluster {
     TestCluster(
-        LocalCluster::start(ClusterSpec {
-            name: name.into(),
-            nodes,
-            bao_bin: bao_bin(),
-            dir: None,
-        })
-        .unwrap_or_else(|e| panic!("starting a {nodes}-node OpenBao cluster: {e}")),
+        LocalCluster::start(ClusterSpec::raft(name, nodes, bao_bin()))
+            .unwrap_or_else(|e| panic!("starting a {nodes}-node OpenBao cluster: {e}")),
+    )
+}
+
+/// A cluster started from a full spec (a dev server, plugins in the plugin directory).
+pub fn cluster_with(spec: ClusterSpec) -> TestCluster {
+    let what = if spec.dev {
+        "dev server".to_owned()
+    } else {
+        format!("{}-node cluster", spec.nodes)
+    };
+    TestCluster(
+        LocalCluster::start(spec).unwrap_or_else(|e| panic!("starting an OpenBao {what}: {e}")),
     )
 }
 

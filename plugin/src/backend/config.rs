@@ -1,0 +1,76 @@
+//! `config`: the chain id every signature is pinned to, and `frozen`, which stops all signing
+//! (the blue-green cutover freezes the old cluster).
+
+use super::SignerBackend;
+use super::fields::{Fields, field_err};
+use super::model::{CONFIG_KEY, Config};
+use super::reply::{HandlerResult, Reply, invalid};
+use crate::eth;
+
+impl SignerBackend {
+    pub(super) async fn config(&self) -> Result<Config, Reply> {
+        if let Some(c) = self.config.lock().ok().and_then(|c| c.clone()) {
+            return Ok(c);
+        }
+        let cfg = match self.store()?.get(CONFIG_KEY).await? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Reply::Coded(500, format!("the stored config is damaged: {e}")))?,
+            None => Config::default(),
+        };
+        if let Ok(mut c) = self.config.lock() {
+            *c = Some(cfg.clone());
+        }
+        Ok(cfg)
+    }
+
+    pub(super) async fn read_config(&self) -> HandlerResult {
+        Ok(Reply::Data(self.config().await?.view()))
+    }
+
+    pub(super) async fn write_config(&self, f: &Fields) -> HandlerResult {
+        f.only(&["chain_id", "frozen"])?;
+        let chain_id = match f.value("chain_id") {
+            None => None,
+            Some(v) => {
+                let id = eth::parse_u64("chain_id", v).map_err(field_err)?;
+                if id == 0 {
+                    return Err(invalid("field 'chain_id': 0 is not a chain id"));
+                }
+                Some(id)
+            }
+        };
+        let frozen = f.bool("frozen")?;
+        if chain_id.is_none() && frozen.is_none() {
+            return Err(invalid("nothing to change: give chain_id and/or frozen"));
+        }
+        // Freezing waits for every signature in progress (they hold the gate shared).
+        let _exclusive = self.gate.write().await;
+        let mut cfg = self.config().await?;
+        if let Some(id) = chain_id {
+            cfg.chain_id = Some(id);
+        }
+        if let Some(fr) = frozen {
+            cfg.frozen = fr;
+        }
+        let bytes = serde_json::to_vec(&cfg).map_err(|e| Reply::Coded(500, e.to_string()))?;
+        self.store()?.put(CONFIG_KEY, bytes).await?;
+        if let Ok(mut c) = self.config.lock() {
+            *c = Some(cfg.clone());
+        }
+        Ok(Reply::Data(cfg.view()))
+    }
+}
+
+/// The config a signature needs: a chain id, and not frozen.
+pub(super) fn ready_to_sign(cfg: &Config) -> Result<u64, Reply> {
+    if cfg.frozen {
+        return Err(Reply::Coded(
+            503,
+            "signing is frozen on this cluster (a cutover is in progress); retry: the load balancer \
+             will send the request to the cluster that signs"
+                .into(),
+        ));
+    }
+    cfg.chain_id
+        .ok_or_else(|| invalid("the mount has no chain_id: write config chain_id=N before signing"))
+}

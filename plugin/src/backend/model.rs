@@ -1,0 +1,145 @@
+//! What the plugin keeps in the mount's storage, and its decoded, cached form.
+//!
+//! Storage keys: `config`; `accounts/NAME` (the key and constraints, written once);
+//! `nonce/NAME` (the next nonce, written before every transaction signature).
+
+use alloy_primitives::{Address, U256};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::eth;
+
+pub const CONFIG_KEY: &str = "config";
+pub const ACCOUNTS_PREFIX: &str = "accounts/";
+pub const NONCE_PREFIX: &str = "nonce/";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Config {
+    pub chain_id: Option<u64>,
+    pub frozen: bool,
+}
+
+impl Config {
+    pub fn view(&self) -> Value {
+        json!({ "chain_id": self.chain_id, "frozen": self.frozen })
+    }
+}
+
+/// The stored account. The private key is hex inside OpenBao's encrypted storage; it never
+/// leaves the plugin otherwise.
+#[derive(Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub private_key: String,
+    pub address: String,
+    pub public_key: String,
+    #[serde(default)]
+    pub allowed_to: Vec<String>,
+    #[serde(default)]
+    pub allowed_calls: Vec<String>,
+    pub max_value_wei: Option<String>,
+    pub max_fee_per_gas_wei: Option<String>,
+    pub max_gas_price_wei: Option<String>,
+    #[serde(default)]
+    pub deletable: bool,
+}
+
+impl Drop for AccountRecord {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.private_key);
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct NonceRecord {
+    pub next_nonce: u64,
+}
+
+/// An account ready to sign: decoded key, parsed constraints.
+pub struct Account {
+    pub name: String,
+    pub key: eth::AccountKey,
+    pub address: Address,
+    pub public_key: String,
+    pub allowed_to: Vec<Address>,
+    pub allowed_calls: Vec<(Address, [u8; 4])>,
+    pub allowed_calls_text: Vec<String>,
+    pub max_value_wei: Option<U256>,
+    pub max_fee_per_gas_wei: Option<u128>,
+    pub max_gas_price_wei: Option<u128>,
+    pub deletable: bool,
+    /// The next nonce, once loaded; the lock serializes nonce assignment for this account.
+    pub nonce: tokio::sync::Mutex<Option<u64>>,
+}
+
+impl Account {
+    pub fn decode(name: &str, record: &AccountRecord) -> Result<Account, String> {
+        let raw = zeroize::Zeroizing::new(
+            hex::decode(record.private_key.trim_start_matches("0x"))
+                .map_err(|_| format!("account {name}: the stored key is damaged"))?,
+        );
+        let key = eth::AccountKey::from_bytes(&raw)?;
+        let address = key.address();
+        let allowed_to = record
+            .allowed_to
+            .iter()
+            .map(|a| eth::parse_address("allowed_to", a))
+            .collect::<Result<_, _>>()?;
+        let allowed_calls = record
+            .allowed_calls
+            .iter()
+            .map(|c| eth::parse_allowed_call(c))
+            .collect::<Result<_, _>>()?;
+        let num = |field: &str, v: &Option<String>| -> Result<Option<U256>, String> {
+            v.as_ref()
+                .map(|s| eth::parse_u256(field, &Value::String(s.clone())))
+                .transpose()
+        };
+        let small = |field: &str, v: &Option<String>| -> Result<Option<u128>, String> {
+            v.as_ref()
+                .map(|s| eth::parse_u128(field, &Value::String(s.clone())))
+                .transpose()
+        };
+        Ok(Account {
+            name: name.to_owned(),
+            address,
+            public_key: key.public_key_hex(),
+            key,
+            allowed_to,
+            allowed_calls,
+            allowed_calls_text: record.allowed_calls.clone(),
+            max_value_wei: num("max_value_wei", &record.max_value_wei)?,
+            max_fee_per_gas_wei: small("max_fee_per_gas_wei", &record.max_fee_per_gas_wei)?,
+            max_gas_price_wei: small("max_gas_price_wei", &record.max_gas_price_wei)?,
+            deletable: record.deletable,
+            nonce: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn view(&self, next_nonce: u64) -> Value {
+        json!({
+            "name": self.name,
+            "address": eth::checksum(&self.address),
+            "public_key": self.public_key,
+            "next_nonce": next_nonce,
+            "allowed_to": self.allowed_to.iter().map(eth::checksum).collect::<Vec<_>>(),
+            "allowed_calls": self.allowed_calls_text,
+            "max_value_wei": self.max_value_wei.map(|v| v.to_string()),
+            "max_fee_per_gas_wei": self.max_fee_per_gas_wei.map(|v| v.to_string()),
+            "max_gas_price_wei": self.max_gas_price_wei.map(|v| v.to_string()),
+            "deletable": self.deletable,
+        })
+    }
+}
+
+/// Account names: 1–64 of `A-Z a-z 0-9 _ -`, starting with a letter or digit.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}

@@ -1,0 +1,511 @@
+//! The custody-signer plugin inside a real OpenBao 2.7.2 dev server (`-dev-plugin-dir`): every
+//! path, every signature type checked by eth-account, every refusal with its status.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use support::plugin::{Api, dev_server_with_plugin, eth_check, plugin_bin};
+
+const CHAIN: u64 = 31337;
+const CONTRACT: &str = "0x1111111111111111111111111111111111111111";
+const RECIPIENT: &str = "0x2222222222222222222222222222222222222222";
+
+fn mail_typed_data() -> Value {
+    json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+            ],
+            "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
+            "Mail": [{"name": "from", "type": "Person"}, {"name": "to", "type": "Person"}, {"name": "contents", "type": "string"}]
+        },
+        "primaryType": "Mail",
+        "domain": {"name": "Ether Mail", "version": "1", "chainId": 1, "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
+        "message": {
+            "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+            "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
+            "contents": "Hello, Bob!"
+        }
+    })
+}
+
+#[track_caller]
+fn refused(api: &Api, path: &str, body: Value, status: u16, needle: &str) {
+    let (got, v) = api.write(path, body.clone());
+    assert_eq!(
+        got, status,
+        "{path} {body}: HTTP {got} (want {status}): {v}"
+    );
+    let text = v.to_string();
+    assert!(
+        text.contains(needle),
+        "{path} {body}: the error lacks {needle:?}: {text}"
+    );
+}
+
+#[test]
+fn plugin_run_by_hand_explains_itself() {
+    let out = std::process::Command::new(plugin_bin())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plugin"));
+}
+
+#[test]
+fn plugin_signs_every_type_and_refuses_what_it_must() {
+    let (cluster, api) = dev_server_with_plugin("plugin-dev");
+
+    // Before a chain id, nothing is signed.
+    assert_eq!(
+        api.ok("GET", "ethereum/config", None),
+        json!({ "chain_id": null, "frozen": false })
+    );
+    let free = api.ok(
+        "POST",
+        "ethereum/accounts/free",
+        Some(json!({ "deletable": true })),
+    );
+    refused(
+        &api,
+        "ethereum/accounts/free/sign-message",
+        json!({ "message": "hi" }),
+        400,
+        "chain_id",
+    );
+    api.ok(
+        "POST",
+        "ethereum/config",
+        Some(json!({ "chain_id": CHAIN.to_string() })),
+    );
+    assert_eq!(api.ok("GET", "ethereum/config", None)["chain_id"], CHAIN);
+
+    // The Authority, constrained.
+    let authority = api.ok(
+        "POST",
+        "ethereum/accounts/authority",
+        Some(json!({
+            "allowed_to": [RECIPIENT],
+            "allowed_calls": [format!("{CONTRACT}:submitBlock(bytes32)")],
+            "max_value_wei": "1000000000000000000",
+            "max_fee_per_gas_wei": "100000000000",
+            "max_gas_price_wei": "100000000000",
+        })),
+    );
+    let address = authority["address"].as_str().unwrap().to_owned();
+    assert_eq!(address.len(), 42);
+    assert_eq!(authority["next_nonce"], 0);
+    assert_eq!(authority["deletable"], false);
+    assert!(
+        authority["public_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("0x04")
+    );
+    let read = api.ok("GET", "ethereum/accounts/authority", None);
+    assert_eq!(read["address"], address.as_str());
+    assert_eq!(
+        read["allowed_calls"][0],
+        format!("{CONTRACT}:submitBlock(bytes32)")
+    );
+    assert!(read.get("private_key").is_none());
+    let list = api.ok("LIST", "ethereum/accounts", None);
+    assert_eq!(list["keys"], json!(["authority", "free"]));
+    refused(
+        &api,
+        "ethereum/accounts/authority",
+        json!({ "max_value_wei": "1" }),
+        400,
+        "never change",
+    );
+
+    // A legacy transfer (EIP-155) to the allowed recipient.
+    let tx = api.ok(
+        "POST",
+        "ethereum/accounts/authority/sign-tx",
+        Some(json!({ "type": "legacy", "to": RECIPIENT, "value": "1000", "gas": 21000, "gas_price": "1000000000" })),
+    );
+    let check = eth_check(json!({ "kind": "tx", "raw": tx["signed_tx"] }));
+    assert_eq!(check["from"], address.as_str());
+    assert_eq!(
+        (
+            check["type"].as_u64(),
+            check["nonce"].as_u64(),
+            check["chain_id"].as_u64()
+        ),
+        (Some(0), Some(0), Some(CHAIN))
+    );
+    assert_eq!(check["hash"], tx["tx_hash"]);
+    assert_eq!(tx["from"], address.as_str());
+    assert_eq!(tx["nonce"], 0);
+
+    // An EIP-1559 submitBlock(bytes32) call on the allowed contract.
+    // keccak256("submitBlock(bytes32)")[..4], as eth-utils computes it:
+    // tools/venv/bin/python -c "from eth_utils import keccak; print(keccak(text='submitBlock(bytes32)')[:4].hex())"
+    let selector = "0xbaa47694";
+    let data = format!("{selector}{}", "ab".repeat(32));
+    let tx = api.ok(
+        "POST",
+        "ethereum/accounts/authority/sign-tx",
+        Some(json!({ "to": CONTRACT, "data": data, "gas": "0x186a0", "max_fee_per_gas": "2000000000", "max_priority_fee_per_gas": "1000000000" })),
+    );
+    let check = eth_check(json!({ "kind": "tx", "raw": tx["signed_tx"] }));
+    assert_eq!(
+        (check["type"].as_u64(), check["nonce"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(check["from"], address.as_str());
+
+    // EIP-191 (utf8 and hex) and EIP-712.
+    for (message, encoding) in [("custody says hello", "utf8"), ("0xdeadbeef", "hex")] {
+        let s = api.ok(
+            "POST",
+            "ethereum/accounts/authority/sign-message",
+            Some(json!({ "message": message, "encoding": encoding })),
+        );
+        assert_eq!(s["address"], address.as_str());
+        let v = eth_check(
+            json!({ "kind": "message", "message": message, "encoding": encoding, "signature": s["signature"] }),
+        );
+        assert_eq!(v["from"], address.as_str(), "{encoding}");
+    }
+    let s = api.ok(
+        "POST",
+        "ethereum/accounts/authority/sign-typed-data",
+        Some(json!({ "typed_data": mail_typed_data() })),
+    );
+    assert_eq!(
+        s["hash"],
+        "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2"
+    );
+    let v = eth_check(
+        json!({ "kind": "typed_data", "typed_data": mail_typed_data(), "signature": s["signature"] }),
+    );
+    assert_eq!(v["from"], address.as_str());
+
+    // Every bad input and every constraint, refused with its status, nothing signed.
+    let sign = "ethereum/accounts/authority/sign-tx";
+    let base = json!({ "type": "legacy", "to": RECIPIENT, "value": "1", "gas": 21000, "gas_price": "1000000000" });
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    let without = |k: &str| {
+        let mut b = base.clone();
+        b.as_object_mut().unwrap().remove(k);
+        b
+    };
+    refused(&api, sign, with("value", json!("12abc")), 400, "value");
+    refused(&api, sign, with("value", json!("-1")), 400, "value");
+    refused(
+        &api,
+        sign,
+        with("value", json!(format!("1{}", "0".repeat(78)))),
+        400,
+        "value",
+    );
+    refused(&api, sign, with("value", json!(1.5)), 400, "value");
+    refused(&api, sign, with("gas", json!("0x")), 400, "gas");
+    refused(
+        &api,
+        sign,
+        with("gas", json!("18446744073709551616")),
+        400,
+        "gas",
+    );
+    refused(&api, sign, without("gas"), 400, "'gas' is required");
+    refused(&api, sign, without("to"), 400, "'to' is required");
+    refused(&api, sign, with("to", json!("")), 400, "'to' is required");
+    refused(&api, sign, with("to", json!("0x12")), 400, "to");
+    refused(
+        &api,
+        sign,
+        with("to", json!("0xzz22222222222222222222222222222222222222")),
+        400,
+        "to",
+    );
+    let mut bad_checksum = address.clone();
+    let flip = bad_checksum
+        .char_indices()
+        .skip(2)
+        .find(|(_, c)| c.is_ascii_alphabetic())
+        .unwrap()
+        .0;
+    let c = bad_checksum.as_bytes()[flip] as char;
+    bad_checksum.replace_range(
+        flip..flip + 1,
+        &if c.is_ascii_uppercase() {
+            c.to_ascii_lowercase()
+        } else {
+            c.to_ascii_uppercase()
+        }
+        .to_string(),
+    );
+    refused(&api, sign, with("to", json!(bad_checksum)), 400, "checksum");
+    refused(
+        &api,
+        sign,
+        with("tpye", json!("legacy")),
+        400,
+        "unknown field 'tpye'",
+    );
+    refused(&api, sign, with("type", json!("eip2930")), 400, "type");
+    refused(&api, sign, with("chain_id", json!(1)), 400, "chain id");
+    refused(&api, sign, without("gas_price"), 400, "gas_price");
+    refused(
+        &api,
+        sign,
+        with("max_fee_per_gas", json!("1")),
+        400,
+        "legacy",
+    );
+    refused(&api, sign, with("nonce", json!(0)), 400, "below next_nonce");
+    refused(
+        &api,
+        sign,
+        with("to", json!("0x3333333333333333333333333333333333333333")),
+        403,
+        "not allowed",
+    );
+    refused(
+        &api,
+        sign,
+        json!({ "to": CONTRACT, "data": "0xa9059cbb00", "gas": 60000, "max_fee_per_gas": "1", "max_priority_fee_per_gas": "1" }),
+        403,
+        "not allowed",
+    );
+    refused(
+        &api,
+        sign,
+        with("value", json!("1000000000000000001")),
+        403,
+        "limit",
+    );
+    refused(
+        &api,
+        sign,
+        with("gas_price", json!("100000000001")),
+        403,
+        "limit",
+    );
+    refused(
+        &api,
+        sign,
+        json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "100000000001", "max_priority_fee_per_gas": "1" }),
+        403,
+        "limit",
+    );
+    refused(
+        &api,
+        sign,
+        json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "1", "max_priority_fee_per_gas": "2" }),
+        400,
+        "above",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/authority/sign-message",
+        json!({ "message": "0xabc", "encoding": "hex" }),
+        400,
+        "message",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/authority/sign-message",
+        json!({ "message": "x", "encoding": "utf16" }),
+        400,
+        "encoding",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/authority/sign-typed-data",
+        json!({ "typed_data": {"types": {}} }),
+        400,
+        "domain",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/Bad!/sign-tx",
+        base.clone(),
+        400,
+        "account name",
+    );
+    refused(
+        &api,
+        "ethereum/config",
+        json!({ "chain_id": "abc" }),
+        400,
+        "chain_id",
+    );
+    refused(
+        &api,
+        "ethereum/config",
+        json!({ "frozen": "maybe" }),
+        400,
+        "frozen",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/x1",
+        json!({ "allowed_calls": ["0x1111111111111111111111111111111111111111:transfer"] }),
+        400,
+        "allowed_calls",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/x2",
+        json!({ "allowed_to": ["0x1234"] }),
+        400,
+        "allowed_to",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/x3",
+        json!({ "max_value_wei": "-5" }),
+        400,
+        "max_value_wei",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/x4",
+        json!({ "alowed_to": [] }),
+        400,
+        "unknown field",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/nope/sign-tx",
+        base.clone(),
+        404,
+        "does not exist",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/authority/bogus",
+        json!({}),
+        404,
+        "unsupported path",
+    );
+    assert_eq!(api.read("ethereum/accounts/nope").0, 404);
+    assert_eq!(api.read("ethereum/nowhere").0, 404);
+    assert_eq!(api.call("DELETE", "ethereum/config", None).0, 405);
+    let after = api.ok("GET", "ethereum/accounts/authority", None);
+    assert_eq!(after["next_nonce"], 2, "no refused request used a nonce");
+
+    // Deletion only of a deletable account.
+    refused(
+        &api,
+        "ethereum/accounts/authority",
+        json!({}),
+        400,
+        "never change",
+    );
+    let (status, v) = api.call("DELETE", "ethereum/accounts/authority", None);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(api.call("DELETE", "ethereum/accounts/free", None).0, 204);
+    assert_eq!(api.read("ethereum/accounts/free").0, 404);
+    assert_ne!(free["address"], authority["address"]);
+
+    // Frozen: every signing path refuses (retryable 503), reads still work; unfreezing restores.
+    api.ok("POST", "ethereum/config", Some(json!({ "frozen": true })));
+    refused(&api, sign, base.clone(), 503, "frozen");
+    refused(
+        &api,
+        "ethereum/accounts/authority/sign-message",
+        json!({ "message": "x" }),
+        503,
+        "frozen",
+    );
+    refused(
+        &api,
+        "ethereum/accounts/authority/sign-typed-data",
+        json!({ "typed_data": mail_typed_data() }),
+        503,
+        "frozen",
+    );
+    assert_eq!(
+        api.ok("GET", "ethereum/accounts/authority/nonce", None)["next_nonce"],
+        2
+    );
+    api.ok(
+        "POST",
+        "ethereum/config",
+        Some(json!({ "frozen": "false" })),
+    );
+    assert_eq!(api.ok("POST", sign, Some(base.clone()))["nonce"], 2);
+
+    // The nonce counter: raise freely, lower only with force.
+    refused(
+        &api,
+        "ethereum/accounts/authority/nonce",
+        json!({ "next_nonce": 1 }),
+        400,
+        "force=true",
+    );
+    assert_eq!(
+        api.ok(
+            "POST",
+            "ethereum/accounts/authority/nonce",
+            Some(json!({ "next_nonce": 10 }))
+        )["next_nonce"],
+        10
+    );
+    assert_eq!(
+        api.ok(
+            "POST",
+            "ethereum/accounts/authority/nonce",
+            Some(json!({ "next_nonce": 3, "force": true }))
+        )["next_nonce"],
+        3
+    );
+
+    // 64 concurrent signatures on one account: 64 distinct, consecutive nonces.
+    let calls = (0..64)
+        .map(|_| ("POST".to_owned(), sign.to_owned(), Some(base.clone())))
+        .collect();
+    let results = api.concurrent(calls);
+    let nonces: BTreeSet<u64> = results
+        .iter()
+        .map(|(s, v)| {
+            assert_eq!(*s, 200, "{v}");
+            v["data"]["nonce"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(nonces, (3..67).collect::<BTreeSet<u64>>());
+
+    // Kill the plugin process: OpenBao starts it again; the keys and nonces are intact.
+    let server = cluster.nodes[0].pid().unwrap();
+    let plugins: Vec<u32> = custody::localcluster::children_of(server)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/exe"))
+                .map(|e| e.ends_with("custody-signer"))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(!plugins.is_empty(), "no plugin process under the server");
+    for p in plugins {
+        unsafe { libc::kill(p as i32, libc::SIGKILL) };
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let after = loop {
+        let (status, v) = api.read("ethereum/accounts/authority");
+        if status == 200 {
+            break v["data"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the plugin did not come back: HTTP {status} {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_eq!(after["address"], address.as_str());
+    assert_eq!(after["next_nonce"], 67);
+    assert_eq!(api.ok("POST", sign, Some(base))["nonce"], 67);
+}

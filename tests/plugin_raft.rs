@@ -1,0 +1,93 @@
+//! The plugin on a real (non-dev) OpenBao Raft server: registered in the catalog by sha256 from
+//! its `plugin_directory`, mounted, and intact across a seal and unseal.
+
+mod support;
+
+use serde_json::json;
+
+use support::plugin::{Api, eth_check, init_plain, plugin_bin, sha256_file, unseal_plain};
+use support::*;
+
+#[test]
+fn plugin_registered_by_sha256_signs_and_survives_seal_and_unseal() {
+    let c = cluster_with(ClusterSpec {
+        plugins: vec![plugin_bin()],
+        ..ClusterSpec::raft("plugin-raft", 1, bao_bin())
+    });
+    let (root, keys) = init_plain(&c);
+    let api = Api::new(&c, 0, &root);
+    let sha = sha256_file(&plugin_bin());
+
+    // A wrong sha256 registers (the server cannot know) but the mount refuses to start it.
+    let wrong = "00".repeat(32);
+    api.ok(
+        "POST",
+        "sys/plugins/catalog/secret/custody-signer",
+        Some(json!({ "sha256": wrong, "command": "custody-signer" })),
+    );
+    let (status, v) = api.write("sys/mounts/ethereum", json!({ "type": "custody-signer" }));
+    assert_ne!(status, 200, "a mount with a wrong sha256 must fail: {v}");
+    assert!(v.to_string().contains("checksums did not match"), "{v}");
+    assert_eq!(
+        api.call("DELETE", "sys/plugins/catalog/secret/custody-signer", None)
+            .0,
+        204
+    );
+
+    api.ok(
+        "POST",
+        "sys/plugins/catalog/secret/custody-signer",
+        Some(json!({ "sha256": sha, "command": "custody-signer" })),
+    );
+    // The plugin reports its own version, so the catalog entry is versioned.
+    let version = format!("v{}", env!("CARGO_PKG_VERSION"));
+    let entry = api.ok(
+        "GET",
+        &format!("sys/plugins/catalog/secret/custody-signer?version={version}"),
+        None,
+    );
+    assert_eq!(entry["sha256"], sha.as_str());
+    assert_eq!(
+        entry["version"],
+        version.as_str(),
+        "the catalog takes the plugin's own version: {entry}"
+    );
+    api.enable("custody-signer", "ethereum");
+
+    api.ok("POST", "ethereum/config", Some(json!({ "chain_id": 1337 })));
+    let account = api.ok("POST", "ethereum/accounts/authority", Some(json!({})));
+    let address = account["address"].as_str().unwrap().to_owned();
+    let tx = api.ok(
+        "POST",
+        "ethereum/accounts/authority/sign-tx",
+        Some(json!({ "to": "0x2222222222222222222222222222222222222222", "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" })),
+    );
+    let check = eth_check(json!({ "kind": "tx", "raw": tx["signed_tx"] }));
+    assert_eq!(check["from"], address.as_str());
+    assert_eq!(check["chain_id"], 1337);
+
+    // Seal and unseal: the plugin is started again and finds its key and nonce in storage.
+    api.ok("POST", "sys/seal", None);
+    assert_eq!(api.read("ethereum/accounts/authority").0, 503);
+    unseal_plain(&c, &keys);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let after = loop {
+        let (status, v) = api.read("ethereum/accounts/authority");
+        if status == 200 {
+            break v["data"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mount did not come back: HTTP {status} {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_eq!(after["address"], address.as_str());
+    assert_eq!(after["next_nonce"], 1);
+    let tx = api.ok(
+        "POST",
+        "ethereum/accounts/authority/sign-tx",
+        Some(json!({ "to": "0x2222222222222222222222222222222222222222", "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" })),
+    );
+    assert_eq!(tx["nonce"], 1);
+}

@@ -1,0 +1,315 @@
+//! Plugin test helpers: the built plugin binary, a plain JSON client for the server's HTTP API,
+//! the independent signature checker (eth-account) and a real chain (anvil).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{ClusterSpec, TestCluster, bao_bin, cluster_with, root};
+
+/// A dev server with the plugin in its plugin directory, mounted at `ethereum/`.
+pub fn dev_server_with_plugin(name: &str) -> (TestCluster, Api) {
+    let c = cluster_with(ClusterSpec {
+        dev: true,
+        plugins: vec![plugin_bin()],
+        ..ClusterSpec::raft(name, 1, bao_bin())
+    });
+    let token = c
+        .dev_root_token()
+        .expect("a dev server has a root token")
+        .expose()
+        .to_owned();
+    let api = Api::new(&c, 0, &token);
+    api.enable("custody-signer", "ethereum");
+    (c, api)
+}
+
+/// The plugin binary cargo built beside this test (`scripts/test` builds every binary first).
+pub fn plugin_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps/..");
+    let p = profile_dir.join("custody-signer");
+    assert!(
+        p.is_file(),
+        "the plugin binary {} is missing: build it first (cargo build --workspace --bins; scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+pub fn sha256_file(p: &std::path::Path) -> String {
+    custody::digest::sha256_file(p).unwrap()
+}
+
+/// A blocking JSON client for one node, with a token.
+pub struct Api {
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Api {
+    pub fn new(cluster: &TestCluster, node: usize, token: &str) -> Api {
+        let pem = std::fs::read(&cluster.ca_cert).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        Api {
+            rt,
+            http,
+            base: cluster.nodes[node].addr().to_string(),
+            token: token.to_owned(),
+        }
+    }
+
+    /// (status, body as JSON or Null).
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let fut = Self::send(
+            self.http.clone(),
+            self.base.clone(),
+            self.token.clone(),
+            method.to_owned(),
+            path.to_owned(),
+            body,
+        );
+        self.rt.block_on(fut)
+    }
+
+    async fn send(
+        http: reqwest::Client,
+        base: String,
+        token: String,
+        method: String,
+        path: String,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = http
+            .request(m, format!("{base}/v1/{path}"))
+            .header("X-Vault-Token", token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub fn read(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None)
+    }
+    pub fn write(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(body))
+    }
+
+    /// The `data` of a successful call; panics with the server's words otherwise.
+    #[track_caller]
+    pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.call(method, path, body);
+        assert!(
+            status == 200 || status == 204,
+            "{method} {path}: HTTP {status}: {v}"
+        );
+        v.get("data").cloned().unwrap_or(Value::Null)
+    }
+
+    /// Many requests at once (each its own task), results in order.
+    pub fn concurrent(&self, calls: Vec<(String, String, Option<Value>)>) -> Vec<(u16, Value)> {
+        let (http, base, token) = (self.http.clone(), self.base.clone(), self.token.clone());
+        self.rt.block_on(async move {
+            let mut handles = Vec::new();
+            for (m, p, b) in calls {
+                handles.push(tokio::spawn(Self::send(
+                    http.clone(),
+                    base.clone(),
+                    token.clone(),
+                    m,
+                    p,
+                    b,
+                )));
+            }
+            let mut out = Vec::new();
+            for h in handles {
+                out.push(h.await.unwrap());
+            }
+            out
+        })
+    }
+
+    /// Enables the plugin at `mount` and waits until it answers.
+    pub fn enable(&self, plugin: &str, mount: &str) {
+        self.ok(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            Some(json!({ "type": plugin })),
+        );
+    }
+}
+
+/// Init (plaintext keys: test clusters only) and unseal a 1-node Raft cluster; the root token.
+pub fn init_plain(cluster: &TestCluster) -> (String, Vec<String>) {
+    let api = Api::new(cluster, 0, "");
+    let (status, v) = api.write(
+        "sys/init",
+        json!({ "secret_shares": 1, "secret_threshold": 1 }),
+    );
+    assert_eq!(status, 200, "init: {v}");
+    let keys: Vec<String> = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    unseal_plain(cluster, &keys);
+    (v["root_token"].as_str().unwrap().to_owned(), keys)
+}
+
+pub fn unseal_plain(cluster: &TestCluster, keys: &[String]) {
+    let api = Api::new(cluster, 0, "");
+    for k in keys {
+        let (status, v) = api.write("sys/unseal", json!({ "key": k }));
+        assert_eq!(status, 200, "unseal: {v}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = api.read("sys/health");
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node did not become active (health {status})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// eth-account's verdict on a signature (tests/tools/eth_check.py in the set-up's venv).
+pub fn eth_check(input: Value) -> Value {
+    let python = root().join("tools/venv/bin/python");
+    assert!(
+        python.is_file(),
+        "the tests need eth-account in tools/venv: run scripts/setup"
+    );
+    let mut child = Command::new(python)
+        .arg(root().join("tests/tools/eth_check.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        input.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("eth_check: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "eth_check refused {input}: {v}");
+    v
+}
+
+/// A real chain on a free loopback port, stopped by pid on drop.
+pub struct Anvil {
+    child: Child,
+    pub url: String,
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+impl Anvil {
+    pub fn start(chain_id: u64) -> Anvil {
+        let bin = root().join("tools/bin/anvil");
+        assert!(
+            bin.is_file(),
+            "the tests need anvil at tools/bin/anvil: run scripts/setup"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--chain-id",
+                &chain_id.to_string(),
+                "--silent",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let a = Anvil {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            rt,
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while a.try_rpc("eth_chainId", json!([])).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "anvil did not answer on {}",
+                a.url
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        a
+    }
+
+    fn try_rpc(&self, method: &str, params: Value) -> Result<Value, String> {
+        let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let (http, url) = (self.http.clone(), self.url.clone());
+        self.rt.block_on(async move {
+            let resp = http
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            resp.json::<Value>().await.map_err(|e| e.to_string())
+        })
+    }
+
+    #[track_caller]
+    pub fn rpc(&self, method: &str, params: Value) -> Value {
+        let v = self.try_rpc(method, params).unwrap();
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
