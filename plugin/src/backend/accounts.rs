@@ -8,7 +8,7 @@ use serde_json::json;
 use super::SignerBackend;
 use super::fields::{Fields, field_err};
 use super::model::{ACCOUNTS_PREFIX, Account, AccountRecord, NONCE_PREFIX, NonceRecord};
-use super::reply::{HandlerResult, Reply, invalid};
+use super::reply::{HandlerResult, Reply, invalid, reply_text};
 use crate::eth;
 
 const CREATE_FIELDS: &[&str] = &[
@@ -39,14 +39,15 @@ impl SignerBackend {
                 format!("account {name}: the stored record is damaged: {e}"),
             )
         })?;
-        let account = Arc::new(Account::decode(name, &record).map_err(|e| Reply::Coded(500, e))?);
+        let next = self.load_nonce(name).await?;
+        let account = Arc::new(Account::decode(name, &record, next).map_err(|e| Reply::Coded(500, e))?);
         if let Ok(mut m) = self.accounts.lock() {
             return Ok(m.entry(name.to_owned()).or_insert(account).clone());
         }
         Ok(account)
     }
 
-    /// The stored next nonce (0 for a new account). Call with the account's nonce lock held.
+    /// The stored next nonce (0 for a new account).
     pub(super) async fn load_nonce(&self, name: &str) -> Result<u64, Reply> {
         match self.store()?.get(&format!("{NONCE_PREFIX}{name}")).await? {
             None => Ok(0),
@@ -70,16 +71,6 @@ impl SignerBackend {
         Ok(())
     }
 
-    async fn current_nonce(&self, account: &Account) -> Result<u64, Reply> {
-        let mut slot = account.nonce.lock().await;
-        if let Some(n) = *slot {
-            return Ok(n);
-        }
-        let n = self.load_nonce(&account.name).await?;
-        *slot = Some(n);
-        Ok(n)
-    }
-
     pub(super) async fn list_accounts(&self) -> HandlerResult {
         let mut keys: Vec<String> = self
             .store()?
@@ -94,8 +85,7 @@ impl SignerBackend {
 
     pub(super) async fn read_account(&self, name: &str) -> HandlerResult {
         let account = self.account(name).await?;
-        let next = self.current_nonce(&account).await?;
-        Ok(Reply::Data(account.view(next)))
+        Ok(Reply::Data(account.view(account.nonce.next().await)))
     }
 
     pub(super) async fn create_account(&self, name: &str, f: &Fields) -> HandlerResult {
@@ -160,8 +150,7 @@ impl SignerBackend {
         self.store()?
             .put(&format!("{ACCOUNTS_PREFIX}{name}"), bytes.to_vec())
             .await?;
-        let account = Account::decode(name, &record).map_err(|e| Reply::Coded(500, e))?;
-        *account.nonce.lock().await = Some(0);
+        let account = Account::decode(name, &record, 0).map_err(|e| Reply::Coded(500, e))?;
         let view = account.view(0);
         if let Ok(mut m) = self.accounts.lock() {
             m.insert(name.to_owned(), Arc::new(account));
@@ -180,7 +169,6 @@ impl SignerBackend {
                 "account {name} was created with deletable=false; its key cannot be deleted"
             )));
         }
-        let _held = account.nonce.lock().await;
         self.store()?
             .delete(&format!("{ACCOUNTS_PREFIX}{name}"))
             .await?;
@@ -195,8 +183,7 @@ impl SignerBackend {
 
     pub(super) async fn read_nonce(&self, name: &str) -> HandlerResult {
         let account = self.account(name).await?;
-        let next = self.current_nonce(&account).await?;
-        Ok(Reply::Data(json!({ "next_nonce": next })))
+        Ok(Reply::Data(json!({ "next_nonce": account.nonce.next().await })))
     }
 
     pub(super) async fn write_nonce(&self, name: &str, f: &Fields) -> HandlerResult {
@@ -207,19 +194,13 @@ impl SignerBackend {
             None => return Err(invalid("field 'next_nonce' is required")),
         };
         let force = f.bool("force")?.unwrap_or(false);
-        let mut slot = account.nonce.lock().await;
-        let current = match *slot {
-            Some(n) => n,
-            None => self.load_nonce(name).await?,
-        };
-        if wanted < current && !force {
-            return Err(invalid(format!(
-                "next_nonce {wanted} is below the current {current}: nonces from {wanted} may already be \
-                 signed; give force=true only if you know they were never broadcast"
-            )));
-        }
-        self.store_nonce(name, wanted).await?;
-        *slot = Some(wanted);
+        let current = account
+            .nonce
+            .set(wanted, force, |v| async move {
+                self.store_nonce(name, v).await.map_err(reply_text)
+            })
+            .await
+            .map_err(invalid)?;
         Ok(Reply::Data(
             json!({ "next_nonce": wanted, "previous": current }),
         ))

@@ -5,6 +5,7 @@ mod accounts;
 mod config;
 mod fields;
 mod model;
+mod nonce;
 mod reply;
 mod sign;
 mod storage;

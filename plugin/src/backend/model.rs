@@ -7,6 +7,7 @@ use alloy_primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::nonce::NonceCounter;
 use crate::eth;
 
 pub const CONFIG_KEY: &str = "config";
@@ -67,12 +68,11 @@ pub struct Account {
     pub max_fee_per_gas_wei: Option<u128>,
     pub max_gas_price_wei: Option<u128>,
     pub deletable: bool,
-    /// The next nonce, once loaded; the lock serializes nonce assignment for this account.
-    pub nonce: tokio::sync::Mutex<Option<u64>>,
+    pub nonce: NonceCounter,
 }
 
 impl Account {
-    pub fn decode(name: &str, record: &AccountRecord) -> Result<Account, String> {
+    pub fn decode(name: &str, record: &AccountRecord, next_nonce: u64) -> Result<Account, String> {
         let raw = zeroize::Zeroizing::new(
             hex::decode(record.private_key.trim_start_matches("0x"))
                 .map_err(|_| format!("account {name}: the stored key is damaged"))?,
@@ -111,7 +111,7 @@ impl Account {
             max_fee_per_gas_wei: small("max_fee_per_gas_wei", &record.max_fee_per_gas_wei)?,
             max_gas_price_wei: small("max_gas_price_wei", &record.max_gas_price_wei)?,
             deletable: record.deletable,
-            nonce: tokio::sync::Mutex::new(None),
+            nonce: NonceCounter::new(next_nonce),
         })
     }
 

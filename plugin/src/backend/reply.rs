@@ -31,6 +31,14 @@ pub fn invalid(msg: impl Into<String>) -> Reply {
     Reply::Invalid(msg.into())
 }
 
+/// The words of a failure, to carry through code that speaks `String`.
+pub fn reply_text(r: Reply) -> String {
+    match r {
+        Reply::Invalid(m) | Reply::Coded(_, m) => m,
+        other => format!("{other:?}"),
+    }
+}
+
 impl Reply {
     pub fn into_proto(self) -> HandleRequestReply {
         match self {

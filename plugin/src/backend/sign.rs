@@ -9,7 +9,7 @@ use super::SignerBackend;
 use super::config::ready_to_sign;
 use super::fields::{Fields, field_err};
 use super::model::Account;
-use super::reply::{HandlerResult, Reply, invalid};
+use super::reply::{HandlerResult, Reply, invalid, reply_text};
 use crate::eth::{self, TxFields, TxKind};
 
 const TX_FIELDS: &[&str] = &[
@@ -209,30 +209,17 @@ impl SignerBackend {
         let ask = parse_tx(f, chain_id)?;
         check_constraints(&account, &ask)?;
 
-        let nonce = {
-            let mut slot = account.nonce.lock().await;
-            let next = match *slot {
-                Some(n) => n,
-                None => self.load_nonce(name).await?,
-            };
-            let nonce = match ask.nonce {
-                Some(n) if n < next => {
-                    *slot = Some(next);
-                    return Err(invalid(format!(
-                        "nonce {n} is below next_nonce {next}: it may already be signed, and custody never signs a nonce twice"
-                    )));
-                }
-                Some(n) => n,
-                None => next,
-            };
-            let after = nonce
-                .checked_add(1)
-                .ok_or_else(|| invalid("nonce overflow"))?;
-            // Durable before the signature exists: a crash after this loses a nonce, never reuses one.
-            self.store_nonce(name, after).await?;
-            *slot = Some(after);
-            nonce
-        };
+        let nonce = account.nonce.reserve(ask.nonce).await.map_err(invalid)?;
+        // Durable before the signature exists: a crash after this loses a nonce, never reuses one.
+        account
+            .nonce
+            .make_durable(nonce, |v| async move {
+                self.store_nonce(name, v).await.map_err(reply_text)
+            })
+            .await
+            .map_err(|e| {
+                Reply::Coded(500, format!("storing the nonce counter failed; nothing was signed: {e}"))
+            })?;
         let fields = TxFields {
             kind: ask.kind,
             chain_id,
