@@ -60,6 +60,15 @@ pub enum Command {
     Init(InitArgs),
     /// Submit unseal shares to every node (ceremony 2)
     Unseal(UnsealArgs),
+    /// Root tokens only through the quorum: ceremony token, generate, revoke (ceremony 4)
+    #[command(subcommand)]
+    Root(RootCommand),
+    /// Install the signer plugin
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// The Authority wallet: create it once, show it
+    #[command(subcommand)]
+    Wallet(WalletCommand),
     /// Check the ceremony record
     #[command(subcommand)]
     Transcript(TranscriptCommand),
@@ -83,8 +92,9 @@ pub struct InitArgs {
     pub out: PathBuf,
 }
 
+/// One holder's share (or the quorum's): the same three inputs wherever a share is needed.
 #[derive(Debug, Args)]
-pub struct UnsealArgs {
+pub struct ShareArgs {
     /// One holder's encrypted share (the .share.asc file written by init)
     #[arg(
         long,
@@ -102,9 +112,111 @@ pub struct UnsealArgs {
     /// Read plaintext shares from stdin, one line per holder (as `gpg --decrypt` prints them)
     #[arg(long)]
     pub share_stdin: bool,
+}
+
+impl ShareArgs {
+    /// Neither a file nor stdin: the shares are typed at hidden prompts.
+    pub fn uses_prompts(&self) -> bool {
+        self.share_file.is_none() && !self.share_stdin
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UnsealArgs {
+    #[command(flatten)]
+    pub shares: ShareArgs,
     /// How long to wait for followers to join and unseal, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub join_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Make the narrow token that can only start a quorum root generation (run with the init root token)
+    CeremonyToken {
+        /// The certificate the ceremony token is encrypted to
+        #[arg(long, value_name = "FILE")]
+        pgp_key: PathBuf,
+        /// Where the encrypted ceremony token is written (ASCII armor, 0600, never overwritten)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Generate a root token from the holders' quorum, one holder per run
+    Generate(RootGenerateArgs),
+    /// Revoke the token given (VAULT_TOKEN or --token-file) and check it no longer works
+    Revoke,
+}
+
+#[derive(Debug, Args)]
+pub struct RootGenerateArgs {
+    /// The certificate the new root token is encrypted to
+    #[arg(long, value_name = "FILE", required_unless_present = "cancel")]
+    pub pgp_key: Option<PathBuf>,
+    /// Where the encrypted root token is written when the quorum completes
+    #[arg(long, value_name = "FILE", required_unless_present = "cancel")]
+    pub out: Option<PathBuf>,
+    /// Cancel the attempt in progress
+    #[arg(long, conflicts_with_all = ["share_file", "share_stdin"])]
+    pub cancel: bool,
+    #[command(flatten)]
+    pub shares: ShareArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Register the signer plugin by sha256 and mount it (idempotent)
+    Install {
+        /// The plugin binary, the same file that sits in every node's plugin_directory
+        #[arg(long, value_name = "FILE")]
+        plugin_bin: PathBuf,
+        /// The catalog name
+        #[arg(long, default_value = "custody-signer")]
+        name: String,
+        /// Where the plugin is mounted
+        #[arg(long, default_value = "ethereum")]
+        mount: String,
+        /// Replace a registered binary with a different sha256 and reload the mount
+        #[arg(long)]
+        upgrade: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Create the account (key generated inside the plugin), its policies and a wrapped signer token
+    Create(WalletCreateArgs),
+    /// Address, next nonce and constraints of an account
+    Show {
+        /// The account name
+        name: String,
+        /// Where the plugin is mounted
+        #[arg(long, default_value = "ethereum")]
+        mount: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WalletCreateArgs {
+    /// The account name (for example authority)
+    pub name: String,
+    /// The chain every signature is pinned to
+    #[arg(long, value_name = "N")]
+    pub chain_id: String,
+    /// A contract call the account may sign: 0xCONTRACT:submitBlock(bytes32) or 0xCONTRACT:0xSELECTOR
+    #[arg(long = "allowed-call", value_name = "ADDR:SIGNATURE")]
+    pub allowed_calls: Vec<String>,
+    /// An address the account may send to
+    #[arg(long = "allowed-to", value_name = "ADDR")]
+    pub allowed_to: Vec<String>,
+    /// The largest value (wei) one transaction may carry
+    #[arg(long, value_name = "N")]
+    pub max_value_wei: Option<String>,
+    /// Where the response-wrapped signer token is written (0600, never overwritten)
+    #[arg(long, value_name = "FILE")]
+    pub signer_token_out: PathBuf,
+    /// Where the plugin is mounted
+    #[arg(long, default_value = "ethereum")]
+    pub mount: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +236,9 @@ pub struct RehearseArgs {
     /// Keep the rehearsal's directory (keys, configs, logs, transcript) instead of deleting it
     #[arg(long)]
     pub keep: bool,
+    /// The signer plugin binary [default: custody-signer beside the custody executable]
+    #[arg(long, value_name = "FILE")]
+    pub plugin_bin: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -1,15 +1,20 @@
 //! One module per command. Each validates its whole plan before any side effect.
 
 pub mod init;
+pub mod plugin;
 pub mod rehearse;
+pub mod root;
 pub mod status;
 pub mod transcript;
 pub mod unseal;
+pub mod wallet;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, GlobalArgs, TranscriptCommand};
+use crate::cli::{
+    Cli, Command, GlobalArgs, PluginCommand, RootCommand, TranscriptCommand, WalletCommand,
+};
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
 use crate::transcript::Transcript;
@@ -112,6 +117,32 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Status => status::run(&ctx).await,
         Command::Init(args) => init::run(&ctx, &args).await,
         Command::Unseal(args) => unseal::run(&ctx, &args).await,
+        Command::Root(RootCommand::CeremonyToken { pgp_key, out }) => {
+            root::ceremony_token(&ctx, &pgp_key, &out).await
+        }
+        Command::Root(RootCommand::Generate(args)) => root::generate(&ctx, &args).await,
+        Command::Root(RootCommand::Revoke) => root::revoke(&ctx).await,
+        Command::Plugin(PluginCommand::Install {
+            plugin_bin,
+            name,
+            mount,
+            upgrade,
+        }) => {
+            plugin::install(
+                &ctx,
+                &plugin::InstallPlan {
+                    plugin_bin,
+                    name,
+                    mount,
+                    upgrade,
+                },
+            )
+            .await
+        }
+        Command::Wallet(WalletCommand::Create(args)) => wallet::create(&ctx, &args).await,
+        Command::Wallet(WalletCommand::Show { name, mount }) => {
+            wallet::show(&ctx, &name, &mount).await
+        }
         Command::Transcript(TranscriptCommand::Verify { file }) => transcript::verify(&ctx, &file),
         Command::Rehearse(args) => rehearse::run(&ctx, &args).await,
     }
@@ -141,4 +172,53 @@ where
 
 pub fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
+}
+
+impl Ctx {
+    /// The token for commands that need one; a clear refusal naming where it comes from.
+    pub fn require_token(&self, what: &str) -> Result<()> {
+        if self.token.is_none() {
+            return Err(Error::usage(format!(
+                "{what} needs a token: set VAULT_TOKEN (or BAO_TOKEN), or give --token-file FILE"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The node to send writes to: the active one, or else any unsealed standby (it forwards).
+pub async fn active_node(vault: &Vault, addrs: &[Addr]) -> Result<Addr> {
+    let nodes = status::all_status(vault, addrs).await;
+    let pick = nodes
+        .iter()
+        .position(|n| n.ha_role == Some(crate::vault::HaRole::Active))
+        .or_else(|| {
+            nodes
+                .iter()
+                .position(|n| n.reachable && n.initialized && !n.sealed)
+        });
+    match pick {
+        Some(i) => Ok(addrs[i].clone()),
+        None => Err(Error::precondition(format!(
+            "no node is unsealed and reachable ({}); run custody status",
+            nodes
+                .iter()
+                .map(|n| n.addr.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// A server refusal, as custody's error: 400 → usage (the input), 403 → precondition (the
+/// token may not), other → failed.
+pub fn node_error(what: &str, e: crate::vault::NodeError) -> Error {
+    use crate::vault::NodeError;
+    let kind = match &e {
+        NodeError::Api { status: 400, .. } => crate::error::Kind::Usage,
+        NodeError::Api { status: 403, .. } => crate::error::Kind::Precondition,
+        NodeError::Unreachable(_) => crate::error::Kind::Precondition,
+        _ => crate::error::Kind::Failed,
+    };
+    Error::new(kind, format!("{what}: {e}"))
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::Ctx;
-use crate::cli::UnsealArgs;
+use crate::cli::{ShareArgs, UnsealArgs};
 use crate::error::{Error, Kind, Result};
 use crate::pgp::{self, DecryptError, SecretKeyFile};
 use crate::secret::SecretString;
@@ -36,7 +36,12 @@ pub struct Shares {
 pub async fn run(ctx: &Ctx, args: &UnsealArgs) -> Result<()> {
     let addrs = ctx.require_addrs()?.to_vec();
     let vault = ctx.vault()?;
-    let shares = gather(ctx, args, &vault, &addrs).await?;
+    let need = if args.shares.uses_prompts() {
+        prompt_need(ctx, &vault, &addrs).await?
+    } else {
+        0
+    };
+    let shares = gather(ctx, &args.shares, need)?;
     let report = unseal_with(
         ctx,
         &vault,
@@ -48,8 +53,9 @@ pub async fn run(ctx: &Ctx, args: &UnsealArgs) -> Result<()> {
     finish(ctx, &report, &shares)
 }
 
-/// Reads the shares from the one input the holder chose, and checks them all.
-async fn gather(ctx: &Ctx, args: &UnsealArgs, vault: &Vault, addrs: &[Addr]) -> Result<Shares> {
+/// Reads the shares from the one input the holder chose, and checks them all. `prompts` is how
+/// many hidden prompts to offer when neither a file nor stdin is given.
+pub fn gather(ctx: &Ctx, args: &ShareArgs, prompts: u32) -> Result<Shares> {
     let mut holders = Vec::new();
     let raw: Vec<(SecretString, String)> =
         if let (Some(share_file), Some(key_file)) = (&args.share_file, &args.secret_key) {
@@ -60,7 +66,7 @@ async fn gather(ctx: &Ctx, args: &UnsealArgs, vault: &Vault, addrs: &[Addr]) -> 
         } else if args.share_stdin {
             read_stdin_shares()?
         } else {
-            prompt_shares(ctx, vault, addrs).await?
+            prompt_shares(ctx, prompts)?
         };
     let mut shares = Vec::new();
     for (text, label) in &raw {
@@ -197,12 +203,8 @@ fn read_stdin_shares() -> Result<Vec<(SecretString, String)>> {
         .collect())
 }
 
-/// Hidden prompts, one holder after another, as many as the neediest node lacks.
-async fn prompt_shares(
-    ctx: &Ctx,
-    vault: &Vault,
-    addrs: &[Addr],
-) -> Result<Vec<(SecretString, String)>> {
+/// How many holders the neediest node still lacks (for the hidden prompts).
+async fn prompt_need(ctx: &Ctx, vault: &Vault, addrs: &[Addr]) -> Result<u32> {
     if !ctx.ui.can_prompt() {
         return Err(Error::usage("no share given and no terminal to ask on").hint(
             "give --share-file FILE --secret-key FILE, or pipe the decrypted shares to --share-stdin",
@@ -216,13 +218,22 @@ async fn prompt_shares(
         ));
     }
     let waiting_join = statuses.iter().any(|s| s.reachable && !s.initialized);
-    let need = statuses
+    Ok(statuses
         .iter()
         .filter(|s| s.reachable && s.initialized && s.sealed)
         .map(|s| s.threshold.saturating_sub(s.progress))
         .max()
         .unwrap_or(0)
-        .max(if waiting_join { threshold } else { 0 });
+        .max(if waiting_join { threshold } else { 0 }))
+}
+
+/// Hidden prompts, one holder after another; an empty answer stops early.
+fn prompt_shares(ctx: &Ctx, need: u32) -> Result<Vec<(SecretString, String)>> {
+    if !ctx.ui.can_prompt() {
+        return Err(Error::usage("no share given and no terminal to ask on").hint(
+            "give --share-file FILE --secret-key FILE, or pipe the decrypted shares to --share-stdin",
+        ));
+    }
     let mut out = Vec::new();
     for i in 0..need {
         let s = ctx.ui.secret(

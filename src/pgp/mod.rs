@@ -3,6 +3,7 @@
 
 pub mod cert;
 pub mod decrypt;
+pub mod encrypt;
 pub mod keygen;
 pub mod message;
 

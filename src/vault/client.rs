@@ -248,3 +248,114 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     }
     text
 }
+
+/// A generic authenticated call: the whole JSON answer (`Null` for 204), optionally
+/// response-wrapped for `wrap_ttl`.
+impl Vault {
+    pub async fn json(
+        &self,
+        method: Method,
+        addr: &Addr,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        wrap_ttl: Option<&str>,
+    ) -> NodeResult<serde_json::Value> {
+        let mut req = self
+            .http
+            .request(method, addr.join(path))
+            .headers(self.headers());
+        if let Some(ttl) = wrap_ttl {
+            req = req.header("X-Vault-Wrap-TTL", ttl);
+        }
+        if let Some(b) = body {
+            let bytes = serde_json::to_vec(b).map_err(|e| NodeError::Decode(e.to_string()))?;
+            req = req.header("Content-Type", "application/json").body(bytes);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
+        if !resp.status().is_success() {
+            return Err(api_error(resp).await);
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
+        if bytes.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| NodeError::Decode(e.to_string()))
+    }
+
+    pub async fn get(&self, addr: &Addr, path: &str) -> NodeResult<serde_json::Value> {
+        self.json(Method::GET, addr, path, None, None).await
+    }
+
+    pub async fn post(
+        &self,
+        addr: &Addr,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> NodeResult<serde_json::Value> {
+        self.json(Method::POST, addr, path, Some(body), None).await
+    }
+
+    pub async fn delete(&self, addr: &Addr, path: &str) -> NodeResult<serde_json::Value> {
+        self.json(Method::DELETE, addr, path, None, None).await
+    }
+
+    pub async fn list(&self, addr: &Addr, path: &str) -> NodeResult<serde_json::Value> {
+        self.json(
+            Method::from_bytes(b"LIST").expect("LIST is a method"),
+            addr,
+            path,
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// Creates a token and returns its secret, kept in zeroizing memory, and its accessor.
+    pub async fn create_token(
+        &self,
+        addr: &Addr,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> NodeResult<(SecretString, String)> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            auth: AuthPart,
+        }
+        #[derive(serde::Deserialize)]
+        struct AuthPart {
+            client_token: String,
+            accessor: String,
+        }
+        let bytes = serde_json::to_vec(body).map_err(|e| NodeError::Decode(e.to_string()))?;
+        let resp = self
+            .http
+            .post(addr.join(path))
+            .headers(self.headers())
+            .header("Content-Type", "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
+        if !resp.status().is_success() {
+            return Err(api_error(resp).await);
+        }
+        let raw = zeroize::Zeroizing::new(
+            resp.bytes()
+                .await
+                .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?
+                .to_vec(),
+        );
+        let created: Created =
+            serde_json::from_slice(&raw).map_err(|e| NodeError::Decode(e.to_string()))?;
+        Ok((
+            SecretString::new(created.auth.client_token),
+            created.auth.accessor,
+        ))
+    }
+}

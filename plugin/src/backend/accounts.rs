@@ -40,7 +40,8 @@ impl SignerBackend {
             )
         })?;
         let next = self.load_nonce(name).await?;
-        let account = Arc::new(Account::decode(name, &record, next).map_err(|e| Reply::Coded(500, e))?);
+        let account =
+            Arc::new(Account::decode(name, &record, next).map_err(|e| Reply::Coded(500, e))?);
         if let Ok(mut m) = self.accounts.lock() {
             return Ok(m.entry(name.to_owned()).or_insert(account).clone());
         }
@@ -183,7 +184,9 @@ impl SignerBackend {
 
     pub(super) async fn read_nonce(&self, name: &str) -> HandlerResult {
         let account = self.account(name).await?;
-        Ok(Reply::Data(json!({ "next_nonce": account.nonce.next().await })))
+        Ok(Reply::Data(
+            json!({ "next_nonce": account.nonce.next().await }),
+        ))
     }
 
     pub(super) async fn write_nonce(&self, name: &str, f: &Fields) -> HandlerResult {

@@ -14,7 +14,10 @@ pub struct NonceCounter {
 
 impl NonceCounter {
     pub fn new(stored: u64) -> NonceCounter {
-        NonceCounter { reserved: Mutex::new(stored), durable: Mutex::new(stored) }
+        NonceCounter {
+            reserved: Mutex::new(stored),
+            durable: Mutex::new(stored),
+        }
     }
 
     pub async fn next(&self) -> u64 {
@@ -109,7 +112,10 @@ mod tests {
                 })
                 .await
                 .unwrap();
-                assert!(s.load(Ordering::SeqCst) > n, "signed before the counter was stored past it");
+                assert!(
+                    s.load(Ordering::SeqCst) > n,
+                    "signed before the counter was stored past it"
+                );
                 n
             }));
         }
@@ -119,7 +125,10 @@ mod tests {
         }
         got.sort_unstable();
         assert_eq!(got, (5..69).collect::<Vec<_>>());
-        assert!(writes.load(Ordering::SeqCst) < 64, "no group commit happened");
+        assert!(
+            writes.load(Ordering::SeqCst) < 64,
+            "no group commit happened"
+        );
         assert_eq!(stored.load(Ordering::SeqCst), 69);
     }
 
@@ -147,6 +156,10 @@ mod tests {
     async fn a_failed_write_signs_nothing() {
         let c = NonceCounter::new(0);
         let n = c.reserve(None).await.unwrap();
-        assert!(c.make_durable(n, |_| async { Err("disk full".to_owned()) }).await.is_err());
+        assert!(
+            c.make_durable(n, |_| async { Err("disk full".to_owned()) })
+                .await
+                .is_err()
+        );
     }
 }

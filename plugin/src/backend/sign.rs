@@ -218,7 +218,10 @@ impl SignerBackend {
             })
             .await
             .map_err(|e| {
-                Reply::Coded(500, format!("storing the nonce counter failed; nothing was signed: {e}"))
+                Reply::Coded(
+                    500,
+                    format!("storing the nonce counter failed; nothing was signed: {e}"),
+                )
             })?;
         let fields = TxFields {
             kind: ask.kind,

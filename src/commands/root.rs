@@ -1,0 +1,427 @@
+//! `custody root ceremony-token | generate | revoke`: no root token stands except while the
+//! quorum wants one. The init root token makes a ceremony token (it can only start a root
+//! generation) and is revoked; a root token is then made only by the holders' quorum, encrypted
+//! to the operator's key, and revoked after its work.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::unseal::gather;
+use super::{Ctx, active_node, node_error};
+use crate::cli::RootGenerateArgs;
+use crate::error::{Error, Kind, Result};
+use crate::fsutil::write_private;
+use crate::pgp;
+use crate::transcript::Step;
+use crate::vault::{Addr, NodeError, Vault};
+
+pub const CEREMONY_POLICY: &str = "custody-ceremony";
+/// The ceremony token's only power: the authenticated root generation of OpenBao 2.6+.
+pub const CEREMONY_POLICY_TEXT: &str = r#"# custody: the ceremony token may only start, advance and cancel a root generation,
+# which still needs the holders' quorum.
+path "sys/generate-root-token/*" {
+  capabilities = ["create", "read", "update", "delete", "sudo"]
+}
+"#;
+
+fn refuse_existing(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Err(Error::precondition(format!(
+            "{} already exists; custody never overwrites it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+pub async fn ceremony_token(ctx: &Ctx, pgp_key: &Path, out: &Path) -> Result<()> {
+    ctx.require_token("root ceremony-token (run it with the root token init encrypted to you)")?;
+    let cert = pgp::load_holder_cert(pgp_key)?;
+    refuse_existing(out)?;
+    let vault = ctx.vault()?;
+    let addr = active_node(&vault, ctx.require_addrs()?).await?;
+
+    vault
+        .json(
+            Method::PUT,
+            &addr,
+            &format!("sys/policies/acl/{CEREMONY_POLICY}"),
+            Some(&json!({ "policy": CEREMONY_POLICY_TEXT })),
+            None,
+        )
+        .await
+        .map_err(|e| node_error("writing the custody-ceremony policy", e))?;
+    let (token, accessor) = vault
+        .create_token(
+            &addr,
+            "auth/token/create-orphan",
+            &json!({
+                "policies": [CEREMONY_POLICY],
+                "no_default_policy": true,
+                "period": "768h",
+                "display_name": "custody-ceremony",
+            }),
+        )
+        .await
+        .map_err(|e| node_error("creating the ceremony token", e))?;
+
+    // Prove it is what it claims: it can see a root generation, and nothing else.
+    let narrow = vault.with_token(Some(token.clone()));
+    let family = detect_family(&narrow, &addr).await?;
+    if family != Family::Authenticated {
+        return Err(Error::precondition(
+            "this server has the classic unauthenticated sys/generate-root; no ceremony token is needed there",
+        ));
+    }
+    if narrow.get(&addr, "sys/mounts").await.is_ok() {
+        return Err(Error::verification(
+            "the ceremony token can read sys/mounts: it is not narrow; revoke it",
+        ));
+    }
+
+    let armored = pgp::encrypt::encrypt_armored(&cert, token.expose().as_bytes())?;
+    write_private(out, &armored, false)?;
+    let sha = crate::digest::sha256_hex(&armored);
+    let head = ctx.transcript.append(
+        Step::new(
+            "configure",
+            "ceremony-token",
+            "operator",
+            json!({
+                "policy": CEREMONY_POLICY,
+                "policy_sha256": crate::digest::sha256_hex(CEREMONY_POLICY_TEXT.as_bytes()),
+                "token_accessor": accessor,
+                "encrypted_to": cert.fingerprint,
+                "period": "768h",
+            }),
+        )
+        .file(out, &sha),
+    )?;
+    ctx.ui.result(
+        &format!(
+            "Ceremony token written to {} (encrypted to {}; accessor {accessor}).\n\
+             It can only start a root generation, which still needs the quorum.\n\
+             Next: revoke the init root token with `custody root revoke`.\nTranscript head: {}",
+            out.display(),
+            cert.fingerprint,
+            head.head_hash
+        ),
+        json!({ "file": out.display().to_string(), "accessor": accessor, "encrypted_to": cert.fingerprint, "transcript_head": head.head_hash }),
+    );
+    Ok(())
+}
+
+pub async fn revoke(ctx: &Ctx) -> Result<()> {
+    ctx.require_token("root revoke (the token to revoke)")?;
+    let vault = ctx.vault()?;
+    let addr = active_node(&vault, ctx.require_addrs()?).await?;
+    let who = vault.get(&addr, "auth/token/lookup-self").await.ok();
+    let accessor = who
+        .as_ref()
+        .and_then(|w| w["data"]["accessor"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let policies: Vec<String> = who
+        .as_ref()
+        .and_then(|w| w["data"]["policies"].as_array())
+        .map(|p| {
+            p.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    vault
+        .json(Method::POST, &addr, "auth/token/revoke-self", None, None)
+        .await
+        .map_err(|e| node_error("revoking the token", e))?;
+    // It must no longer work, on any node.
+    for a in ctx.require_addrs()? {
+        match vault.get(a, "auth/token/lookup-self").await {
+            Err(NodeError::Api { status: 403, .. }) => {}
+            Err(NodeError::Unreachable(_)) => {}
+            Ok(_) => {
+                return Err(Error::verification(format!(
+                    "{a} still accepts the token after revocation"
+                )));
+            }
+            Err(e) => return Err(node_error(&format!("checking the revocation on {a}"), e)),
+        }
+    }
+    let head = ctx.transcript.append(Step::new(
+        "configure",
+        "revoke-token",
+        "operator",
+        json!({ "accessor": accessor, "policies": policies, "refused_after": true }),
+    ))?;
+    ctx.ui.result(
+        &format!(
+            "Revoked{}; the cluster now refuses it.\nTranscript head: {}",
+            if accessor.is_empty() { String::new() } else { format!(" (accessor {accessor})") },
+            head.head_hash
+        ),
+        json!({ "revoked": true, "accessor": accessor, "policies": policies, "transcript_head": head.head_hash }),
+    );
+    Ok(())
+}
+
+/// Which root generation the server offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `sys/generate-root-token/*`, authenticated (OpenBao 2.6+).
+    Authenticated,
+    /// `sys/generate-root/*`, unauthenticated (HashiCorp Vault, older OpenBao).
+    Classic,
+}
+
+impl Family {
+    fn base(self) -> &'static str {
+        match self {
+            Family::Authenticated => "sys/generate-root-token",
+            Family::Classic => "sys/generate-root",
+        }
+    }
+}
+
+pub async fn detect_family(vault: &Vault, addr: &Addr) -> Result<Family> {
+    match vault.get(addr, "sys/generate-root-token/attempt").await {
+        Ok(_) => return Ok(Family::Authenticated),
+        Err(e) if e.is_unreachable() => {
+            return Err(node_error("asking for the root generation", e));
+        }
+        Err(_) => {}
+    }
+    match vault.get(addr, "sys/generate-root/attempt").await {
+        Ok(_) => Ok(Family::Classic),
+        Err(e) if e.message_contains("unsupported operation") => Err(Error::precondition(
+            "this server allows only the authenticated root generation (sys/generate-root-token): \
+             give the ceremony token (VAULT_TOKEN or --token-file)",
+        )),
+        Err(e) => Err(node_error("asking for the root generation", e)),
+    }
+}
+
+/// A root generation attempt as the server reports it (the two families differ only in
+/// whether the fields sit under `data`).
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct Attempt {
+    pub started: bool,
+    pub nonce: String,
+    pub progress: u32,
+    pub required: u32,
+    pub complete: bool,
+    pub pgp_fingerprint: String,
+    pub encoded_token: String,
+    pub encoded_root_token: String,
+}
+
+fn attempt_of(v: Value) -> Result<Attempt> {
+    let inner = if v.get("data").is_some_and(Value::is_object) {
+        v["data"].clone()
+    } else {
+        v
+    };
+    serde_json::from_value(inner)
+        .map_err(|e| Error::failed(format!("the server's root generation status: {e}")))
+}
+
+pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
+    let vault = ctx.vault()?;
+    let addrs = ctx.require_addrs()?;
+    let addr = active_node(&vault, addrs).await?;
+    let family = detect_family(&vault, &addr).await?;
+    let base = family.base();
+    let family_text = match family {
+        Family::Authenticated => "authenticated sys/generate-root-token (OpenBao 2.6+)",
+        Family::Classic => "classic sys/generate-root",
+    };
+
+    if args.cancel {
+        vault
+            .json(
+                Method::DELETE,
+                &addr,
+                &format!("{base}/attempt"),
+                None,
+                None,
+            )
+            .await
+            .map_err(|e| node_error("cancelling the root generation", e))?;
+        let head = ctx.transcript.append(Step::new(
+            "configure",
+            "root-generate-cancel",
+            "operator",
+            json!({ "endpoint": base }),
+        ))?;
+        ctx.ui.result(
+            &format!(
+                "The root generation attempt is cancelled ({family_text}).\nTranscript head: {}",
+                head.head_hash
+            ),
+            json!({ "cancelled": true, "endpoint": base, "transcript_head": head.head_hash }),
+        );
+        return Ok(());
+    }
+    let (Some(pgp_key), Some(out)) = (&args.pgp_key, &args.out) else {
+        return Err(Error::usage(
+            "root generate needs --pgp-key FILE and --out FILE",
+        ));
+    };
+    let cert = pgp::load_holder_cert(pgp_key)?;
+    refuse_existing(out)?;
+
+    let mut attempt = attempt_of(
+        vault
+            .get(&addr, &format!("{base}/attempt"))
+            .await
+            .map_err(|e| node_error("reading the root generation", e))?,
+    )?;
+    if !attempt.started {
+        let encoded = cert.vault_encoding()?;
+        attempt = attempt_of(
+            vault
+                .json(
+                    Method::PUT,
+                    &addr,
+                    &format!("{base}/attempt"),
+                    Some(&json!({ "pgp_key": encoded })),
+                    None,
+                )
+                .await
+                .map_err(|e| node_error("starting the root generation", e))?,
+        )?;
+        ctx.ui.status(format!(
+            "Started a root generation ({family_text}); the root token will be encrypted to {}.",
+            cert.fingerprint
+        ));
+    }
+    if !attempt
+        .pgp_fingerprint
+        .eq_ignore_ascii_case(&cert.fingerprint)
+    {
+        return Err(Error::verification(format!(
+            "the attempt in progress encrypts the root token to {}, not to --pgp-key {}; \
+             nothing was sent. If that attempt is not yours, cancel it with --cancel",
+            attempt.pgp_fingerprint, cert.fingerprint
+        )));
+    }
+    ctx.ui.status(format!(
+        "Root generation nonce: {}\nRead it out loud: every holder must see the same nonce. Progress {}/{}.",
+        attempt.nonce, attempt.progress, attempt.required
+    ));
+
+    let need = attempt.required.saturating_sub(attempt.progress);
+    let shares = gather(ctx, &args.shares, need)?;
+    let mut refused = None;
+    for share in &shares.shares {
+        let body = json!({ "key": share.text.expose(), "nonce": attempt.nonce });
+        match vault
+            .json(
+                Method::PUT,
+                &addr,
+                &format!("{base}/update"),
+                Some(&body),
+                None,
+            )
+            .await
+        {
+            Ok(v) => {
+                attempt = attempt_of(v)?;
+                ctx.ui.status(format!(
+                    "{} accepted ({}/{})",
+                    share.label, attempt.progress, attempt.required
+                ));
+                if attempt.complete {
+                    break;
+                }
+            }
+            Err(e) if e.message_contains("already been provided") => {
+                ctx.ui.status(format!(
+                    "{}: this share was already given in this attempt",
+                    share.label
+                ));
+            }
+            Err(e)
+                if e.message_contains("unable to authenticate")
+                    || e.message_contains("message authentication failed") =>
+            {
+                refused = Some(format!(
+                    "{e}. The server could not open its keys with the shares of this attempt and started over \
+                     (progress 0): at least one share is not from this cluster"
+                ));
+                break;
+            }
+            Err(e) => return Err(node_error("submitting the share", e)),
+        }
+    }
+
+    let mut facts = json!({
+        "endpoint": base,
+        "nonce": attempt.nonce,
+        "progress": attempt.progress,
+        "required": attempt.required,
+        "encrypted_to": cert.fingerprint,
+        "holders": shares.holders,
+        "complete": attempt.complete,
+    });
+    if let Some(msg) = refused {
+        facts["refused"] = json!(true);
+        ctx.transcript
+            .append(Step::new("configure", "root-generate", "holders", facts))?;
+        return Err(Error::new(Kind::Verification, msg));
+    }
+    if !attempt.complete {
+        let head =
+            ctx.transcript
+                .append(Step::new("configure", "root-generate", "holders", facts))?;
+        let more = attempt.required.saturating_sub(attempt.progress);
+        ctx.ui.result(
+            &format!(
+                "Root generation {}/{}: needs {more} more holder{}. Nonce {}.\nTranscript head: {}",
+                attempt.progress,
+                attempt.required,
+                if more == 1 { "" } else { "s" },
+                attempt.nonce,
+                head.head_hash
+            ),
+            json!({ "complete": false, "nonce": attempt.nonce, "progress": attempt.progress, "required": attempt.required, "endpoint": base, "transcript_head": head.head_hash }),
+        );
+        return Ok(());
+    }
+    let encoded = if attempt.encoded_token.is_empty() {
+        &attempt.encoded_root_token
+    } else {
+        &attempt.encoded_token
+    };
+    let binary = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|e| Error::verification(format!("the encoded root token is not base64: {e}")))?;
+    let addressed = super::init::addressed_only_to(&binary, &cert);
+    let armored = pgp::armor_message(&binary)?;
+    write_private(out, &armored, false)?;
+    let sha = crate::digest::sha256_hex(&armored);
+    facts["recipient_verified"] = json!(addressed);
+    let head = ctx
+        .transcript
+        .append(Step::new("configure", "root-generate", "holders", facts).file(out, &sha))?;
+    ctx.ui.result(
+        &format!(
+            "The quorum made a root token, encrypted to {} and written to {}.\n\
+             Decrypt it only where it is used, and revoke it after the work (`custody root revoke`).\nTranscript head: {}",
+            cert.fingerprint,
+            out.display(),
+            head.head_hash
+        ),
+        json!({ "complete": true, "file": out.display().to_string(), "encrypted_to": cert.fingerprint, "nonce": attempt.nonce, "endpoint": base, "transcript_head": head.head_hash }),
+    );
+    if !addressed {
+        return Err(Error::verification(format!(
+            "the root token is not addressed to the encryption key of {}",
+            cert.fingerprint
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! `custody wallet create | show`: the Authority account, created exactly once inside the
+//! plugin, its two policies, and a response-wrapped signer token; then its public face.
+
+use std::path::Path;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{Ctx, active_node, node_error};
+use crate::cli::WalletCreateArgs;
+use crate::error::{Error, Result};
+use crate::fsutil::write_private;
+use crate::transcript::Step;
+use crate::vault::NodeError;
+
+/// How long the wrapped signer token can wait to be unwrapped.
+pub const WRAP_TTL: &str = "300s";
+
+pub fn signer_policy(mount: &str, name: &str) -> String {
+    format!(
+        "# custody: the signer of account {name} may only ask for signatures.\n\
+         path \"{mount}/accounts/{name}/sign-tx\" {{\n  capabilities = [\"update\"]\n}}\n\
+         path \"{mount}/accounts/{name}/sign-message\" {{\n  capabilities = [\"update\"]\n}}\n\
+         path \"{mount}/accounts/{name}/sign-typed-data\" {{\n  capabilities = [\"update\"]\n}}\n"
+    )
+}
+
+pub fn reader_policy(mount: &str, name: &str) -> String {
+    format!(
+        "# custody: the reader of account {name} may see its address, constraints and nonce.\n\
+         path \"{mount}/accounts/{name}\" {{\n  capabilities = [\"read\"]\n}}\n\
+         path \"{mount}/accounts/{name}/nonce\" {{\n  capabilities = [\"read\"]\n}}\n"
+    )
+}
+
+fn parse_chain_id(s: &str) -> Result<u64> {
+    let bad = || {
+        Error::usage(format!(
+            "--chain-id {s:?}: a chain id is a positive decimal number"
+        ))
+    };
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    match s.parse::<u64>() {
+        Ok(0) | Err(_) => Err(bad()),
+        Ok(n) => Ok(n),
+    }
+}
+
+pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
+    ctx.require_token("wallet create (a root token from the quorum)")?;
+    let chain_id = parse_chain_id(&args.chain_id)?;
+    if !super::plugin::valid_path_segment(&args.mount) {
+        return Err(Error::usage(format!(
+            "--mount {:?}: letters, digits, - and _ only",
+            args.mount
+        )));
+    }
+    let name = &args.name;
+    if !super::plugin::valid_path_segment(name)
+        || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        return Err(Error::usage(format!(
+            "{name:?} is not an account name: letters, digits, - and _"
+        )));
+    }
+    if args.signer_token_out.exists() {
+        return Err(Error::precondition(format!(
+            "{} already exists; custody never overwrites it",
+            args.signer_token_out.display()
+        )));
+    }
+    let vault = ctx.vault()?;
+    let addr = active_node(&vault, ctx.require_addrs()?).await?;
+    let mount = &args.mount;
+    let account_path = format!("{mount}/accounts/{name}");
+
+    match vault.get(&addr, &account_path).await {
+        Ok(_) => {
+            return Err(Error::precondition(format!(
+                "account {name} already exists at {mount}/: the Authority is created exactly once; nothing was changed"
+            )));
+        }
+        Err(NodeError::Api { status: 404, .. }) => {}
+        Err(e) => {
+            return Err(node_error(
+                &format!("reading {account_path} (is the plugin installed?)"),
+                e,
+            ));
+        }
+    }
+    let config = vault
+        .get(&addr, &format!("{mount}/config"))
+        .await
+        .map_err(|e| node_error("reading the mount's config", e))?;
+    let pinned = config["data"]["chain_id"].as_u64();
+    if let Some(p) = pinned
+        && p != chain_id
+    {
+        return Err(Error::precondition(format!(
+            "{mount}/ signs for chain {p}, not --chain-id {chain_id}; nothing was changed"
+        )));
+    }
+
+    // The plugin checks every constraint before it creates anything.
+    let mut body = json!({ "allowed_to": args.allowed_to, "allowed_calls": args.allowed_calls });
+    if let Some(v) = &args.max_value_wei {
+        body["max_value_wei"] = json!(v);
+    }
+    let account = vault
+        .post(&addr, &account_path, &body)
+        .await
+        .map_err(|e| node_error(&format!("creating account {name}; nothing was changed"), e))?;
+    let account = account["data"].clone();
+    if pinned.is_none() {
+        vault
+            .post(
+                &addr,
+                &format!("{mount}/config"),
+                &json!({ "chain_id": chain_id }),
+            )
+            .await
+            .map_err(|e| node_error("pinning the chain id", e))?;
+    }
+
+    let signer_name = format!("custody-{name}-signer");
+    let reader_name = format!("custody-{name}-reader");
+    let signer_text = signer_policy(mount, name);
+    let reader_text = reader_policy(mount, name);
+    for (policy, text) in [(&signer_name, &signer_text), (&reader_name, &reader_text)] {
+        vault
+            .json(
+                Method::PUT,
+                &addr,
+                &format!("sys/policies/acl/{policy}"),
+                Some(&json!({ "policy": text })),
+                None,
+            )
+            .await
+            .map_err(|e| node_error(&format!("writing policy {policy}"), e))?;
+    }
+    let wrapped = vault
+        .json(
+            Method::POST,
+            &addr,
+            "auth/token/create-orphan",
+            Some(&json!({
+                "policies": [signer_name],
+                "no_default_policy": true,
+                "period": "768h",
+                "display_name": signer_name,
+            })),
+            Some(WRAP_TTL),
+        )
+        .await
+        .map_err(|e| node_error("creating the signer token", e))?;
+    let wrap = &wrapped["wrap_info"];
+    let wrapping_token = wrap["token"]
+        .as_str()
+        .ok_or_else(|| Error::failed("the server did not wrap the signer token"))?;
+    let token_file = zeroize::Zeroizing::new(format!("{wrapping_token}\n"));
+    write_private(&args.signer_token_out, token_file.as_bytes(), false)?;
+
+    let plugin_sha = vault
+        .get(&addr, &format!("sys/mounts/{mount}"))
+        .await
+        .ok()
+        .and_then(|m| {
+            let d = if m["data"].is_object() {
+                m["data"].clone()
+            } else {
+                m
+            };
+            d["running_sha256"].as_str().map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let address = account["address"].as_str().unwrap_or_default().to_owned();
+    let facts = json!({
+        "account": name,
+        "mount": mount,
+        "address": address,
+        "chain_id": chain_id,
+        "allowed_to": account["allowed_to"],
+        "allowed_calls": account["allowed_calls"],
+        "max_value_wei": account["max_value_wei"],
+        "policies": {
+            signer_name.clone(): crate::digest::sha256_hex(signer_text.as_bytes()),
+            reader_name.clone(): crate::digest::sha256_hex(reader_text.as_bytes()),
+        },
+        "plugin_sha256": plugin_sha,
+        "signer_token_wrap": { "accessor": wrap["accessor"], "ttl": wrap["ttl"], "creation_path": wrap["creation_path"] },
+    });
+    let head = ctx.transcript.append(
+        Step::new("configure", "wallet-create", "operator", facts.clone()).file(
+            &args.signer_token_out,
+            &crate::digest::sha256_hex(token_file.as_bytes()),
+        ),
+    )?;
+    ctx.ui.result(
+        &format!(
+            "Account {name} created inside the plugin.\nAddress: {address}\nChain id: {chain_id}\n\
+             Policies: {signer_name}, {reader_name}\n\
+             Signer token: response-wrapped in {} (single use, valid {WRAP_TTL}); the signing service \
+             unwraps it with `VAULT_TOKEN=$(cat FILE) bao unwrap`.\nTranscript head: {}",
+            args.signer_token_out.display(),
+            head.head_hash
+        ),
+        json!({ "wallet": facts, "transcript_head": head.head_hash }),
+    );
+    Ok(())
+}
+
+pub async fn show(ctx: &Ctx, name: &str, mount: &str) -> Result<()> {
+    ctx.require_token("wallet show (a reader token or better)")?;
+    let vault = ctx.vault()?;
+    let mut last = None;
+    for addr in ctx.require_addrs()? {
+        match vault.get(addr, &format!("{mount}/accounts/{name}")).await {
+            Ok(v) => {
+                let a = &v["data"];
+                ctx.ui.result(
+                    &show_text(a),
+                    json!({ "account": a, "addr": addr.to_string() }),
+                );
+                return Ok(());
+            }
+            Err(NodeError::Api { status: 404, .. }) => {
+                return Err(Error::precondition(format!(
+                    "no account {name} at {mount}/"
+                )));
+            }
+            Err(e) => last = Some((addr.clone(), e)),
+        }
+    }
+    let (addr, e) = last.expect("at least one address");
+    Err(node_error(
+        &format!("reading {mount}/accounts/{name} (last tried {addr})"),
+        e,
+    ))
+}
+
+fn show_text(a: &Value) -> String {
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|x| {
+                x.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "-".into())
+    };
+    format!(
+        "Account:        {}\nAddress:        {}\nNext nonce:     {}\nAllowed to:     {}\nAllowed calls:  {}\nMax value wei:  {}\nDeletable:      {}",
+        a["name"].as_str().unwrap_or("-"),
+        a["address"].as_str().unwrap_or("-"),
+        a["next_nonce"],
+        list(&a["allowed_to"]),
+        list(&a["allowed_calls"]),
+        a["max_value_wei"].as_str().unwrap_or("-"),
+        a["deletable"],
+    )
+}
+
+/// Used by the rehearsal: the wrapping token written by `create`.
+pub fn read_wrapping_token(path: &Path) -> Result<crate::secret::SecretString> {
+    let raw = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?,
+    );
+    Ok(crate::secret::SecretString::new(raw.trim().to_owned()))
+}
