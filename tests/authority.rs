@@ -223,6 +223,11 @@ fn authority_ceremony_from_init_to_no_standing_root() {
     let mut bytes = std::fs::read(plugin_bin()).unwrap();
     bytes.push(0);
     std::fs::write(&other_bin, bytes).unwrap();
+    std::fs::set_permissions(
+        &other_bin,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     as_root2
         .run(&[
             "plugin",
@@ -232,6 +237,48 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         ])
         .expect(4)
         .stderr_has("--upgrade");
+    // --upgrade: the operator's provisioning replaced the binary in plugin_directory.
+    let installed = cluster.plugin_dir.join("custody-signer");
+    // (a running binary cannot be written in place: a new file is renamed over it, as `install` does)
+    let staged = cluster.plugin_dir.join(".custody-signer.new");
+    std::fs::copy(&other_bin, &staged).unwrap();
+    std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    as_root2
+        .run(&[
+            "plugin",
+            "install",
+            "--plugin-bin",
+            staged.to_str().unwrap(),
+            "--upgrade",
+        ])
+        .expect(4)
+        .stderr_has("not executable");
+    std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::rename(&staged, &installed).unwrap();
+    as_root2
+        .run(&[
+            "plugin",
+            "install",
+            "--plugin-bin",
+            installed.to_str().unwrap(),
+        ])
+        .expect(4)
+        .stderr_has("--upgrade");
+    let r = as_root2.run(&[
+        "--format",
+        "json",
+        "plugin",
+        "install",
+        "--plugin-bin",
+        installed.to_str().unwrap(),
+        "--upgrade",
+    ]);
+    r.expect(0);
+    assert_eq!(r.json()["plugin"]["upgraded"], true, "{}", r.stdout());
+    assert_eq!(
+        r.json()["plugin"]["sha256"],
+        support::plugin::sha256_file(&installed)
+    );
 
     // The Authority.
     let signer_wrap = dir.join("signer.wrap");

@@ -65,6 +65,50 @@ fn plugin_registered_by_sha256_signs_and_survives_seal_and_unseal() {
     let check = eth_check(json!({ "kind": "tx", "raw": tx["signed_tx"] }));
     assert_eq!(check["from"], address.as_str());
     assert_eq!(check["chain_id"], 1337);
+    let legacy = api.ok(
+        "POST",
+        "ethereum/accounts/authority/sign-tx",
+        Some(json!({ "type": "legacy", "to": "0x2222222222222222222222222222222222222222", "gas": 21000, "gas_price": "2" })),
+    );
+    assert_eq!(
+        eth_check(json!({ "kind": "tx", "raw": legacy["signed_tx"] }))["from"],
+        address.as_str()
+    );
+    let m = api.ok(
+        "POST",
+        "ethereum/accounts/authority/sign-message",
+        Some(json!({ "message": "raft" })),
+    );
+    assert_eq!(
+        eth_check(
+            json!({ "kind": "message", "message": "raft", "encoding": "utf8", "signature": m["signature"] })
+        )["from"],
+        address.as_str()
+    );
+    let typed = json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}],
+            "Block": [{"name": "root", "type": "bytes32"}]
+        },
+        "primaryType": "Block",
+        "domain": {"name": "custody", "chainId": 1337},
+        "message": {"root": format!("0x{}", "11".repeat(32))}
+    });
+    let t = api.ok(
+        "POST",
+        "ethereum/accounts/authority/sign-typed-data",
+        Some(json!({ "typed_data": typed })),
+    );
+    assert_eq!(
+        eth_check(
+            json!({ "kind": "typed_data", "typed_data": typed, "signature": t["signature"] })
+        )["from"],
+        address.as_str()
+    );
+    assert_eq!(
+        api.ok("LIST", "ethereum/accounts", None)["keys"],
+        json!(["authority"])
+    );
 
     // Seal and unseal: the plugin is started again and finds its key and nonce in storage.
     api.ok("POST", "sys/seal", None);
@@ -83,11 +127,11 @@ fn plugin_registered_by_sha256_signs_and_survives_seal_and_unseal() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     };
     assert_eq!(after["address"], address.as_str());
-    assert_eq!(after["next_nonce"], 1);
+    assert_eq!(after["next_nonce"], 2);
     let tx = api.ok(
         "POST",
         "ethereum/accounts/authority/sign-tx",
         Some(json!({ "to": "0x2222222222222222222222222222222222222222", "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" })),
     );
-    assert_eq!(tx["nonce"], 1);
+    assert_eq!(tx["nonce"], 2);
 }

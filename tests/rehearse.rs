@@ -24,6 +24,7 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
     for want in [
         "init (ceremony 1)",
         "unseal, fresh cluster",
+        "authority (ceremony 4)",
         "restart + unseal one by one",
         "transcript verify",
     ] {

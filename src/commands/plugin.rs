@@ -99,6 +99,22 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
             ))
         })?
         .to_owned();
+    let mode = std::fs::metadata(&plan.plugin_bin)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+        .map_err(|e| {
+            Error::usage(format!(
+                "--plugin-bin {}: cannot read it: {e}",
+                plan.plugin_bin.display()
+            ))
+        })?;
+    if mode & 0o111 == 0 {
+        return Err(Error::precondition(format!(
+            "--plugin-bin {}: not executable (mode {:o}); the server could not run it. \
+             Install it with mode 0755 in every node's plugin_directory",
+            plan.plugin_bin.display(),
+            mode & 0o7777
+        )));
+    }
     let sha256 = crate::digest::sha256_file(&plan.plugin_bin).map_err(|e| {
         Error::usage(format!(
             "--plugin-bin {}: cannot read it: {e}",
@@ -171,14 +187,24 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
                         plan.mount
                     )));
                 }
-                vault
-                    .post(
-                        &addr,
-                        &format!("{mount_path}/tune"),
-                        &json!({ "plugin_version": version }),
-                    )
-                    .await
-                    .map_err(|e| node_error("pointing the mount at the new version", e))?;
+                let configured = data["plugin_version"].as_str().unwrap_or("");
+                if !version.is_empty() && version != configured {
+                    vault
+                        .post(
+                            &addr,
+                            &format!("{mount_path}/tune"),
+                            &json!({ "plugin_version": version }),
+                        )
+                        .await
+                        .map_err(|e| {
+                            node_error(
+                                &format!(
+                                    "pointing the mount at version {version:?} (was {configured:?})"
+                                ),
+                                e,
+                            )
+                        })?;
+                }
                 vault
                     .json(
                         Method::PUT,

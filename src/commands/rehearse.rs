@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_private;
 use crate::localcluster::{ClusterSpec, LocalCluster, find_bao};
 use crate::pgp::keygen::generate_cv25519;
+use crate::secret::SecretString;
 use crate::shamir;
 use crate::transcript::{Transcript, verify_file};
 use crate::ui::Ui;
@@ -39,13 +40,14 @@ struct Holder {
 
 pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     let bao = find_bao(args.bao_bin.as_deref())?;
+    let plugin = find_plugin(args.plugin_bin.as_deref())?;
     let work = tempfile::Builder::new()
         .prefix("custody-rehearsal-")
         .tempdir()
         .map_err(|e| Error::failed(format!("making the rehearsal directory: {e}")))?;
     let dir = work.path().to_owned();
     let started = Instant::now();
-    let result = rehearse(ctx, &bao, &dir).await;
+    let result = rehearse(ctx, &bao, &plugin, &dir).await;
     let elapsed = started.elapsed();
     match &result {
         Ok(_) if !args.keep => drop(work),
@@ -81,7 +83,28 @@ pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     Ok(())
 }
 
-async fn rehearse(ctx: &Ctx, bao: &Path, dir: &Path) -> Result<(Vec<Proof>, String)> {
+/// The signer plugin: the given file, or `custody-signer` beside the running custody.
+fn find_plugin(explicit: Option<&Path>) -> Result<PathBuf> {
+    let path = match explicit {
+        Some(p) => p.to_owned(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("custody-signer")))
+            .unwrap_or_else(|| PathBuf::from("custody-signer")),
+    };
+    if !path.is_file() {
+        return Err(Error::precondition(format!("the signer plugin {} was not found", path.display()))
+            .hint("build it (cargo build --workspace --bins; scripts/rehearse does), or give --plugin-bin FILE"));
+    }
+    Ok(path)
+}
+
+async fn rehearse(
+    ctx: &Ctx,
+    bao: &Path,
+    plugin: &Path,
+    dir: &Path,
+) -> Result<(Vec<Proof>, String)> {
     let mut proofs = Vec::new();
     let mut step = Instant::now();
     let prove = |proofs: &mut Vec<Proof>, name: &str, proved: String, step: &mut Instant| {
@@ -127,6 +150,7 @@ async fn rehearse(ctx: &Ctx, bao: &Path, dir: &Path) -> Result<(Vec<Proof>, Stri
 
     let mut cluster = LocalCluster::start(ClusterSpec {
         dir: Some(dir.join("blue")),
+        plugins: vec![plugin.to_owned()],
         ..ClusterSpec::raft("rehearsal-blue", 3, bao.to_owned())
     })?;
     let inner = Ctx {
@@ -140,7 +164,7 @@ async fn rehearse(ctx: &Ctx, bao: &Path, dir: &Path) -> Result<(Vec<Proof>, Stri
     prove(
         &mut proofs,
         "cluster started",
-        "3 OpenBao nodes on 127.0.0.1, TLS from a CA made for this run".into(),
+        "3 OpenBao nodes on 127.0.0.1, TLS from a CA made for this run, the signer in their plugin_directory".into(),
         &mut step,
     );
 
@@ -239,6 +263,9 @@ async fn rehearse(ctx: &Ctx, bao: &Path, dir: &Path) -> Result<(Vec<Proof>, Stri
         &mut step,
     );
 
+    let signed = authority(&inner, dir, &out, &holders, &operator, plugin).await?;
+    prove(&mut proofs, "authority (ceremony 4)", signed, &mut step);
+
     let head = verify_file(inner.transcript.path())?;
     prove(
         &mut proofs,
@@ -320,4 +347,140 @@ fn rehearsal_failed(step: &str, e: Error, cluster: &LocalCluster) -> Error {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The same nodes, CA and transcript, with another token.
+fn as_token(ctx: &Ctx, token: Option<SecretString>) -> Ctx {
+    Ctx {
+        ui: Ui::silent(),
+        addrs: ctx.addrs.clone(),
+        ca_cert: ctx.ca_cert.clone(),
+        transcript: Transcript::at(ctx.transcript.path()),
+        token,
+    }
+}
+
+/// Decrypts a token file custody wrote, with the operator's secret key, in memory.
+fn decrypt_token(file: &Path, key: &Path) -> Result<SecretString> {
+    let message = crate::pgp::dearmor(
+        &std::fs::read(file).map_err(|e| Error::failed(format!("{}: {e}", file.display())))?,
+    )?;
+    let plain = crate::pgp::SecretKeyFile::load(key)?
+        .decrypt(&message, None)
+        .map_err(|e| Error::failed(format!("decrypting {}: {e:?}", file.display())))?;
+    let text =
+        std::str::from_utf8(plain.expose()).map_err(|_| Error::failed("the token is not text"))?;
+    Ok(SecretString::new(text.trim().to_owned()))
+}
+
+/// Ceremony 4: the ceremony token, no standing root, the quorum's root token, the plugin, the
+/// Authority, a signature by its signer token, and the root revoked again.
+async fn authority(
+    inner: &Ctx,
+    dir: &Path,
+    out: &Path,
+    holders: &[Holder],
+    operator: &Holder,
+    plugin: &Path,
+) -> Result<String> {
+    let init_root = decrypt_token(
+        &super::init::root_token_path(out, &operator.fingerprint),
+        &operator.secret,
+    )?;
+    let ceremony_file = dir.join("ceremony-token.asc");
+    let as_root = as_token(inner, Some(init_root.clone()));
+    super::root::ceremony_token(&as_root, &operator.public, &ceremony_file).await?;
+    super::root::revoke(&as_root).await?;
+    let ceremony = decrypt_token(&ceremony_file, &operator.secret)?;
+
+    // Holders 2, 4 and 5, one run each, under the ceremony token.
+    let root_file = dir.join("root-token.quorum.asc");
+    let as_ceremony = as_token(inner, Some(ceremony));
+    for i in [1usize, 3, 4] {
+        let h = &holders[i];
+        let args = crate::cli::RootGenerateArgs {
+            pgp_key: Some(operator.public.clone()),
+            out: Some(root_file.clone()),
+            cancel: false,
+            shares: crate::cli::ShareArgs {
+                share_file: Some(super::init::share_path(out, &h.fingerprint)),
+                secret_key: Some(h.secret.clone()),
+                passphrase_file: None,
+                share_stdin: false,
+            },
+        };
+        super::root::generate(&as_ceremony, &args).await?;
+    }
+    let root = decrypt_token(&root_file, &operator.secret)?;
+    let as_root = as_token(inner, Some(root));
+
+    let installed = super::plugin::install_quiet(
+        &as_root,
+        &super::plugin::InstallPlan {
+            plugin_bin: plugin.to_owned(),
+            name: "custody-signer".into(),
+            mount: "ethereum".into(),
+            upgrade: false,
+        },
+    )
+    .await?;
+    let contract = "0x1111111111111111111111111111111111111111";
+    let wrap_file = dir.join("authority-signer.wrap");
+    super::wallet::create(
+        &as_root,
+        &crate::cli::WalletCreateArgs {
+            name: "authority".into(),
+            chain_id: "31337".into(),
+            allowed_calls: vec![format!("{contract}:submitBlock(bytes32)")],
+            allowed_to: Vec::new(),
+            max_value_wei: Some("0".into()),
+            signer_token_out: wrap_file.clone(),
+            mount: "ethereum".into(),
+        },
+    )
+    .await?;
+
+    // The signing service's side: unwrap once, sign an allowed call, be refused anything else.
+    let vault = as_root.vault()?;
+    let addr = super::active_node(&vault, &inner.addrs).await?;
+    let account = vault
+        .get(&addr, "ethereum/accounts/authority")
+        .await
+        .map_err(|e| super::node_error("reading the Authority", e))?;
+    let address = account["data"]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let wrapping = super::wallet::read_wrapping_token(&wrap_file)?;
+    let (signer, _) = vault
+        .with_token(Some(wrapping))
+        .create_token(&addr, "sys/wrapping/unwrap", &json!({}))
+        .await
+        .map_err(|e| super::node_error("unwrapping the signer token", e))?;
+    let as_signer = vault.with_token(Some(signer));
+    let call = format!("0xbaa47694{}", "00".repeat(32));
+    let tx = as_signer
+        .post(&addr, "ethereum/accounts/authority/sign-tx", &json!({ "to": contract, "data": call, "gas": 100000, "max_fee_per_gas": "2000000000", "max_priority_fee_per_gas": "1000000000" }))
+        .await
+        .map_err(|e| super::node_error("signing submitBlock with the signer token", e))?;
+    if tx["data"]["from"] != address.as_str() {
+        return Err(Error::verification(
+            "the signature does not come from the Authority",
+        ));
+    }
+    if as_signer
+        .post(&addr, "ethereum/config", &json!({ "frozen": true }))
+        .await
+        .is_ok()
+    {
+        return Err(Error::verification(
+            "the signer token could change the mount's config",
+        ));
+    }
+    super::root::revoke(&as_root).await?;
+    Ok(format!(
+        "ceremony token, init root revoked, root from holders 2, 4, 5, plugin {} mounted, Authority {address} \
+         (submitBlock only) signed by its unwrapped signer token, root revoked",
+        installed.version
+    ))
 }

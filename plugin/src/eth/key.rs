@@ -6,6 +6,7 @@
 use std::fmt;
 
 use alloy_primitives::{Address, B256, U256};
+use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -123,13 +124,21 @@ impl AccountKey {
                 "signing produced a signature whose recovery id Ethereum cannot express".to_owned(),
             );
         }
+        let signature = sig;
         let rs = sig.to_bytes();
         let sig = Sig {
             r: U256::from_be_slice(&rs[..32]),
             s: U256::from_be_slice(&rs[32..]),
             y_parity: recid.is_y_odd(),
         };
-        if sig.recover_address(hash)? != self.address() {
+        // Verified before release: a fault during signing must never hand out a signature
+        // that could leak the key.
+        if self
+            .0
+            .verifying_key()
+            .verify_prehash(hash.as_slice(), &signature)
+            .is_err()
+        {
             return Err(
                 "signing produced a signature that does not verify; nothing was signed".to_owned(),
             );
