@@ -46,13 +46,12 @@ async fn load(
                     let mut errors = 0usize;
                     while Instant::now() < deadline {
                         let t0 = Instant::now();
-                        let ok = match http
-                            .post(&url)
-                            .header("X-Vault-Token", &token)
-                            .json(&body)
-                            .send()
-                            .await
-                        {
+                        let req = if body.is_null() {
+                            http.get(&url)
+                        } else {
+                            http.post(&url).json(&body)
+                        };
+                        let ok = match req.header("X-Vault-Token", &token).send().await {
                             Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                             Err(_) => false,
                         };
@@ -197,6 +196,16 @@ fn main() {
             "plugin sign-tx, nonce stored (b)",
             format!("{base}/v1/ethereum/accounts/bench/sign-tx"),
             tx_body,
+        ),
+        (
+            "plugin read config (no signature)",
+            format!("{base}/v1/ethereum/config"),
+            Value::Null,
+        ),
+        (
+            "transit read key (no signature)",
+            format!("{base}/v1/transit/keys/bench"),
+            Value::Null,
         ),
     ];
     let mut results: Vec<(usize, usize, Stats)> = Vec::new();
