@@ -11,6 +11,7 @@ pub mod localcluster;
 pub mod pgp;
 pub mod secret;
 pub mod shamir;
+pub mod snapshot;
 pub mod transcript;
 pub mod ui;
 pub mod vault;

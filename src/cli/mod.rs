@@ -69,6 +69,9 @@ pub enum Command {
     /// The Authority wallet: create it once, show it
     #[command(subcommand)]
     Wallet(WalletCommand),
+    /// Raft snapshots: save with a manifest, verify (offline, or by a restore test), restore
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Check the ceremony record
     #[command(subcommand)]
     Transcript(TranscriptCommand),
@@ -217,6 +220,52 @@ pub struct WalletCreateArgs {
     /// Where the plugin is mounted
     #[arg(long, default_value = "ethereum")]
     pub mount: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Stream a Raft snapshot to FILE, hashing it on the way, and write FILE.manifest.json
+    Save {
+        /// The snapshot file (0600, never overwritten)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Where the signer plugin is mounted (its accounts go into the manifest)
+        #[arg(long, default_value = "ethereum")]
+        mount: String,
+    },
+    /// Check a snapshot offline; with --restore-test, restore it into a throwaway server too
+    Verify(SnapshotVerifyArgs),
+    /// Restore a snapshot into the target cluster (--addr); it then needs the source's quorum
+    Restore {
+        /// The snapshot file
+        file: PathBuf,
+        /// Restore even over the cluster the snapshot came from, or without a manifest
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotVerifyArgs {
+    /// The snapshot file
+    pub file: PathBuf,
+    /// Restore into a throwaway local OpenBao, unseal it with the quorum, compare the Authority
+    #[arg(long, requires = "plugin_bin")]
+    pub restore_test: bool,
+    /// The signer plugin binary (the one the source cluster runs)
+    #[arg(long, value_name = "FILE")]
+    pub plugin_bin: Option<PathBuf>,
+    /// OpenBao server binary for the throwaway server [default: CUSTODY_BAO_BIN, tools/bin/bao, bao on PATH]
+    #[arg(long, value_name = "FILE")]
+    pub bao_bin: Option<PathBuf>,
+    /// The account whose address must survive
+    #[arg(long, default_value = "authority")]
+    pub account: String,
+    /// Where the signer plugin is mounted
+    #[arg(long, default_value = "ethereum")]
+    pub mount: String,
+    #[command(flatten)]
+    pub shares: ShareArgs,
 }
 
 #[derive(Debug, Subcommand)]

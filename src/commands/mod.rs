@@ -4,6 +4,7 @@ pub mod init;
 pub mod plugin;
 pub mod rehearse;
 pub mod root;
+pub mod snapshot;
 pub mod status;
 pub mod transcript;
 pub mod unseal;
@@ -13,7 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{
-    Cli, Command, GlobalArgs, PluginCommand, RootCommand, TranscriptCommand, WalletCommand,
+    Cli, Command, GlobalArgs, PluginCommand, RootCommand, SnapshotCommand, TranscriptCommand,
+    WalletCommand,
 };
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
@@ -142,6 +144,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Wallet(WalletCommand::Create(args)) => wallet::create(&ctx, &args).await,
         Command::Wallet(WalletCommand::Show { name, mount }) => {
             wallet::show(&ctx, &name, &mount).await
+        }
+        Command::Snapshot(SnapshotCommand::Save { out, mount }) => {
+            snapshot::save(&ctx, &out, &mount).await
+        }
+        Command::Snapshot(SnapshotCommand::Verify(args)) => snapshot::verify(&ctx, &args).await,
+        Command::Snapshot(SnapshotCommand::Restore { file, force }) => {
+            snapshot::restore(&ctx, &file, force).await
         }
         Command::Transcript(TranscriptCommand::Verify { file }) => transcript::verify(&ctx, &file),
         Command::Rehearse(args) => rehearse::run(&ctx, &args).await,

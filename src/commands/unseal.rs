@@ -574,10 +574,14 @@ fn finish(ctx: &Ctx, report: &UnsealReport, shares: &Shares) -> Result<()> {
         json!({ "unseal": report, "transcript_head": head.head_hash }),
     );
 
-    if report.nodes.iter().any(|n| n.state == NodeState::Refused) {
+    if let Some(n) = report.nodes.iter().find(|n| n.state == NodeState::Refused) {
         return Err(Error::new(
             Kind::Verification,
-            "the cluster refused the shares (see above)",
+            format!(
+                "{} refused the shares: {}",
+                n.addr,
+                n.message.as_deref().unwrap_or("")
+            ),
         ));
     }
     let down = report

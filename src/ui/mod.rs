@@ -131,6 +131,14 @@ impl Ui {
             .map_err(|e| Error::failed(format!("reading from the terminal: {e}")))
     }
 
+    /// A byte counter on a terminal in text mode; silent otherwise.
+    pub fn byte_progress(&self, prefix: &str) -> Progress {
+        Progress::bytes(
+            !self.silent && self.stderr_terminal && self.format == Format::Text,
+            prefix,
+        )
+    }
+
     /// A progress bar on a terminal in text mode; silent otherwise.
     pub fn progress(&self, len: u64, prefix: &str) -> Progress {
         Progress::new(

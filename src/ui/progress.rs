@@ -26,6 +26,29 @@ impl Progress {
         }
         Progress(Some(bar))
     }
+    /// A byte counter for a stream of unknown length.
+    pub fn bytes(visible: bool, prefix: &str) -> Progress {
+        if !visible {
+            return Progress(None);
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} {spinner} {bytes} ({binary_bytes_per_sec})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(prefix.to_owned());
+        if let Ok(mut active) = ACTIVE.lock() {
+            *active = Some(bar.clone());
+        }
+        Progress(Some(bar))
+    }
+
+    pub fn inc(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+
     pub fn set(&self, pos: u64, msg: impl Into<String>) {
         if let Some(b) = &self.0 {
             b.set_position(pos);

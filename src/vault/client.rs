@@ -359,3 +359,47 @@ impl Vault {
         ))
     }
 }
+
+impl Vault {
+    /// The Raft snapshot as a response whose body the caller streams.
+    pub async fn snapshot_download(&self, addr: &Addr) -> NodeResult<reqwest::Response> {
+        let resp = self
+            .http
+            .get(addr.join("sys/storage/raft/snapshot"))
+            .headers(self.headers())
+            .timeout(Duration::from_secs(3600))
+            .send()
+            .await
+            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
+        if !resp.status().is_success() {
+            return Err(api_error(resp).await);
+        }
+        Ok(resp)
+    }
+
+    /// Restores a snapshot file, streamed from disk. `force` skips the server's check that the
+    /// snapshot's keyring matches its own (a snapshot of another cluster needs it).
+    pub async fn snapshot_upload(&self, addr: &Addr, file: &Path, force: bool) -> NodeResult<()> {
+        let f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| NodeError::Decode(format!("{}: {e}", file.display())))?;
+        let path = if force {
+            "sys/storage/raft/snapshot-force"
+        } else {
+            "sys/storage/raft/snapshot"
+        };
+        let resp = self
+            .http
+            .post(addr.join(path))
+            .headers(self.headers())
+            .timeout(Duration::from_secs(3600))
+            .body(reqwest::Body::from(f))
+            .send()
+            .await
+            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
+        if !resp.status().is_success() {
+            return Err(api_error(resp).await);
+        }
+        Ok(())
+    }
+}

@@ -89,8 +89,23 @@ pub struct InitRequest {
     pub secret_shares: u32,
     pub secret_threshold: u32,
     /// base64 of each holder's binary public certificate, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pgp_keys: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub root_token_pgp_key: String,
+}
+
+impl InitRequest {
+    /// An init without PGP keys: the server returns the shares in the clear. Only for a
+    /// throwaway server whose shares never leave custody's memory.
+    pub fn plain(shares: u32, threshold: u32) -> InitRequest {
+        InitRequest {
+            secret_shares: shares,
+            secret_threshold: threshold,
+            pgp_keys: Vec::new(),
+            root_token_pgp_key: String::new(),
+        }
+    }
 }
 
 /// With `pgp_keys`, every field here is ciphertext: `keys_base64[i]` is a binary OpenPGP message

@@ -166,10 +166,16 @@ impl Api {
 
 /// Init (plaintext keys: test clusters only) and unseal a 1-node Raft cluster; the root token.
 pub fn init_plain(cluster: &TestCluster) -> (String, Vec<String>) {
+    init_plain_n(cluster, 1, 1)
+}
+
+/// Init with `shares`/`threshold` (plaintext keys: test clusters only) and unseal; the root
+/// token and every key.
+pub fn init_plain_n(cluster: &TestCluster, shares: u32, threshold: usize) -> (String, Vec<String>) {
     let api = Api::new(cluster, 0, "");
     let (status, v) = api.write(
         "sys/init",
-        json!({ "secret_shares": 1, "secret_threshold": 1 }),
+        json!({ "secret_shares": shares, "secret_threshold": threshold }),
     );
     assert_eq!(status, 200, "init: {v}");
     let keys: Vec<String> = v["keys"]
@@ -178,7 +184,7 @@ pub fn init_plain(cluster: &TestCluster) -> (String, Vec<String>) {
         .iter()
         .map(|k| k.as_str().unwrap().to_owned())
         .collect();
-    unseal_plain(cluster, &keys);
+    unseal_plain(cluster, &keys[..threshold]);
     (v["root_token"].as_str().unwrap().to_owned(), keys)
 }
 

@@ -1,0 +1,54 @@
+//! `FILE.manifest.json`: what `snapshot save` knew about the snapshot and its cluster.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+    pub raft_index: u64,
+    pub raft_term: u64,
+    pub cluster_id: String,
+    pub cluster_name: String,
+    pub nodes: Vec<String>,
+    pub server_version: String,
+    /// The source's seal: its shares (n) and threshold (t). A server restored from this
+    /// snapshot keeps its own seal configuration, so it must have the same.
+    pub seal_shares: u32,
+    pub seal_threshold: u32,
+    pub time: String,
+    pub mount: String,
+    /// Account name → address, where the token could read them.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, String>,
+    #[serde(default)]
+    pub plugin_sha256: Option<String>,
+    pub custody_version: String,
+}
+
+pub fn manifest_path(snapshot: &Path) -> PathBuf {
+    let mut s = snapshot.as_os_str().to_owned();
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
+
+pub fn read(snapshot: &Path) -> Result<Option<Manifest>> {
+    let path = manifest_path(snapshot);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes =
+        std::fs::read(&path).map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Error::verification(format!("{}: not a custody manifest: {e}", path.display()))
+    })
+}

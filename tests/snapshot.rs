@@ -1,0 +1,330 @@
+//! Ceremony 5 and blue-green phase 1 on real clusters: save from a 3-node cluster holding the
+//! Authority and a few hundred KV entries, verify (offline and by a restore test), every kind of
+//! damage refused, and a restore into a second cluster that only the original quorum unseals.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::json;
+
+use support::plugin::{Api, plugin_bin};
+use support::*;
+
+const HOLDERS: [&str; 5] = ["holder1", "holder2", "holder3", "holder4", "holder5"];
+
+fn with_token(base: &Custody, token_file: &Path) -> Custody {
+    let mut c = Custody {
+        cwd: base.cwd.clone(),
+        base: base.base.clone(),
+        env: base.env.clone(),
+    };
+    c.base
+        .extend(["--token-file".into(), token_file.display().to_string()]);
+    c
+}
+
+#[test]
+fn snapshot_save_verify_restore_test_and_restore_into_green() {
+    let blue = cluster_with(ClusterSpec {
+        plugins: vec![plugin_bin()],
+        ..ClusterSpec::raft("blue", 3, bao_bin())
+    });
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let out = dir.join("shares");
+    let c = Custody::for_cluster(dir, &blue);
+
+    let mut args: Vec<String> = vec!["--yes".into(), "init".into()];
+    for h in HOLDERS {
+        args.extend([
+            "--pgp-key".into(),
+            fixture(&format!("{h}.pub.asc")).display().to_string(),
+        ]);
+    }
+    args.extend(["--threshold", "3", "--root-token-pgp-key"].map(String::from));
+    args.push(fixture("operator.pub.asc").display().to_string());
+    args.extend(["--out".into(), out.display().to_string()]);
+    c.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .expect(0);
+    let gpg = Gpg::with_secret_keys(&["holder1", "holder3", "holder5", "operator"]);
+    let plain = |h: &str| gpg.decrypt(&out.join(format!("{}.share.asc", fpr(h))), None);
+    let pass5 = fixture("holder5.passphrase");
+    let s5 = gpg.decrypt(
+        &out.join(format!("{}.share.asc", fpr("holder5"))),
+        Some(&pass5),
+    );
+    let quorum = format!("{}\n{}\n{}\n", plain("holder1"), plain("holder3"), s5);
+    c.run_stdin(&["unseal", "--share-stdin"], Some(quorum.as_bytes()))
+        .expect(0);
+    let root_file = dir.join("root.token");
+    std::fs::write(
+        &root_file,
+        gpg.decrypt(
+            &out.join(format!("root-token.{}.asc", fpr("operator"))),
+            None,
+        )
+        .trim(),
+    )
+    .unwrap();
+    let root_text = std::fs::read_to_string(&root_file).unwrap();
+    let as_root = with_token(&c, &root_file);
+
+    // The Authority, a ceremony token (kept valid in the snapshot), and 300 KV entries.
+    as_root
+        .run(&[
+            "plugin",
+            "install",
+            "--plugin-bin",
+            plugin_bin().to_str().unwrap(),
+        ])
+        .expect(0);
+    let r = as_root.run(&[
+        "--format",
+        "json",
+        "wallet",
+        "create",
+        "authority",
+        "--chain-id",
+        "1",
+        "--allowed-call",
+        "0x1111111111111111111111111111111111111111:submitBlock(bytes32)",
+        "--signer-token-out",
+        dir.join("signer.wrap").to_str().unwrap(),
+    ]);
+    r.expect(0);
+    let address = r.json()["wallet"]["address"].as_str().unwrap().to_owned();
+    let ceremony_asc = dir.join("ceremony.asc");
+    as_root
+        .run(&[
+            "root",
+            "ceremony-token",
+            "--pgp-key",
+            fixture("operator.pub.asc").to_str().unwrap(),
+            "--out",
+            ceremony_asc.to_str().unwrap(),
+        ])
+        .expect(0);
+    let ceremony_file = dir.join("ceremony.token");
+    std::fs::write(&ceremony_file, gpg.decrypt(&ceremony_asc, None).trim()).unwrap();
+    let api = Api::new(&blue, 0, &root_text);
+    api.ok("POST", "sys/mounts/kv", Some(json!({ "type": "kv" })));
+    let writes = (0..300)
+        .map(|i| {
+            (
+                "POST".to_owned(),
+                format!("kv/entry-{i}"),
+                Some(json!({ "value": format!("v{i}") })),
+            )
+        })
+        .collect();
+    assert!(api.concurrent(writes).iter().all(|(s, _)| *s == 204));
+
+    // Save.
+    let snap = dir.join("blue.snap");
+    let r = as_root.run(&[
+        "--format",
+        "json",
+        "snapshot",
+        "save",
+        "--out",
+        snap.to_str().unwrap(),
+    ]);
+    r.expect(0);
+    let manifest = r.json()["manifest"].clone();
+    assert_eq!(manifest["accounts"]["authority"], address.as_str());
+    assert_eq!(manifest["nodes"].as_array().unwrap().len(), 3);
+    assert!(manifest["raft_index"].as_u64().unwrap() > 300);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&snap).unwrap().permissions())
+            & 0o777,
+        0o600
+    );
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("blue.snap.manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(on_disk["sha256"], support::plugin::sha256_file(&snap));
+    as_root
+        .run(&["snapshot", "save", "--out", snap.to_str().unwrap()])
+        .expect(4)
+        .stderr_has("never overwrites");
+
+    // Verify offline (no server: no --addr at all), then by a restore test that must generate a
+    // root token on the throwaway server with the ceremony token and the quorum.
+    let offline = Custody::new(dir);
+    let r = offline.run(&[
+        "--format",
+        "json",
+        "snapshot",
+        "verify",
+        snap.to_str().unwrap(),
+    ]);
+    r.expect(0);
+    assert_eq!(r.json()["verify"]["manifest"], true);
+    assert!(r.json()["archive"]["sealed_sums"].as_bool().unwrap());
+    let mut by_ceremony = Custody::new(dir);
+    by_ceremony
+        .base
+        .extend(["--token-file".into(), ceremony_file.display().to_string()]);
+    let r = by_ceremony.run_stdin(
+        &[
+            "--format",
+            "json",
+            "snapshot",
+            "verify",
+            snap.to_str().unwrap(),
+            "--restore-test",
+            "--plugin-bin",
+            plugin_bin().to_str().unwrap(),
+            "--share-stdin",
+        ],
+        Some(quorum.as_bytes()),
+    );
+    r.expect(0);
+    assert_eq!(
+        r.json()["verify"]["restore_test"]["address"],
+        address.as_str()
+    );
+
+    // Damage of every kind: exit 3 (or 1 for not a snapshot), naming it, writing nothing.
+    let transcript = dir.join("custody-transcript.jsonl");
+    let before = std::fs::read(&transcript).unwrap();
+    let bytes = std::fs::read(&snap).unwrap();
+    let damaged = |name: &str, data: &[u8], with_manifest: bool| {
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        if with_manifest {
+            std::fs::copy(
+                dir.join("blue.snap.manifest.json"),
+                dir.join(format!("{name}.manifest.json")),
+            )
+            .unwrap();
+        }
+        p
+    };
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let cases: Vec<(std::path::PathBuf, i32, &str)> = vec![
+        (damaged("flipped.snap", &flipped, false), 3, "damaged"),
+        (
+            damaged("truncated.snap", &bytes[..bytes.len() * 2 / 3], false),
+            3,
+            "damaged",
+        ),
+        (damaged("copy.snap", &bytes, true), 0, ""),
+        (damaged("empty.snap", b"", false), 1, "empty"),
+        (
+            damaged(
+                "random.snap",
+                &(0..5000u32)
+                    .map(|i| (i * 7919 % 251) as u8)
+                    .collect::<Vec<_>>(),
+                false,
+            ),
+            1,
+            "not a Raft snapshot",
+        ),
+    ];
+    for (p, code, needle) in &cases {
+        let r = offline.run(&["snapshot", "verify", p.to_str().unwrap()]);
+        assert_eq!(r.code(), *code, "{}: {}", p.display(), r.stderr());
+        assert!(
+            r.stderr().contains(needle),
+            "{}: {}",
+            p.display(),
+            r.stderr()
+        );
+    }
+    // A manifest that names another sha256.
+    let copy = dir.join("copy.snap");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("copy.snap.manifest.json")).unwrap())
+            .unwrap();
+    m["sha256"] = json!("00".repeat(32));
+    std::fs::write(
+        dir.join("copy.snap.manifest.json"),
+        serde_json::to_vec(&m).unwrap(),
+    )
+    .unwrap();
+    offline
+        .run(&["snapshot", "verify", copy.to_str().unwrap()])
+        .expect(3)
+        .stderr_has("sha256");
+    // A tar with a member missing (state.bin), its SHA256SUMS still listing it.
+    let missing = dir.join("missing.snap");
+    {
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&missing).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut builder = tar::Builder::new(gz);
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().to_str() == Some("state.bin") {
+                continue;
+            }
+            let mut header = entry.header().clone();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            let path = entry.path().unwrap().into_owned();
+            builder.append_data(&mut header, path, &data[..]).unwrap();
+        }
+        builder
+            .into_inner()
+            .unwrap()
+            .finish()
+            .unwrap()
+            .flush()
+            .unwrap();
+    }
+    offline
+        .run(&["snapshot", "verify", missing.to_str().unwrap()])
+        .expect(3)
+        .stderr_has("state.bin is missing");
+    let after_damage = std::fs::read(&transcript).unwrap();
+    let added: Vec<&str> = std::str::from_utf8(&after_damage[before.len()..])
+        .unwrap()
+        .lines()
+        .collect();
+    assert_eq!(
+        added.len(),
+        1,
+        "only the good copy's verify is recorded: {added:?}"
+    );
+
+    // Restore refused over the source cluster.
+    as_root
+        .run(&["snapshot", "restore", snap.to_str().unwrap()])
+        .expect(4)
+        .stderr_has("came from");
+
+    // Green: a second cluster, initialized by its own throwaway key.
+    let green = cluster_with(ClusterSpec {
+        plugins: vec![plugin_bin()],
+        ..ClusterSpec::raft("green", 1, bao_bin())
+    });
+    let (green_root, green_keys) = support::plugin::init_plain_n(&green, 5, 3);
+    let green_root_file = dir.join("green-root.token");
+    std::fs::write(&green_root_file, &green_root).unwrap();
+    let g = Custody::for_cluster(dir, &green);
+    let as_green_root = with_token(&g, &green_root_file);
+    let r = as_green_root.run(&["snapshot", "restore", snap.to_str().unwrap()]);
+    r.expect(0);
+    assert!(r.stdout().contains("ORIGINAL quorum"), "{}", r.stdout());
+    // The target's own share no longer opens it; the source's quorum does.
+    let own = format!("{}\n{}\n{}\n", green_keys[0], green_keys[1], green_keys[2]);
+    g.run_stdin(&["unseal", "--share-stdin"], Some(own.as_bytes()))
+        .expect(3)
+        .stderr_has("throwaway init");
+    g.run_stdin(&["unseal", "--share-stdin"], Some(quorum.as_bytes()))
+        .expect(0);
+    let as_blue_root_on_green = with_token(&g, &root_file);
+    let r = as_blue_root_on_green.run(&["--format", "json", "wallet", "show", "authority"]);
+    r.expect(0);
+    assert_eq!(r.json()["account"]["address"], address.as_str());
+    let green_api = Api::new(&green, 0, &root_text);
+    assert_eq!(green_api.ok("GET", "kv/entry-299", None)["value"], "v299");
+}
