@@ -234,8 +234,8 @@ pub fn read_meta(path: &Path) -> Result<Meta> {
         std::fs::File::open(path).map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
     let gz = flate2::read::GzDecoder::new(io::BufReader::new(file));
     let mut archive = tar::Archive::new(gz);
-    for entry in archive.entries().map_err(|e| damaged(e))? {
-        let entry = entry.map_err(|e| damaged(e))?;
+    for entry in archive.entries().map_err(damaged)? {
+        let entry = entry.map_err(damaged)?;
         if entry
             .path()
             .map(|p| p == Path::new("meta.json"))
@@ -245,7 +245,7 @@ pub fn read_meta(path: &Path) -> Result<Meta> {
             entry
                 .take(SMALL_MEMBER)
                 .read_to_end(&mut bytes)
-                .map_err(|e| damaged(e))?;
+                .map_err(damaged)?;
             return serde_json::from_slice(&bytes)
                 .map_err(|e| damaged(format!("meta.json does not parse: {e}")));
         }
