@@ -25,6 +25,8 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
         "init (ceremony 1)",
         "unseal, fresh cluster",
         "authority (ceremony 4)",
+        "snapshot + green (ceremony 5, phase 1)",
+        "root revoked",
         "restart + unseal one by one",
         "transcript verify",
     ] {

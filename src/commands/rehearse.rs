@@ -63,7 +63,7 @@ pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     let mut text = String::from("Rehearsal passed. What it proved:\n");
     for (i, p) in proofs.iter().enumerate() {
         text.push_str(&format!(
-            "  {:>2}. {:<28} {:>6.1} s  {}\n",
+            "  {:>2}. {:<40} {:>6.1} s  {}\n",
             i + 1,
             p.step,
             p.seconds,
@@ -263,8 +263,29 @@ async fn rehearse(
         &mut step,
     );
 
-    let signed = authority(&inner, dir, &out, &holders, &operator, plugin).await?;
-    prove(&mut proofs, "authority (ceremony 4)", signed, &mut step);
+    let auth = authority(&inner, dir, &out, &holders, &operator, plugin).await?;
+    prove(
+        &mut proofs,
+        "authority (ceremony 4)",
+        auth.summary.clone(),
+        &mut step,
+    );
+
+    let snap = snapshots(&inner, dir, bao, plugin, &out, &holders, &auth).await?;
+    prove(
+        &mut proofs,
+        "snapshot + green (ceremony 5, phase 1)",
+        snap,
+        &mut step,
+    );
+
+    super::root::revoke(&as_token(&inner, Some(auth.root.clone()))).await?;
+    prove(
+        &mut proofs,
+        "root revoked",
+        "the quorum's root token is refused by every node; no root token stands".into(),
+        &mut step,
+    );
 
     let head = verify_file(inner.transcript.path())?;
     prove(
@@ -382,7 +403,7 @@ async fn authority(
     holders: &[Holder],
     operator: &Holder,
     plugin: &Path,
-) -> Result<String> {
+) -> Result<Authority> {
     let init_root = decrypt_token(
         &super::init::root_token_path(out, &operator.fingerprint),
         &operator.secret,
@@ -395,7 +416,7 @@ async fn authority(
 
     // Holders 2, 4 and 5, one run each, under the ceremony token.
     let root_file = dir.join("root-token.quorum.asc");
-    let as_ceremony = as_token(inner, Some(ceremony));
+    let as_ceremony = as_token(inner, Some(ceremony.clone()));
     for i in [1usize, 3, 4] {
         let h = &holders[i];
         let args = crate::cli::RootGenerateArgs {
@@ -412,7 +433,7 @@ async fn authority(
         super::root::generate(&as_ceremony, &args).await?;
     }
     let root = decrypt_token(&root_file, &operator.secret)?;
-    let as_root = as_token(inner, Some(root));
+    let as_root = as_token(inner, Some(root.clone()));
 
     let installed = super::plugin::install_quiet(
         &as_root,
@@ -477,10 +498,165 @@ async fn authority(
             "the signer token could change the mount's config",
         ));
     }
-    super::root::revoke(&as_root).await?;
-    Ok(format!(
+    let summary = format!(
         "ceremony token, init root revoked, root from holders 2, 4, 5, plugin {} mounted, Authority {address} \
-         (submitBlock only) signed by its unwrapped signer token, root revoked",
+         (submitBlock only) signed by its unwrapped signer token",
         installed.version
+    );
+    Ok(Authority {
+        summary,
+        root,
+        ceremony,
+        address,
+    })
+}
+
+struct Authority {
+    summary: String,
+    root: SecretString,
+    ceremony: SecretString,
+    address: String,
+}
+
+/// Ceremony 5 and blue-green phase 1: save blue, verify it (offline and by a restore test
+/// under the ceremony token), build green, restore blue into it, unseal green with the
+/// original quorum, and find the same Authority on both.
+async fn snapshots(
+    blue: &Ctx,
+    dir: &Path,
+    bao: &Path,
+    plugin: &Path,
+    out: &Path,
+    holders: &[Holder],
+    auth: &Authority,
+) -> Result<String> {
+    let as_root = as_token(blue, Some(auth.root.clone()));
+    let vault = as_root.vault()?;
+    let addr = super::active_node(&vault, &blue.addrs).await?;
+    let (reader, _) = vault
+        .create_token(
+            &addr,
+            "auth/token/create-orphan",
+            &json!({ "policies": ["custody-authority-reader"], "no_default_policy": true }),
+        )
+        .await
+        .map_err(|e| super::node_error("creating a reader token", e))?;
+    let file = dir.join("blue.snap");
+    super::snapshot::save(&as_root, &file, "ethereum").await?;
+
+    let quorum: Vec<&Holder> = [0usize, 2, 4].iter().map(|i| &holders[*i]).collect();
+    let shares = decrypt_shares(blue, out, &quorum)?;
+    let verify_args = crate::cli::SnapshotVerifyArgs {
+        file: file.clone(),
+        restore_test: true,
+        plugin_bin: Some(plugin.to_owned()),
+        bao_bin: Some(bao.to_owned()),
+        account: "authority".into(),
+        mount: "ethereum".into(),
+        shares: crate::cli::ShareArgs {
+            share_file: None,
+            secret_key: None,
+            passphrase_file: None,
+            share_stdin: false,
+        },
+    };
+    let restored = super::snapshot::verify_with_shares(
+        &as_token(blue, Some(auth.ceremony.clone())),
+        &verify_args,
+        Some(&shares),
+    )
+    .await?;
+
+    // Green: built and initialized by its own throwaway key, then restored from blue.
+    let green = LocalCluster::start(ClusterSpec {
+        dir: Some(dir.join("green")),
+        plugins: vec![plugin.to_owned()],
+        ..ClusterSpec::raft("rehearsal-green", 3, bao.to_owned())
+    })?;
+    let green_vault = Vault::new(Some(&green.ca_cert), None)?;
+    let g_addrs = green.addrs();
+    let init = green_vault
+        .init(
+            &g_addrs[0],
+            &crate::vault::InitRequest::plain(HOLDERS as u32, THRESHOLD),
+        )
+        .await
+        .map_err(|e| super::node_error("initializing green", e))?;
+    let green_root = SecretString::new(init.root_token.clone());
+    let own: Vec<crate::shamir::Share> = init
+        .keys
+        .iter()
+        .take(THRESHOLD as usize)
+        .enumerate()
+        .map(|(i, k)| {
+            shamir::parse_share(
+                &SecretString::new(k.clone()),
+                &format!("green key {}", i + 1),
+            )
+            .map_err(Error::failed)
+        })
+        .collect::<Result<_>>()?;
+    let green_ctx = Ctx {
+        ui: Ui::silent(),
+        addrs: g_addrs.clone(),
+        ca_cert: Some(green.ca_cert.clone()),
+        transcript: Transcript::at(blue.transcript.path()),
+        token: Some(green_root),
+    };
+    let report = unseal_with(
+        &green_ctx,
+        &green_vault,
+        &g_addrs,
+        &Shares {
+            shares: own,
+            holders: Vec::new(),
+        },
+        JOIN_TIMEOUT,
+    )
+    .await?;
+    expect_all_unsealed(&report, &green)?;
+    wait_roles(&green_vault, &green_ctx, Duration::from_secs(30)).await?;
+    super::snapshot::restore(&green_ctx, &file, false).await?;
+
+    // Only blue's quorum opens green now.
+    let shares = decrypt_shares(blue, out, &quorum)?;
+    let report = unseal_with(&green_ctx, &green_vault, &g_addrs, &shares, JOIN_TIMEOUT).await?;
+    record(&green_ctx, &report, &shares)?;
+    expect_all_unsealed(&report, &green)?;
+    wait_roles(&green_vault, &green_ctx, Duration::from_secs(60)).await?;
+    let read = |v: Vault, a: crate::vault::Addr| async move {
+        v.get(&a, "ethereum/accounts/authority")
+            .await
+            .map(|x| x["data"]["address"].as_str().unwrap_or_default().to_owned())
+    };
+    let on_blue = read(vault.with_token(Some(reader.clone())), addr.clone())
+        .await
+        .map_err(|e| super::node_error("reading the Authority on blue", e))?;
+    let green_active = super::active_node(&green_vault, &g_addrs).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let on_green = loop {
+        match read(
+            green_vault.with_token(Some(reader.clone())),
+            green_active.clone(),
+        )
+        .await
+        {
+            Ok(a) => break a,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(super::node_error("reading the Authority on green", e));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    };
+    if on_blue != auth.address || on_green != auth.address {
+        return Err(Error::verification(format!(
+            "the Authority differs: blue {on_blue}, green {on_green}, created {}",
+            auth.address
+        )));
+    }
+    drop(green);
+    Ok(format!(
+        "blue saved and verified; restore test ({}) found {}; green restored, unsealed by holders 1, 3, 5, same Authority on both",
+        restored.token, restored.address
     ))
 }

@@ -266,6 +266,15 @@ fn check_against_manifest(file: &Path) -> Result<(ArchiveReport, Option<Manifest
 }
 
 pub async fn verify(ctx: &Ctx, args: &SnapshotVerifyArgs) -> Result<()> {
+    verify_with_shares(ctx, args, None).await.map(|_| ())
+}
+
+/// `verify`, with the quorum's shares already in hand (the rehearsal) or read from the inputs.
+pub async fn verify_with_shares(
+    ctx: &Ctx,
+    args: &SnapshotVerifyArgs,
+    given: Option<&super::unseal::Shares>,
+) -> Result<RestoreTest> {
     let started = Instant::now();
     let (report, manifest) = check_against_manifest(&args.file)?;
     let offline_secs = started.elapsed().as_secs_f64();
@@ -314,7 +323,7 @@ pub async fn verify(ctx: &Ctx, args: &SnapshotVerifyArgs) -> Result<()> {
                 "--restore-test compares with the manifest written by snapshot save; there is none",
             )
         })?;
-        let r = restore_test(ctx, args, m).await?;
+        let r = restore_test(ctx, args, m, given).await?;
         lines.push(format!(
             "restore test: restored into a throwaway OpenBao, unsealed with the quorum, {} is {} as recorded, raft index {} ≥ {}",
             args.account, r.address, r.raft_index, m.raft_index
@@ -338,7 +347,12 @@ pub async fn verify(ctx: &Ctx, args: &SnapshotVerifyArgs) -> Result<()> {
         &lines.join("\n"),
         json!({ "verify": facts, "archive": report, "offline_seconds": offline_secs, "transcript_head": head.head_hash }),
     );
-    Ok(())
+    Ok(restore.unwrap_or(RestoreTest {
+        address: String::new(),
+        raft_index: 0,
+        seconds: 0.0,
+        token: "",
+    }))
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -385,6 +399,7 @@ async fn restore_test(
     ctx: &Ctx,
     args: &SnapshotVerifyArgs,
     manifest: &Manifest,
+    given: Option<&super::unseal::Shares>,
 ) -> Result<RestoreTest> {
     let token = ctx.token.clone().ok_or_else(|| {
         Error::usage("--restore-test reads the account with a token valid in the snapshot: set VAULT_TOKEN or --token-file")
@@ -438,7 +453,14 @@ async fn restore_test(
         .seal_status(&addr)
         .await
         .map_err(|e| node_error("reading the restored server", e))?;
-    let shares = super::unseal::gather(ctx, &args.shares, status.t)?;
+    let gathered;
+    let shares = match given {
+        Some(s) => s,
+        None => {
+            gathered = super::unseal::gather(ctx, &args.shares, status.t)?;
+            &gathered
+        }
+    };
     let mut unsealed = false;
     for share in &shares.shares {
         match throwaway.unseal(&addr, &share.text).await {
