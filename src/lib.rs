@@ -7,6 +7,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod fsutil;
+pub mod lb;
 pub mod localcluster;
 pub mod pgp;
 pub mod secret;

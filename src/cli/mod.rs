@@ -72,6 +72,8 @@ pub enum Command {
     /// Raft snapshots: save with a manifest, verify (offline, or by a restore test), restore
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Blue-green phase 2: move the load balancer from blue to green, no outage, no nonce twice
+    Cutover(CutoverArgs),
     /// Check the ceremony record
     #[command(subcommand)]
     Transcript(TranscriptCommand),
@@ -266,6 +268,40 @@ pub struct SnapshotVerifyArgs {
     pub mount: String,
     #[command(flatten)]
     pub shares: ShareArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CutoverArgs {
+    /// `rollback` puts blue back in front (blue ready and unfrozen, green drained and frozen)
+    #[arg(value_parser = ["rollback"])]
+    pub action: Option<String>,
+    /// A blue node (the cluster in service), once per node
+    #[arg(long = "from", value_name = "URL", required = true)]
+    pub from: Vec<String>,
+    /// A green node (the cluster taking over), once per node
+    #[arg(long = "to", value_name = "URL", required = true)]
+    pub to: Vec<String>,
+    /// The balancer: haproxy:SOCKET (its runtime API) or exec:COMMAND
+    #[arg(long, value_name = "DRIVER")]
+    pub lb: String,
+    /// The HAProxy backend holding both clusters' servers
+    #[arg(long, value_name = "NAME", default_value = "vault")]
+    pub lb_backend: String,
+    /// A blue server's name in the balancer, once per server
+    #[arg(long = "blue-server", value_name = "NAME")]
+    pub blue_servers: Vec<String>,
+    /// A green server's name in the balancer, once per server
+    #[arg(long = "green-server", value_name = "NAME")]
+    pub green_servers: Vec<String>,
+    /// The balancer's own address, to check where requests land
+    #[arg(long, value_name = "URL")]
+    pub lb_url: String,
+    /// How long blue's sessions may take to drain (e.g. 30s, 500ms, 2m)
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub drain_timeout: String,
+    /// Where the signer plugin is mounted
+    #[arg(long, default_value = "ethereum")]
+    pub mount: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! One module per command. Each validates its whole plan before any side effect.
 
+pub mod cutover;
 pub mod init;
 pub mod plugin;
 pub mod rehearse;
@@ -152,6 +153,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Snapshot(SnapshotCommand::Restore { file, force }) => {
             snapshot::restore(&ctx, &file, force).await
         }
+        Command::Cutover(args) => cutover::run(&ctx, &args).await,
         Command::Transcript(TranscriptCommand::Verify { file }) => transcript::verify(&ctx, &file),
         Command::Rehearse(args) => rehearse::run(&ctx, &args).await,
     }

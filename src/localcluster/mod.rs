@@ -1,6 +1,7 @@
 //! Throwaway OpenBao Raft clusters on 127.0.0.1 with TLS, free ports and a private directory:
 //! the one implementation behind `custody rehearse` and the test harness.
 
+pub mod haproxy;
 mod process;
 mod tls;
 

@@ -1,0 +1,381 @@
+//! Blue-green phase 2 with a real HAProxy (Debian's) in front of two real clusters: the
+//! pre-flight refusals leave the balancer untouched; the cutover under continuous load loses no
+//! read and signs no nonce twice, with no gap; a rollback puts blue back.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use custody::localcluster::haproxy::{LbServer, LocalHaproxy};
+use support::plugin::{Api, init_plain_n, plugin_bin, unseal_plain};
+use support::*;
+
+const RECIPIENT: &str = "0x2222222222222222222222222222222222222222";
+
+fn with_token(base: &Custody, token_file: &Path) -> Custody {
+    let mut c = Custody {
+        cwd: base.cwd.clone(),
+        base: base.base.clone(),
+        env: base.env.clone(),
+    };
+    c.base
+        .extend(["--token-file".into(), token_file.display().to_string()]);
+    c
+}
+
+fn states(lb: &LocalHaproxy) -> BTreeMap<String, String> {
+    custody::lb::haproxy::Haproxy::new(&lb.socket)
+        .servers("vault")
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.status))
+        .collect()
+}
+
+/// A cluster with the plugin, the Authority and a signer token; (cluster, root, keys, signer, address).
+fn authority_cluster(name: &str, dir: &Path) -> (TestCluster, String, Vec<String>, String, String) {
+    let cl = cluster_with(ClusterSpec {
+        plugins: vec![plugin_bin()],
+        ..ClusterSpec::raft(name, 1, bao_bin())
+    });
+    let (root, keys) = init_plain_n(&cl, 5, 3);
+    let root_file = dir.join(format!("{name}-root.token"));
+    std::fs::write(&root_file, &root).unwrap();
+    let c = with_token(&Custody::for_cluster(dir, &cl), &root_file);
+    c.run(&[
+        "plugin",
+        "install",
+        "--plugin-bin",
+        plugin_bin().to_str().unwrap(),
+    ])
+    .expect(0);
+    let wrap = dir.join(format!("{name}-signer.wrap"));
+    let r = c.run(&[
+        "--format",
+        "json",
+        "wallet",
+        "create",
+        "authority",
+        "--chain-id",
+        "1",
+        "--allowed-to",
+        RECIPIENT,
+        "--signer-token-out",
+        wrap.to_str().unwrap(),
+    ]);
+    r.expect(0);
+    let address = r.json()["wallet"]["address"].as_str().unwrap().to_owned();
+    let wrapping = std::fs::read_to_string(&wrap).unwrap().trim().to_owned();
+    let (_, v) = Api::new(&cl, 0, &wrapping).write("sys/wrapping/unwrap", json!({}));
+    let signer = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    (cl, root, keys, signer, address)
+}
+
+#[test]
+fn cutover_under_load_refusals_and_rollback() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let (blue, root, keys, signer, address) = authority_cluster("blue", dir);
+    let root_file = dir.join("blue-root.token");
+
+    // Green: its own throwaway init, then blue's snapshot, then blue's quorum.
+    let green = cluster_with(ClusterSpec {
+        plugins: vec![plugin_bin()],
+        ..ClusterSpec::raft("green", 1, bao_bin())
+    });
+    let (green_root, _) = init_plain_n(&green, 5, 3);
+    let snap = dir.join("blue.snap");
+    with_token(&Custody::for_cluster(dir, &blue), &root_file)
+        .run(&["snapshot", "save", "--out", snap.to_str().unwrap()])
+        .expect(0);
+    let green_root_file = dir.join("green-root.token");
+    std::fs::write(&green_root_file, &green_root).unwrap();
+    with_token(&Custody::for_cluster(dir, &green), &green_root_file)
+        .run(&["snapshot", "restore", snap.to_str().unwrap()])
+        .expect(0);
+    unseal_plain(&green, &keys[..3]);
+
+    // HAProxy in front: blue in service, green in maintenance.
+    let lb = LocalHaproxy::start(
+        &dir.join("lb"),
+        "vault",
+        &[
+            LbServer {
+                name: "blue1".into(),
+                port: blue.nodes[0].api_port,
+                ca_file: blue.ca_cert.clone(),
+                disabled: false,
+            },
+            LbServer {
+                name: "green1".into(),
+                port: green.nodes[0].api_port,
+                ca_file: green.ca_cert.clone(),
+                disabled: true,
+            },
+        ],
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while states(&lb)["blue1"] != "UP" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "blue1 never came UP: {:?}",
+            states(&lb)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let both_ca = dir.join("both-ca.pem");
+    std::fs::write(
+        &both_ca,
+        [
+            std::fs::read(&blue.ca_cert).unwrap(),
+            std::fs::read(&green.ca_cert).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let mut op = Custody::new(dir);
+    op.base.extend([
+        "--ca-cert".into(),
+        both_ca.display().to_string(),
+        "--token-file".into(),
+        root_file.display().to_string(),
+    ]);
+    let sock = format!("haproxy:{}", lb.socket.display());
+    let cut = |to: &str, lb_spec: &str, green_server: &str| -> Vec<String> {
+        vec![
+            "cutover".into(),
+            "--from".into(),
+            blue.nodes[0].addr().to_string(),
+            "--to".into(),
+            to.into(),
+            "--lb".into(),
+            lb_spec.into(),
+            "--lb-backend".into(),
+            "vault".into(),
+            "--blue-server".into(),
+            "blue1".into(),
+            "--green-server".into(),
+            green_server.into(),
+            "--lb-url".into(),
+            lb.url(),
+            "--drain-timeout".into(),
+            "20s".into(),
+        ]
+    };
+    let green_addr = green.nodes[0].addr().to_string();
+    let untouched = |what: &str| {
+        let s = states(&lb);
+        assert_eq!(
+            (s["blue1"].as_str(), s["green1"].as_str()),
+            ("UP", "MAINT"),
+            "{what}: the balancer changed"
+        );
+        let frozen = Api::new(&blue, 0, &root).ok("GET", "ethereum/config", None)["frozen"].clone();
+        assert_eq!(frozen, false, "{what}: blue was frozen");
+    };
+    let run = |args: Vec<String>| op.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // ---- pre-flight refusals: the balancer untouched each time.
+    run(cut(
+        &green_addr,
+        "haproxy:/nonexistent/haproxy.sock",
+        "green1",
+    ))
+    .expect(4)
+    .stderr_has("runtime API");
+    untouched("socket missing");
+    run(cut(&green_addr, &sock, "green9"))
+        .expect(4)
+        .stderr_has("no server green9");
+    untouched("unknown server");
+    Api::new(&green, 0, &root).ok("POST", "sys/seal", None);
+    run(cut(&green_addr, &sock, "green1"))
+        .expect(4)
+        .stderr_has("not unsealed");
+    untouched("sealed green");
+    unseal_plain(&green, &keys[..3]);
+    let (red, _red_root, _, _, red_address) = authority_cluster("red", dir);
+    assert_ne!(red_address, address);
+    let red_ca = dir.join("three-ca.pem");
+    std::fs::write(
+        &red_ca,
+        [
+            std::fs::read(&both_ca).unwrap(),
+            std::fs::read(&red.ca_cert).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let mut op_red = Custody::new(dir);
+    op_red.base.extend([
+        "--ca-cert".into(),
+        red_ca.display().to_string(),
+        "--token-file".into(),
+        root_file.display().to_string(),
+    ]);
+    // red's own root token is not valid on blue: use a token valid on both sides of the check.
+    let red_args = cut(&red.nodes[0].addr().to_string(), &sock, "green1");
+    let r = op_red.run(&red_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        r.code() == 3 || r.code() == 4,
+        "another Authority must be refused: {}",
+        r.stderr()
+    );
+    untouched("another snapshot");
+    drop(red);
+
+    // ---- the cutover under continuous load through HAProxy.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads_failed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let signs = Arc::new(Mutex::new(Vec::<(u16, Value)>::new()));
+    let lb_url = lb.url();
+    let mut workers = Vec::new();
+    for kind in 0..3 {
+        let (stop, reads_failed, signs, lb_url, root, signer) = (
+            stop.clone(),
+            reads_failed.clone(),
+            signs.clone(),
+            lb_url.clone(),
+            root.clone(),
+            signer.clone(),
+        );
+        workers.push(std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let http = reqwest::Client::new();
+            rt.block_on(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    match kind {
+                        0 | 1 => {
+                            let (path, token) = if kind == 0 { ("sys/health", "") } else { ("ethereum/accounts/authority", root.as_str()) };
+                            let r = http.get(format!("{lb_url}/v1/{path}")).header("X-Vault-Token", token).send().await;
+                            match r {
+                                Ok(r) if r.status().as_u16() == 200 => {}
+                                Ok(r) => reads_failed.lock().unwrap().push(format!("{path}: HTTP {}", r.status())),
+                                Err(e) => reads_failed.lock().unwrap().push(format!("{path}: {e}")),
+                            }
+                        }
+                        _ => {
+                            let r = http
+                                .post(format!("{lb_url}/v1/ethereum/accounts/authority/sign-tx"))
+                                .header("X-Vault-Token", &signer)
+                                .json(&json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" }))
+                                .send()
+                                .await;
+                            match r {
+                                Ok(r) => {
+                                    let s = r.status().as_u16();
+                                    let v: Value = r.json().await.unwrap_or(Value::Null);
+                                    signs.lock().unwrap().push((s, v));
+                                }
+                                Err(e) => signs.lock().unwrap().push((0, json!({ "error": e.to_string() }))),
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            });
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = run(cut(&green_addr, &sock, "green1"));
+    r.expect(0);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let s = states(&lb);
+    assert_eq!(
+        (s["blue1"].as_str(), s["green1"].as_str()),
+        ("MAINT", "UP"),
+        "{s:?}"
+    );
+    assert!(
+        reads_failed.lock().unwrap().is_empty(),
+        "failed reads: {:?}",
+        reads_failed.lock().unwrap()
+    );
+    let signs = signs.lock().unwrap();
+    let mut nonces = Vec::new();
+    for (status, v) in signs.iter() {
+        match status {
+            200 => nonces.push(v["data"]["nonce"].as_u64().unwrap()),
+            503 => assert!(
+                v.to_string().contains("frozen"),
+                "a 503 that is not the frozen error: {v}"
+            ),
+            _ => panic!("a sign request failed: {status} {v}"),
+        }
+    }
+    let n = nonces.len() as u64;
+    nonces.sort_unstable();
+    assert!(n > 20, "too few signatures under load: {n}");
+    assert_eq!(
+        nonces,
+        (0..n).collect::<Vec<_>>(),
+        "nonces are not 0..{n} exactly once"
+    );
+    let green_nonce = Api::new(&green, 0, &root).ok(
+        "GET",
+        "ethereum/accounts/authority/nonce",
+        None,
+    )["next_nonce"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(green_nonce, n);
+    assert_eq!(
+        Api::new(&blue, 0, &root).ok("GET", "ethereum/config", None)["frozen"],
+        true
+    );
+
+    // ---- rollback on demand: blue serves and signs again, from green's counter.
+    let mut rb = cut(&green_addr, &sock, "green1");
+    rb.insert(1, "rollback".into());
+    run(rb).expect(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while states(&lb)["blue1"] != "UP" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "blue1 never came back UP: {:?}",
+            states(&lb)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(states(&lb)["green1"], "MAINT");
+    assert_eq!(
+        Api::new(&green, 0, &root).ok("GET", "ethereum/config", None)["frozen"],
+        true
+    );
+    let (status, v) = reqwest::blocking_free_sign(&lb.url(), &signer);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["nonce"], n);
+}
+
+mod reqwest {
+    pub use ::reqwest::*;
+    /// One sign-tx through the balancer (a blocking helper for the end of the test).
+    pub fn blocking_free_sign(lb: &str, token: &str) -> (u16, serde_json::Value) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let r = ::reqwest::Client::new()
+                .post(format!("{lb}/v1/ethereum/accounts/authority/sign-tx"))
+                .header("X-Vault-Token", token)
+                .json(&serde_json::json!({ "to": super::RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" }))
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or_default())
+        })
+    }
+}
