@@ -26,6 +26,7 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
         "unseal, fresh cluster",
         "authority (ceremony 4)",
         "snapshot + green (ceremony 5, phase 1)",
+        "cutover (phase 2)",
         "root revoked",
         "restart + unseal one by one",
         "transcript verify",
