@@ -820,13 +820,13 @@ async fn phase2(
             "under the cutover {reads_failed} reads and {sign_failed} signatures failed"
         )));
     }
-    if nonces != (0..n).collect::<Vec<_>>() && nonces.first().is_some() {
-        let first = nonces[0];
-        if nonces != (first..first + n).collect::<Vec<_>>() {
-            return Err(Error::verification(format!(
-                "the nonces signed under load repeat or leave a gap: {nonces:?}"
-            )));
-        }
+    // Consecutive from the first signature of the load (the Authority signed before it began).
+    if let Some(&first) = nonces.first()
+        && nonces != (first..first + n).collect::<Vec<_>>()
+    {
+        return Err(Error::verification(format!(
+            "the nonces signed under load repeat or leave a gap: {nonces:?}"
+        )));
     }
     Ok(format!(
         "HAProxy switched blue → green in {:.1} s under load: {reads_ok} reads, 0 failed; {n} signatures with consecutive nonces, \
