@@ -13,10 +13,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use custody::localcluster::haproxy::{LbServer, LocalHaproxy};
-use support::plugin::{Api, init_plain_n, plugin_bin, unseal_plain};
+use support::plugin::{Api, authority_cluster, init_plain_n, plugin_bin, unseal_plain};
 use support::*;
 
-const RECIPIENT: &str = "0x2222222222222222222222222222222222222222";
+use support::plugin::RECIPIENT;
 
 fn with_token(base: &Custody, token_file: &Path) -> Custody {
     let mut c = Custody {
@@ -36,45 +36,6 @@ fn states(lb: &LocalHaproxy) -> BTreeMap<String, String> {
         .into_iter()
         .map(|(k, v)| (k, v.status))
         .collect()
-}
-
-/// A cluster with the plugin, the Authority and a signer token; (cluster, root, keys, signer, address).
-fn authority_cluster(name: &str, dir: &Path) -> (TestCluster, String, Vec<String>, String, String) {
-    let cl = cluster_with(ClusterSpec {
-        plugins: vec![plugin_bin()],
-        ..ClusterSpec::raft(name, 1, bao_bin())
-    });
-    let (root, keys) = init_plain_n(&cl, 5, 3);
-    let root_file = dir.join(format!("{name}-root.token"));
-    std::fs::write(&root_file, &root).unwrap();
-    let c = with_token(&Custody::for_cluster(dir, &cl), &root_file);
-    c.run(&[
-        "plugin",
-        "install",
-        "--plugin-bin",
-        plugin_bin().to_str().unwrap(),
-    ])
-    .expect(0);
-    let wrap = dir.join(format!("{name}-signer.wrap"));
-    let r = c.run(&[
-        "--format",
-        "json",
-        "wallet",
-        "create",
-        "authority",
-        "--chain-id",
-        "1",
-        "--allowed-to",
-        RECIPIENT,
-        "--signer-token-out",
-        wrap.to_str().unwrap(),
-    ]);
-    r.expect(0);
-    let address = r.json()["wallet"]["address"].as_str().unwrap().to_owned();
-    let wrapping = std::fs::read_to_string(&wrap).unwrap().trim().to_owned();
-    let (_, v) = Api::new(&cl, 0, &wrapping).write("sys/wrapping/unwrap", json!({}));
-    let signer = v["auth"]["client_token"].as_str().unwrap().to_owned();
-    (cl, root, keys, signer, address)
 }
 
 #[test]

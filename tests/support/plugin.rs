@@ -1,7 +1,7 @@
 //! Plugin test helpers: the built plugin binary, a plain JSON client for the server's HTTP API,
 //! the independent signature checker (eth-account) and a real chain (anvil).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -318,4 +318,51 @@ impl Drop for Anvil {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The recipient every test Authority may send to.
+pub const RECIPIENT: &str = "0x2222222222222222222222222222222222222222";
+
+/// A cluster with the plugin, the Authority and a signer token; (cluster, root, keys, signer, address).
+pub fn authority_cluster(
+    name: &str,
+    dir: &Path,
+) -> (super::TestCluster, String, Vec<String>, String, String) {
+    let cl = super::cluster_with(super::ClusterSpec {
+        plugins: vec![plugin_bin()],
+        ..super::ClusterSpec::raft(name, 1, super::bao_bin())
+    });
+    let (root, keys) = init_plain_n(&cl, 5, 3);
+    let root_file = dir.join(format!("{name}-root.token"));
+    std::fs::write(&root_file, &root).unwrap();
+    let mut c = super::Custody::for_cluster(dir, &cl);
+    c.base
+        .extend(["--token-file".into(), root_file.display().to_string()]);
+    c.run(&[
+        "plugin",
+        "install",
+        "--plugin-bin",
+        plugin_bin().to_str().unwrap(),
+    ])
+    .expect(0);
+    let wrap = dir.join(format!("{name}-signer.wrap"));
+    let r = c.run(&[
+        "--format",
+        "json",
+        "wallet",
+        "create",
+        "authority",
+        "--chain-id",
+        "1",
+        "--allowed-to",
+        RECIPIENT,
+        "--signer-token-out",
+        wrap.to_str().unwrap(),
+    ]);
+    r.expect(0);
+    let address = r.json()["wallet"]["address"].as_str().unwrap().to_owned();
+    let wrapping = std::fs::read_to_string(&wrap).unwrap().trim().to_owned();
+    let (_, v) = Api::new(&cl, 0, &wrapping).write("sys/wrapping/unwrap", json!({}));
+    let signer = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    (cl, root, keys, signer, address)
 }
