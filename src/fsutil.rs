@@ -37,3 +37,14 @@ pub fn write_private(path: &Path, data: &[u8], force: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// Refuses, before anything is done, an output file that already exists.
+pub fn refuse_existing(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Err(Error::precondition(format!(
+            "{} already exists; custody never overwrites it",
+            path.display()
+        )));
+    }
+    Ok(())
+}

@@ -14,23 +14,11 @@ use support::plugin::{Api, eth_check, plugin_bin};
 use support::*;
 
 const CONTRACT: &str = "0x1111111111111111111111111111111111111111";
-const HOLDERS: [&str; 5] = ["holder1", "holder2", "holder3", "holder4", "holder5"];
 
 fn share(out: &Path, h: &str) -> String {
     out.join(format!("{}.share.asc", fpr(h)))
         .display()
         .to_string()
-}
-
-fn with_token(base: &Custody, token_file: &Path) -> Custody {
-    let mut c = Custody {
-        cwd: base.cwd.clone(),
-        base: base.base.clone(),
-        env: base.env.clone(),
-    };
-    c.base
-        .extend(["--token-file".into(), token_file.display().to_string()]);
-    c
 }
 
 fn save_token(dir: &Path, name: &str, token: &str) -> PathBuf {
@@ -56,16 +44,7 @@ fn authority_ceremony_from_init_to_no_standing_root() {
     let c = Custody::for_cluster(dir, &cluster);
 
     // Ceremonies 1 and 2.
-    let mut args: Vec<String> = vec!["--yes".into(), "init".into()];
-    for h in HOLDERS {
-        args.extend([
-            "--pgp-key".into(),
-            fixture(&format!("{h}.pub.asc")).display().to_string(),
-        ]);
-    }
-    args.extend(["--threshold", "3", "--root-token-pgp-key"].map(String::from));
-    args.push(fixture("operator.pub.asc").display().to_string());
-    args.extend(["--out".into(), out.display().to_string()]);
+    let args = init_five_holders(&out);
     c.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .expect(0);
     let gpg = Gpg::with_secret_keys(&[
@@ -96,7 +75,7 @@ fn authority_ceremony_from_init_to_no_standing_root() {
     );
 
     // The ceremony token, then no standing root token.
-    let as_init_root = with_token(&c, &init_root);
+    let as_init_root = c.with_token_file(&init_root);
     let ceremony_asc = dir.join("ceremony-token.asc");
     let op_pub = fixture("operator.pub.asc").display().to_string();
     as_init_root
@@ -134,7 +113,7 @@ fn authority_ceremony_from_init_to_no_standing_root() {
     );
 
     // Root generation by three holders, authenticated by the ceremony token; the nonce is shown.
-    let as_ceremony = with_token(&c, &ceremony);
+    let as_ceremony = c.with_token_file(&ceremony);
     let root2_asc = dir.join("root2.asc");
     let generate = |extra: &[&str], stdin: Option<&[u8]>| {
         let mut a = vec![
@@ -191,7 +170,7 @@ fn authority_ceremony_from_init_to_no_standing_root() {
     assert_eq!(r.json()["complete"], true);
     let root2_text = gpg.decrypt(&root2_asc, None);
     let root2 = save_token(dir, "root2.token", &root2_text);
-    let as_root2 = with_token(&c, &root2);
+    let as_root2 = c.with_token_file(&root2);
 
     // Plugin install: registered by sha256, idempotent, a different binary refused.
     let bin = plugin_bin().display().to_string();
@@ -410,7 +389,7 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         "reader.token",
         created["auth"]["client_token"].as_str().unwrap(),
     );
-    let as_reader = with_token(&c, &reader_token);
+    let as_reader = c.with_token_file(&reader_token);
     let r = as_reader.run(&["--format", "json", "wallet", "show", "authority"]);
     r.expect(0);
     assert_eq!(r.json()["account"]["address"], address.as_str());

@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,17 +16,6 @@ use support::plugin::{Api, authority_cluster, init_plain_n, plugin_bin, unseal_p
 use support::*;
 
 use support::plugin::RECIPIENT;
-
-fn with_token(base: &Custody, token_file: &Path) -> Custody {
-    let mut c = Custody {
-        cwd: base.cwd.clone(),
-        base: base.base.clone(),
-        env: base.env.clone(),
-    };
-    c.base
-        .extend(["--token-file".into(), token_file.display().to_string()]);
-    c
-}
 
 fn states(lb: &LocalHaproxy) -> BTreeMap<String, String> {
     custody::lb::haproxy::Haproxy::new(&lb.socket)
@@ -52,12 +40,14 @@ fn cutover_under_load_refusals_and_rollback() {
     });
     let (green_root, _) = init_plain_n(&green, 5, 3);
     let snap = dir.join("blue.snap");
-    with_token(&Custody::for_cluster(dir, &blue), &root_file)
+    Custody::for_cluster(dir, &blue)
+        .with_token_file(&root_file)
         .run(&["snapshot", "save", "--out", snap.to_str().unwrap()])
         .expect(0);
     let green_root_file = dir.join("green-root.token");
     std::fs::write(&green_root_file, &green_root).unwrap();
-    with_token(&Custody::for_cluster(dir, &green), &green_root_file)
+    Custody::for_cluster(dir, &green)
+        .with_token_file(&green_root_file)
         .run(&["snapshot", "restore", snap.to_str().unwrap()])
         .expect(0);
     unseal_plain(&green, &keys[..3]);

@@ -5,25 +5,11 @@
 mod support;
 
 use std::io::Write;
-use std::path::Path;
 
 use serde_json::json;
 
 use support::plugin::{Api, plugin_bin};
 use support::*;
-
-const HOLDERS: [&str; 5] = ["holder1", "holder2", "holder3", "holder4", "holder5"];
-
-fn with_token(base: &Custody, token_file: &Path) -> Custody {
-    let mut c = Custody {
-        cwd: base.cwd.clone(),
-        base: base.base.clone(),
-        env: base.env.clone(),
-    };
-    c.base
-        .extend(["--token-file".into(), token_file.display().to_string()]);
-    c
-}
 
 #[test]
 fn snapshot_save_verify_restore_test_and_restore_into_green() {
@@ -36,16 +22,7 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
     let out = dir.join("shares");
     let c = Custody::for_cluster(dir, &blue);
 
-    let mut args: Vec<String> = vec!["--yes".into(), "init".into()];
-    for h in HOLDERS {
-        args.extend([
-            "--pgp-key".into(),
-            fixture(&format!("{h}.pub.asc")).display().to_string(),
-        ]);
-    }
-    args.extend(["--threshold", "3", "--root-token-pgp-key"].map(String::from));
-    args.push(fixture("operator.pub.asc").display().to_string());
-    args.extend(["--out".into(), out.display().to_string()]);
+    let args = init_five_holders(&out);
     c.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .expect(0);
     let gpg = Gpg::with_secret_keys(&["holder1", "holder3", "holder5", "operator"]);
@@ -69,7 +46,7 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
     )
     .unwrap();
     let root_text = std::fs::read_to_string(&root_file).unwrap();
-    let as_root = with_token(&c, &root_file);
+    let as_root = c.with_token_file(&root_file);
 
     // The Authority, a ceremony token (kept valid in the snapshot), and 300 KV entries.
     as_root
@@ -310,7 +287,7 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
     let green_root_file = dir.join("green-root.token");
     std::fs::write(&green_root_file, &green_root).unwrap();
     let g = Custody::for_cluster(dir, &green);
-    let as_green_root = with_token(&g, &green_root_file);
+    let as_green_root = g.with_token_file(&green_root_file);
     let r = as_green_root.run(&["snapshot", "restore", snap.to_str().unwrap()]);
     r.expect(0);
     assert!(r.stdout().contains("ORIGINAL quorum"), "{}", r.stdout());
@@ -321,7 +298,7 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
         .stderr_has("throwaway init");
     g.run_stdin(&["unseal", "--share-stdin"], Some(quorum.as_bytes()))
         .expect(0);
-    let as_blue_root_on_green = with_token(&g, &root_file);
+    let as_blue_root_on_green = g.with_token_file(&root_file);
     let r = as_blue_root_on_green.run(&["--format", "json", "wallet", "show", "authority"]);
     r.expect(0);
     assert_eq!(r.json()["account"]["address"], address.as_str());

@@ -12,7 +12,7 @@ use crate::cli::CutoverArgs;
 use crate::error::{Error, Result};
 use crate::lb::Lb;
 use crate::transcript::Step;
-use crate::vault::{Addr, HaRole, Vault};
+use crate::vault::{Addr, HaRole, Vault, data_of as data};
 
 /// How long green's active node may take to pass HAProxy's own health check.
 const CHECK_BOUND: Duration = Duration::from_secs(30);
@@ -86,14 +86,6 @@ async fn active_of(vault: &Vault, addrs: &[Addr], which: &str) -> Result<Addr> {
     }
 }
 
-fn data(v: Value) -> Value {
-    if v["data"].is_object() {
-        v["data"].clone()
-    } else {
-        v
-    }
-}
-
 async fn accounts(vault: &Vault, addr: &Addr, mount: &str) -> Result<BTreeMap<String, String>> {
     let list = match vault.list(addr, &format!("{mount}/accounts")).await {
         Ok(v) => data(v)["keys"].as_array().cloned().unwrap_or_default(),
@@ -128,14 +120,10 @@ async fn frozen(vault: &Vault, addr: &Addr, mount: &str) -> Result<bool> {
 }
 
 async fn plugin_sha(vault: &Vault, addr: &Addr, mount: &str) -> Result<String> {
-    let m = vault
-        .get(addr, &format!("sys/mounts/{mount}"))
+    vault
+        .running_sha256(addr, mount)
         .await
-        .map_err(|e| node_error(&format!("reading the mount {mount} on {addr}"), e))?;
-    Ok(data(m)["running_sha256"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned())
+        .map_err(|e| node_error(&format!("reading the mount {mount} on {addr}"), e))
 }
 
 async fn set_frozen(vault: &Vault, addr: &Addr, mount: &str, value: bool) -> Result<()> {

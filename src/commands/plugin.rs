@@ -167,11 +167,7 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
     let mount_path = format!("sys/mounts/{}", plan.mount);
     let (mounted, upgraded) = match vault.get(&addr, &mount_path).await {
         Ok(m) => {
-            let data = if m["data"].is_object() {
-                &m["data"]
-            } else {
-                &m
-            };
+            let data = &crate::vault::data_of(m);
             if data["type"] != plan.name.as_str() {
                 return Err(Error::precondition(format!(
                     "{}/ is already a mount of type {}, not {}",

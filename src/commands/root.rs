@@ -13,7 +13,7 @@ use super::unseal::gather;
 use super::{Ctx, active_node, node_error};
 use crate::cli::RootGenerateArgs;
 use crate::error::{Error, Kind, Result};
-use crate::fsutil::write_private;
+use crate::fsutil::{refuse_existing, write_private};
 use crate::pgp;
 use crate::transcript::Step;
 use crate::vault::{Addr, NodeError, Vault};
@@ -26,16 +26,6 @@ path "sys/generate-root-token/*" {
   capabilities = ["create", "read", "update", "delete", "sudo"]
 }
 "#;
-
-fn refuse_existing(path: &Path) -> Result<()> {
-    if path.exists() {
-        return Err(Error::precondition(format!(
-            "{} already exists; custody never overwrites it",
-            path.display()
-        )));
-    }
-    Ok(())
-}
 
 pub async fn ceremony_token(ctx: &Ctx, pgp_key: &Path, out: &Path) -> Result<()> {
     ctx.require_token("root ceremony-token (run it with the root token init encrypted to you)")?;
@@ -177,7 +167,7 @@ pub enum Family {
 }
 
 impl Family {
-    fn base(self) -> &'static str {
+    pub fn base(self) -> &'static str {
         match self {
             Family::Authenticated => "sys/generate-root-token",
             Family::Classic => "sys/generate-root",
@@ -208,6 +198,7 @@ pub async fn detect_family(vault: &Vault, addr: &Addr) -> Result<Family> {
 #[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct Attempt {
+    pub otp: String,
     pub started: bool,
     pub nonce: String,
     pub progress: u32,
@@ -218,13 +209,8 @@ pub struct Attempt {
     pub encoded_root_token: String,
 }
 
-fn attempt_of(v: Value) -> Result<Attempt> {
-    let inner = if v.get("data").is_some_and(Value::is_object) {
-        v["data"].clone()
-    } else {
-        v
-    };
-    serde_json::from_value(inner)
+pub(super) fn attempt_of(v: Value) -> Result<Attempt> {
+    serde_json::from_value(crate::vault::data_of(v))
         .map_err(|e| Error::failed(format!("the server's root generation status: {e}")))
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Ctx, active_node, node_error};
 use crate::cli::SnapshotVerifyArgs;
 use crate::error::{Error, Result};
-use crate::fsutil::write_private;
+use crate::fsutil::{refuse_existing, write_private};
 use crate::localcluster::{ClusterSpec, LocalCluster, find_bao};
 use crate::secret::SecretString;
 use crate::shamir::Share;
@@ -22,16 +22,6 @@ use crate::vault::{Addr, NodeError, Vault};
 
 /// How long a restored node may take to seal itself (6–8 s measured on OpenBao 2.7.2).
 const RESEAL_BOUND: Duration = Duration::from_secs(60);
-
-fn refuse_existing(path: &Path) -> Result<()> {
-    if path.exists() {
-        return Err(Error::precondition(format!(
-            "{} already exists; custody never overwrites it",
-            path.display()
-        )));
-    }
-    Ok(())
-}
 
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
@@ -58,20 +48,10 @@ async fn authority_facts(
         }
     }
     let sha = vault
-        .get(addr, &format!("sys/mounts/{mount}"))
+        .running_sha256(addr, mount)
         .await
         .ok()
-        .and_then(|m| {
-            let d = if m["data"].is_object() {
-                m["data"].clone()
-            } else {
-                m
-            };
-            d["running_sha256"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        });
+        .filter(|s| !s.is_empty());
     (accounts, sha)
 }
 
@@ -558,58 +538,47 @@ async fn read_address(
 /// A root token on the throwaway server, from the same quorum, by the one-time-pad flow (it is
 /// only ever in memory). `token` is the ceremony token where the server needs one.
 async fn generate_root_otp(vault: &Vault, addr: &Addr, shares: &[Share]) -> Result<SecretString> {
-    let family = super::root::detect_family(vault, addr).await?;
-    let base = match family {
-        super::root::Family::Authenticated => "sys/generate-root-token",
-        super::root::Family::Classic => "sys/generate-root",
-    };
+    let base = super::root::detect_family(vault, addr).await?.base();
     let _ = vault
         .json(Method::DELETE, addr, &format!("{base}/attempt"), None, None)
         .await;
-    let started = vault
-        .json(
-            Method::PUT,
-            addr,
-            &format!("{base}/attempt"),
-            Some(&json!({})),
-            None,
-        )
-        .await
-        .map_err(|e| node_error("starting a root generation on the throwaway server", e))?;
-    let data = if started["data"].is_object() {
-        started["data"].clone()
-    } else {
-        started
-    };
-    let otp = SecretString::new(data["otp"].as_str().unwrap_or_default().to_owned());
-    let nonce = data["nonce"].as_str().unwrap_or_default().to_owned();
-    let mut encoded = String::new();
-    for share in shares {
-        let r = vault
+    let mut attempt = super::root::attempt_of(
+        vault
             .json(
                 Method::PUT,
                 addr,
-                &format!("{base}/update"),
-                Some(&json!({ "key": share.text.expose(), "nonce": nonce })),
+                &format!("{base}/attempt"),
+                Some(&json!({})),
                 None,
             )
             .await
-            .map_err(|e| node_error("root generation on the throwaway server", e))?;
-        let d = if r["data"].is_object() {
-            r["data"].clone()
-        } else {
-            r
-        };
-        if d["complete"] == true {
-            encoded = d["encoded_token"]
-                .as_str()
-                .or(d["encoded_root_token"].as_str())
-                .unwrap_or_default()
-                .to_owned();
+            .map_err(|e| node_error("starting a root generation on the throwaway server", e))?,
+    )?;
+    let otp = SecretString::new(std::mem::take(&mut attempt.otp));
+    for share in shares {
+        let body = json!({ "key": share.text.expose(), "nonce": attempt.nonce });
+        attempt = super::root::attempt_of(
+            vault
+                .json(
+                    Method::PUT,
+                    addr,
+                    &format!("{base}/update"),
+                    Some(&body),
+                    None,
+                )
+                .await
+                .map_err(|e| node_error("root generation on the throwaway server", e))?,
+        )?;
+        if attempt.complete {
             break;
         }
     }
-    if encoded.is_empty() {
+    let encoded = if attempt.encoded_token.is_empty() {
+        &attempt.encoded_root_token
+    } else {
+        &attempt.encoded_token
+    };
+    if !attempt.complete || encoded.is_empty() {
         return Err(Error::failed(
             "the root generation on the throwaway server did not complete",
         ));

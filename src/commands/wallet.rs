@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{Ctx, active_node, node_error};
 use crate::cli::WalletCreateArgs;
 use crate::error::{Error, Result};
-use crate::fsutil::write_private;
+use crate::fsutil::{refuse_existing, write_private};
 use crate::transcript::Step;
 use crate::vault::NodeError;
 
@@ -65,12 +65,7 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
             "{name:?} is not an account name: letters, digits, - and _"
         )));
     }
-    if args.signer_token_out.exists() {
-        return Err(Error::precondition(format!(
-            "{} already exists; custody never overwrites it",
-            args.signer_token_out.display()
-        )));
-    }
+    refuse_existing(&args.signer_token_out)?;
     let vault = ctx.vault()?;
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
     let mount = &args.mount;
@@ -162,19 +157,7 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
     let token_file = zeroize::Zeroizing::new(format!("{wrapping_token}\n"));
     write_private(&args.signer_token_out, token_file.as_bytes(), false)?;
 
-    let plugin_sha = vault
-        .get(&addr, &format!("sys/mounts/{mount}"))
-        .await
-        .ok()
-        .and_then(|m| {
-            let d = if m["data"].is_object() {
-                m["data"].clone()
-            } else {
-                m
-            };
-            d["running_sha256"].as_str().map(str::to_owned)
-        })
-        .unwrap_or_default();
+    let plugin_sha = vault.running_sha256(&addr, mount).await.unwrap_or_default();
     let address = account["address"].as_str().unwrap_or_default().to_owned();
     let facts = json!({
         "account": name,

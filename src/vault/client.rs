@@ -403,3 +403,23 @@ impl Vault {
         Ok(())
     }
 }
+
+/// The `data` of an answer, or the answer itself where an endpoint puts its fields at the top.
+pub fn data_of(v: serde_json::Value) -> serde_json::Value {
+    if v["data"].is_object() {
+        v["data"].clone()
+    } else {
+        v
+    }
+}
+
+impl Vault {
+    /// The sha256 of the plugin binary a mount runs (empty when the token cannot read it).
+    pub async fn running_sha256(&self, addr: &Addr, mount: &str) -> NodeResult<String> {
+        let m = self.get(addr, &format!("sys/mounts/{mount}")).await?;
+        Ok(data_of(m)["running_sha256"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+}

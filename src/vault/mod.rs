@@ -5,5 +5,5 @@ pub mod client;
 pub mod types;
 
 pub use addr::Addr;
-pub use client::{NodeError, NodeResult, Vault};
+pub use client::{NodeError, NodeResult, Vault, data_of};
 pub use types::*;

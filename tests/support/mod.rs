@@ -128,6 +128,18 @@ impl Custody {
         c
     }
 
+    /// The same custody with `--token-file FILE`.
+    pub fn with_token_file(&self, token_file: &Path) -> Custody {
+        let mut c = Custody {
+            cwd: self.cwd.clone(),
+            base: self.base.clone(),
+            env: self.env.clone(),
+        };
+        c.base
+            .extend(["--token-file".into(), token_file.display().to_string()]);
+        c
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
         cmd.current_dir(&self.cwd)
@@ -215,6 +227,22 @@ impl Run {
         );
         self
     }
+}
+
+/// `--yes init` with the five fixture holders (armored), threshold 3, the operator's key for the
+/// root token, into `out`.
+pub fn init_five_holders(out: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec!["--yes".into(), "init".into()];
+    for h in ["holder1", "holder2", "holder3", "holder4", "holder5"] {
+        args.extend([
+            "--pgp-key".into(),
+            fixture(&format!("{h}.pub.asc")).display().to_string(),
+        ]);
+    }
+    args.extend(["--threshold", "3", "--root-token-pgp-key"].map(String::from));
+    args.push(fixture("operator.pub.asc").display().to_string());
+    args.extend(["--out".into(), out.display().to_string()]);
+    args
 }
 
 /// A holder's own gpg, with a private home holding their secret key.
