@@ -77,6 +77,17 @@ pub enum Command {
     /// Check the ceremony record
     #[command(subcommand)]
     Transcript(TranscriptCommand),
+    /// Write the man pages (custody.1 and one per subcommand) into DIR
+    Man {
+        /// Where the pages go
+        #[arg(long, value_name = "DIR", default_value = "man")]
+        out: PathBuf,
+    },
+    /// Print the shell completion script for SHELL
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
     /// Run the whole lifecycle on throwaway local clusters and say what it proved
     Rehearse(RehearseArgs),
 }

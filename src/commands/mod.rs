@@ -1,6 +1,7 @@
 //! One module per command. Each validates its whole plan before any side effect.
 
 pub mod cutover;
+pub mod docs;
 pub mod init;
 pub mod plugin;
 pub mod rehearse;
@@ -155,6 +156,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Cutover(args) => cutover::run(&ctx, &args).await,
         Command::Transcript(TranscriptCommand::Verify { file }) => transcript::verify(&ctx, &file),
+        Command::Man { out } => {
+            let names = docs::write_man(&out)?;
+            ctx.ui.result(
+                &format!("{} man pages written to {}", names.len(), out.display()),
+                serde_json::json!({ "pages": names }),
+            );
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&docs::completions(shell))
+                .map_err(|e| Error::failed(e.to_string()))
+        }
         Command::Rehearse(args) => rehearse::run(&ctx, &args).await,
     }
 }

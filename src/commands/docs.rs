@@ -1,0 +1,50 @@
+//! `custody man` and `custody completions`: generated from the one clap definition.
+
+use std::path::Path;
+
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+
+/// Every man page: `custody.1`, and one per subcommand (`custody-root-generate.1`, …), as
+/// (file name, roff text).
+pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut out = Vec::new();
+    render(&cmd, "custody", &mut out)?;
+    Ok(out)
+}
+
+fn render(cmd: &clap::Command, name: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
+    let page = cmd.clone().name(name.to_owned());
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut buf)
+        .map_err(|e| Error::failed(format!("rendering the man page of {name}: {e}")))?;
+    out.push((format!("{name}.1"), buf));
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        render(sub, &format!("{name}-{}", sub.get_name()), out)?;
+    }
+    Ok(())
+}
+
+pub fn write_man(dir: &Path) -> Result<Vec<String>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::failed(format!("{}: {e}", dir.display())))?;
+    let mut names = Vec::new();
+    for (name, text) in man_pages()? {
+        let path = dir.join(&name);
+        std::fs::write(&path, text)
+            .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "custody", &mut buf);
+    buf
+}
