@@ -317,10 +317,22 @@ pub struct CutoverArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TranscriptCommand {
-    /// Check the hash chain and print the head hash witnesses write down
+    /// Check the hash chain (and, with --certs, every holder's signature) and print the head hash
     Verify {
         /// The transcript file
         file: PathBuf,
+        /// A directory of the holders' public certificates, to check the signatures by
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
+    },
+    /// Add your OpenPGP signature over the transcript's current head hash (--transcript)
+    Sign {
+        /// Your OpenPGP secret key file
+        #[arg(long, value_name = "FILE")]
+        secret_key: PathBuf,
+        /// File holding the secret key's passphrase
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
 }
 

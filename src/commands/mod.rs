@@ -155,7 +155,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             snapshot::restore(&ctx, &file, force).await
         }
         Command::Cutover(args) => cutover::run(&ctx, &args).await,
-        Command::Transcript(TranscriptCommand::Verify { file }) => transcript::verify(&ctx, &file),
+        Command::Transcript(TranscriptCommand::Verify { file, certs }) => {
+            transcript::verify(&ctx, &file, certs.as_deref())
+        }
+        Command::Transcript(TranscriptCommand::Sign {
+            secret_key,
+            passphrase_file,
+        }) => transcript::sign(&ctx, &secret_key, passphrase_file.as_deref()),
         Command::Man { out } => {
             let names = docs::write_man(&out)?;
             ctx.ui.result(

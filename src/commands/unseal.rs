@@ -154,7 +154,7 @@ fn decrypt_error(share_file: &Path, e: DecryptError) -> Error {
     }
 }
 
-fn read_passphrase_file(path: &Path) -> Result<SecretString> {
+pub fn read_passphrase_file(path: &Path) -> Result<SecretString> {
     let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
         Error::usage(format!(
             "--passphrase-file {}: cannot read it: {e}",

@@ -86,6 +86,10 @@ impl SecretKeyFile {
         self.cert.fingerprint().to_hex()
     }
 
+    pub fn cert(&self) -> &Cert {
+        &self.cert
+    }
+
     /// Decrypts `message` (armored or binary). The plaintext stays in zeroizing memory.
     pub fn decrypt(
         &self,

@@ -6,6 +6,7 @@ pub mod decrypt;
 pub mod encrypt;
 pub mod keygen;
 pub mod message;
+pub mod sign;
 
 pub use cert::{HolderCert, load_holder_cert};
 pub use decrypt::{DecryptError, SecretKeyFile};
