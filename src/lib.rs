@@ -1,6 +1,7 @@
 //! custody: the ceremony tool for the people who guard an Ethereum Authority key inside
 //! HashiCorp Vault or OpenBao.
 
+pub mod ceremony;
 pub mod cli;
 pub mod commands;
 pub mod config;

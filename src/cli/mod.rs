@@ -74,6 +74,9 @@ pub enum Command {
     Snapshot(SnapshotCommand),
     /// Blue-green phase 2: move the load balancer from blue to green, no outage, no nonce twice
     Cutover(CutoverArgs),
+    /// Scripted ceremonies: list them, show a plan, run one (resumable)
+    #[command(subcommand)]
+    Ceremony(CeremonyCommand),
     /// Check the ceremony record
     #[command(subcommand)]
     Transcript(TranscriptCommand),
@@ -279,6 +282,31 @@ pub struct SnapshotVerifyArgs {
     pub mount: String,
     #[command(flatten)]
     pub shares: ShareArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CeremonyCommand {
+    /// The ceremonies custody carries
+    List,
+    /// The plan of a ceremony, for each participant
+    Show {
+        /// A ceremony name (see `ceremony list`) or a script file
+        name: String,
+    },
+    /// Walk a ceremony step by step; an interrupted run resumes at its first unfinished step
+    Run {
+        /// A ceremony name (see `ceremony list`) or a script file
+        name: String,
+        /// A parameter of the script, KEY=VALUE (repeatable)
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Say what would happen, touch nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Where the run keeps its progress [default: custody-ceremony-NAME.state.json]
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! One module per command. Each validates its whole plan before any side effect.
 
+pub mod ceremony;
 pub mod cutover;
 pub mod docs;
 pub mod init;
@@ -16,8 +17,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{
-    Cli, Command, GlobalArgs, PluginCommand, RootCommand, SnapshotCommand, TranscriptCommand,
-    WalletCommand,
+    CeremonyCommand, Cli, Command, GlobalArgs, PluginCommand, RootCommand, SnapshotCommand,
+    TranscriptCommand, WalletCommand,
 };
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
@@ -155,6 +156,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             snapshot::restore(&ctx, &file, force).await
         }
         Command::Cutover(args) => cutover::run(&ctx, &args).await,
+        Command::Ceremony(CeremonyCommand::List) => ceremony::list(&ctx),
+        Command::Ceremony(CeremonyCommand::Show { name }) => ceremony::show(&ctx, &name),
+        Command::Ceremony(CeremonyCommand::Run {
+            name,
+            params,
+            dry_run,
+            state,
+        }) => ceremony::run(&ctx, &cli.global, &name, &params, dry_run, state.as_deref()),
         Command::Transcript(TranscriptCommand::Verify { file, certs }) => {
             transcript::verify(&ctx, &file, certs.as_deref())
         }

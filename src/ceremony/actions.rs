@@ -1,0 +1,201 @@
+//! The built-in actions a ceremony step may run, the parameters each needs, and the custody
+//! command line each becomes.
+
+use std::collections::BTreeMap;
+
+/// (action, required parameters, optional parameters)
+pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
+    ("status", &[], &[]),
+    (
+        "init",
+        &["pgp_keys", "threshold", "root_token_pgp_key", "out"],
+        &[],
+    ),
+    ("unseal", &[], &["share_stdin"]),
+    ("root-ceremony-token", &["pgp_key", "out"], &[]),
+    ("root-generate", &["pgp_key", "out"], &["share_stdin"]),
+    ("root-revoke", &[], &[]),
+    ("plugin-install", &["plugin_bin"], &["name", "mount"]),
+    (
+        "wallet-create",
+        &["name", "chain_id", "signer_token_out"],
+        &["allowed_calls", "allowed_to", "max_value_wei", "mount"],
+    ),
+    ("wallet-show", &["name"], &["mount"]),
+    ("snapshot-save", &["out"], &["mount"]),
+    (
+        "snapshot-verify",
+        &["file"],
+        &["plugin_bin", "restore_test"],
+    ),
+    ("snapshot-restore", &["file"], &[]),
+    (
+        "cutover",
+        &[
+            "from",
+            "to",
+            "lb",
+            "lb_backend",
+            "blue_servers",
+            "green_servers",
+            "lb_url",
+        ],
+        &["drain_timeout", "mount"],
+    ),
+    ("transcript-verify", &["file"], &["certs"]),
+];
+
+/// The checks a step may make: (check, required parameters).
+pub const CHECKS: &[(&str, &[&str])] = &[("port-closed", &["address"]), ("file-exists", &["path"])];
+
+/// Parameters every action step may also take.
+pub const COMMON: &[&str] = &["token_file", "addr"];
+
+pub fn action(name: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    ACTIONS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, r, o)| (*r, *o))
+}
+
+pub fn check(name: &str) -> Option<&'static [&'static str]> {
+    CHECKS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The custody arguments (after the global options) for an action with its resolved parameters.
+pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
+    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+    let mut a: Vec<String> = Vec::new();
+    let flag = |a: &mut Vec<String>, f: &str, k: &str| {
+        if let Some(v) = p.get(k) {
+            a.push(f.into());
+            a.push(v.clone());
+        }
+    };
+    match action {
+        "status" => a.push("status".into()),
+        "init" => {
+            a.push("init".into());
+            for k in list(&get("pgp_keys")) {
+                a.extend(["--pgp-key".into(), k]);
+            }
+            a.extend([
+                "--threshold".into(),
+                get("threshold"),
+                "--root-token-pgp-key".into(),
+                get("root_token_pgp_key"),
+                "--out".into(),
+                get("out"),
+            ]);
+        }
+        "unseal" | "root-generate" => {
+            if action == "unseal" {
+                a.push("unseal".into());
+            } else {
+                a.extend([
+                    "root".into(),
+                    "generate".into(),
+                    "--pgp-key".into(),
+                    get("pgp_key"),
+                    "--out".into(),
+                    get("out"),
+                ]);
+            }
+            if p.get("share_stdin").map(|v| v == "true").unwrap_or(false) {
+                a.push("--share-stdin".into());
+            }
+        }
+        "root-ceremony-token" => a.extend([
+            "root".into(),
+            "ceremony-token".into(),
+            "--pgp-key".into(),
+            get("pgp_key"),
+            "--out".into(),
+            get("out"),
+        ]),
+        "root-revoke" => a.extend(["root".into(), "revoke".into()]),
+        "plugin-install" => {
+            a.extend([
+                "plugin".into(),
+                "install".into(),
+                "--plugin-bin".into(),
+                get("plugin_bin"),
+            ]);
+            flag(&mut a, "--name", "name");
+            flag(&mut a, "--mount", "mount");
+        }
+        "wallet-create" => {
+            a.extend([
+                "wallet".into(),
+                "create".into(),
+                get("name"),
+                "--chain-id".into(),
+                get("chain_id"),
+                "--signer-token-out".into(),
+                get("signer_token_out"),
+            ]);
+            for c in list(&get("allowed_calls")) {
+                a.extend(["--allowed-call".into(), c]);
+            }
+            for t in list(&get("allowed_to")) {
+                a.extend(["--allowed-to".into(), t]);
+            }
+            flag(&mut a, "--max-value-wei", "max_value_wei");
+            flag(&mut a, "--mount", "mount");
+        }
+        "wallet-show" => {
+            a.extend(["wallet".into(), "show".into(), get("name")]);
+            flag(&mut a, "--mount", "mount");
+        }
+        "snapshot-save" => {
+            a.extend(["snapshot".into(), "save".into(), "--out".into(), get("out")]);
+            flag(&mut a, "--mount", "mount");
+        }
+        "snapshot-verify" => {
+            a.extend(["snapshot".into(), "verify".into(), get("file")]);
+            if p.get("restore_test").map(|v| v == "true").unwrap_or(false) {
+                a.extend(["--restore-test".into(), "--share-stdin".into()]);
+                flag(&mut a, "--plugin-bin", "plugin_bin");
+            }
+        }
+        "snapshot-restore" => a.extend(["snapshot".into(), "restore".into(), get("file")]),
+        "cutover" => {
+            a.push("cutover".into());
+            for f in list(&get("from")) {
+                a.extend(["--from".into(), f]);
+            }
+            for t in list(&get("to")) {
+                a.extend(["--to".into(), t]);
+            }
+            a.extend([
+                "--lb".into(),
+                get("lb"),
+                "--lb-backend".into(),
+                get("lb_backend"),
+                "--lb-url".into(),
+                get("lb_url"),
+            ]);
+            for s in list(&get("blue_servers")) {
+                a.extend(["--blue-server".into(), s]);
+            }
+            for s in list(&get("green_servers")) {
+                a.extend(["--green-server".into(), s]);
+            }
+            flag(&mut a, "--drain-timeout", "drain_timeout");
+            flag(&mut a, "--mount", "mount");
+        }
+        "transcript-verify" => {
+            a.extend(["transcript".into(), "verify".into(), get("file")]);
+            flag(&mut a, "--certs", "certs");
+        }
+        _ => {}
+    }
+    a
+}

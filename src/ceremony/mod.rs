@@ -1,0 +1,87 @@
+//! Scripted ceremonies: the scripts shipped in `ceremonies/`, their checks, and the state that
+//! lets a run resume at its first unfinished step.
+
+pub mod actions;
+pub mod script;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The seven ceremonies of the design, compiled in so the binary carries them anywhere.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("init", include_str!("../../ceremonies/init.toml")),
+    ("unseal", include_str!("../../ceremonies/unseal.toml")),
+    (
+        "remove-bastion",
+        include_str!("../../ceremonies/remove-bastion.toml"),
+    ),
+    ("authority", include_str!("../../ceremonies/authority.toml")),
+    ("snapshot", include_str!("../../ceremonies/snapshot.toml")),
+    (
+        "blue-green-1",
+        include_str!("../../ceremonies/blue-green-1.toml"),
+    ),
+    (
+        "blue-green-2",
+        include_str!("../../ceremonies/blue-green-2.toml"),
+    ),
+];
+
+/// A built-in name, or a path to a script file.
+pub fn load(name: &str) -> Result<(String, script::Checked)> {
+    if let Some((n, src)) = BUILTIN.iter().find(|(n, _)| *n == name) {
+        return Ok((
+            n.to_string(),
+            script::parse(&format!("ceremonies/{n}.toml"), src)?,
+        ));
+    }
+    let path = Path::new(name);
+    if path.is_file() {
+        let src =
+            std::fs::read_to_string(path).map_err(|e| Error::usage(format!("{name}: {e}")))?;
+        return Ok((name.to_owned(), script::parse(name, &src)?));
+    }
+    Err(Error::usage(format!(
+        "no ceremony {name:?}: give one of {} or a script file",
+        BUILTIN
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// What a run has finished, kept beside the transcript so an interruption loses nothing.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RunState {
+    pub ceremony: String,
+    pub script_sha256: String,
+    pub done: BTreeSet<String>,
+}
+
+pub fn read_state(path: &Path) -> Result<Option<RunState>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::failed(format!("{}: not a ceremony state: {e}", path.display())))
+}
+
+/// Written whole to a temporary file, synced, then renamed: a crash leaves the old or the new.
+pub fn write_state(path: &Path, state: &RunState) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::failed(e.to_string()))?;
+    let mut f = std::fs::File::create(&tmp)
+        .map_err(|e| Error::failed(format!("{}: {e}", tmp.display())))?;
+    std::io::Write::write_all(&mut f, &bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::failed(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::failed(format!("{}: {e}", path.display())))
+}

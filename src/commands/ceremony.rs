@@ -1,0 +1,352 @@
+//! `custody ceremony list | show NAME | run NAME`: the ceremony scripts, walked step by step.
+//! Actions run as custody itself (the same binary, the same global options); manual steps wait
+//! for a confirmation; checks check. Each finished step goes into the transcript and the run's
+//! state file, so an interrupted run resumes at its first unfinished step and never repeats one.
+
+use std::collections::BTreeMap;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::Ctx;
+use crate::ceremony::script::{Kind, StepDef, resolve};
+use crate::ceremony::{self, BUILTIN, RunState, actions};
+use crate::cli::GlobalArgs;
+use crate::error::{Error, Kind as ErrKind, Result};
+use crate::transcript::Step;
+
+pub fn list(ctx: &Ctx) -> Result<()> {
+    let mut text = String::new();
+    let mut items = Vec::new();
+    for (name, _) in BUILTIN {
+        let (_, c) = ceremony::load(name)?;
+        text.push_str(&format!("{name:<16} {}\n", c.script.title));
+        items.push(json!({ "name": name, "title": c.script.title, "steps": c.script.steps.len() }));
+    }
+    ctx.ui.result(&text, json!({ "ceremonies": items }));
+    Ok(())
+}
+
+fn describe(step: &StepDef, values: &BTreeMap<String, String>) -> String {
+    match step.kind() {
+        Kind::Action(a) => {
+            let p: BTreeMap<String, String> = step
+                .with
+                .iter()
+                .map(|(k, v)| (k.clone(), resolve(v, values)))
+                .collect();
+            format!("runs `custody {}`", actions::argv(&a, &p).join(" "))
+        }
+        Kind::Check(c) => format!(
+            "checks {c} {}",
+            step.with
+                .values()
+                .map(|v| resolve(v, values))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Kind::Manual => format!(
+            "{} — then confirms: \"{}\"",
+            resolve(step.instruction.as_deref().unwrap_or(""), values),
+            resolve(step.confirm.as_deref().unwrap_or(""), values)
+        ),
+    }
+}
+
+pub fn show(ctx: &Ctx, name: &str) -> Result<()> {
+    let (_, c) = ceremony::load(name)?;
+    let s = &c.script;
+    let placeholders: BTreeMap<String, String> = s
+        .params
+        .keys()
+        .map(|k| (k.clone(), format!("<{k}>")))
+        .collect();
+    let mut text = format!("{} — {}\n{}\n", s.name, s.title, s.description);
+    if let Some(q) = s.quorum {
+        text.push_str(&format!("Quorum: {q}\n"));
+    }
+    for role in &s.roles {
+        text.push_str(&format!(
+            "\n{}{}:\n",
+            role.id,
+            role.count.map(|n| format!(" ({n})")).unwrap_or_default()
+        ));
+        for (i, st) in s
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, st)| st.get_ref().who == role.id)
+        {
+            text.push_str(&format!(
+                "  step {}. {}: {}\n",
+                i + 1,
+                st.get_ref().id,
+                describe(st.get_ref(), &placeholders)
+            ));
+        }
+    }
+    if !s.params.is_empty() {
+        text.push_str("\nParameters (--param KEY=VALUE):\n");
+        for (k, p) in &s.params {
+            text.push_str(&format!(
+                "  {k}: {}{}\n",
+                p.description,
+                p.default
+                    .as_ref()
+                    .map(|d| format!(" [default: {d}]"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    let steps: Vec<_> = s.steps.iter().map(|st| json!({ "id": st.get_ref().id, "who": st.get_ref().who, "what": describe(st.get_ref(), &placeholders) })).collect();
+    ctx.ui.result(
+        &text,
+        json!({ "ceremony": s.name, "title": s.title, "quorum": s.quorum, "steps": steps }),
+    );
+    Ok(())
+}
+
+fn parse_params(
+    script: &ceremony::script::Script,
+    given: &[String],
+) -> Result<BTreeMap<String, String>> {
+    let mut values = BTreeMap::new();
+    for g in given {
+        let (k, v) = g
+            .split_once('=')
+            .ok_or_else(|| Error::usage(format!("--param {g:?}: give KEY=VALUE")))?;
+        if !script.params.contains_key(k) {
+            return Err(Error::usage(format!(
+                "--param {k}: ceremony {} takes no such parameter (it takes: {})",
+                script.name,
+                script.params.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        values.insert(k.to_owned(), v.to_owned());
+    }
+    let mut missing = Vec::new();
+    for (k, p) in &script.params {
+        if !values.contains_key(k) {
+            match &p.default {
+                Some(d) => {
+                    values.insert(k.clone(), d.clone());
+                }
+                None => missing.push(k.clone()),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::usage(format!(
+            "ceremony {} needs --param for: {}",
+            script.name,
+            missing.join(", ")
+        )));
+    }
+    Ok(values)
+}
+
+/// The global options a step's custody inherits, with the step's own token and nodes.
+fn child_args(global: &GlobalArgs, p: &BTreeMap<String, String>) -> Vec<String> {
+    let mut a = Vec::new();
+    match p.get("addr") {
+        Some(list) => a.extend(
+            list.split(',')
+                .filter(|s| !s.trim().is_empty())
+                .flat_map(|x| ["--addr".to_owned(), x.trim().to_owned()]),
+        ),
+        None => a.extend(
+            global
+                .addr
+                .iter()
+                .flat_map(|x| ["--addr".to_owned(), x.clone()]),
+        ),
+    }
+    if let Some(ca) = &global.ca_cert {
+        a.extend(["--ca-cert".into(), ca.display().to_string()]);
+    }
+    a.extend([
+        "--transcript".into(),
+        global.transcript.display().to_string(),
+    ]);
+    if global.yes {
+        a.push("--yes".into());
+    }
+    match p.get("token_file") {
+        Some(t) => a.extend(["--token-file".into(), t.clone()]),
+        None => {
+            if let Some(t) = &global.token_file {
+                a.extend(["--token-file".into(), t.display().to_string()]);
+            }
+        }
+    }
+    a
+}
+
+pub fn run(
+    ctx: &Ctx,
+    global: &GlobalArgs,
+    name: &str,
+    given: &[String],
+    dry_run: bool,
+    state: Option<&Path>,
+) -> Result<()> {
+    let (label, checked) = ceremony::load(name)?;
+    let script = &checked.script;
+    let values = parse_params(script, given)?;
+    let state_path = state.map(Path::to_path_buf).unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "custody-ceremony-{}.state.json",
+            script.name.replace(['/', '.'], "-")
+        ))
+    });
+    let mut run_state = match ceremony::read_state(&state_path)? {
+        Some(s) if s.script_sha256 != checked.sha256 => {
+            return Err(Error::precondition(format!(
+                "{} belongs to another version of ceremony {}: the script changed since that run began; \
+                 finish with the old script or remove the state file to start over",
+                state_path.display(),
+                script.name
+            )));
+        }
+        Some(s) => s,
+        None => RunState {
+            ceremony: script.name.clone(),
+            script_sha256: checked.sha256.clone(),
+            done: Default::default(),
+        },
+    };
+    let total = script.steps.len();
+    if !run_state.done.is_empty() {
+        ctx.ui.status(format!(
+            "Resuming {}: {} of {total} steps were finished earlier.",
+            script.name,
+            run_state.done.len()
+        ));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::failed(format!("finding custody itself: {e}")))?;
+    let mut report = Vec::new();
+    for (i, spanned) in script.steps.iter().enumerate() {
+        let step = spanned.get_ref();
+        let p: BTreeMap<String, String> = step
+            .with
+            .iter()
+            .map(|(k, v)| (k.clone(), resolve(v, &values)))
+            .collect();
+        let head = format!(
+            "Step {}/{total} [{}] {} — {}",
+            i + 1,
+            step.who,
+            step.id,
+            describe(step, &values)
+        );
+        if run_state.done.contains(&step.id) {
+            ctx.ui.status(format!("{head}: done earlier"));
+            report.push(json!({ "step": step.id, "state": "done-earlier" }));
+            continue;
+        }
+        if dry_run {
+            ctx.ui.status(format!("{head} (dry run: nothing done)"));
+            report.push(json!({ "step": step.id, "state": "planned", "who": step.who, "what": describe(step, &values) }));
+            continue;
+        }
+        ctx.ui.status(&head);
+        let facts = match step.kind() {
+            Kind::Action(a) => {
+                let mut args = child_args(global, &p);
+                args.extend(actions::argv(&a, &p));
+                let status = Command::new(&exe).args(&args).status().map_err(|e| {
+                    Error::failed(format!("step {}: running custody: {e}", step.id))
+                })?;
+                if !status.success() {
+                    let code = status.code().unwrap_or(1);
+                    let kind = match code {
+                        2 => ErrKind::Usage,
+                        3 => ErrKind::Verification,
+                        4 => ErrKind::Precondition,
+                        _ => ErrKind::Failed,
+                    };
+                    return Err(Error::new(
+                        kind,
+                        format!(
+                            "step {} ({}) failed with exit {code}; nothing after it ran. Fix it and run the ceremony again: it resumes at this step",
+                            i + 1,
+                            step.id
+                        ),
+                    ));
+                }
+                json!({ "kind": "action", "action": a })
+            }
+            Kind::Check(c) => {
+                run_check(&c, &p).map_err(|e| Error::new(e.kind, format!("step {} ({}): {}; nothing after it ran. Fix it and run the ceremony again: it resumes at this step", i + 1, step.id, e.message)))?;
+                json!({ "kind": "check", "check": c, "with": p })
+            }
+            Kind::Manual => {
+                let question = resolve(step.confirm.as_deref().unwrap_or(""), &values);
+                ctx.ui.status(format!(
+                    "  {}",
+                    resolve(step.instruction.as_deref().unwrap_or(""), &values)
+                ));
+                if !ctx.ui.confirm(&question)? {
+                    return Err(Error::failed(format!(
+                        "step {} ({}) was not confirmed; run the ceremony again to resume here",
+                        i + 1,
+                        step.id
+                    )));
+                }
+                json!({ "kind": "manual", "confirmed": question })
+            }
+        };
+        ctx.transcript
+            .append(Step::new(&script.name, &step.id, &step.who, facts))?;
+        run_state.done.insert(step.id.clone());
+        ceremony::write_state(&state_path, &run_state)?;
+        report.push(json!({ "step": step.id, "state": "done" }));
+    }
+    let finished = !dry_run
+        && script
+            .steps
+            .iter()
+            .all(|s| run_state.done.contains(&s.get_ref().id));
+    ctx.ui.result(
+        &format!(
+            "Ceremony {} ({label}): {}",
+            script.name,
+            if dry_run { "dry run, nothing was done".to_owned() } else if finished { format!("all {total} steps done") } else { "not finished".to_owned() }
+        ),
+        json!({ "ceremony": script.name, "dry_run": dry_run, "finished": finished, "steps": report, "state_file": state_path.display().to_string() }),
+    );
+    Ok(())
+}
+
+fn run_check(check: &str, p: &BTreeMap<String, String>) -> Result<()> {
+    match check {
+        "port-closed" => {
+            let address = p.get("address").cloned().unwrap_or_default();
+            let addrs: Vec<_> = address
+                .to_socket_addrs()
+                .map_err(|e| Error::usage(format!("{address:?} is not host:port: {e}")))?
+                .collect();
+            for a in addrs {
+                if TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok() {
+                    return Err(Error::verification(format!(
+                        "{address} still accepts connections"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        "file-exists" => {
+            let path = p.get("path").cloned().unwrap_or_default();
+            if Path::new(&path).is_file() {
+                Ok(())
+            } else {
+                Err(Error::verification(format!("{path} does not exist")))
+            }
+        }
+        other => Err(Error::usage(format!("unknown check {other}"))),
+    }
+}
