@@ -24,6 +24,7 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
     for want in [
         "init (ceremony 1)",
         "unseal, fresh cluster",
+        "remove bastion (ceremony 3)",
         "authority (ceremony 4)",
         "snapshot + green (ceremony 5, phase 1)",
         "cutover (phase 2)",

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::Ctx;
 use super::status::{NodeStatus, all_status};
 use super::unseal::{NodeState, Shares, UnsealReport, decrypt_share_file, record, unseal_with};
-use crate::cli::{InitArgs, RehearseArgs};
+use crate::cli::RehearseArgs;
 use crate::error::{Error, Result};
 use crate::fsutil::write_private;
 use crate::localcluster::{ClusterSpec, LocalCluster, find_bao};
@@ -168,18 +168,26 @@ async fn rehearse(
         &mut step,
     );
 
-    // Ceremony 1: init.
+    // Ceremony 1: init, as the script ceremonies/init.toml walks it.
     let out = dir.join("init");
-    super::init::run(
-        &inner,
-        &InitArgs {
-            pgp_keys: holders.iter().map(|h| h.public.clone()).collect(),
-            threshold: THRESHOLD,
-            root_token_pgp_key: operator.public.clone(),
-            out: out.clone(),
-        },
+    let transcript = dir.join("custody-transcript.jsonl");
+    let blue_globals = ceremony_globals(&cluster.addrs(), &cluster.ca_cert, &transcript);
+    let pgp_keys = holders
+        .iter()
+        .map(|h| h.public.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    expect_ceremony(
+        dir,
+        &blue_globals,
+        "init",
+        &[
+            ("pgp_keys", pgp_keys),
+            ("root_token_pgp_key", operator.public.display().to_string()),
+            ("out", out.display().to_string()),
+        ],
+        None,
     )
-    .await
     .map_err(|e| rehearsal_failed("init", e, &cluster))?;
     for h in &holders {
         let share = super::init::share_path(&out, &h.fingerprint);
@@ -194,7 +202,7 @@ async fn rehearse(
         &mut proofs,
         "init (ceremony 1)",
         format!(
-            "5 shares, threshold 3, each share's recipient is its holder's encryption key; root token to {}",
+            "ceremonies/init.toml: 5 shares, threshold 3, each share's recipient is its holder's encryption key; root token to {}",
             &operator.fingerprint[..16]
         ),
         &mut step,
@@ -203,15 +211,40 @@ async fn rehearse(
     // Ceremony 2: holders 1, 3 and 5 unseal the fresh cluster together; the followers join.
     let quorum: Vec<&Holder> = [0usize, 2, 4].iter().map(|i| &holders[*i]).collect();
     let shares = decrypt_shares(&inner, &out, &quorum)?;
-    let report = unseal_with(&inner, &vault, &inner.addrs, &shares, JOIN_TIMEOUT).await?;
-    record(&inner, &report, &shares)?;
-    expect_all_unsealed(&report, &cluster)?;
+    expect_ceremony(
+        dir,
+        &blue_globals,
+        "unseal",
+        &[],
+        Some(&share_lines(&shares)),
+    )
+    .map_err(|e| rehearsal_failed("unseal", e, &cluster))?;
     let roles = wait_roles(&vault, &inner, Duration::from_secs(30)).await?;
     prove(
         &mut proofs,
         "unseal, fresh cluster",
         format!(
-            "holders 1, 3, 5 in one run: leader unsealed, followers joined and unsealed ({roles})"
+            "ceremonies/unseal.toml, holders 1, 3, 5 in one run: leader unsealed, followers joined and unsealed ({roles})"
+        ),
+        &mut step,
+    );
+
+    // Ceremony 3: the bastion goes away (here a loopback port that no longer listens).
+    let bastion = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| Error::failed(format!("a loopback port: {e}")))?;
+    expect_ceremony(
+        dir,
+        &blue_globals,
+        "remove-bastion",
+        &[("bastion", bastion.to_string())],
+        None,
+    )?;
+    prove(
+        &mut proofs,
+        "remove bastion (ceremony 3)",
+        format!(
+            "ceremonies/remove-bastion.toml: confirmed, and {bastion} no longer accepts connections"
         ),
         &mut step,
     );
@@ -271,7 +304,7 @@ async fn rehearse(
         &mut step,
     );
 
-    let (snap, green) = snapshots(&inner, dir, bao, plugin, &out, &holders, &auth).await?;
+    let (snap, green, reader) = snapshots(&inner, dir, bao, plugin, &out, &holders, &auth).await?;
     prove(
         &mut proofs,
         "snapshot + green (ceremony 5, phase 1)",
@@ -279,24 +312,36 @@ async fn rehearse(
         &mut step,
     );
 
-    let switched = phase2(&inner, &cluster, &green, dir, &auth).await?;
+    let switched = phase2(&inner, &cluster, &green, dir, &auth, &reader).await?;
     prove(&mut proofs, "cutover (phase 2)", switched, &mut step);
 
-    // The root token lives in both clusters now (green was restored from blue): revoke it in each.
-    super::root::revoke(&as_token(&inner, Some(auth.root.clone()))).await?;
-    let green_ctx = Ctx {
-        ui: Ui::silent(),
-        addrs: green.addrs(),
-        ca_cert: Some(green.ca_cert.clone()),
-        transcript: Transcript::at(inner.transcript.path()),
-        token: Some(auth.root.clone()),
-    };
-    super::root::revoke(&green_ctx).await?;
+    // The root token lived in both clusters (green was restored from blue); blue-green-2 revoked
+    // it in each. Every node of both must refuse it now.
+    let mut refused = 0;
+    for (addrs, ca) in [
+        (cluster.addrs(), &cluster.ca_cert),
+        (green.addrs(), &green.ca_cert),
+    ] {
+        let v = Vault::new(Some(ca), Some(auth.root.clone()))?;
+        for a in &addrs {
+            match v.get(a, "auth/token/lookup-self").await {
+                Err(crate::vault::NodeError::Api { status: 403, .. }) => refused += 1,
+                other => {
+                    return Err(Error::verification(format!(
+                        "{a} still answers the revoked root token: {:?}",
+                        other.map(|_| "accepted")
+                    )));
+                }
+            }
+        }
+    }
     drop(green);
     prove(
         &mut proofs,
         "root revoked",
-        "the quorum's root token is refused by every node; no root token stands".into(),
+        format!(
+            "ceremonies/blue-green-2.toml revoked it in both clusters: all {refused} nodes refuse it; no root token stands"
+        ),
         &mut step,
     );
 
@@ -383,6 +428,107 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The global options of a ceremony run against `addrs`.
+fn ceremony_globals(addrs: &[crate::vault::Addr], ca: &Path, transcript: &Path) -> Vec<String> {
+    let mut g: Vec<String> = addrs
+        .iter()
+        .flat_map(|a| ["--addr".to_owned(), a.to_string()])
+        .collect();
+    g.extend([
+        "--ca-cert".into(),
+        ca.display().to_string(),
+        "--transcript".into(),
+        transcript.display().to_string(),
+        "--yes".into(),
+    ]);
+    g
+}
+
+/// Runs `custody ceremony run NAME` as its own process, the way an operator does, in the
+/// rehearsal's directory; `stdin` carries the holders' shares, from memory. Its output goes to
+/// `ceremony-NAME.log` there. Returns the exit code.
+fn run_ceremony(
+    dir: &Path,
+    globals: &[String],
+    name: &str,
+    params: &[(&str, String)],
+    stdin: Option<&[u8]>,
+) -> Result<i32> {
+    let bao = find_bao(None).ok();
+    use std::io::Write as _;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::failed(format!("finding custody itself: {e}")))?;
+    let log = dir.join(format!("ceremony-{name}.log"));
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| Error::failed(format!("{}: {e}", log.display())))?;
+    let err = out.try_clone().map_err(|e| Error::failed(e.to_string()))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.current_dir(dir).args(globals).args([
+        "ceremony",
+        "run",
+        name,
+        "--state",
+        &format!("ceremony-{name}.state.json"),
+    ]);
+    if let Some(b) = bao {
+        cmd.env("CUSTODY_BAO_BIN", b);
+    }
+    for (k, v) in params {
+        cmd.arg("--param").arg(format!("{k}={v}"));
+    }
+    cmd.stdin(if stdin.is_some() {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    })
+    .stdout(out)
+    .stderr(err);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::failed(format!("starting ceremony {name}: {e}")))?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(data);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::failed(format!("ceremony {name}: {e}")))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+fn ceremony_failed(dir: &Path, name: &str, code: i32) -> Error {
+    let log = std::fs::read_to_string(dir.join(format!("ceremony-{name}.log"))).unwrap_or_default();
+    Error::failed(format!(
+        "ceremony {name} exited {code}:\n{}",
+        tail(&log, 30)
+    ))
+}
+
+fn expect_ceremony(
+    dir: &Path,
+    globals: &[String],
+    name: &str,
+    params: &[(&str, String)],
+    stdin: Option<&[u8]>,
+) -> Result<()> {
+    match run_ceremony(dir, globals, name, params, stdin)? {
+        0 => Ok(()),
+        code => Err(ceremony_failed(dir, name, code)),
+    }
+}
+
+/// The quorum's shares, one per line, in zeroizing memory (for a ceremony's stdin).
+fn share_lines(shares: &Shares) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut v = zeroize::Zeroizing::new(Vec::new());
+    for s in &shares.shares {
+        v.extend_from_slice(s.text.expose().as_bytes());
+        v.push(b'\n');
+    }
+    v
+}
+
 /// The same nodes, CA and transcript, with another token.
 fn as_token(ctx: &Ctx, token: Option<SecretString>) -> Ctx {
     Ctx {
@@ -417,62 +563,67 @@ async fn authority(
     operator: &Holder,
     plugin: &Path,
 ) -> Result<Authority> {
+    // The operator decrypts each token into a 0600 file when the script says so; the script
+    // stops where a file it needs is missing, and resumes once it is there.
     let init_root = decrypt_token(
         &super::init::root_token_path(out, &operator.fingerprint),
         &operator.secret,
     )?;
-    let ceremony_file = dir.join("ceremony-token.asc");
-    let as_root = as_token(inner, Some(init_root.clone()));
-    super::root::ceremony_token(&as_root, &operator.public, &ceremony_file).await?;
-    super::root::revoke(&as_root).await?;
-    let ceremony = decrypt_token(&ceremony_file, &operator.secret)?;
-
-    // Holders 2, 4 and 5, one run each, under the ceremony token.
-    let root_file = dir.join("root-token.quorum.asc");
-    let as_ceremony = as_token(inner, Some(ceremony.clone()));
-    for i in [1usize, 3, 4] {
-        let h = &holders[i];
-        let args = crate::cli::RootGenerateArgs {
-            pgp_key: Some(operator.public.clone()),
-            out: Some(root_file.clone()),
-            cancel: false,
-            shares: crate::cli::ShareArgs {
-                share_file: Some(super::init::share_path(out, &h.fingerprint)),
-                secret_key: Some(h.secret.clone()),
-                passphrase_file: None,
-                share_stdin: false,
-            },
-        };
-        super::root::generate(&as_ceremony, &args).await?;
-    }
-    let root = decrypt_token(&root_file, &operator.secret)?;
-    let as_root = as_token(inner, Some(root.clone()));
-
-    let installed = super::plugin::install_quiet(
-        &as_root,
-        &super::plugin::InstallPlan {
-            plugin_bin: plugin.to_owned(),
-            name: "custody-signer".into(),
-            mount: "ethereum".into(),
-            upgrade: false,
-        },
-    )
-    .await?;
+    let init_root_file = dir.join("init-root.token");
+    write_private(&init_root_file, init_root.expose().as_bytes(), false)?;
+    let ceremony_file = dir.join("ceremony.token");
+    let root_file = dir.join("root.token");
     let contract = "0x1111111111111111111111111111111111111111";
+    let globals = ceremony_globals(
+        &inner.addrs,
+        inner.ca_cert.as_deref().expect("the rehearsal's CA"),
+        inner.transcript.path(),
+    );
+    let params = [
+        ("operator_key", operator.public.display().to_string()),
+        ("init_root_token_file", init_root_file.display().to_string()),
+        ("ceremony_token_file", ceremony_file.display().to_string()),
+        ("root_token_file", root_file.display().to_string()),
+        ("plugin_bin", plugin.display().to_string()),
+        ("chain_id", "31337".to_owned()),
+        ("contract", contract.to_owned()),
+    ];
+    let quorum: Vec<&Holder> = [1usize, 3, 4].iter().map(|i| &holders[*i]).collect();
+    let shares = share_lines(&decrypt_shares(inner, out, &quorum)?);
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let code = run_ceremony(dir, &globals, "authority", &params, Some(&shares))?;
+        if code == 0 {
+            break;
+        }
+        let ceremony_asc = dir.join("ceremony-token.asc");
+        let root_asc = dir.join("root-token.quorum.asc");
+        if runs > 3 {
+            return Err(ceremony_failed(dir, "authority", code));
+        } else if ceremony_asc.is_file() && !ceremony_file.exists() {
+            write_private(
+                &ceremony_file,
+                decrypt_token(&ceremony_asc, &operator.secret)?
+                    .expose()
+                    .as_bytes(),
+                false,
+            )?;
+        } else if root_asc.is_file() && !root_file.exists() {
+            write_private(
+                &root_file,
+                decrypt_token(&root_asc, &operator.secret)?
+                    .expose()
+                    .as_bytes(),
+                false,
+            )?;
+        } else {
+            return Err(ceremony_failed(dir, "authority", code));
+        }
+    }
+    let root = decrypt_token(&dir.join("root-token.quorum.asc"), &operator.secret)?;
+    let as_root = as_token(inner, Some(root.clone()));
     let wrap_file = dir.join("authority-signer.wrap");
-    super::wallet::create(
-        &as_root,
-        &crate::cli::WalletCreateArgs {
-            name: "authority".into(),
-            chain_id: "31337".into(),
-            allowed_calls: vec![format!("{contract}:submitBlock(bytes32)")],
-            allowed_to: Vec::new(),
-            max_value_wei: Some("0".into()),
-            signer_token_out: wrap_file.clone(),
-            mount: "ethereum".into(),
-        },
-    )
-    .await?;
 
     // The signing service's side: unwrap once, sign an allowed call, be refused anything else.
     let vault = as_root.vault()?;
@@ -512,14 +663,13 @@ async fn authority(
         ));
     }
     let summary = format!(
-        "ceremony token, init root revoked, root from holders 2, 4, 5, plugin {} mounted, Authority {address} \
-         (submitBlock only) signed by its unwrapped signer token",
-        installed.version
+        "ceremonies/authority.toml in {runs} runs (it resumed after each token the operator decrypted): ceremony token, \
+         init root revoked, root from holders 2, 4, 5, plugin mounted, Authority {address} (submitBlock only) signed by \
+         its unwrapped signer token"
     );
     Ok(Authority {
         summary,
         root,
-        ceremony,
         address,
         signer,
     })
@@ -528,7 +678,6 @@ async fn authority(
 struct Authority {
     summary: String,
     root: SecretString,
-    ceremony: SecretString,
     address: String,
     signer: SecretString,
 }
@@ -544,7 +693,7 @@ async fn snapshots(
     out: &Path,
     holders: &[Holder],
     auth: &Authority,
-) -> Result<(String, LocalCluster)> {
+) -> Result<(String, LocalCluster, SecretString)> {
     let as_root = as_token(blue, Some(auth.root.clone()));
     let vault = as_root.vault()?;
     let addr = super::active_node(&vault, &blue.addrs).await?;
@@ -557,30 +706,34 @@ async fn snapshots(
         .await
         .map_err(|e| super::node_error("creating a reader token", e))?;
     let file = dir.join("blue.snap");
-    super::snapshot::save(&as_root, &file, "ethereum").await?;
-
     let quorum: Vec<&Holder> = [0usize, 2, 4].iter().map(|i| &holders[*i]).collect();
-    let shares = decrypt_shares(blue, out, &quorum)?;
-    let verify_args = crate::cli::SnapshotVerifyArgs {
-        file: file.clone(),
-        restore_test: true,
-        plugin_bin: Some(plugin.to_owned()),
-        bao_bin: Some(bao.to_owned()),
-        account: "authority".into(),
-        mount: "ethereum".into(),
-        shares: crate::cli::ShareArgs {
-            share_file: None,
-            secret_key: None,
-            passphrase_file: None,
-            share_stdin: false,
-        },
-    };
-    let restored = super::snapshot::verify_with_shares(
-        &as_token(blue, Some(auth.ceremony.clone())),
-        &verify_args,
-        Some(&shares),
-    )
-    .await?;
+    let quorum_shares = share_lines(&decrypt_shares(blue, out, &quorum)?);
+    let blue_ca = blue.ca_cert.clone().expect("the rehearsal's CA");
+    expect_ceremony(
+        dir,
+        &ceremony_globals(&blue.addrs, &blue_ca, blue.transcript.path()),
+        "snapshot",
+        &[
+            (
+                "root_token_file",
+                dir.join("root.token").display().to_string(),
+            ),
+            (
+                "ceremony_token_file",
+                dir.join("ceremony.token").display().to_string(),
+            ),
+            ("plugin_bin", plugin.display().to_string()),
+            ("file", "blue.snap".to_owned()),
+        ],
+        Some(&quorum_shares),
+    )?;
+    let manifest = crate::snapshot::manifest::read(&file)?
+        .ok_or_else(|| Error::failed("the snapshot has no manifest"))?;
+    if manifest.accounts.get("authority") != Some(&auth.address) {
+        return Err(Error::verification(
+            "the manifest does not record the Authority's address",
+        ));
+    }
 
     // Green: built and initialized by its own throwaway key, then restored from blue.
     let green = LocalCluster::start(ClusterSpec {
@@ -631,13 +784,40 @@ async fn snapshots(
     .await?;
     expect_all_unsealed(&report, &green)?;
     wait_roles(&green_vault, &green_ctx, Duration::from_secs(30)).await?;
-    super::snapshot::restore(&green_ctx, &file, false).await?;
-
-    // Only blue's quorum opens green now.
-    let shares = decrypt_shares(blue, out, &quorum)?;
-    let report = unseal_with(&green_ctx, &green_vault, &g_addrs, &shares, JOIN_TIMEOUT).await?;
-    record(&green_ctx, &report, &shares)?;
-    expect_all_unsealed(&report, &green)?;
+    // Blue-green phase 1 by its script: restore, then the original quorum unseals green.
+    let both = dir.join("blue-green-ca.pem");
+    let mut pem = std::fs::read(&blue_ca).map_err(|e| Error::failed(e.to_string()))?;
+    pem.extend(std::fs::read(&green.ca_cert).map_err(|e| Error::failed(e.to_string()))?);
+    std::fs::write(&both, pem).map_err(|e| Error::failed(format!("{}: {e}", both.display())))?;
+    let green_token_file = dir.join("green-root.token");
+    write_private(
+        &green_token_file,
+        green_ctx
+            .token
+            .as_ref()
+            .expect("green's root")
+            .expose()
+            .as_bytes(),
+        false,
+    )?;
+    expect_ceremony(
+        dir,
+        &ceremony_globals(&blue.addrs, &both, blue.transcript.path()),
+        "blue-green-1",
+        &[
+            ("file", "blue.snap".to_owned()),
+            (
+                "green_addr",
+                g_addrs
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("green_token_file", green_token_file.display().to_string()),
+        ],
+        Some(&quorum_shares),
+    )?;
     wait_roles(&green_vault, &green_ctx, Duration::from_secs(60)).await?;
     let read = |v: Vault, a: crate::vault::Addr| async move {
         v.get(&a, "ethereum/accounts/authority")
@@ -671,10 +851,12 @@ async fn snapshots(
     }
     Ok((
         format!(
-            "blue saved and verified; restore test ({}) found {}; green restored, unsealed by holders 1, 3, 5, same Authority on both",
-            restored.token, restored.address
+            "ceremonies/snapshot.toml: blue saved, verified offline and by a restore test unsealed by holders 1, 3, 5; \
+             ceremonies/blue-green-1.toml: green restored and unsealed by the same quorum; Authority {} on both",
+            auth.address
         ),
         green,
+        reader,
     ))
 }
 
@@ -686,6 +868,7 @@ async fn phase2(
     green: &LocalCluster,
     dir: &Path,
     auth: &Authority,
+    reader_token: &SecretString,
 ) -> Result<String> {
     use crate::localcluster::haproxy::{LbServer, LocalHaproxy};
     let mut servers = Vec::new();
@@ -744,7 +927,9 @@ async fn phase2(
 
     // The load: reads and signatures through the balancer until the cutover is done.
     let lb_addr = crate::vault::Addr::parse(&lb.url())?;
-    let reader = Vault::new(None, Some(auth.root.clone()))?;
+    // Reads with the Authority's reader token (made before the snapshot, so green holds it too);
+    // the root token is revoked by the script itself.
+    let reader = Vault::new(None, Some(reader_token.clone()))?;
     let signer = Vault::new(None, Some(auth.signer.clone()))?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let read_task = {
@@ -781,38 +966,59 @@ async fn phase2(
         })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let op = Ctx {
-        ui: Ui::silent(),
-        addrs: Vec::new(),
-        ca_cert: Some(both),
-        transcript: Transcript::at(blue.transcript.path()),
-        token: Some(auth.root.clone()),
-    };
-    let args = crate::cli::CutoverArgs {
-        action: None,
-        from: blue_cluster.addrs().iter().map(|a| a.to_string()).collect(),
-        to: green.addrs().iter().map(|a| a.to_string()).collect(),
-        lb: format!("haproxy:{}", lb.socket.display()),
-        lb_backend: "vault".into(),
-        blue_servers: (1..=blue_cluster.nodes.len())
-            .map(|i| format!("blue{i}"))
-            .collect(),
-        green_servers: (1..=green.nodes.len())
-            .map(|i| format!("green{i}"))
-            .collect(),
-        lb_url: lb.url(),
-        drain_timeout: "20s".into(),
-        mount: "ethereum".into(),
-    };
+    let root_file = dir.join("root.token");
+    let blue_list = blue_cluster
+        .addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let green_list = green
+        .addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let params: Vec<(&'static str, String)> = vec![
+        ("blue", blue_list),
+        ("green", green_list),
+        ("lb", format!("haproxy:{}", lb.socket.display())),
+        ("lb_backend", "vault".into()),
+        (
+            "blue_servers",
+            (1..=blue_cluster.nodes.len())
+                .map(|i| format!("blue{i}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        (
+            "green_servers",
+            (1..=green.nodes.len())
+                .map(|i| format!("green{i}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("lb_url", lb.url()),
+        ("token_file", root_file.display().to_string()),
+    ];
+    let globals = ceremony_globals(&[], &both, blue.transcript.path());
+    let dir_owned = dir.to_owned();
     let t0 = Instant::now();
-    let outcome = super::cutover::run(&op, &args).await;
+    let outcome = tokio::task::spawn_blocking(move || {
+        run_ceremony(&dir_owned, &globals, "blue-green-2", &params, None)
+    })
+    .await
+    .map_err(|e| Error::failed(e.to_string()))?;
     let took = t0.elapsed();
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (reads_ok, reads_failed) = read_task.await.map_err(|e| Error::failed(e.to_string()))?;
     let (mut nonces, frozen, sign_failed) =
         sign_task.await.map_err(|e| Error::failed(e.to_string()))?;
-    outcome?;
+    match outcome? {
+        0 => {}
+        code => return Err(ceremony_failed(dir, "blue-green-2", code)),
+    }
     nonces.sort_unstable();
     let n = nonces.len() as u64;
     if reads_failed > 0 || sign_failed > 0 {
@@ -829,7 +1035,7 @@ async fn phase2(
         )));
     }
     Ok(format!(
-        "HAProxy switched blue → green in {:.1} s under load: {reads_ok} reads, 0 failed; {n} signatures with consecutive nonces, \
+        "ceremonies/blue-green-2.toml: HAProxy switched blue → green in {:.1} s under load: {reads_ok} reads, 0 failed; {n} signatures with consecutive nonces, \
          {frozen} answered \"frozen\" (retryable) during the pause",
         took.as_secs_f64()
     ))
