@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use custody::localcluster::haproxy::{LbServer, LocalHaproxy};
-use support::plugin::{RECIPIENT, authority_cluster, init_plain_n, unseal_plain};
-use support::{ClusterSpec, Custody, bao_bin, cluster_with};
+use support::Custody;
+use support::plugin::{BlueGreen, RECIPIENT, blue_green_behind_haproxy};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Phase {
@@ -43,62 +42,16 @@ fn main() {
     }
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    let (blue, root, keys, signer, _address) = authority_cluster("bench-blue", dir);
-    let green = cluster_with(ClusterSpec {
-        plugins: vec![support::plugin::plugin_bin()],
-        ..ClusterSpec::raft("bench-green", 1, bao_bin())
-    });
-    let (green_root, _) = init_plain_n(&green, 5, 3);
-    let root_file = dir.join("bench-blue-root.token");
-    let snap = dir.join("blue.snap");
-    let mut c = Custody::for_cluster(dir, &blue);
-    c.base
-        .extend(["--token-file".into(), root_file.display().to_string()]);
-    c.run(&["snapshot", "save", "--out", snap.to_str().unwrap()])
-        .expect(0);
-    let green_root_file = dir.join("green-root.token");
-    std::fs::write(&green_root_file, &green_root).unwrap();
-    let mut g = Custody::for_cluster(dir, &green);
-    g.base
-        .extend(["--token-file".into(), green_root_file.display().to_string()]);
-    g.run(&["snapshot", "restore", snap.to_str().unwrap()])
-        .expect(0);
-    unseal_plain(&green, &keys[..3]);
-
-    let lb = LocalHaproxy::start(
-        &dir.join("lb"),
-        "vault",
-        &[
-            LbServer {
-                name: "blue1".into(),
-                port: blue.nodes[0].api_port,
-                ca_file: blue.ca_cert.clone(),
-                disabled: false,
-            },
-            LbServer {
-                name: "green1".into(),
-                port: green.nodes[0].api_port,
-                ca_file: green.ca_cert.clone(),
-                disabled: true,
-            },
-        ],
-    )
-    .unwrap();
-    let ha = custody::lb::haproxy::Haproxy::new(&lb.socket);
-    while ha.servers("vault").unwrap()["blue1"].status != "UP" {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let both = dir.join("both.pem");
-    std::fs::write(
-        &both,
-        [
-            std::fs::read(&blue.ca_cert).unwrap(),
-            std::fs::read(&green.ca_cert).unwrap(),
-        ]
-        .concat(),
-    )
-    .unwrap();
-
+    let BlueGreen {
+        blue,
+        green,
+        lb,
+        root,
+        root_file,
+        signer,
+        both_ca: both,
+        ..
+    } = blue_green_behind_haproxy(dir);
     let phase = Arc::new(Mutex::new(Phase::Before));
     let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use custody::localcluster::haproxy::{LbServer, LocalHaproxy};
-use support::plugin::{Api, authority_cluster, init_plain_n, plugin_bin, unseal_plain};
+use custody::localcluster::haproxy::LocalHaproxy;
+use support::plugin::{Api, BlueGreen, authority_cluster, blue_green_behind_haproxy, unseal_plain};
 use support::*;
 
 use support::plugin::RECIPIENT;
@@ -30,67 +30,17 @@ fn states(lb: &LocalHaproxy) -> BTreeMap<String, String> {
 fn cutover_under_load_refusals_and_rollback() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    let (blue, root, keys, signer, address) = authority_cluster("blue", dir);
-    let root_file = dir.join("blue-root.token");
-
-    // Green: its own throwaway init, then blue's snapshot, then blue's quorum.
-    let green = cluster_with(ClusterSpec {
-        plugins: vec![plugin_bin()],
-        ..ClusterSpec::raft("green", 1, bao_bin())
-    });
-    let (green_root, _) = init_plain_n(&green, 5, 3);
-    let snap = dir.join("blue.snap");
-    Custody::for_cluster(dir, &blue)
-        .with_token_file(&root_file)
-        .run(&["snapshot", "save", "--out", snap.to_str().unwrap()])
-        .expect(0);
-    let green_root_file = dir.join("green-root.token");
-    std::fs::write(&green_root_file, &green_root).unwrap();
-    Custody::for_cluster(dir, &green)
-        .with_token_file(&green_root_file)
-        .run(&["snapshot", "restore", snap.to_str().unwrap()])
-        .expect(0);
-    unseal_plain(&green, &keys[..3]);
-
-    // HAProxy in front: blue in service, green in maintenance.
-    let lb = LocalHaproxy::start(
-        &dir.join("lb"),
-        "vault",
-        &[
-            LbServer {
-                name: "blue1".into(),
-                port: blue.nodes[0].api_port,
-                ca_file: blue.ca_cert.clone(),
-                disabled: false,
-            },
-            LbServer {
-                name: "green1".into(),
-                port: green.nodes[0].api_port,
-                ca_file: green.ca_cert.clone(),
-                disabled: true,
-            },
-        ],
-    )
-    .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while states(&lb)["blue1"] != "UP" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "blue1 never came UP: {:?}",
-            states(&lb)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let both_ca = dir.join("both-ca.pem");
-    std::fs::write(
-        &both_ca,
-        [
-            std::fs::read(&blue.ca_cert).unwrap(),
-            std::fs::read(&green.ca_cert).unwrap(),
-        ]
-        .concat(),
-    )
-    .unwrap();
+    let BlueGreen {
+        blue,
+        green,
+        lb,
+        root,
+        root_file,
+        keys,
+        signer,
+        address,
+        both_ca,
+    } = blue_green_behind_haproxy(dir);
     let mut op = Custody::new(dir);
     op.base.extend([
         "--ca-cert".into(),

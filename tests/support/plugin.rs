@@ -366,3 +366,87 @@ pub fn authority_cluster(
     let signer = v["auth"]["client_token"].as_str().unwrap().to_owned();
     (cl, root, keys, signer, address)
 }
+
+/// Blue (with the Authority) and green restored from it and unsealed by blue's keys, HAProxy in
+/// front (blue1 in service, green1 in maintenance, waited until blue1 is UP), and a CA bundle of
+/// both: the starting point of every cutover.
+pub struct BlueGreen {
+    pub blue: super::TestCluster,
+    pub green: super::TestCluster,
+    pub lb: custody::localcluster::haproxy::LocalHaproxy,
+    pub root: String,
+    pub root_file: std::path::PathBuf,
+    pub keys: Vec<String>,
+    pub signer: String,
+    pub address: String,
+    pub both_ca: std::path::PathBuf,
+}
+
+pub fn blue_green_behind_haproxy(dir: &Path) -> BlueGreen {
+    use custody::localcluster::haproxy::{LbServer, LocalHaproxy};
+    let (blue, root, keys, signer, address) = authority_cluster("blue", dir);
+    let root_file = dir.join("blue-root.token");
+    let green = super::cluster_with(super::ClusterSpec {
+        plugins: vec![plugin_bin()],
+        ..super::ClusterSpec::raft("green", 1, super::bao_bin())
+    });
+    let (green_root, _) = init_plain_n(&green, 5, 3);
+    let snap = dir.join("blue.snap");
+    super::Custody::for_cluster(dir, &blue)
+        .with_token_file(&root_file)
+        .run(&["snapshot", "save", "--out", snap.to_str().unwrap()])
+        .expect(0);
+    let green_root_file = dir.join("green-root.token");
+    std::fs::write(&green_root_file, &green_root).unwrap();
+    super::Custody::for_cluster(dir, &green)
+        .with_token_file(&green_root_file)
+        .run(&["snapshot", "restore", snap.to_str().unwrap()])
+        .expect(0);
+    unseal_plain(&green, &keys[..3]);
+    let lb = LocalHaproxy::start(
+        &dir.join("lb"),
+        "vault",
+        &[
+            LbServer {
+                name: "blue1".into(),
+                port: blue.nodes[0].api_port,
+                ca_file: blue.ca_cert.clone(),
+                disabled: false,
+            },
+            LbServer {
+                name: "green1".into(),
+                port: green.nodes[0].api_port,
+                ca_file: green.ca_cert.clone(),
+                disabled: true,
+            },
+        ],
+    )
+    .unwrap();
+    let ha = custody::lb::haproxy::Haproxy::new(&lb.socket);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ha.servers("vault").unwrap()["blue1"].status != "UP" {
+        assert!(Instant::now() < deadline, "blue1 never came UP");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let both_ca = dir.join("both-ca.pem");
+    std::fs::write(
+        &both_ca,
+        [
+            std::fs::read(&blue.ca_cert).unwrap(),
+            std::fs::read(&green.ca_cert).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    BlueGreen {
+        blue,
+        green,
+        lb,
+        root,
+        root_file,
+        keys,
+        signer,
+        address,
+        both_ca,
+    }
+}
