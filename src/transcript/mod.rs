@@ -75,6 +75,7 @@ impl Transcript {
         let time = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| Error::failed(format!("formatting the time: {e}")))?;
+        let facts = integers_only(step.facts);
         let files: Map<String, Value> = step
             .files
             .iter()
@@ -87,7 +88,7 @@ impl Transcript {
             "ceremony": step.ceremony,
             "step": step.step,
             "actor": step.actor,
-            "facts": step.facts,
+            "facts": facts,
             "files": files,
             "prev": head.head_hash,
         });
@@ -112,6 +113,19 @@ impl Transcript {
             entries: head.entries + 1,
             head_hash: hash,
         })
+    }
+}
+
+/// Fractional numbers become text: a float's decimal form need not survive a parse and a
+/// re-serialization bit for bit (nor another tool's), and the hash is over that form.
+fn integers_only(v: Value) -> Value {
+    match v {
+        Value::Number(n) if n.is_f64() => Value::String(n.to_string()),
+        Value::Array(a) => Value::Array(a.into_iter().map(integers_only).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, integers_only(v))).collect())
+        }
+        other => other,
     }
 }
 
@@ -200,6 +214,30 @@ mod tests {
         assert!(
             t.append(Step::new("init", "c", "operator", json!({})))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn fractional_numbers_survive_the_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let t = Transcript::at(&path);
+        let mut x = 0.1f64;
+        for i in 0..200 {
+            x = x * 1.37 + 0.013 * i as f64;
+            t.append(Step::new(
+                "c",
+                "s",
+                "op",
+                json!({ "seconds": x, "ms": x * 1000.0, "n": i, "list": [x / 3.0] }),
+            ))
+            .unwrap();
+        }
+        assert_eq!(verify_file(&path).unwrap().entries, 200);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.lines().all(|l| l.contains("\"seconds\":\"")),
+            "fractions are recorded as text"
         );
     }
 
