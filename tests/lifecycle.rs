@@ -289,7 +289,14 @@ fn init_and_unseal_with_the_holders_own_tools() {
         .stderr_has("refused");
     assert_progress(&cluster, true, 0);
 
-    // ---- holders come one at a time, each with another input method.
+    // ---- holders come one at a time, each with another input method. (Holder 5's passphrase
+    // file ends with a newline, as `echo` writes it.)
+    let pass5_nl = work.path().join("holder5.passphrase.nl");
+    std::fs::write(
+        &pass5_nl,
+        format!("{}\n", std::fs::read_to_string(&pass5).unwrap()),
+    )
+    .unwrap();
     let r = c.run(&[
         "--format",
         "json",
@@ -314,7 +321,7 @@ fn init_and_unseal_with_the_holders_own_tools() {
         "--secret-key",
         fixture("holder5.sec.asc").to_str().unwrap(),
         "--passphrase-file",
-        pass5.to_str().unwrap(),
+        pass5_nl.to_str().unwrap(),
     ]);
     r.expect(0);
     assert!(r.stdout().contains("needs 1 more holder"), "{}", r.stdout());

@@ -167,14 +167,14 @@ pub fn read_passphrase_file(path: &Path) -> Result<SecretString> {
             path.display()
         ))
     })?;
-    // A trailing newline from an editor or `echo` is not part of the passphrase.
-    Ok(SecretString::new(
-        text.strip_suffix('\n')
-            .unwrap_or(text)
-            .strip_suffix('\r')
-            .unwrap_or(text)
-            .to_owned(),
-    ))
+    Ok(SecretString::new(without_line_end(text).to_owned()))
+}
+
+/// A trailing newline (`\n` or `\r\n`) from an editor or `echo` is not part of a passphrase;
+/// any other whitespace is.
+fn without_line_end(text: &str) -> &str {
+    let t = text.strip_suffix('\n').unwrap_or(text);
+    t.strip_suffix('\r').unwrap_or(t)
 }
 
 fn read_stdin_shares() -> Result<Vec<(SecretString, String)>> {
@@ -604,4 +604,17 @@ fn finish(ctx: &Ctx, report: &UnsealReport, shares: &Shares) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_line_end_is_dropped_from_a_passphrase() {
+        use super::without_line_end;
+        assert_eq!(without_line_end("pass"), "pass");
+        assert_eq!(without_line_end("pass\n"), "pass");
+        assert_eq!(without_line_end("pass\r\n"), "pass");
+        assert_eq!(without_line_end(" pass \n"), " pass ");
+        assert_eq!(without_line_end("pass\n\n"), "pass\n");
+    }
 }
