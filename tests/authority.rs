@@ -147,7 +147,13 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         (nonce.as_str(), Some(2))
     );
     // A share from another cluster completes the count, and the server refuses the lot.
-    let foreign = format!("{}0b\n", "5a".repeat(32));
+    // (its Shamir index differs from holders 2 and 4's, which the server would call a duplicate)
+    let taken: Vec<u8> = ["holder2", "holder4"]
+        .iter()
+        .map(|h| u8::from_str_radix(&plain(h)[64..66], 16).unwrap())
+        .collect();
+    let index = (1u8..=255).find(|i| !taken.contains(i)).unwrap();
+    let foreign = format!("{}{index:02x}\n", "5a".repeat(32));
     generate(&["--share-stdin"], Some(foreign.as_bytes()))
         .expect(3)
         .stderr_has("not from this cluster");

@@ -332,6 +332,7 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
             }
             Err(e)
                 if e.message_contains("unable to authenticate")
+                    || e.message_contains("duplicate part")
                     || e.message_contains("message authentication failed") =>
             {
                 refused = Some(format!(
