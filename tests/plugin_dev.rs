@@ -493,18 +493,7 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
     for p in plugins {
         unsafe { libc::kill(p as i32, libc::SIGKILL) };
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let after = loop {
-        let (status, v) = api.read("ethereum/accounts/authority");
-        if status == 200 {
-            break v["data"].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the plugin did not come back: HTTP {status} {v}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
+    let after = api.read_when_ready("ethereum/accounts/authority", 30);
     assert_eq!(after["address"], address.as_str());
     assert_eq!(after["next_nonce"], 67);
     assert_eq!(api.ok("POST", sign, Some(base))["nonce"], 67);

@@ -114,18 +114,7 @@ fn plugin_registered_by_sha256_signs_and_survives_seal_and_unseal() {
     api.ok("POST", "sys/seal", None);
     assert_eq!(api.read("ethereum/accounts/authority").0, 503);
     unseal_plain(&c, &keys);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let after = loop {
-        let (status, v) = api.read("ethereum/accounts/authority");
-        if status == 200 {
-            break v["data"].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the mount did not come back: HTTP {status} {v}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
+    let after = api.read_when_ready("ethereum/accounts/authority", 30);
     assert_eq!(after["address"], address.as_str());
     assert_eq!(after["next_nonce"], 2);
     let tx = api.ok(

@@ -131,6 +131,23 @@ impl Api {
         v.get("data").cloned().unwrap_or(Value::Null)
     }
 
+    /// The `data` of a read that succeeds within `secs` (a mount coming back after a restart).
+    #[track_caller]
+    pub fn read_when_ready(&self, path: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (status, v) = self.read(path);
+            if status == 200 {
+                return v["data"].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} did not answer within {secs} s: HTTP {status} {v}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     /// Many requests at once (each its own task), results in order.
     pub fn concurrent(&self, calls: Vec<(String, String, Option<Value>)>) -> Vec<(u16, Value)> {
         let (http, base, token) = (self.http.clone(), self.base.clone(), self.token.clone());
