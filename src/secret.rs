@@ -16,10 +16,6 @@ impl SecretString {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    /// The text without surrounding whitespace, as a new secret (the old one is zeroized on drop).
-    pub fn trimmed(&self) -> SecretString {
-        SecretString::new(self.0.trim().to_owned())
-    }
 }
 
 impl std::fmt::Debug for SecretString {

@@ -100,9 +100,6 @@ impl Node {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
 }
 
 pub struct LocalCluster {

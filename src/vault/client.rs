@@ -96,10 +96,6 @@ impl Vault {
         }
     }
 
-    pub fn has_token(&self) -> bool {
-        self.token.is_some()
-    }
-
     fn headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         if let Some(token) = &self.token
