@@ -12,7 +12,24 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
     c.env
         .push(("TMPDIR".into(), tmp.path().display().to_string()));
     let r = c.run(&["--format", "json", "rehearse"]);
-    r.expect(0);
+    if r.code() != 0 {
+        // Keep the rehearsal's files and show the end of every server log, for a failure in CI.
+        let kept = tmp.keep();
+        for log in files_under(&kept)
+            .into_iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == "server.log"))
+        {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "---- {} (last 40 lines) ----\n{}",
+                log.display(),
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+        r.expect(0);
+        unreachable!();
+    }
     let j = r.json();
     assert_eq!(j["ok"], true);
     let steps: Vec<&str> = j["proofs"]

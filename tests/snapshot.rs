@@ -13,7 +13,7 @@ use support::*;
 
 #[test]
 fn snapshot_save_verify_restore_test_and_restore_into_green() {
-    let blue = cluster_with(ClusterSpec {
+    let mut blue = cluster_with(ClusterSpec {
         plugins: vec![plugin_bin()],
         ..ClusterSpec::raft("blue", 3, bao_bin())
     });
@@ -277,6 +277,41 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
         .run(&["snapshot", "restore", snap.to_str().unwrap()])
         .expect(4)
         .stderr_has("came from");
+
+    // Restore refused while a Raft peer of the target is not a healthy voter (a follower that is
+    // behind would keep the target's old keys); even --force does not skip it.
+    let active = (0..3)
+        .find(|i| Api::new(&blue, *i, "").read("sys/health").0 == 200)
+        .expect("blue has an active node");
+    let follower = (0..3).find(|i| *i != active).unwrap();
+    blue.stop_node(follower);
+    let blue_api = Api::new(&blue, active, &root_text);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while blue_api.read("sys/storage/raft/autopilot/state").1["data"]["healthy"] != false {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "autopilot never marked the stopped follower unhealthy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let r = as_root.run(&[
+        "snapshot",
+        "restore",
+        "--force",
+        "--peer-wait",
+        "2",
+        snap.to_str().unwrap(),
+    ]);
+    r.expect(4)
+        .stderr_has("not every Raft peer of the target is a healthy voter")
+        .stderr_has(&format!("node{} (", follower + 1))
+        .stderr_has("Nothing was changed");
+    assert_eq!(
+        blue_api.read("sys/health").0,
+        200,
+        "blue is still active and unsealed"
+    );
+    assert_eq!(blue_api.ok("GET", "kv/entry-299", None)["value"], "v299");
 
     // Green: a second cluster, initialized by its own throwaway key.
     let green = cluster_with(ClusterSpec {

@@ -258,6 +258,9 @@ pub enum SnapshotCommand {
         /// Restore even over the cluster the snapshot came from, or without a manifest
         #[arg(long)]
         force: bool,
+        /// How long to wait for every Raft peer of the target to be a healthy voter first
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        peer_wait: u64,
     },
 }
 

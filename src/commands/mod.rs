@@ -152,9 +152,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             snapshot::save(&ctx, &out, &mount).await
         }
         Command::Snapshot(SnapshotCommand::Verify(args)) => snapshot::verify(&ctx, &args).await,
-        Command::Snapshot(SnapshotCommand::Restore { file, force }) => {
-            snapshot::restore(&ctx, &file, force).await
-        }
+        Command::Snapshot(SnapshotCommand::Restore {
+            file,
+            force,
+            peer_wait,
+        }) => snapshot::restore(&ctx, &file, force, Duration::from_secs(peer_wait)).await,
         Command::Cutover(args) => cutover::run(&ctx, &args).await,
         Command::Ceremony(CeremonyCommand::List) => ceremony::list(&ctx),
         Command::Ceremony(CeremonyCommand::Show { name }) => ceremony::show(&ctx, &name),

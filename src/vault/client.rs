@@ -183,6 +183,17 @@ impl Vault {
             .await
     }
 
+    pub async fn autopilot_state(&self, addr: &Addr) -> NodeResult<AutopilotState> {
+        #[derive(serde::Deserialize)]
+        struct Wrapped {
+            data: AutopilotState,
+        }
+        let w: Wrapped = self
+            .call(Method::GET, addr, "sys/storage/raft/autopilot/state", None)
+            .await?;
+        Ok(w.data)
+    }
+
     pub async fn raft_configuration(&self, addr: &Addr) -> NodeResult<RaftConfiguration> {
         #[derive(serde::Deserialize)]
         struct Wrapped {

@@ -118,6 +118,33 @@ pub struct InitResponse {
     pub root_token: String,
 }
 
+/// `sys/storage/raft/autopilot/state`: the leader's view of every Raft peer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AutopilotState {
+    pub healthy: bool,
+    pub servers: std::collections::BTreeMap<String, AutopilotServer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AutopilotServer {
+    pub id: String,
+    pub address: String,
+    /// "leader", "voter" or "non-voter".
+    pub status: String,
+    pub healthy: bool,
+    pub last_contact: String,
+    pub last_index: u64,
+}
+
+impl AutopilotServer {
+    /// A voter that autopilot counts healthy: caught up and in contact.
+    pub fn is_stable_voter(&self) -> bool {
+        self.healthy && matches!(self.status.as_str(), "leader" | "voter")
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RaftConfiguration {
