@@ -5,6 +5,7 @@ pub mod cutover;
 pub mod docs;
 pub mod init;
 pub mod plugin;
+mod raft_peers;
 pub mod rehearse;
 pub mod root;
 pub mod snapshot;

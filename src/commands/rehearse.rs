@@ -682,46 +682,6 @@ struct Authority {
     signer: SecretString,
 }
 
-/// Each Raft peer's vote and autopilot health, and each node's seal state: what an operator
-/// would look at when a joined node is never promoted.
-async fn peers_report(
-    vault: &Vault,
-    active: &crate::vault::Addr,
-    addrs: &[crate::vault::Addr],
-    cfg: &crate::vault::RaftConfiguration,
-) -> String {
-    let autopilot = vault
-        .get(active, "sys/storage/raft/autopilot/state")
-        .await
-        .ok();
-    let mut parts = Vec::new();
-    for s in &cfg.servers {
-        let health = autopilot
-            .as_ref()
-            .and_then(|a| a["data"]["servers"].get(&s.node_id).cloned())
-            .map(|h| {
-                format!(
-                    "status {}, healthy {}, last_contact {}, last_index {}",
-                    h["status"], h["healthy"], h["last_contact"], h["last_index"]
-                )
-            })
-            .unwrap_or_else(|| "no autopilot entry".into());
-        parts.push(format!(
-            "{} ({}): voter {}, {health}",
-            s.node_id, s.address, s.voter
-        ));
-    }
-    for a in addrs {
-        let seal = match vault.seal_status(a).await {
-            Ok(st) if st.sealed => format!("sealed ({}/{})", st.progress, st.t),
-            Ok(_) => "unsealed".to_owned(),
-            Err(e) => format!("unreachable: {e}"),
-        };
-        parts.push(format!("{a}: {seal}"));
-    }
-    parts.join("; ")
-}
-
 /// Ceremony 5 and blue-green phase 1: save blue, verify it (offline and by a restore test
 /// under the ceremony token), build green, restore blue into it, unseal green with the
 /// original quorum, and find the same Authority on both.
@@ -932,23 +892,14 @@ async fn phase2(
     // after it is unsealed).
     let green_vault = Vault::new(Some(&green.ca_cert), Some(auth.root.clone()))?;
     let green_active = super::active_node(&green_vault, &green.addrs()).await?;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let cfg = green_vault
-            .raft_configuration(&green_active)
-            .await
-            .map_err(|e| super::node_error("reading green's raft peers", e))?;
-        if !cfg.servers.is_empty() && cfg.servers.iter().all(|s| s.voter) {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::failed(format!(
-                "green's peers did not all become voters within 90 s: {}",
-                peers_report(&green_vault, &green_active, &green.addrs(), &cfg).await
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    super::raft_peers::wait_stable_voters(
+        &blue.ui,
+        &green_vault,
+        &green_active,
+        Duration::from_secs(90),
+        "the cutover needs every green peer a voter",
+    )
+    .await?;
     let lb = LocalHaproxy::start(&dir.join("haproxy"), "vault", &servers)?;
     let ha = crate::lb::haproxy::Haproxy::new(&lb.socket);
     let deadline = Instant::now() + Duration::from_secs(20);

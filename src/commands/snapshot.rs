@@ -360,74 +360,6 @@ async fn wait_sealed(vault: &Vault, addr: &Addr, bound: Duration) -> Result<()> 
     }
 }
 
-/// Waits until every Raft peer of the target is a voter that autopilot counts healthy. A
-/// follower still catching up when the restore lands receives the restored data as a plain
-/// snapshot install: it stays unsealed with the target's old keys and never rejoins (seen on
-/// OpenBao 2.7.2 with a follower that had joined a second before).
-async fn wait_stable_peers(ctx: &Ctx, vault: &Vault, addr: &Addr, bound: Duration) -> Result<()> {
-    let deadline = Instant::now() + bound;
-    let mut told = false;
-    loop {
-        let state = vault.autopilot_state(addr).await.map_err(|e| {
-            node_error(
-                &format!(
-                    "reading the Raft peers' health from {addr} (sys/storage/raft/autopilot/state)"
-                ),
-                e,
-            )
-        })?;
-        let waiting = unstable_peers(&state);
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::precondition(format!(
-                "not every Raft peer of the target is a healthy voter after {} s: {waiting}. A restore \
-                 now could leave that follower running with the target's old keys, never to rejoin. \
-                 Nothing was changed: bring the peer back (or remove it with `bao operator raft \
-                 remove-peer`), wait for autopilot to promote it, and restore again",
-                bound.as_secs()
-            )));
-        }
-        if !told {
-            ctx.ui.status(format!(
-                "waiting for every Raft peer to be a healthy voter before the restore (up to {} s): {waiting}",
-                bound.as_secs()
-            ));
-            told = true;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// The peers autopilot does not count as healthy voters, described; empty when all are.
-fn unstable_peers(state: &crate::vault::AutopilotState) -> String {
-    if state.servers.is_empty() {
-        return "autopilot lists no peers yet".to_owned();
-    }
-    state
-        .servers
-        .values()
-        .filter(|s| !s.is_stable_voter())
-        .map(|s| {
-            format!(
-                "{} ({}) is a {}{}, last contact {}, log index {}",
-                s.id,
-                s.address,
-                s.status,
-                if s.healthy { "" } else { " and unhealthy" },
-                if s.last_contact.is_empty() {
-                    "unknown"
-                } else {
-                    &s.last_contact
-                },
-                s.last_index
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 async fn wait_active(vault: &Vault, addr: &Addr, bound: Duration) -> Result<()> {
     let deadline = Instant::now() + bound;
     loop {
@@ -732,7 +664,16 @@ pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -
         )));
     }
     let addr = active_node(&vault, addrs).await?;
-    wait_stable_peers(ctx, &vault, &addr, peer_wait).await?;
+    super::raft_peers::wait_stable_voters(
+        &ctx.ui,
+        &vault,
+        &addr,
+        peer_wait,
+        "A restore now could leave that follower running with the target's old keys, never to \
+         rejoin. Nothing was changed: bring the peer back (or remove it with `bao operator raft \
+         remove-peer`), wait for autopilot to promote it, and restore again",
+    )
+    .await?;
     let started = Instant::now();
     vault
         .snapshot_upload(&addr, file, true)
@@ -767,42 +708,4 @@ pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -
         json!({ "restore": facts, "transcript_head": head.head_hash }),
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unstable_peers;
-    use crate::vault::AutopilotState;
-
-    /// The shape OpenBao 2.7.2 gave when a follower had received a restore while catching up.
-    fn state(node3_status: &str, node3_healthy: bool) -> AutopilotState {
-        serde_json::from_value(serde_json::json!({
-            "healthy": node3_healthy,
-            "failure_tolerance": 0,
-            "leader": "node1",
-            "servers": {
-                "node1": { "id": "node1", "address": "127.0.0.1:44955", "status": "leader", "healthy": true, "last_contact": "0s", "last_index": 83 },
-                "node2": { "id": "node2", "address": "127.0.0.1:43347", "status": "voter", "healthy": true, "last_contact": "4.1s", "last_index": 83 },
-                "node3": { "id": "node3", "address": "127.0.0.1:46065", "status": node3_status, "healthy": node3_healthy, "last_contact": "1m30s", "last_index": 0 }
-            }
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn only_healthy_voters_let_a_restore_go_ahead() {
-        assert_eq!(unstable_peers(&state("voter", true)), "");
-        let waiting = unstable_peers(&state("non-voter", false));
-        assert!(
-            waiting.starts_with("node3 (127.0.0.1:46065) is a non-voter and unhealthy"),
-            "{waiting}"
-        );
-        assert!(!waiting.contains("node1") && !waiting.contains("node2"));
-        // A voter that lost contact holds the restore back too.
-        assert!(unstable_peers(&state("voter", false)).contains("voter and unhealthy"));
-        assert_eq!(
-            unstable_peers(&AutopilotState::default()),
-            "autopilot lists no peers yet"
-        );
-    }
 }
