@@ -16,6 +16,9 @@ use crate::vault::{Addr, HaRole, Vault, data_of as data};
 
 /// How long green's active node may take to pass HAProxy's own health check.
 const CHECK_BOUND: Duration = Duration::from_secs(30);
+/// How long the pre-flight waits for autopilot to count every green peer a healthy voter (it
+/// promotes a joined node some 10-20 s after its unseal).
+const GREEN_PEER_WAIT: Duration = Duration::from_secs(30);
 
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let bad = || {
@@ -229,16 +232,15 @@ pub async fn run(ctx: &Ctx, args: &CutoverArgs) -> Result<()> {
         }
     }
     let green = active_of(&vault, &plan.green, "green").await?;
-    let raft = vault
-        .raft_configuration(&green)
-        .await
-        .map_err(|e| node_error("reading green's raft configuration", e))?;
-    if let Some(s) = raft.servers.iter().find(|s| !s.voter) {
-        return Err(Error::precondition(format!(
-            "green's raft peer {} is not a voter yet; wait and try again",
-            s.node_id
-        )));
-    }
+    super::raft_peers::wait_stable_voters(
+        &ctx.ui,
+        &vault,
+        &green,
+        GREEN_PEER_WAIT,
+        "Green must be whole before it takes traffic: wait for autopilot to promote the peer, \
+         then run the cutover again",
+    )
+    .await?;
     let blue_accounts = accounts(&vault, &blue, &args.mount).await?;
     let green_accounts = accounts(&vault, &green, &args.mount).await?;
     if blue_accounts.is_empty() {

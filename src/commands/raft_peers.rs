@@ -6,13 +6,15 @@ use crate::error::{Error, Result};
 use crate::ui::Ui;
 use crate::vault::{Addr, AutopilotState, Vault};
 
-/// Waits up to `bound` until every Raft peer known to `addr` (the active node) is a voter that
-/// autopilot counts healthy. On timeout: exit 4 naming the peers, then `advice`.
+/// Waits up to `bound` (zero: checks once) until every Raft peer known to `addr` (the active
+/// node) is a voter that autopilot counts healthy. On timeout: exit 4 naming the peers, then
+/// `advice`.
 ///
 /// A restore needs this: a follower still catching up when the restore lands receives the
 /// restored data as a plain snapshot install, stays unsealed with the target's old keys and
 /// never rejoins (seen on OpenBao 2.7.2 with a follower that had joined a second before).
-/// A cutover needs it too: a non-voter does not count towards green's quorum.
+/// A cutover needs it too: a non-voter does not count towards green's quorum, and an unhealthy
+/// peer is not serving.
 pub async fn wait_stable_voters(
     ui: &Ui,
     vault: &Vault,
@@ -36,9 +38,13 @@ pub async fn wait_stable_voters(
             return Ok(());
         }
         if Instant::now() >= deadline {
+            let after = if bound.is_zero() {
+                String::new()
+            } else {
+                format!(" after {} s", bound.as_secs())
+            };
             return Err(Error::precondition(format!(
-                "not every Raft peer of the target is a healthy voter after {} s: {waiting}. {advice}",
-                bound.as_secs()
+                "not every Raft peer of the target is a healthy voter{after}: {waiting}. {advice}"
             )));
         }
         if !told {
