@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use support::plugin::{Api, dev_server_with_plugin, eth_check, plugin_bin};
+use support::plugin::{Api, dev_server_with_plugin, eth_check, kill_plugins, plugin_bin};
 
 const CHAIN: u64 = 31337;
 const CONTRACT: &str = "0x1111111111111111111111111111111111111111";
@@ -480,19 +480,10 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
     assert_eq!(nonces, (3..67).collect::<BTreeSet<u64>>());
 
     // Kill the plugin process: OpenBao starts it again; the keys and nonces are intact.
-    let server = cluster.nodes[0].pid().unwrap();
-    let plugins: Vec<u32> = custody::localcluster::children_of(server)
-        .into_iter()
-        .filter(|p| {
-            std::fs::read_link(format!("/proc/{p}/exe"))
-                .map(|e| e.ends_with("custody-signer"))
-                .unwrap_or(false)
-        })
-        .collect();
-    assert!(!plugins.is_empty(), "no plugin process under the server");
-    for p in plugins {
-        unsafe { libc::kill(p as i32, libc::SIGKILL) };
-    }
+    assert!(
+        !kill_plugins(&cluster, 0).is_empty(),
+        "no plugin process under the server"
+    );
     let after = api.read_when_ready("ethereum/accounts/authority", 30);
     assert_eq!(after["address"], address.as_str());
     assert_eq!(after["next_nonce"], 67);

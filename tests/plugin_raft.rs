@@ -1,11 +1,18 @@
 //! The plugin on a real (non-dev) OpenBao Raft server: registered in the catalog by sha256 from
-//! its `plugin_directory`, mounted, and intact across a seal and unseal.
+//! its `plugin_directory`, mounted, intact across a seal and unseal, and never handing out a
+//! nonce twice when it is killed in the middle of concurrent signatures.
 
 mod support;
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 
-use support::plugin::{Api, eth_check, init_plain, plugin_bin, sha256_file, unseal_plain};
+use support::plugin::{
+    Api, eth_check, init_plain, kill_plugins, plugin_bin, plugin_pids, sha256_file, unseal_plain,
+};
 use support::*;
 
 #[test]
@@ -123,4 +130,80 @@ fn plugin_registered_by_sha256_signs_and_survives_seal_and_unseal() {
         Some(json!({ "to": "0x2222222222222222222222222222222222222222", "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" })),
     );
     assert_eq!(tx["nonce"], 2);
+
+    // Killed under load: 8 clients sign in a loop while the plugin is SIGKILLed. OpenBao starts
+    // it again; no nonce is ever handed out twice, and the stored counter is past every nonce
+    // released (a signature whose reply was lost may leave a gap, never a repeat).
+    let stop = AtomicBool::new(false);
+    let mut killed = Vec::new();
+    let (released, failures) = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut nonces, mut failures) = (Vec::new(), 0usize);
+                    while !stop.load(Ordering::SeqCst) {
+                        let (status, v) = api.write(
+                            "ethereum/accounts/authority/sign-tx",
+                            json!({ "to": "0x2222222222222222222222222222222222222222", "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" }),
+                        );
+                        match status {
+                            200 => nonces.push((
+                                v["data"]["nonce"].as_u64().unwrap(),
+                                v["data"]["tx_hash"].as_str().unwrap().to_owned(),
+                            )),
+                            _ => failures += 1,
+                        }
+                    }
+                    (nonces, failures)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(1500));
+        killed = kill_plugins(&c, 0);
+        assert!(!killed.is_empty(), "no plugin process under the server");
+        // Signing works again once OpenBao has restarted the plugin; then a little more load.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while api.read("ethereum/accounts/authority").0 != 200 {
+            assert!(Instant::now() < deadline, "the plugin did not come back");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        stop.store(true, Ordering::SeqCst);
+        let mut all = Vec::new();
+        let mut failures = 0;
+        for client in clients {
+            let (n, f) = client.join().unwrap();
+            all.extend(n);
+            failures += f;
+        }
+        (all, failures)
+    });
+    let mut by_nonce: BTreeMap<u64, String> = BTreeMap::new();
+    for (nonce, hash) in &released {
+        if let Some(other) = by_nonce.insert(*nonce, hash.clone()) {
+            panic!("nonce {nonce} was handed out twice: {other} and {hash}");
+        }
+    }
+    let highest = *by_nonce.keys().last().unwrap();
+    assert!(
+        by_nonce.range(..3).next().is_none(),
+        "nonces below 3 were already used: {by_nonce:?}"
+    );
+    let next = api.ok("GET", "ethereum/accounts/authority/nonce", None)["next_nonce"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        next > highest,
+        "the stored counter {next} is not past the highest released nonce {highest}"
+    );
+    let restarted = plugin_pids(&c, 0);
+    assert!(
+        !restarted.is_empty() && restarted.iter().all(|p| !killed.contains(p)),
+        "OpenBao did not start a new plugin process: killed {killed:?}, now {restarted:?}"
+    );
+    assert!(
+        released.len() > 20,
+        "too few signatures around the kill to show anything: {} signed, {failures} failed",
+        released.len()
+    );
 }

@@ -467,3 +467,26 @@ pub fn blue_green_behind_haproxy(dir: &Path) -> BlueGreen {
         both_ca,
     }
 }
+
+/// The custody-signer processes that node `node`'s server started.
+pub fn plugin_pids(cluster: &TestCluster, node: usize) -> Vec<u32> {
+    let server = cluster.nodes[node].pid().expect("the server is running");
+    custody::localcluster::children_of(server)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/exe"))
+                .map(|e| e.ends_with("custody-signer"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// SIGKILLs every custody-signer process that node `node`'s server started; returns their pids.
+pub fn kill_plugins(cluster: &TestCluster, node: usize) -> Vec<u32> {
+    let plugins = plugin_pids(cluster, node);
+    for p in &plugins {
+        // SAFETY: kill(2) on a pid this test's server started.
+        unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+    }
+    plugins
+}
