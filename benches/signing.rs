@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use support::plugin::{Api, init_plain, sha256_file};
+use support::plugin::{Api, init_plain, plugin_pids, sha256_file};
 use support::{ClusterSpec, bao_bin, cluster_with, root};
 
 struct Stats {
@@ -53,22 +53,13 @@ fn cpu_time(pid: &str) -> Duration {
     Duration::from_micros(ticks * 1_000_000 / hz)
 }
 
-/// The server's pid, the plugin's (its child named custody-signer), and our own.
-fn pids(server: u32) -> [String; 3] {
-    let plugin = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .find(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            stat.contains("(custody-signer)")
-                && stat
-                    .rfind(')')
-                    .and_then(|i| stat[i + 2..].split(' ').nth(1))
-                    .is_some_and(|pp| pp == server.to_string())
-        })
+/// The server's pid, the plugin's, and our own.
+fn pids(cluster: &support::TestCluster) -> [String; 3] {
+    let server = cluster.nodes[0].pid().expect("the server is running");
+    let plugin = *plugin_pids(cluster, 0)
+        .first()
         .expect("the plugin process is running");
-    [server.to_string(), plugin, "self".to_string()]
+    [server.to_string(), plugin.to_string(), "self".to_string()]
 }
 
 /// One scenario's request: where, what, and the status that counts as served.
@@ -257,7 +248,7 @@ fn main() {
         .build()
         .unwrap();
     let base = api.base.clone();
-    let pids = pids(cluster.nodes[0].pid().expect("the server is running"));
+    let pids = pids(&cluster);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -122,7 +122,6 @@ pub struct InitResponse {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct AutopilotState {
-    pub healthy: bool,
     pub servers: std::collections::BTreeMap<String, AutopilotServer>,
 }
 
