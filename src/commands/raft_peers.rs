@@ -1,13 +1,16 @@
-//! Waiting for a cluster's Raft peers to be healthy voters, as autopilot sees them.
+//! Waiting for a cluster's Raft peers (its Raft configuration) to be healthy voters, as
+//! autopilot sees them.
 
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ui::Ui;
-use crate::vault::{Addr, AutopilotState, Vault};
+use crate::vault::{Addr, AutopilotState, RaftConfiguration, Vault};
 
-/// Waits up to `bound` (zero: checks once) until every Raft peer known to `addr` (the active
-/// node) is a voter that autopilot counts healthy. On timeout: exit 4 naming the peers, then
+/// Waits up to `bound` (zero: checks once) until every peer in the Raft configuration of
+/// `addr` (the active node) is a voter that autopilot counts healthy. The configuration is the
+/// membership: autopilot's state can lag it by seconds and not yet list a peer that has just
+/// joined. On timeout: exit 4 naming the peers, then
 /// `advice`.
 ///
 /// A restore needs this: a follower still catching up when the restore lands receives the
@@ -25,6 +28,12 @@ pub async fn wait_stable_voters(
     let deadline = Instant::now() + bound;
     let mut told = false;
     loop {
+        let config = vault.raft_configuration(addr).await.map_err(|e| {
+            super::node_error(
+                &format!("reading the Raft peers from {addr} (sys/storage/raft/configuration)"),
+                e,
+            )
+        })?;
         let state = vault.autopilot_state(addr).await.map_err(|e| {
             super::node_error(
                 &format!(
@@ -33,7 +42,7 @@ pub async fn wait_stable_voters(
                 e,
             )
         })?;
-        let waiting = unstable_peers(&state);
+        let waiting = unstable_peers(&config, &state);
         if waiting.is_empty() {
             return Ok(());
         }
@@ -58,20 +67,27 @@ pub async fn wait_stable_voters(
     }
 }
 
-/// The peers autopilot does not count as healthy voters, described; empty when all are.
-fn unstable_peers(state: &AutopilotState) -> String {
-    if state.servers.is_empty() {
-        return "autopilot lists no peers yet".to_owned();
+/// The configured peers autopilot does not count as healthy voters, described; empty when
+/// every one is.
+fn unstable_peers(config: &RaftConfiguration, state: &AutopilotState) -> String {
+    if config.servers.is_empty() {
+        return "the Raft configuration lists no peers yet".to_owned();
     }
-    state
+    config
         .servers
-        .values()
-        .filter(|s| !s.is_stable_voter())
-        .map(|s| {
-            format!(
+        .iter()
+        .filter_map(|peer| match state.servers.get(&peer.node_id) {
+            None => Some(format!(
+                "{} ({}) is not in autopilot's state yet ({})",
+                peer.node_id,
+                peer.address,
+                if peer.voter { "a voter" } else { "a non-voter" }
+            )),
+            Some(s) if s.is_stable_voter() => None,
+            Some(s) => Some(format!(
                 "{} ({}) is a {}{}, last contact {}, log index {}",
-                s.id,
-                s.address,
+                peer.node_id,
+                peer.address,
                 s.status,
                 if s.healthy { "" } else { " and unhealthy" },
                 if s.last_contact.is_empty() {
@@ -80,7 +96,7 @@ fn unstable_peers(state: &AutopilotState) -> String {
                     &s.last_contact
                 },
                 s.last_index
-            )
+            )),
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -89,7 +105,16 @@ fn unstable_peers(state: &AutopilotState) -> String {
 #[cfg(test)]
 mod tests {
     use super::unstable_peers;
-    use crate::vault::AutopilotState;
+    use crate::vault::{AutopilotState, RaftConfiguration};
+
+    fn config(ids: &[&str]) -> RaftConfiguration {
+        serde_json::from_value(serde_json::json!({
+            "servers": ids.iter().enumerate().map(|(i, id)| serde_json::json!({
+                "node_id": id, "address": format!("127.0.0.1:{}", 44955 + i), "leader": i == 0, "voter": i == 0
+            })).collect::<Vec<_>>()
+        }))
+        .unwrap()
+    }
 
     /// The shape OpenBao 2.7.2 gave when a follower had received a restore while catching up.
     fn state(node3_status: &str, node3_healthy: bool) -> AutopilotState {
@@ -99,8 +124,8 @@ mod tests {
             "leader": "node1",
             "servers": {
                 "node1": { "id": "node1", "address": "127.0.0.1:44955", "status": "leader", "healthy": true, "last_contact": "0s", "last_index": 83 },
-                "node2": { "id": "node2", "address": "127.0.0.1:43347", "status": "voter", "healthy": true, "last_contact": "4.1s", "last_index": 83 },
-                "node3": { "id": "node3", "address": "127.0.0.1:46065", "status": node3_status, "healthy": node3_healthy, "last_contact": "1m30s", "last_index": 0 }
+                "node2": { "id": "node2", "address": "127.0.0.1:44956", "status": "voter", "healthy": true, "last_contact": "4.1s", "last_index": 83 },
+                "node3": { "id": "node3", "address": "127.0.0.1:44957", "status": node3_status, "healthy": node3_healthy, "last_contact": "1m30s", "last_index": 0 }
             }
         }))
         .unwrap()
@@ -108,18 +133,38 @@ mod tests {
 
     #[test]
     fn only_healthy_voters_let_a_restore_go_ahead() {
-        assert_eq!(unstable_peers(&state("voter", true)), "");
-        let waiting = unstable_peers(&state("non-voter", false));
+        let all = config(&["node1", "node2", "node3"]);
+        assert_eq!(unstable_peers(&all, &state("voter", true)), "");
+        let waiting = unstable_peers(&all, &state("non-voter", false));
         assert!(
-            waiting.starts_with("node3 (127.0.0.1:46065) is a non-voter and unhealthy"),
+            waiting.starts_with("node3 (127.0.0.1:44957) is a non-voter and unhealthy"),
             "{waiting}"
         );
         assert!(!waiting.contains("node1") && !waiting.contains("node2"));
         // A voter that lost contact holds the restore back too.
-        assert!(unstable_peers(&state("voter", false)).contains("voter and unhealthy"));
+        assert!(unstable_peers(&all, &state("voter", false)).contains("voter and unhealthy"));
         assert_eq!(
-            unstable_peers(&AutopilotState::default()),
-            "autopilot lists no peers yet"
+            unstable_peers(&RaftConfiguration::default(), &state("voter", true)),
+            "the Raft configuration lists no peers yet"
         );
+    }
+
+    /// Seen in the rehearsal: a second after two followers joined, autopilot still listed only
+    /// the leader, and a check of autopilot's list alone let the restore go ahead.
+    #[test]
+    fn a_peer_autopilot_does_not_list_yet_holds_the_restore_back() {
+        let joined = config(&["node1", "node2", "node3"]);
+        let leader_only: AutopilotState = serde_json::from_value(serde_json::json!({
+            "servers": { "node1": { "id": "node1", "status": "leader", "healthy": true } }
+        }))
+        .unwrap();
+        let waiting = unstable_peers(&joined, &leader_only);
+        assert!(
+            waiting
+                .contains("node2 (127.0.0.1:44956) is not in autopilot's state yet (a non-voter)")
+                && waiting.contains("node3 (127.0.0.1:44957) is not in autopilot's state yet"),
+            "{waiting}"
+        );
+        assert_eq!(unstable_peers(&config(&["node1"]), &leader_only), "");
     }
 }

@@ -193,6 +193,21 @@ impl Vault {
             .await?;
         Ok(w.data)
     }
+
+    pub async fn raft_configuration(&self, addr: &Addr) -> NodeResult<RaftConfiguration> {
+        #[derive(serde::Deserialize)]
+        struct Wrapped {
+            data: Data,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            config: RaftConfiguration,
+        }
+        let w: Wrapped = self
+            .call(Method::GET, addr, "sys/storage/raft/configuration", None)
+            .await?;
+        Ok(w.data.config)
+    }
 }
 
 async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> NodeResult<T> {

@@ -143,3 +143,18 @@ impl AutopilotServer {
         self.healthy && matches!(self.status.as_str(), "leader" | "voter")
     }
 }
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RaftConfiguration {
+    pub servers: Vec<RaftServer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RaftServer {
+    pub node_id: String,
+    pub address: String,
+    pub leader: bool,
+    pub voter: bool,
+}
