@@ -238,7 +238,11 @@ fn main() {
         Some(json!({ "type": "ecdsa-p256" })),
     );
     api.ok("POST", "ethereum/config", Some(json!({ "chain_id": 1 })));
-    api.ok("POST", "ethereum/accounts/bench", Some(json!({})));
+    api.ok(
+        "POST",
+        "ethereum/accounts/bench",
+        Some(json!({ "unrestricted": true, "allow_sign_message": true })),
+    );
 
     let pem = std::fs::read(&cluster.ca_cert).unwrap();
     let http = reqwest::Client::builder()

@@ -62,7 +62,11 @@ fn plugin_registered_by_sha256_signs_and_survives_seal_and_unseal() {
     api.enable("custody-signer", "ethereum");
 
     api.ok("POST", "ethereum/config", Some(json!({ "chain_id": 1337 })));
-    let account = api.ok("POST", "ethereum/accounts/authority", Some(json!({})));
+    let account = api.ok(
+        "POST",
+        "ethereum/accounts/authority",
+        Some(json!({ "unrestricted": true, "allow_sign_message": true, "allow_sign_typed_data": true })),
+    );
     let address = account["address"].as_str().unwrap().to_owned();
     let tx = api.ok(
         "POST",

@@ -7,6 +7,9 @@ use super::model::{CONFIG_KEY, Config};
 use super::reply::{HandlerResult, Reply, invalid};
 use crate::eth;
 
+/// 2^53 - 1: OpenBao reads a plugin's JSON numbers as float64, exact only up to here.
+const MAX_CHAIN_ID: u64 = (1 << 53) - 1;
+
 impl SignerBackend {
     pub(super) async fn config(&self) -> Result<Config, Reply> {
         if let Some(c) = self.config.lock().ok().and_then(|c| c.clone()) {
@@ -35,6 +38,12 @@ impl SignerBackend {
                 let id = eth::parse_u64("chain_id", v).map_err(field_err)?;
                 if id == 0 {
                     return Err(invalid("field 'chain_id': 0 is not a chain id"));
+                }
+                if id > MAX_CHAIN_ID {
+                    return Err(invalid(format!(
+                        "field 'chain_id': {id} is above {MAX_CHAIN_ID}, the largest chain id OpenBao's \
+                         JSON (and every JavaScript wallet) carries exactly"
+                    )));
                 }
                 Some(id)
             }

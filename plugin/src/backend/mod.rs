@@ -6,6 +6,8 @@ mod config;
 mod fields;
 mod model;
 mod nonce;
+#[cfg(test)]
+mod props;
 mod reply;
 mod sign;
 mod storage;
@@ -34,9 +36,11 @@ pub struct SignerBackend {
     store: OnceLock<Store>,
     config: Mutex<Option<Config>>,
     accounts: Mutex<HashMap<String, Arc<Account>>>,
-    /// Signatures hold it shared; freezing takes it exclusively, so `frozen=true` returns only
-    /// after every signature in progress has stored its nonce.
-    gate: tokio::sync::RwLock<()>,
+    /// Signatures hold it shared; freezing, a counter change and a delete take it exclusively,
+    /// so they return only after every signature in progress has stored its nonce.
+    gate: Arc<tokio::sync::RwLock<()>>,
+    /// Held by each create, so racing creates of one name decide one at a time.
+    create_lock: tokio::sync::Mutex<()>,
 }
 
 impl SignerBackend {
@@ -46,7 +50,8 @@ impl SignerBackend {
             store: OnceLock::new(),
             config: Mutex::new(None),
             accounts: Mutex::new(HashMap::new()),
-            gate: tokio::sync::RwLock::new(()),
+            gate: Arc::new(tokio::sync::RwLock::new(())),
+            create_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -56,6 +61,8 @@ impl SignerBackend {
             .ok_or_else(|| Reply::Coded(500, "the plugin has no storage connection".into()))
     }
 
+    /// Storage changed under the cache. A cached account is not dropped (a signature in
+    /// flight holds its nonce counter): it is marked to be read again before its next use.
     fn forget(&self, storage_key: &str) {
         if storage_key == model::CONFIG_KEY {
             if let Ok(mut c) = self.config.lock() {
@@ -66,8 +73,12 @@ impl SignerBackend {
         let name = storage_key
             .strip_prefix(model::ACCOUNTS_PREFIX)
             .or_else(|| storage_key.strip_prefix(model::NONCE_PREFIX));
-        if let (Some(name), Ok(mut map)) = (name, self.accounts.lock()) {
-            map.remove(name);
+        if let (Some(name), Ok(map)) = (name, self.accounts.lock())
+            && let Some(account) = map.get(name)
+        {
+            account
+                .stale
+                .store(true, std::sync::atomic::Ordering::SeqCst);
         }
     }
 

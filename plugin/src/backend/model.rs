@@ -3,6 +3,9 @@
 //! Storage keys: `config`; `accounts/NAME` (the key and constraints, written once);
 //! `nonce/NAME` (the next nonce, written before every transaction signature).
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use alloy_primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -41,6 +44,15 @@ pub struct AccountRecord {
     pub max_fee_per_gas_wei: Option<String>,
     pub max_gas_price_wei: Option<String>,
     #[serde(default)]
+    pub max_gas: Option<String>,
+    #[serde(default)]
+    pub allow_sign_message: bool,
+    #[serde(default)]
+    pub allow_sign_typed_data: bool,
+    /// Signs transactions to anyone: only when asked for at creation, never from an empty list.
+    #[serde(default)]
+    pub unrestricted: bool,
+    #[serde(default)]
     pub deletable: bool,
 }
 
@@ -67,12 +79,23 @@ pub struct Account {
     pub max_value_wei: Option<U256>,
     pub max_fee_per_gas_wei: Option<u128>,
     pub max_gas_price_wei: Option<u128>,
+    pub max_gas: Option<u64>,
+    pub allow_sign_message: bool,
+    pub allow_sign_typed_data: bool,
+    pub unrestricted: bool,
     pub deletable: bool,
-    pub nonce: NonceCounter,
+    /// Shared by every decoded copy of this account, so a reload never resets it.
+    pub nonce: Arc<NonceCounter>,
+    /// Storage changed under the cache (an invalidation): reload before the next use.
+    pub stale: AtomicBool,
 }
 
 impl Account {
-    pub fn decode(name: &str, record: &AccountRecord, next_nonce: u64) -> Result<Account, String> {
+    pub fn decode(
+        name: &str,
+        record: &AccountRecord,
+        nonce: Arc<NonceCounter>,
+    ) -> Result<Account, String> {
         let raw = zeroize::Zeroizing::new(
             hex::decode(record.private_key.trim_start_matches("0x"))
                 .map_err(|_| format!("account {name}: the stored key is damaged"))?,
@@ -110,8 +133,17 @@ impl Account {
             max_value_wei: num("max_value_wei", &record.max_value_wei)?,
             max_fee_per_gas_wei: small("max_fee_per_gas_wei", &record.max_fee_per_gas_wei)?,
             max_gas_price_wei: small("max_gas_price_wei", &record.max_gas_price_wei)?,
+            max_gas: record
+                .max_gas
+                .as_ref()
+                .map(|s| eth::parse_u64("max_gas", &Value::String(s.clone())))
+                .transpose()?,
+            allow_sign_message: record.allow_sign_message,
+            allow_sign_typed_data: record.allow_sign_typed_data,
+            unrestricted: record.unrestricted,
             deletable: record.deletable,
-            nonce: NonceCounter::new(next_nonce),
+            nonce,
+            stale: AtomicBool::new(false),
         })
     }
 
@@ -126,8 +158,27 @@ impl Account {
             "max_value_wei": self.max_value_wei.map(|v| v.to_string()),
             "max_fee_per_gas_wei": self.max_fee_per_gas_wei.map(|v| v.to_string()),
             "max_gas_price_wei": self.max_gas_price_wei.map(|v| v.to_string()),
+            "max_gas": self.max_gas,
+            "allow_sign_message": self.allow_sign_message,
+            "allow_sign_typed_data": self.allow_sign_typed_data,
+            "unrestricted": self.unrestricted,
             "deletable": self.deletable,
         })
+    }
+}
+
+impl Account {
+    /// Whether the account signs any transaction at all: it has an allow-list, or was created
+    /// unrestricted.
+    pub fn signs_transactions(&self) -> bool {
+        self.unrestricted || !self.allowed_to.is_empty() || !self.allowed_calls.is_empty()
+    }
+
+    /// Every address the allow-lists name.
+    pub fn allowed_contracts(&self) -> impl Iterator<Item = &Address> {
+        self.allowed_to
+            .iter()
+            .chain(self.allowed_calls.iter().map(|(a, _)| a))
     }
 }
 

@@ -2,17 +2,21 @@
 //! config ready (chain id, not frozen), every constraint checked, and for a transaction the
 //! nonce reserved and stored before the signature is made, so no nonce is ever signed twice.
 
+use std::sync::Arc;
+
 use alloy_primitives::{Address, U256};
 use serde_json::{Value, json};
 
 use super::SignerBackend;
+use super::accounts::put_nonce;
 use super::config::ready_to_sign;
 use super::fields::{Fields, field_err};
 use super::model::Account;
-use super::reply::{HandlerResult, Reply, invalid, reply_text};
-use crate::eth::{self, TxFields, TxKind};
+use super::reply::{HandlerResult, Reply, invalid};
+use super::storage::Store;
+use crate::eth::{self, CheckedTypedData, TxFields, TxKind};
 
-const TX_FIELDS: &[&str] = &[
+pub(super) const TX_FIELDS: &[&str] = &[
     "type",
     "to",
     "value",
@@ -26,7 +30,7 @@ const TX_FIELDS: &[&str] = &[
 ];
 
 /// A transaction as asked for, before its nonce is known.
-struct TxAsk {
+pub(super) struct TxAsk {
     kind: TxKind,
     to: Address,
     value: U256,
@@ -35,7 +39,24 @@ struct TxAsk {
     gas_price: Option<u128>,
     max_fee_per_gas: Option<u128>,
     max_priority_fee_per_gas: Option<u128>,
-    nonce: Option<u64>,
+    pub(super) nonce: Option<u64>,
+}
+
+impl TxAsk {
+    pub(super) fn into_fields(self, chain_id: u64, nonce: u64) -> TxFields {
+        TxFields {
+            kind: self.kind,
+            chain_id,
+            nonce,
+            to: self.to,
+            value: self.value,
+            data: self.data,
+            gas: self.gas,
+            gas_price: self.gas_price,
+            max_fee_per_gas: self.max_fee_per_gas,
+            max_priority_fee_per_gas: self.max_priority_fee_per_gas,
+        }
+    }
 }
 
 fn opt_u128(f: &Fields, name: &str) -> Result<Option<u128>, Reply> {
@@ -44,7 +65,7 @@ fn opt_u128(f: &Fields, name: &str) -> Result<Option<u128>, Reply> {
         .transpose()
 }
 
-fn parse_tx(f: &Fields, chain_id: u64) -> Result<TxAsk, Reply> {
+pub(super) fn parse_tx(f: &Fields, chain_id: u64) -> Result<TxAsk, Reply> {
     f.only(TX_FIELDS)?;
     let kind = match f.str("type")?.unwrap_or("eip1559") {
         "eip1559" => TxKind::Eip1559,
@@ -144,8 +165,20 @@ fn parse_tx(f: &Fields, chain_id: u64) -> Result<TxAsk, Reply> {
 
 /// The account's constraints, all of them, on this transaction.
 fn check_constraints(a: &Account, tx: &TxAsk) -> Result<(), Reply> {
-    let restricted = !a.allowed_to.is_empty() || !a.allowed_calls.is_empty();
-    if restricted {
+    let refuse = |what: String| {
+        Reply::Coded(
+            403,
+            format!("account {}: {what}; nothing was signed", a.name),
+        )
+    };
+    if !a.signs_transactions() {
+        return Err(refuse(
+            "it has no allow-list (allowed_to / allowed_calls) and was not created unrestricted, \
+             so it signs no transaction until it is bound to its contract"
+                .into(),
+        ));
+    }
+    if !a.unrestricted {
         let to_ok = a.allowed_to.contains(&tx.to);
         let call_ok = tx.data.len() >= 4
             && a.allowed_calls
@@ -161,40 +194,145 @@ fn check_constraints(a: &Account, tx: &TxAsk) -> Result<(), Reply> {
             } else {
                 format!("a transaction to {}", eth::checksum(&tx.to))
             };
-            return Err(Reply::Coded(
-                403,
-                format!(
-                    "account {}: {what} is not allowed (allowed_to / allowed_calls); nothing was signed",
-                    a.name
-                ),
-            ));
+            return Err(refuse(format!(
+                "{what} is not allowed (allowed_to / allowed_calls)"
+            )));
         }
     }
-    let limit = |what: &str, got: String, max: String| {
-        Reply::Coded(
-            403,
-            format!(
-                "account {}: {what} {got} is above its limit {max}; nothing was signed",
-                a.name
-            ),
-        )
+    let limit = |field: &str, got: String, cap: &str, max: String| {
+        refuse(format!("field '{field}': {got} is above {cap} {max}"))
     };
     if let Some(max) = a.max_value_wei
         && tx.value > max
     {
-        return Err(limit("value", tx.value.to_string(), max.to_string()));
+        return Err(limit(
+            "value",
+            tx.value.to_string(),
+            "max_value_wei",
+            max.to_string(),
+        ));
     }
-    if let (Some(max), Some(fee)) = (a.max_fee_per_gas_wei, tx.max_fee_per_gas)
+    if let Some(max) = a.max_gas
+        && tx.gas > max
+    {
+        return Err(limit("gas", tx.gas.to_string(), "max_gas", max.to_string()));
+    }
+    // What the account may pay per gas, whatever the type: max_fee_per_gas of EIP-1559 (the
+    // tip is below it, checked when parsed) and gas_price of legacy.
+    let (fee_field, fee) = match tx.kind {
+        TxKind::Legacy => ("gas_price", tx.gas_price),
+        TxKind::Eip1559 => ("max_fee_per_gas", tx.max_fee_per_gas),
+    };
+    if let (Some(max), Some(fee)) = (a.max_fee_per_gas_wei, fee)
         && fee > max
     {
-        return Err(limit("max_fee_per_gas", fee.to_string(), max.to_string()));
+        return Err(limit(
+            fee_field,
+            fee.to_string(),
+            "max_fee_per_gas_wei",
+            max.to_string(),
+        ));
     }
     if let (Some(max), Some(price)) = (a.max_gas_price_wei, tx.gas_price)
         && price > max
     {
-        return Err(limit("gas_price", price.to_string(), max.to_string()));
+        return Err(limit(
+            "gas_price",
+            price.to_string(),
+            "max_gas_price_wei",
+            max.to_string(),
+        ));
     }
     Ok(())
+}
+
+/// Reserves the nonce, stores the counter past it, and signs. Run as a task of its own, so a
+/// request dropped half-way (a client gone, a cancelled call) still finishes or gives its
+/// reservation back, never leaving a reserved nonce unaccounted for.
+async fn sign_with_nonce(
+    account: Arc<Account>,
+    store: Store,
+    ask: TxAsk,
+    chain_id: u64,
+) -> HandlerResult {
+    let reservation = account.nonce.reserve(ask.nonce).await.map_err(invalid)?;
+    let name = account.name.clone();
+    // Durable before the signature exists: a crash after this loses a nonce, never reuses one.
+    account
+        .nonce
+        .make_durable(&reservation, |v| {
+            let (store, name) = (store.clone(), name.clone());
+            async move { put_nonce(&store, &name, v).await }
+        })
+        .await
+        .map_err(|e| {
+            Reply::Coded(
+                503,
+                format!("storing the nonce counter failed; nothing was signed, retry: {e}"),
+            )
+        })?;
+    let nonce = reservation.nonce;
+    let kind = ask.kind;
+    let fields = ask.into_fields(chain_id, nonce);
+    let signed = eth::sign_tx(&account.key, &fields).map_err(|e| Reply::Coded(500, e))?;
+    Ok(Reply::Data(json!({
+        "signed_tx": format!("0x{}", hex::encode(&signed.raw)),
+        "tx_hash": format!("{:#x}", signed.hash),
+        "from": eth::checksum(&account.address),
+        "nonce": nonce,
+        "chain_id": chain_id,
+        "type": match kind { TxKind::Legacy => "legacy", TxKind::Eip1559 => "eip1559" },
+    })))
+}
+
+/// The rules typed data must meet beyond its form: the mount's chain, and when the account has
+/// an allow-list, a verifying contract on it.
+fn check_typed_domain(a: &Account, typed: &CheckedTypedData, chain_id: u64) -> Result<(), Reply> {
+    match typed.chain_id {
+        None => {
+            return Err(invalid(format!(
+                "typed data field 'domain.chainId' is required: this mount signs for chain {chain_id} only"
+            )));
+        }
+        Some(id) if id != U256::from(chain_id) => {
+            return Err(invalid(format!(
+                "typed data field 'domain.chainId': {id} is not this mount's chain id {chain_id}"
+            )));
+        }
+        Some(_) => {}
+    }
+    if a.allowed_to.is_empty() && a.allowed_calls.is_empty() {
+        return Ok(());
+    }
+    let Some(contract) = typed.verifying_contract else {
+        return Err(invalid(format!(
+            "typed data field 'domain.verifyingContract' is required: account {} signs only for \
+             the contracts of its allow-list",
+            a.name
+        )));
+    };
+    if !a.allowed_contracts().any(|c| *c == contract) {
+        return Err(Reply::Coded(
+            403,
+            format!(
+                "account {}: typed data field 'domain.verifyingContract' {} is not on its allow-list \
+                 (allowed_to / allowed_calls); nothing was signed",
+                a.name,
+                eth::checksum(&contract)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn not_allowed(a: &Account, path: &str, field: &str) -> Reply {
+    Reply::Coded(
+        403,
+        format!(
+            "account {} does not allow {path} (it was created without {field}=true); nothing was signed",
+            a.name
+        ),
+    )
 }
 
 fn signature_hex(sig: &[u8; 65]) -> String {
@@ -203,47 +341,18 @@ fn signature_hex(sig: &[u8; 65]) -> String {
 
 impl SignerBackend {
     pub(super) async fn sign_tx(&self, name: &str, f: &Fields) -> HandlerResult {
-        let _shared = self.gate.read().await;
+        let shared = self.gate.clone().read_owned().await;
         let chain_id = ready_to_sign(&self.config().await?)?;
         let account = self.account(name).await?;
         let ask = parse_tx(f, chain_id)?;
         check_constraints(&account, &ask)?;
-
-        let nonce = account.nonce.reserve(ask.nonce).await.map_err(invalid)?;
-        // Durable before the signature exists: a crash after this loses a nonce, never reuses one.
-        account
-            .nonce
-            .make_durable(nonce, |v| async move {
-                self.store_nonce(name, v).await.map_err(reply_text)
-            })
-            .await
-            .map_err(|e| {
-                Reply::Coded(
-                    500,
-                    format!("storing the nonce counter failed; nothing was signed: {e}"),
-                )
-            })?;
-        let fields = TxFields {
-            kind: ask.kind,
-            chain_id,
-            nonce,
-            to: ask.to,
-            value: ask.value,
-            data: ask.data,
-            gas: ask.gas,
-            gas_price: ask.gas_price,
-            max_fee_per_gas: ask.max_fee_per_gas,
-            max_priority_fee_per_gas: ask.max_priority_fee_per_gas,
-        };
-        let signed = eth::sign_tx(&account.key, &fields).map_err(|e| Reply::Coded(500, e))?;
-        Ok(Reply::Data(json!({
-            "signed_tx": format!("0x{}", hex::encode(&signed.raw)),
-            "tx_hash": format!("{:#x}", signed.hash),
-            "from": eth::checksum(&account.address),
-            "nonce": nonce,
-            "chain_id": chain_id,
-            "type": match ask.kind { TxKind::Legacy => "legacy", TxKind::Eip1559 => "eip1559" },
-        })))
+        let store = self.store()?.clone();
+        tokio::spawn(async move {
+            let _shared = shared;
+            sign_with_nonce(account, store, ask, chain_id).await
+        })
+        .await
+        .map_err(|e| Reply::Coded(500, format!("the signature task failed: {e}")))?
     }
 
     pub(super) async fn sign_message(&self, name: &str, f: &Fields) -> HandlerResult {
@@ -251,6 +360,9 @@ impl SignerBackend {
         let _shared = self.gate.read().await;
         ready_to_sign(&self.config().await?)?;
         let account = self.account(name).await?;
+        if !account.allow_sign_message {
+            return Err(not_allowed(&account, "sign-message", "allow_sign_message"));
+        }
         let message = f
             .str("message")?
             .ok_or_else(|| invalid("field 'message' is required"))?;
@@ -276,8 +388,15 @@ impl SignerBackend {
     pub(super) async fn sign_typed_data(&self, name: &str, f: &Fields) -> HandlerResult {
         f.only(&["typed_data"])?;
         let _shared = self.gate.read().await;
-        ready_to_sign(&self.config().await?)?;
+        let chain_id = ready_to_sign(&self.config().await?)?;
         let account = self.account(name).await?;
+        if !account.allow_sign_typed_data {
+            return Err(not_allowed(
+                &account,
+                "sign-typed-data",
+                "allow_sign_typed_data",
+            ));
+        }
         let typed = match f.value("typed_data") {
             Some(Value::String(s)) => serde_json::from_str::<Value>(s)
                 .map_err(|e| invalid(format!("field 'typed_data' is not JSON: {e}")))?,
@@ -285,7 +404,14 @@ impl SignerBackend {
             Some(_) => return Err(invalid("field 'typed_data' must be an EIP-712 JSON object")),
             None => return Err(invalid("field 'typed_data' is required")),
         };
-        let (hash, sig) = eth::sign_typed_data(&account.key, &typed).map_err(field_err)?;
+        let checked = eth::typed_data_checked(&typed).map_err(field_err)?;
+        check_typed_domain(&account, &checked, chain_id)?;
+        let hash = checked.hash;
+        let sig = account
+            .key
+            .sign_hash(&hash)
+            .map_err(|e| Reply::Coded(500, e))?
+            .to_rsv();
         Ok(Reply::Data(json!({
             "signature": signature_hex(&sig),
             "hash": format!("{hash:#x}"),

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use alloy_dyn_abi::TypedData;
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256, U256};
 use serde_json::{Map, Value};
 
 use super::address::parse_address;
@@ -40,6 +40,19 @@ const DOMAIN_FIELDS: [(&str, &str); 5] = [
 /// of a typed-data object (`types`, `primaryType`, `domain`, `message`), given either as a JSON
 /// object or as a JSON string holding one, as `eth_signTypedData_v4` sends it.
 pub fn typed_data_hash(json: &Value) -> Result<B256, String> {
+    typed_data_checked(json).map(|t| t.hash)
+}
+
+/// Typed data checked and hashed: the signing hash, and the domain as alloy hashed it (so the
+/// chain and contract an account's rules look at are the ones the signature commits to).
+pub struct CheckedTypedData {
+    pub hash: B256,
+    pub chain_id: Option<U256>,
+    pub verifying_contract: Option<Address>,
+}
+
+/// [`typed_data_hash`], with the domain it hashed.
+pub fn typed_data_checked(json: &Value) -> Result<CheckedTypedData, String> {
     let parsed;
     let json = match json {
         Value::String(s) => {
@@ -76,7 +89,12 @@ pub fn typed_data_hash(json: &Value) -> Result<B256, String> {
     let alloy_error =
         |e: &dyn std::fmt::Display| format!("typed data: {}", shortened(&e.to_string()));
     let typed: TypedData = serde_json::from_value(json.clone()).map_err(|e| alloy_error(&e))?;
-    typed.eip712_signing_hash().map_err(|e| alloy_error(&e))
+    let hash = typed.eip712_signing_hash().map_err(|e| alloy_error(&e))?;
+    Ok(CheckedTypedData {
+        hash,
+        chain_id: typed.domain.chain_id,
+        verifying_contract: typed.domain.verifying_contract,
+    })
 }
 
 /// Signs typed data; returns the EIP-712 hash signed and `r || s || v` with v 27/28.
@@ -97,20 +115,45 @@ fn required_object<'a>(
     }
 }
 
-/// Every struct name is an identifier and every member type is `identifier` followed by at
-/// most [`MAX_ARRAY_DIMENSIONS`] `[]` or `[N]` suffixes.
+/// Every struct name is a Solidity identifier that is not an elementary type's name, every
+/// member name is an identifier used once in its struct, and every member type is `identifier`
+/// followed by at most [`MAX_ARRAY_DIMENSIONS`] `[]` or `[N]` suffixes. A struct named like an
+/// elementary type, or a name other wallets would read differently, could make our hash differ
+/// from theirs for the same input.
 fn check_types(types: &Map<String, Value>) -> Result<(), String> {
     for (name, members) in types {
         if !is_identifier(name) {
             return Err(format!(
-                "typed data field 'types': {} is not a struct name",
+                "typed data field 'types': {} is not a struct name (a Solidity identifier)",
+                quoted(name)
+            ));
+        }
+        if is_elementary(name) {
+            return Err(format!(
+                "typed data field 'types': a struct may not be named {}, an elementary type",
                 quoted(name)
             ));
         }
         let members = members.as_array().ok_or_else(|| {
             format!("typed data field 'types.{name}' must be an array of {{\"name\", \"type\"}}")
         })?;
+        let mut seen = std::collections::HashSet::new();
         for (i, member) in members.iter().enumerate() {
+            let member_name = member.get("name").and_then(Value::as_str).ok_or_else(|| {
+                format!("typed data field 'types.{name}[{i}].name' must be a string")
+            })?;
+            if !is_identifier(member_name) {
+                return Err(format!(
+                    "typed data field 'types.{name}[{i}].name': {} is not a member name (a Solidity identifier)",
+                    quoted(member_name)
+                ));
+            }
+            if !seen.insert(member_name) {
+                return Err(format!(
+                    "typed data field 'types.{name}[{i}].name': {} is declared twice",
+                    quoted(member_name)
+                ));
+            }
             let ty = member.get("type").and_then(Value::as_str).ok_or_else(|| {
                 format!("typed data field 'types.{name}[{i}].type' must be a string")
             })?;
@@ -226,6 +269,27 @@ fn is_identifier(s: &str) -> bool {
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+/// The names of Solidity's elementary types (and the reserved `fixed`/`function` family), which
+/// EIP-712 resolves before any struct of the same name.
+fn is_elementary(name: &str) -> bool {
+    const WORDS: [&str; 10] = [
+        "address", "bool", "string", "bytes", "byte", "int", "uint", "fixed", "ufixed", "function",
+    ];
+    if WORDS.contains(&name) {
+        return true;
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let sized = ["uint", "int", "bytes"]
+        .iter()
+        .any(|p| name.strip_prefix(p).is_some_and(digits));
+    let fixed = ["ufixed", "fixed"].iter().any(|p| {
+        name.strip_prefix(p)
+            .and_then(|rest| rest.split_once('x'))
+            .is_some_and(|(m, n)| digits(m) && digits(n))
+    });
+    sized || fixed
 }
 
 fn is_member_type(ty: &str) -> bool {
@@ -516,7 +580,72 @@ mod tests {
         );
         assert_eq!(
             typed_data_hash(&bad_name),
-            Err("typed data field 'types': \"A[]\" is not a struct name".into())
+            Err(
+                "typed data field 'types': \"A[]\" is not a struct name (a Solidity identifier)"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn names_are_solidity_identifiers_and_no_struct_is_named_like_a_primitive() {
+        let with = |types: Value| {
+            let mut v = mail();
+            for (k, t) in types.as_object().unwrap() {
+                v["types"][k] = t.clone();
+            }
+            v
+        };
+        for primitive in [
+            "address",
+            "uint256",
+            "bytes32",
+            "bool",
+            "string",
+            "int8",
+            "uint",
+            "fixed128x18",
+        ] {
+            let v = with(json!({ primitive: [{"name": "x", "type": "uint8"}] }));
+            assert_eq!(
+                typed_data_hash(&v).err(),
+                Some(format!(
+                    "typed data field 'types': a struct may not be named \"{primitive}\", an elementary type"
+                )),
+            );
+        }
+        for name in ["uint256x", "Bytes32", "addressBook", "int_", "fixedx"] {
+            assert!(!is_elementary(name), "{name}");
+        }
+        let bad_member = with(
+            json!({ "Person": [{"name": "na me", "type": "string"}, {"name": "wallet", "type": "address"}] }),
+        );
+        assert!(
+            typed_data_hash(&bad_member)
+                .is_err_and(|e| e.contains("'types.Person[0].name'") && e.contains("identifier"))
+        );
+        let twice = with(
+            json!({ "Person": [{"name": "name", "type": "string"}, {"name": "name", "type": "address"}] }),
+        );
+        assert!(typed_data_hash(&twice).is_err_and(|e| e.contains("declared twice")));
+        let unnamed = with(json!({ "Person": [{"type": "string"}] }));
+        assert!(typed_data_hash(&unnamed).is_err_and(|e| e.contains("must be a string")));
+    }
+
+    #[test]
+    fn the_checked_domain_is_the_one_hashed() {
+        let checked = typed_data_checked(&mail()).unwrap();
+        assert_eq!(checked.chain_id, Some(U256::from(1)));
+        assert_eq!(
+            checked.verifying_contract.map(|a| crate::eth::checksum(&a)),
+            Some("0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC".to_owned())
+        );
+        let mut hex_chain = mail();
+        hex_chain["domain"]["chainId"] = json!("0x1");
+        let same = typed_data_checked(&hex_chain).unwrap();
+        assert_eq!(
+            (same.chain_id, same.hash.to_string()),
+            (checked.chain_id, MAIL_HASH.to_owned())
         );
     }
 
