@@ -19,7 +19,17 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
     (
         "wallet-create",
         &["name", "chain_id", "signer_token_out"],
-        &["allowed_calls", "allowed_to", "max_value_wei", "mount"],
+        &[
+            "allowed_calls",
+            "allowed_to",
+            "unrestricted",
+            "allow_sign_message",
+            "allow_sign_typed_data",
+            "max_value_wei",
+            "max_fee_per_gas",
+            "max_gas",
+            "mount",
+        ],
     ),
     ("wallet-show", &["name"], &["mount"]),
     ("snapshot-save", &["out"], &["mount"]),
@@ -147,7 +157,18 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
             for t in list(&get("allowed_to")) {
                 a.extend(["--allowed-to".into(), t]);
             }
-            flag(&mut a, "--max-value-wei", "max_value_wei");
+            for switch in [
+                "unrestricted",
+                "allow_sign_message",
+                "allow_sign_typed_data",
+            ] {
+                if p.get(switch).is_some_and(|v| v == "true") {
+                    a.push(format!("--{}", switch.replace('_', "-")));
+                }
+            }
+            flag(&mut a, "--max-value", "max_value_wei");
+            flag(&mut a, "--max-fee-per-gas", "max_fee_per_gas");
+            flag(&mut a, "--max-gas", "max_gas");
             flag(&mut a, "--mount", "mount");
         }
         "wallet-show" => {

@@ -227,9 +227,28 @@ pub struct WalletCreateArgs {
     /// An address the account may send to
     #[arg(long = "allowed-to", value_name = "ADDR")]
     pub allowed_to: Vec<String>,
+    /// Sign transactions to any address (only without an allow-list; never the default)
+    #[arg(long, conflicts_with_all = ["allowed_calls", "allowed_to"])]
+    pub unrestricted: bool,
+    /// Let the account sign EIP-191 messages (off by default)
+    #[arg(long)]
+    pub allow_sign_message: bool,
+    /// Let the account sign EIP-712 typed data, for this chain and its allow-list's contracts only (off by default)
+    #[arg(long)]
+    pub allow_sign_typed_data: bool,
     /// The largest value (wei) one transaction may carry
-    #[arg(long, value_name = "N")]
+    #[arg(
+        long = "max-value",
+        visible_alias = "max-value-wei",
+        value_name = "WEI"
+    )]
     pub max_value_wei: Option<String>,
+    /// The most the account pays per gas, in every transaction type (gas_price, max_fee_per_gas)
+    #[arg(long = "max-fee-per-gas", value_name = "WEI")]
+    pub max_fee_per_gas_wei: Option<String>,
+    /// The largest gas limit one transaction may have
+    #[arg(long, value_name = "N")]
+    pub max_gas: Option<String>,
     /// Where the response-wrapped signer token is written (0600, never overwritten)
     #[arg(long, value_name = "FILE")]
     pub signer_token_out: PathBuf,

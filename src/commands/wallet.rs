@@ -99,9 +99,21 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
     }
 
     // The plugin checks every constraint before it creates anything.
-    let mut body = json!({ "allowed_to": args.allowed_to, "allowed_calls": args.allowed_calls });
-    if let Some(v) = &args.max_value_wei {
-        body["max_value_wei"] = json!(v);
+    let mut body = json!({
+        "allowed_to": args.allowed_to,
+        "allowed_calls": args.allowed_calls,
+        "unrestricted": args.unrestricted,
+        "allow_sign_message": args.allow_sign_message,
+        "allow_sign_typed_data": args.allow_sign_typed_data,
+    });
+    for (field, value) in [
+        ("max_value_wei", &args.max_value_wei),
+        ("max_fee_per_gas_wei", &args.max_fee_per_gas_wei),
+        ("max_gas", &args.max_gas),
+    ] {
+        if let Some(v) = value {
+            body[field] = json!(v);
+        }
     }
     let account = vault
         .post(&addr, &account_path, &body)
@@ -166,7 +178,12 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
         "chain_id": chain_id,
         "allowed_to": account["allowed_to"],
         "allowed_calls": account["allowed_calls"],
+        "unrestricted": account["unrestricted"],
+        "allow_sign_message": account["allow_sign_message"],
+        "allow_sign_typed_data": account["allow_sign_typed_data"],
         "max_value_wei": account["max_value_wei"],
+        "max_fee_per_gas_wei": account["max_fee_per_gas_wei"],
+        "max_gas": account["max_gas"],
         "policies": {
             signer_name.clone(): crate::digest::sha256_hex(signer_text.as_bytes()),
             reader_name.clone(): crate::digest::sha256_hex(reader_text.as_bytes()),
@@ -180,9 +197,15 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
             &crate::digest::sha256_hex(token_file.as_bytes()),
         ),
     )?;
+    let inert = !args.unrestricted && args.allowed_to.is_empty() && args.allowed_calls.is_empty();
+    let signs = if inert {
+        "Transactions: none until it is bound to its contract (no allow-list; --unrestricted was not asked for)\n"
+    } else {
+        ""
+    };
     ctx.ui.result(
         &format!(
-            "Account {name} created inside the plugin.\nAddress: {address}\nChain id: {chain_id}\n\
+            "Account {name} created inside the plugin.\nAddress: {address}\nChain id: {chain_id}\n{signs}\
              Policies: {signer_name}, {reader_name}\n\
              Signer token: response-wrapped in {} (single use, valid {WRAP_TTL}); the signing service \
              unwraps it with `VAULT_TOKEN=$(cat FILE) bao unwrap`.\nTranscript head: {}",
@@ -235,16 +258,37 @@ fn show_text(a: &Value) -> String {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "-".into())
     };
-    format!(
-        "Account:        {}\nAddress:        {}\nNext nonce:     {}\nAllowed to:     {}\nAllowed calls:  {}\nMax value wei:  {}\nDeletable:      {}",
-        a["name"].as_str().unwrap_or("-"),
-        a["address"].as_str().unwrap_or("-"),
-        a["next_nonce"],
-        list(&a["allowed_to"]),
-        list(&a["allowed_calls"]),
-        a["max_value_wei"].as_str().unwrap_or("-"),
-        a["deletable"],
-    )
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let has = |k: &str| a[k].as_array().is_some_and(|x| !x.is_empty());
+    let transactions = if a["unrestricted"] == true {
+        "any (unrestricted)"
+    } else if has("allowed_to") || has("allowed_calls") {
+        "its allow-list only"
+    } else {
+        "none (no allow-list: bind it to its contract)"
+    };
+    [
+        ("Account", text(&a["name"])),
+        ("Address", text(&a["address"])),
+        ("Next nonce", text(&a["next_nonce"])),
+        ("Transactions", transactions.to_owned()),
+        ("Allowed to", list(&a["allowed_to"])),
+        ("Allowed calls", list(&a["allowed_calls"])),
+        ("Max value wei", text(&a["max_value_wei"])),
+        ("Max fee per gas", text(&a["max_fee_per_gas_wei"])),
+        ("Max gas", text(&a["max_gas"])),
+        ("Sign message", text(&a["allow_sign_message"])),
+        ("Sign typed data", text(&a["allow_sign_typed_data"])),
+        ("Deletable", text(&a["deletable"])),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{:<16}{}", format!("{k}:"), crate::ui::escape(v)))
+    .collect::<Vec<_>>()
+    .join("\n")
 }
 
 /// Used by the rehearsal: the wrapping token written by `create`.

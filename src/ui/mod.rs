@@ -148,3 +148,26 @@ impl Ui {
         )
     }
 }
+
+/// Text from others (server answers, certificate user IDs) shown as data: control characters
+/// escaped, so nothing received can move the cursor or rewrite what the operator reads.
+pub fn escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod escape_tests {
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(super::escape("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(super::escape("Zoë"), "Zoë");
+    }
+}
