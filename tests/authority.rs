@@ -311,12 +311,90 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         "31337",
         "--allowed-call",
         &call,
+        "--max-gas",
+        "150000",
+        "--max-fee-per-gas",
+        "200000000000",
+        "--max-value",
+        "0",
         "--signer-token-out",
         signer_wrap.to_str().unwrap(),
     ]);
     r.expect(0);
     let address = r.json()["wallet"]["address"].as_str().unwrap().to_owned();
     assert_eq!(r.json()["wallet"]["policies"].as_object().unwrap().len(), 2);
+    let facts = &r.json()["wallet"];
+    assert_eq!(
+        (
+            &facts["max_gas"],
+            &facts["max_fee_per_gas_wei"],
+            &facts["max_value_wei"]
+        ),
+        (&json!("150000"), &json!("200000000000"), &json!("0")),
+        "{facts}"
+    );
+    for off in [
+        "allow_sign_message",
+        "allow_sign_typed_data",
+        "unrestricted",
+    ] {
+        assert_eq!(facts[off], false, "{off}: {facts}");
+    }
+
+    // Without an allow-list the account signs nothing until it is bound; --unrestricted must be
+    // asked for and never goes with an allow-list; a cap the plugin refuses creates nothing.
+    let inert_wrap = dir.join("inert.wrap");
+    as_root2
+        .run(&[
+            "wallet",
+            "create",
+            "inert",
+            "--chain-id",
+            "31337",
+            "--unrestricted",
+            "--allowed-call",
+            &call,
+            "--signer-token-out",
+            inert_wrap.to_str().unwrap(),
+        ])
+        .expect(2)
+        .stderr_has("--unrestricted");
+    as_root2
+        .run(&[
+            "wallet",
+            "create",
+            "inert",
+            "--chain-id",
+            "31337",
+            "--max-gas",
+            "100",
+            "--signer-token-out",
+            inert_wrap.to_str().unwrap(),
+        ])
+        .expect(2)
+        .stderr_has("max_gas");
+    assert_eq!(
+        status_of(&root_api, "GET", "ethereum/accounts/inert", None),
+        404
+    );
+    let r = as_root2.run(&[
+        "wallet",
+        "create",
+        "inert",
+        "--chain-id",
+        "31337",
+        "--signer-token-out",
+        inert_wrap.to_str().unwrap(),
+    ]);
+    r.expect(0);
+    assert!(
+        r.stdout().contains("Transactions: none until it is bound"),
+        "{}",
+        r.stdout()
+    );
+    let r = as_root2.run(&["wallet", "show", "inert"]);
+    r.expect(0);
+    assert!(r.stdout().contains("none (no allow-list"), "{}", r.stdout());
     let again = dir.join("signer2.wrap");
     as_root2
         .run(&[

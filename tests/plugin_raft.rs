@@ -1,6 +1,7 @@
 //! The plugin on a real (non-dev) OpenBao Raft server: registered in the catalog by sha256 from
 //! its `plugin_directory`, mounted, intact across a seal and unseal, and never handing out a
-//! nonce twice when it is killed in the middle of concurrent signatures.
+//! nonce twice when it is killed in the middle of concurrent signatures, nor leaving a gap when
+//! its storage goes away under load (a step-down, a seal).
 
 mod support;
 
@@ -209,5 +210,115 @@ fn plugin_registered_by_sha256_signs_and_survives_seal_and_unseal() {
         released.len() > 20,
         "too few signatures around the kill to show anything: {} signed, {failures} failed",
         released.len()
+    );
+}
+
+/// A signer that sees its storage go away under load (a step-down, then a seal) hands out no
+/// nonce twice and leaves no gap: the nonces released are exactly 0..N and the counter is N.
+/// A write that fails gives its reservation back; the plugin that comes back reads the counter
+/// from storage.
+#[test]
+fn a_step_down_and_a_seal_under_load_leave_no_gap_and_no_repeat() {
+    let c = cluster_with(ClusterSpec {
+        plugins: vec![plugin_bin()],
+        ..ClusterSpec::raft("plugin-faults", 1, bao_bin())
+    });
+    let (root, keys) = init_plain(&c);
+    let api = Api::new(&c, 0, &root);
+    api.ok(
+        "POST",
+        "sys/plugins/catalog/secret/custody-signer",
+        Some(json!({ "sha256": sha256_file(&plugin_bin()), "command": "custody-signer" })),
+    );
+    api.enable("custody-signer", "ethereum");
+    api.ok("POST", "ethereum/config", Some(json!({ "chain_id": 1337 })));
+    api.ok(
+        "POST",
+        "ethereum/accounts/load",
+        Some(json!({ "unrestricted": true })),
+    );
+    let body = json!({ "to": "0x2222222222222222222222222222222222222222", "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" });
+
+    let stop = AtomicBool::new(false);
+    let (released, failures) = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let client = Api::new(&c, 0, &root);
+                    let (mut nonces, mut failures) = (Vec::new(), BTreeMap::<String, usize>::new());
+                    while !stop.load(Ordering::SeqCst) {
+                        let (status, v) =
+                            client.write("ethereum/accounts/load/sign-tx", body.clone());
+                        if status == 200 {
+                            nonces.push(v["data"]["nonce"].as_u64().unwrap());
+                            continue;
+                        }
+                        let text = v.to_string();
+                        let what = if text.contains("given back") {
+                            "a reservation given back"
+                        } else if text.contains("storing the nonce counter failed") {
+                            "a failed nonce write"
+                        } else {
+                            "refused by the server"
+                        };
+                        *failures.entry(format!("{status} {what}")).or_default() += 1;
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    (nonces, failures)
+                })
+            })
+            .collect();
+        let wait_signing = || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while api.read("ethereum/accounts/load/nonce").0 != 200 {
+                assert!(Instant::now() < deadline, "the signer did not come back");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        std::thread::sleep(Duration::from_millis(1500));
+        api.ok("PUT", "sys/step-down", None);
+        wait_signing();
+        std::thread::sleep(Duration::from_millis(1500));
+        api.ok("PUT", "sys/seal", None);
+        unseal_plain(&c, &keys);
+        wait_signing();
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::SeqCst);
+        let mut all = Vec::new();
+        let mut failures = BTreeMap::<String, usize>::new();
+        for client in clients {
+            let (n, f) = client.join().unwrap();
+            all.extend(n);
+            for (k, v) in f {
+                *failures.entry(k).or_default() += v;
+            }
+        }
+        (all, failures)
+    });
+    eprintln!(
+        "released {} nonces; failed requests: {failures:?}",
+        released.len()
+    );
+    let mut sorted = released.clone();
+    sorted.sort_unstable();
+    for pair in sorted.windows(2) {
+        assert_ne!(pair[0], pair[1], "nonce {} was handed out twice", pair[0]);
+    }
+    assert_eq!(
+        sorted,
+        (0..released.len() as u64).collect::<Vec<_>>(),
+        "the released nonces have a gap"
+    );
+    assert_eq!(
+        api.ok("GET", "ethereum/accounts/load/nonce", None)["next_nonce"],
+        released.len() as u64
+    );
+    assert!(
+        released.len() > 50,
+        "too little load to prove anything: {failures:?}"
+    );
+    assert!(
+        !failures.is_empty(),
+        "no request failed: the faults did not strike"
     );
 }

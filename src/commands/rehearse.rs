@@ -662,10 +662,11 @@ async fn authority(
             "the signer token could change the mount's config",
         ));
     }
+    signer_rules_hold(&as_signer, &vault, &addr, contract, &tx["data"]).await?;
     let summary = format!(
         "ceremonies/authority.toml in {runs} runs (it resumed after each token the operator decrypted): ceremony token, \
          init root revoked, root from holders 2, 4, 5, plugin mounted, Authority {address} (submitBlock only) signed by \
-         its unwrapped signer token"
+         its unwrapped signer token, which was refused a message, typed data and a fee above the cap (no nonce used)"
     );
     Ok(Authority {
         summary,
@@ -673,6 +674,60 @@ async fn authority(
         address,
         signer,
     })
+}
+
+/// What a stolen signer token would try, refused by the Authority's rules (403), with no nonce
+/// used: a message, an ERC-2612-style permit, and a submitBlock above the script's fee cap.
+async fn signer_rules_hold(
+    as_signer: &Vault,
+    as_root: &Vault,
+    addr: &crate::vault::Addr,
+    contract: &str,
+    signed: &serde_json::Value,
+) -> Result<()> {
+    let call = format!("0xbaa47694{}", "00".repeat(32));
+    let permit = json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+            "Permit": [{"name": "spender", "type": "address"}, {"name": "value", "type": "uint256"}]
+        },
+        "primaryType": "Permit",
+        "domain": {"name": "Token", "chainId": signed["chain_id"], "verifyingContract": contract},
+        "message": {"spender": contract, "value": "1"}
+    });
+    let attempts = [
+        ("sign-message", json!({ "message": "permit me" })),
+        ("sign-typed-data", json!({ "typed_data": permit })),
+        (
+            "sign-tx",
+            json!({ "to": contract, "data": call, "gas": 100000, "max_fee_per_gas": "1000000000000", "max_priority_fee_per_gas": "1" }),
+        ),
+    ];
+    for (path, body) in attempts {
+        match as_signer
+            .post(addr, &format!("ethereum/accounts/authority/{path}"), &body)
+            .await
+        {
+            Err(crate::vault::NodeError::Api { status: 403, .. }) => {}
+            other => {
+                return Err(Error::verification(format!(
+                    "the Authority's rules did not refuse {path} by its signer token: {other:?}"
+                )));
+            }
+        }
+    }
+    let next = as_root
+        .get(addr, "ethereum/accounts/authority/nonce")
+        .await
+        .map_err(|e| super::node_error("reading the Authority's nonce", e))?["data"]["next_nonce"]
+        .as_u64();
+    let used = signed["nonce"].as_u64();
+    if next.is_none() || next != used.map(|n| n + 1) {
+        return Err(Error::verification(format!(
+            "a refused signature moved the Authority's nonce: {next:?} after nonce {used:?} was signed"
+        )));
+    }
+    Ok(())
 }
 
 struct Authority {

@@ -158,7 +158,7 @@ impl Account {
             "max_value_wei": self.max_value_wei.map(|v| v.to_string()),
             "max_fee_per_gas_wei": self.max_fee_per_gas_wei.map(|v| v.to_string()),
             "max_gas_price_wei": self.max_gas_price_wei.map(|v| v.to_string()),
-            "max_gas": self.max_gas,
+            "max_gas": self.max_gas.map(|v| v.to_string()),
             "allow_sign_message": self.allow_sign_message,
             "allow_sign_typed_data": self.allow_sign_typed_data,
             "unrestricted": self.unrestricted,
