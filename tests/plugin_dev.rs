@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use support::plugin::{Api, dev_server_with_plugin, eth_check, kill_plugins, plugin_bin};
+use support::plugin::{dev_server_with_plugin, eth_check, kill_plugins, plugin_bin};
 
 const CHAIN: u64 = 31337;
 const CONTRACT: &str = "0x1111111111111111111111111111111111111111";
@@ -34,20 +34,6 @@ fn mail_typed_data() -> Value {
     })
 }
 
-#[track_caller]
-fn refused(api: &Api, path: &str, body: Value, status: u16, needle: &str) {
-    let (got, v) = api.write(path, body.clone());
-    assert_eq!(
-        got, status,
-        "{path} {body}: HTTP {got} (want {status}): {v}"
-    );
-    let text = v.to_string();
-    assert!(
-        text.contains(needle),
-        "{path} {body}: the error lacks {needle:?}: {text}"
-    );
-}
-
 #[test]
 fn plugin_run_by_hand_explains_itself() {
     let out = std::process::Command::new(plugin_bin())
@@ -72,8 +58,7 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         "ethereum/accounts/free",
         Some(json!({ "deletable": true })),
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/free/sign-message",
         json!({ "message": "hi" }),
         400,
@@ -119,8 +104,7 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
     assert!(read.get("private_key").is_none());
     let list = api.ok("LIST", "ethereum/accounts", None);
     assert_eq!(list["keys"], json!(["authority", "free"]));
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/authority",
         json!({ "max_value_wei": "1" }),
         400,
@@ -200,30 +184,22 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         b.as_object_mut().unwrap().remove(k);
         b
     };
-    refused(&api, sign, with("value", json!("12abc")), 400, "value");
-    refused(&api, sign, with("value", json!("-1")), 400, "value");
-    refused(
-        &api,
+    api.refused(sign, with("value", json!("12abc")), 400, "value");
+    api.refused(sign, with("value", json!("-1")), 400, "value");
+    api.refused(
         sign,
         with("value", json!(format!("1{}", "0".repeat(78)))),
         400,
         "value",
     );
-    refused(&api, sign, with("value", json!(1.5)), 400, "value");
-    refused(&api, sign, with("gas", json!("0x")), 400, "gas");
-    refused(
-        &api,
-        sign,
-        with("gas", json!("18446744073709551616")),
-        400,
-        "gas",
-    );
-    refused(&api, sign, without("gas"), 400, "'gas' is required");
-    refused(&api, sign, without("to"), 400, "'to' is required");
-    refused(&api, sign, with("to", json!("")), 400, "'to' is required");
-    refused(&api, sign, with("to", json!("0x12")), 400, "to");
-    refused(
-        &api,
+    api.refused(sign, with("value", json!(1.5)), 400, "value");
+    api.refused(sign, with("gas", json!("0x")), 400, "gas");
+    api.refused(sign, with("gas", json!("18446744073709551616")), 400, "gas");
+    api.refused(sign, without("gas"), 400, "'gas' is required");
+    api.refused(sign, without("to"), 400, "'to' is required");
+    api.refused(sign, with("to", json!("")), 400, "'to' is required");
+    api.refused(sign, with("to", json!("0x12")), 400, "to");
+    api.refused(
         sign,
         with("to", json!("0xzz22222222222222222222222222222222222222")),
         400,
@@ -246,146 +222,118 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         }
         .to_string(),
     );
-    refused(&api, sign, with("to", json!(bad_checksum)), 400, "checksum");
-    refused(
-        &api,
+    api.refused(sign, with("to", json!(bad_checksum)), 400, "checksum");
+    api.refused(
         sign,
         with("tpye", json!("legacy")),
         400,
         "unknown field 'tpye'",
     );
-    refused(&api, sign, with("type", json!("eip2930")), 400, "type");
-    refused(&api, sign, with("chain_id", json!(1)), 400, "chain id");
-    refused(&api, sign, without("gas_price"), 400, "gas_price");
-    refused(
-        &api,
-        sign,
-        with("max_fee_per_gas", json!("1")),
-        400,
-        "legacy",
-    );
-    refused(&api, sign, with("nonce", json!(0)), 400, "below next_nonce");
-    refused(
-        &api,
+    api.refused(sign, with("type", json!("eip2930")), 400, "type");
+    api.refused(sign, with("chain_id", json!(1)), 400, "chain id");
+    api.refused(sign, without("gas_price"), 400, "gas_price");
+    api.refused(sign, with("max_fee_per_gas", json!("1")), 400, "legacy");
+    api.refused(sign, with("nonce", json!(0)), 400, "below next_nonce");
+    api.refused(
         sign,
         with("to", json!("0x3333333333333333333333333333333333333333")),
         403,
         "not allowed",
     );
-    refused(
-        &api,
-        sign,
+    api.refused(sign,
         json!({ "to": CONTRACT, "data": "0xa9059cbb00", "gas": 60000, "max_fee_per_gas": "1", "max_priority_fee_per_gas": "1" }),
         403,
         "not allowed",
     );
-    refused(
-        &api,
+    api.refused(
         sign,
         with("value", json!("1000000000000000001")),
         403,
         "is above max_value_wei",
     );
-    refused(
-        &api,
+    api.refused(
         sign,
         with("gas_price", json!("100000000001")),
         403,
         "is above max_fee_per_gas_wei",
     );
-    refused(
-        &api,
-        sign,
+    api.refused(sign,
         json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "100000000001", "max_priority_fee_per_gas": "1" }),
         403,
         "is above max_fee_per_gas_wei",
     );
-    refused(
-        &api,
-        sign,
+    api.refused(sign,
         json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "1", "max_priority_fee_per_gas": "2" }),
         400,
         "above",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/authority/sign-message",
         json!({ "message": "0xabc", "encoding": "hex" }),
         400,
         "message",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/authority/sign-message",
         json!({ "message": "x", "encoding": "utf16" }),
         400,
         "encoding",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/authority/sign-typed-data",
         json!({ "typed_data": {"types": {}} }),
         400,
         "domain",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/Bad!/sign-tx",
         base.clone(),
         400,
         "account name",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/config",
         json!({ "chain_id": "abc" }),
         400,
         "chain_id",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/config",
         json!({ "frozen": "maybe" }),
         400,
         "frozen",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/x1",
         json!({ "allowed_calls": ["0x1111111111111111111111111111111111111111:transfer"] }),
         400,
         "allowed_calls",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/x2",
         json!({ "allowed_to": ["0x1234"] }),
         400,
         "allowed_to",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/x3",
         json!({ "max_value_wei": "-5" }),
         400,
         "max_value_wei",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/x4",
         json!({ "alowed_to": [] }),
         400,
         "unknown field",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/nope/sign-tx",
         base.clone(),
         404,
         "does not exist",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/authority/bogus",
         json!({}),
         404,
@@ -398,8 +346,7 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
     assert_eq!(after["next_nonce"], 2, "no refused request used a nonce");
 
     // Deletion only of a deletable account.
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/authority",
         json!({}),
         400,
@@ -413,16 +360,14 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
 
     // Frozen: every signing path refuses (retryable 503), reads still work; unfreezing restores.
     api.ok("POST", "ethereum/config", Some(json!({ "frozen": true })));
-    refused(&api, sign, base.clone(), 503, "frozen");
-    refused(
-        &api,
+    api.refused(sign, base.clone(), 503, "frozen");
+    api.refused(
         "ethereum/accounts/authority/sign-message",
         json!({ "message": "x" }),
         503,
         "frozen",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/authority/sign-typed-data",
         json!({ "typed_data": mail_typed_data() }),
         503,
@@ -440,8 +385,7 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
     assert_eq!(api.ok("POST", sign, Some(base.clone()))["nonce"], 2);
 
     // The nonce counter: raise freely, lower only with force.
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/authority/nonce",
         json!({ "next_nonce": 1 }),
         400,

@@ -225,12 +225,7 @@ fn a_step_down_and_a_seal_under_load_leave_no_gap_and_no_repeat() {
     });
     let (root, keys) = init_plain(&c);
     let api = Api::new(&c, 0, &root);
-    api.ok(
-        "POST",
-        "sys/plugins/catalog/secret/custody-signer",
-        Some(json!({ "sha256": sha256_file(&plugin_bin()), "command": "custody-signer" })),
-    );
-    api.enable("custody-signer", "ethereum");
+    api.register_and_enable(&plugin_bin());
     api.ok("POST", "ethereum/config", Some(json!({ "chain_id": 1337 })));
     api.ok(
         "POST",

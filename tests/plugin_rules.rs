@@ -48,20 +48,6 @@ fn permit(chain: Value, contract: Option<&str>) -> Value {
     })
 }
 
-#[track_caller]
-fn refused(api: &Api, path: &str, body: Value, status: u16, needle: &str) {
-    let (got, v) = api.write(path, body.clone());
-    assert_eq!(
-        got, status,
-        "{path} {body}: HTTP {got} (want {status}): {v}"
-    );
-    let text = v.to_string();
-    assert!(
-        text.contains(needle),
-        "{path} {body}: the error lacks {needle:?}: {text}"
-    );
-}
-
 fn next_nonce(api: &Api, account: &str) -> u64 {
     api.ok("GET", &format!("ethereum/accounts/{account}/nonce"), None)["next_nonce"]
         .as_u64()
@@ -100,16 +86,14 @@ fn every_signing_path_obeys_the_account() {
         (&read["allow_sign_message"], &read["allow_sign_typed_data"]),
         (&json!(false), &json!(false))
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/authority/sign-message",
         json!({ "message": "anything" }),
         403,
         "account authority does not allow sign-message",
     );
     for chain in [json!(1), json!(CHAIN)] {
-        refused(
-            &api,
+        api.refused(
             "ethereum/accounts/authority/sign-typed-data",
             json!({ "typed_data": permit(chain, Some(FRAMEWORK)) }),
             403,
@@ -133,29 +117,25 @@ fn every_signing_path_obeys_the_account() {
         })),
     );
     let typed_path = "ethereum/accounts/typed/sign-typed-data";
-    refused(
-        &api,
+    api.refused(
         typed_path,
         json!({ "typed_data": permit(json!(1), Some(FRAMEWORK)) }),
         400,
         "'domain.chainId': 1 is not this mount's chain id 31337",
     );
-    refused(
-        &api,
+    api.refused(
         typed_path,
         json!({ "typed_data": permit(Value::Null, Some(FRAMEWORK)) }),
         400,
         "'domain.chainId' is required",
     );
-    refused(
-        &api,
+    api.refused(
         typed_path,
         json!({ "typed_data": permit(json!(CHAIN), None) }),
         400,
         "'domain.verifyingContract' is required",
     );
-    refused(
-        &api,
+    api.refused(
         typed_path,
         json!({ "typed_data": permit(json!(CHAIN), Some(TOKEN)) }),
         403,
@@ -163,8 +143,7 @@ fn every_signing_path_obeys_the_account() {
     );
     let mut named_like_address = permit(json!(CHAIN), Some(FRAMEWORK));
     named_like_address["types"]["address"] = json!([{"name": "x", "type": "uint8"}]);
-    refused(
-        &api,
+    api.refused(
         typed_path,
         json!({ "typed_data": named_like_address }),
         400,
@@ -172,15 +151,13 @@ fn every_signing_path_obeys_the_account() {
     );
     let mut bad_member = permit(json!(CHAIN), Some(FRAMEWORK));
     bad_member["types"]["Permit"][0]["name"] = json!("own-er");
-    refused(
-        &api,
+    api.refused(
         typed_path,
         json!({ "typed_data": bad_member }),
         400,
         "is not a member name",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/typed/sign-message",
         json!({ "message": "x" }),
         403,
@@ -218,15 +195,13 @@ fn every_signing_path_obeys_the_account() {
     // No allow-list and not unrestricted: no transaction at all. Unrestricted only on request,
     // and never together with an allow-list.
     let tx_to = |to: &str| json!({ "to": to, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" });
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/talker/sign-tx",
         tx_to(RECIPIENT),
         403,
         "signs no transaction until it is bound to its contract",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/both",
         json!({ "unrestricted": true, "allowed_to": [RECIPIENT] }),
         400,
@@ -260,43 +235,32 @@ fn every_signing_path_obeys_the_account() {
     let capped = "ethereum/accounts/capped/sign-tx";
     let legacy = |price: &str, gas: u64, value: &str| json!({ "type": "legacy", "to": RECIPIENT, "gas_price": price, "gas": gas, "value": value });
     let dynamic = |max: &str, tip: &str, gas: u64| json!({ "to": RECIPIENT, "max_fee_per_gas": max, "max_priority_fee_per_gas": tip, "gas": gas });
-    refused(
-        &api,
+    api.refused(
         capped,
         legacy("101", 21000, "0"),
         403,
         "field 'gas_price': 101 is above max_fee_per_gas_wei 100",
     );
-    refused(
-        &api,
+    api.refused(
         capped,
         dynamic("101", "1", 21000),
         403,
         "field 'max_fee_per_gas': 101 is above max_fee_per_gas_wei 100",
     );
-    refused(
-        &api,
+    api.refused(
         capped,
         dynamic("100", "101", 21000),
         400,
         "above max_fee_per_gas",
     );
-    refused(
-        &api,
+    api.refused(
         capped,
         legacy("1", 50001, "0"),
         403,
         "field 'gas': 50001 is above max_gas 50000",
     );
-    refused(
-        &api,
-        capped,
-        dynamic("1", "1", 50001),
-        403,
-        "is above max_gas",
-    );
-    refused(
-        &api,
+    api.refused(capped, dynamic("1", "1", 50001), 403, "is above max_gas");
+    api.refused(
         capped,
         legacy("1", 21000, "11"),
         403,
@@ -311,20 +275,17 @@ fn every_signing_path_obeys_the_account() {
         (json!({ "max_gas": 20999 }), "field 'max_gas'"),
         (json!({ "max_gas": "lots" }), "max_gas"),
     ] {
-        refused(&api, "ethereum/accounts/badcap", body, 400, needle);
+        api.refused("ethereum/accounts/badcap", body, 400, needle);
     }
     assert_eq!(api.read("ethereum/accounts/badcap").0, 404);
 
     // Nonces: never past the last one (EIP-2681); while frozen, a counter only rises.
-    refused(
-        &api,
-        "ethereum/accounts/open/sign-tx",
+    api.refused("ethereum/accounts/open/sign-tx",
         json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1", "nonce": u64::MAX.to_string() }),
         400,
         "field 'nonce'",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/open/nonce",
         json!({ "next_nonce": u64::MAX.to_string() }),
         400,
@@ -340,8 +301,7 @@ fn every_signing_path_obeys_the_account() {
         Some(json!({ "unrestricted": true })),
     );
     let at = |nonce: u64| json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1", "nonce": nonce });
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/edge/sign-tx",
         at(last + 1),
         400,
@@ -352,23 +312,20 @@ fn every_signing_path_obeys_the_account() {
         last
     );
     assert_eq!(next_nonce(&api, "edge"), last + 1);
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/edge/sign-tx",
         tx_to(RECIPIENT),
         400,
         "nonces are spent",
     );
-    refused(
-        &api,
+    api.refused(
         "ethereum/config",
         json!({ "chain_id": (1u64 << 53).to_string() }),
         400,
         "field 'chain_id'",
     );
     api.ok("POST", "ethereum/config", Some(json!({ "frozen": true })));
-    refused(
-        &api,
+    api.refused(
         "ethereum/accounts/open/nonce",
         json!({ "next_nonce": 0, "force": true }),
         400,
@@ -400,6 +357,48 @@ fn every_signing_path_obeys_the_account() {
         4
     );
     assert_eq!(next_nonce(&api, "authority"), 1);
+
+    // A forced counter change waits for the signatures in flight, like a freeze: none of them
+    // is voided or signed twice; each got its nonce wholly before or wholly after the change.
+    let mut calls: Vec<(String, String, Option<Value>)> = (0..24)
+        .map(|_| {
+            (
+                "POST".to_owned(),
+                "ethereum/accounts/open/sign-tx".to_owned(),
+                Some(tx_to(RECIPIENT)),
+            )
+        })
+        .collect();
+    calls.insert(
+        12,
+        (
+            "POST".to_owned(),
+            "ethereum/accounts/open/nonce".to_owned(),
+            Some(json!({ "next_nonce": 1000, "force": true })),
+        ),
+    );
+    let results = api.concurrent(calls);
+    let (status, change) = &results[12];
+    assert_eq!(*status, 200, "{change}");
+    let previous = change["data"]["previous"].as_u64().unwrap();
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    for (i, (status, v)) in results.iter().enumerate() {
+        if i == 12 {
+            continue;
+        }
+        assert_eq!(*status, 200, "a signature beside the counter change: {v}");
+        let n = v["data"]["nonce"].as_u64().unwrap();
+        if n >= 1000 {
+            after.push(n)
+        } else {
+            before.push(n)
+        }
+    }
+    before.sort_unstable();
+    after.sort_unstable();
+    assert_eq!(before, (5..previous).collect::<Vec<_>>());
+    assert_eq!(after, (1000..1000 + after.len() as u64).collect::<Vec<_>>());
 }
 
 #[test]

@@ -171,6 +171,32 @@ impl Api {
         })
     }
 
+    /// A write refused with `status`, its error naming `needle`.
+    #[track_caller]
+    pub fn refused(&self, path: &str, body: Value, status: u16, needle: &str) {
+        let (got, v) = self.write(path, body.clone());
+        assert_eq!(
+            got, status,
+            "{path} {body}: HTTP {got} (want {status}): {v}"
+        );
+        let text = v.to_string();
+        assert!(
+            text.contains(needle),
+            "{path} {body}: the error lacks {needle:?}: {text}"
+        );
+    }
+
+    /// Registers `bin` (already in the server's plugin directory) in the catalog by its sha256
+    /// and enables it at `ethereum/`.
+    pub fn register_and_enable(&self, bin: &Path) {
+        self.ok(
+            "POST",
+            "sys/plugins/catalog/secret/custody-signer",
+            Some(json!({ "sha256": sha256_file(bin), "command": "custody-signer" })),
+        );
+        self.enable("custody-signer", "ethereum");
+    }
+
     /// Enables the plugin at `mount` and waits until it answers.
     pub fn enable(&self, plugin: &str, mount: &str) {
         self.ok(
