@@ -7,7 +7,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::unseal::gather;
 use super::{Ctx, active_node, node_error};
@@ -16,7 +16,7 @@ use crate::error::{Error, Kind, Result};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::pgp;
 use crate::transcript::Step;
-use crate::vault::{Addr, NodeError, Vault};
+use crate::vault::{Addr, Family, NodeError, Vault};
 
 pub const CEREMONY_POLICY: &str = "custody-ceremony";
 /// The ceremony token's only power: the authenticated root generation of OpenBao 2.6+.
@@ -157,61 +157,18 @@ pub async fn revoke(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Which root generation the server offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// `sys/generate-root-token/*`, authenticated (OpenBao 2.6+).
-    Authenticated,
-    /// `sys/generate-root/*`, unauthenticated (HashiCorp Vault, older OpenBao).
-    Classic,
-}
-
-impl Family {
-    pub fn base(self) -> &'static str {
-        match self {
-            Family::Authenticated => "sys/generate-root-token",
-            Family::Classic => "sys/generate-root",
-        }
-    }
-}
-
+/// Which root generation the server offers, or why none can be used.
 pub async fn detect_family(vault: &Vault, addr: &Addr) -> Result<Family> {
-    match vault.get(addr, "sys/generate-root-token/attempt").await {
-        Ok(_) => return Ok(Family::Authenticated),
-        Err(e) if e.is_unreachable() => {
-            return Err(node_error("asking for the root generation", e));
-        }
-        Err(_) => {}
-    }
-    match vault.get(addr, "sys/generate-root/attempt").await {
-        Ok(_) => Ok(Family::Classic),
-        Err(e) if e.message_contains("unsupported operation") => Err(Error::precondition(
-            "this server allows only the authenticated root generation (sys/generate-root-token): \
-             give the ceremony token (VAULT_TOKEN or --token-file)",
-        )),
-        Err(e) => Err(node_error("asking for the root generation", e)),
-    }
-}
-
-/// A root generation attempt as the server reports it (the two families differ only in
-/// whether the fields sit under `data`).
-#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
-#[serde(default)]
-pub struct Attempt {
-    pub otp: String,
-    pub started: bool,
-    pub nonce: String,
-    pub progress: u32,
-    pub required: u32,
-    pub complete: bool,
-    pub pgp_fingerprint: String,
-    pub encoded_token: String,
-    pub encoded_root_token: String,
-}
-
-pub(super) fn attempt_of(v: Value) -> Result<Attempt> {
-    serde_json::from_value(crate::vault::data_of(v))
-        .map_err(|e| Error::failed(format!("the server's root generation status: {e}")))
+    vault
+        .root_generation_family(addr)
+        .await
+        .map_err(|e| match e {
+            e if e.message_contains("unsupported operation") => Error::precondition(
+                "this server allows only the authenticated root generation (sys/generate-root-token): \
+                 give the ceremony token (VAULT_TOKEN or --token-file)",
+            ),
+            e => node_error("asking for the root generation", e),
+        })
 }
 
 pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
@@ -227,13 +184,7 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
 
     if args.cancel {
         vault
-            .json(
-                Method::DELETE,
-                &addr,
-                &format!("{base}/attempt"),
-                None,
-                None,
-            )
+            .root_generation_cancel(&addr, family)
             .await
             .map_err(|e| node_error("cancelling the root generation", e))?;
         let head = ctx.transcript.append(Step::new(
@@ -259,26 +210,16 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
     let cert = pgp::load_holder_cert(pgp_key)?;
     refuse_existing(out)?;
 
-    let mut attempt = attempt_of(
-        vault
-            .get(&addr, &format!("{base}/attempt"))
-            .await
-            .map_err(|e| node_error("reading the root generation", e))?,
-    )?;
+    let mut attempt = vault
+        .root_generation_attempt(&addr, family)
+        .await
+        .map_err(|e| node_error("reading the root generation", e))?;
     if !attempt.started {
         let encoded = cert.vault_encoding()?;
-        attempt = attempt_of(
-            vault
-                .json(
-                    Method::PUT,
-                    &addr,
-                    &format!("{base}/attempt"),
-                    Some(&json!({ "pgp_key": encoded })),
-                    None,
-                )
-                .await
-                .map_err(|e| node_error("starting the root generation", e))?,
-        )?;
+        attempt = vault
+            .root_generation_start(&addr, family, Some(&encoded))
+            .await
+            .map_err(|e| node_error("starting the root generation", e))?;
         ctx.ui.status(format!(
             "Started a root generation ({family_text}); the root token will be encrypted to {}.",
             cert.fingerprint
@@ -303,19 +244,13 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
     let shares = gather(ctx, &args.shares, need)?;
     let mut refused = None;
     for share in &shares.shares {
-        let body = json!({ "key": share.text.expose(), "nonce": attempt.nonce });
+        let nonce = attempt.nonce.clone();
         match vault
-            .json(
-                Method::PUT,
-                &addr,
-                &format!("{base}/update"),
-                Some(&body),
-                None,
-            )
+            .root_generation_update(&addr, family, &share.text, &nonce)
             .await
         {
-            Ok(v) => {
-                attempt = attempt_of(v)?;
+            Ok(next) => {
+                attempt = next;
                 ctx.ui.status(format!(
                     "{} accepted ({}/{})",
                     share.label, attempt.progress, attempt.required
@@ -378,13 +313,8 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let encoded = if attempt.encoded_token.is_empty() {
-        &attempt.encoded_root_token
-    } else {
-        &attempt.encoded_token
-    };
     let binary = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
+        .decode(attempt.encoded().trim())
         .map_err(|e| Error::verification(format!("the encoded root token is not base64: {e}")))?;
     let addressed = super::init::addressed_only_to(&binary, &cert);
     let armored = pgp::armor_message(&binary)?;

@@ -538,46 +538,24 @@ async fn read_address(
 /// A root token on the throwaway server, from the same quorum, by the one-time-pad flow (it is
 /// only ever in memory). `token` is the ceremony token where the server needs one.
 async fn generate_root_otp(vault: &Vault, addr: &Addr, shares: &[Share]) -> Result<SecretString> {
-    let base = super::root::detect_family(vault, addr).await?.base();
-    let _ = vault
-        .json(Method::DELETE, addr, &format!("{base}/attempt"), None, None)
-        .await;
-    let mut attempt = super::root::attempt_of(
-        vault
-            .json(
-                Method::PUT,
-                addr,
-                &format!("{base}/attempt"),
-                Some(&json!({})),
-                None,
-            )
-            .await
-            .map_err(|e| node_error("starting a root generation on the throwaway server", e))?,
-    )?;
+    let family = super::root::detect_family(vault, addr).await?;
+    let _ = vault.root_generation_cancel(addr, family).await;
+    let mut attempt = vault
+        .root_generation_start(addr, family, None)
+        .await
+        .map_err(|e| node_error("starting a root generation on the throwaway server", e))?;
     let otp = SecretString::new(std::mem::take(&mut attempt.otp));
     for share in shares {
-        let body = json!({ "key": share.text.expose(), "nonce": attempt.nonce });
-        attempt = super::root::attempt_of(
-            vault
-                .json(
-                    Method::PUT,
-                    addr,
-                    &format!("{base}/update"),
-                    Some(&body),
-                    None,
-                )
-                .await
-                .map_err(|e| node_error("root generation on the throwaway server", e))?,
-        )?;
+        let nonce = attempt.nonce.clone();
+        attempt = vault
+            .root_generation_update(addr, family, &share.text, &nonce)
+            .await
+            .map_err(|e| node_error("root generation on the throwaway server", e))?;
         if attempt.complete {
             break;
         }
     }
-    let encoded = if attempt.encoded_token.is_empty() {
-        &attempt.encoded_root_token
-    } else {
-        &attempt.encoded_token
-    };
+    let encoded = attempt.encoded();
     if !attempt.complete || encoded.is_empty() {
         return Err(Error::failed(
             "the root generation on the throwaway server did not complete",

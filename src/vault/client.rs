@@ -137,6 +137,25 @@ impl Vault {
         decode(resp).await
     }
 
+    /// A call whose answer may hold a secret: the raw answer, in memory wiped when dropped.
+    pub(super) async fn call_secret(
+        &self,
+        method: Method,
+        addr: &Addr,
+        path: &str,
+        body: Option<reqwest::Body>,
+    ) -> NodeResult<zeroize::Zeroizing<Vec<u8>>> {
+        let resp = self.send(method, addr, path, body).await?;
+        if !resp.status().is_success() {
+            return Err(api_error(resp).await);
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
+        Ok(zeroize::Zeroizing::new(bytes.to_vec()))
+    }
+
     pub async fn seal_status(&self, addr: &Addr) -> NodeResult<SealStatus> {
         self.call(Method::GET, addr, "sys/seal-status", None).await
     }
@@ -161,26 +180,25 @@ impl Vault {
         self.call(Method::GET, addr, "sys/leader", None).await
     }
 
+    /// Initializes the server; a plaintext answer (no PGP keys) is read from wiped memory.
     pub async fn init(&self, addr: &Addr, req: &InitRequest) -> NodeResult<InitResponse> {
         let body = serde_json::to_vec(req).map_err(|e| NodeError::Decode(e.to_string()))?;
-        self.call(Method::PUT, addr, "sys/init", Some(body.into()))
-            .await
+        let raw = self
+            .call_secret(Method::PUT, addr, "sys/init", Some(body.into()))
+            .await?;
+        serde_json::from_slice(&raw).map_err(|e| NodeError::Decode(e.to_string()))
     }
 
-    /// Submits one unseal share. The request body is built in, and zeroized from, memory that
-    /// custody owns.
+    /// Submits one unseal share, in a zeroizing request body.
     pub async fn unseal(&self, addr: &Addr, share: &SecretString) -> NodeResult<SealStatus> {
         #[derive(Serialize)]
         struct Unseal<'a> {
             key: &'a str,
         }
-        let body = serde_json::to_vec(&Unseal {
+        let body = secret_body(&Unseal {
             key: share.expose(),
-        })
-        .map_err(|e| NodeError::Decode(e.to_string()))?;
-        let body = bytes::Bytes::from_owner(SecretBytesOwner(body));
-        self.call(Method::PUT, addr, "sys/unseal", Some(body.into()))
-            .await
+        })?;
+        self.call(Method::PUT, addr, "sys/unseal", Some(body)).await
     }
 
     pub async fn autopilot_state(&self, addr: &Addr) -> NodeResult<AutopilotState> {
@@ -208,6 +226,26 @@ impl Vault {
             .await?;
         Ok(w.data.config)
     }
+}
+
+/// A JSON request body holding a secret: written once into memory of exactly its size (so no
+/// reallocation leaves a copy behind), and wiped when the HTTP stack lets go of it.
+pub(super) fn secret_body<T: Serialize>(value: &T) -> NodeResult<reqwest::Body> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_err(|e| NodeError::Decode(e.to_string()))?;
+    let mut buf = Vec::with_capacity(count.0);
+    serde_json::to_writer(&mut buf, value).map_err(|e| NodeError::Decode(e.to_string()))?;
+    Ok(bytes::Bytes::from_owner(SecretBytesOwner(buf)).into())
 }
 
 async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> NodeResult<T> {

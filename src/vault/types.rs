@@ -109,13 +109,38 @@ impl InitRequest {
 }
 
 /// With `pgp_keys`, every field here is ciphertext: `keys_base64[i]` is a binary OpenPGP message
-/// to holder i, `root_token` one to the root token's key.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+/// to holder i, `root_token` one to the root token's key. Without them (a throwaway server's
+/// init) they are the plaintext keys and token: wiped when dropped, never shown by `Debug`.
+#[derive(Default, Deserialize)]
 pub struct InitResponse {
+    #[serde(default)]
     pub keys: Vec<String>,
+    #[serde(default)]
     pub keys_base64: Vec<String>,
+    #[serde(default)]
     pub root_token: String,
+}
+
+impl Drop for InitResponse {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.keys.zeroize();
+        self.keys_base64.zeroize();
+        self.root_token.zeroize();
+    }
+}
+
+impl std::fmt::Debug for InitResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitResponse")
+            .field("keys", &format_args!("[{} redacted]", self.keys.len()))
+            .field(
+                "keys_base64",
+                &format_args!("[{} redacted]", self.keys_base64.len()),
+            )
+            .field("root_token", &"redacted")
+            .finish()
+    }
 }
 
 /// `sys/storage/raft/autopilot/state`: the leader's view of every Raft peer.
@@ -157,4 +182,20 @@ pub struct RaftServer {
     pub address: String,
     pub leader: bool,
     pub voter: bool,
+}
+
+#[cfg(test)]
+mod init_response_tests {
+    #[test]
+    fn debug_never_shows_keys_or_token() {
+        let r: super::InitResponse = serde_json::from_str(
+            r#"{"keys":["KEY-ONE"],"keys_base64":["KEY-B64"],"root_token":"ROOT-TOKEN"}"#,
+        )
+        .unwrap();
+        let shown = format!("{r:?}");
+        for secret in ["KEY-ONE", "KEY-B64", "ROOT-TOKEN"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(r.keys, ["KEY-ONE"]);
+    }
 }
