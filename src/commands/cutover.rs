@@ -12,7 +12,7 @@ use crate::cli::CutoverArgs;
 use crate::error::{Error, Result};
 use crate::lb::Lb;
 use crate::transcript::Step;
-use crate::vault::{Addr, HaRole, Vault, data_of as data};
+use crate::vault::{Addr, HaRole, Vault};
 
 /// How long green's active node may take to pass HAProxy's own health check.
 const CHECK_BOUND: Duration = Duration::from_secs(30);
@@ -90,36 +90,20 @@ async fn active_of(vault: &Vault, addrs: &[Addr], which: &str) -> Result<Addr> {
 }
 
 async fn accounts(vault: &Vault, addr: &Addr, mount: &str) -> Result<BTreeMap<String, String>> {
-    let list = match vault.list(addr, &format!("{mount}/accounts")).await {
-        Ok(v) => data(v)["keys"].as_array().cloned().unwrap_or_default(),
-        Err(crate::vault::NodeError::Api { status: 404, .. }) => Vec::new(),
-        Err(e) => {
-            return Err(node_error(
-                &format!("listing {mount}/accounts on {addr}"),
-                e,
-            ));
-        }
-    };
-    let mut out = BTreeMap::new();
-    for name in list.iter().filter_map(Value::as_str) {
-        let a = vault
-            .get(addr, &format!("{mount}/accounts/{name}"))
-            .await
-            .map_err(|e| node_error(&format!("reading account {name} on {addr}"), e))?;
-        out.insert(
-            name.to_owned(),
-            data(a)["address"].as_str().unwrap_or_default().to_owned(),
-        );
-    }
-    Ok(out)
+    vault
+        .signer(mount)
+        .addresses(addr)
+        .await
+        .map_err(|e| node_error(&format!("reading the accounts of {mount}/ on {addr}"), e))
 }
 
 async fn frozen(vault: &Vault, addr: &Addr, mount: &str) -> Result<bool> {
     let c = vault
-        .get(addr, &format!("{mount}/config"))
+        .signer(mount)
+        .config(addr)
         .await
         .map_err(|e| node_error(&format!("reading {mount}/config on {addr}"), e))?;
-    Ok(data(c)["frozen"] == true)
+    Ok(c["frozen"] == true)
 }
 
 async fn plugin_sha(vault: &Vault, addr: &Addr, mount: &str) -> Result<String> {
@@ -131,24 +115,18 @@ async fn plugin_sha(vault: &Vault, addr: &Addr, mount: &str) -> Result<String> {
 
 async fn set_frozen(vault: &Vault, addr: &Addr, mount: &str, value: bool) -> Result<()> {
     vault
-        .post(
-            addr,
-            &format!("{mount}/config"),
-            &json!({ "frozen": value }),
-        )
+        .signer(mount)
+        .set_frozen(addr, value)
         .await
-        .map(|_| ())
         .map_err(|e| node_error(&format!("setting frozen={value} on {addr}"), e))
 }
 
 async fn next_nonce(vault: &Vault, addr: &Addr, mount: &str, name: &str) -> Result<u64> {
-    let v = vault
-        .get(addr, &format!("{mount}/accounts/{name}/nonce"))
+    vault
+        .signer(mount)
+        .next_nonce(addr, name)
         .await
-        .map_err(|e| node_error(&format!("reading {name}'s nonce on {addr}"), e))?;
-    data(v)["next_nonce"]
-        .as_u64()
-        .ok_or_else(|| Error::failed(format!("{name}'s nonce on {addr} is not a number")))
+        .map_err(|e| node_error(&format!("reading {name}'s nonce on {addr}"), e))
 }
 
 /// Raises `to`'s counters to at least `from`'s; returns name → (from, to before, to after).
@@ -165,11 +143,8 @@ async fn carry_nonces(
         let target = next_nonce(vault, to, mount, name).await?;
         if target < source {
             vault
-                .post(
-                    to,
-                    &format!("{mount}/accounts/{name}/nonce"),
-                    &json!({ "next_nonce": source }),
-                )
+                .signer(mount)
+                .raise_next_nonce(to, name, source)
                 .await
                 .map_err(|e| node_error(&format!("raising {name}'s nonce on {to}"), e))?;
         }

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{Ctx, active_node, node_error};
@@ -38,19 +37,10 @@ pub fn valid_path_segment(s: &str) -> bool {
 }
 
 async fn catalog_entries(vault: &Vault, addr: &Addr, name: &str) -> Result<Vec<Value>> {
-    let v = vault
-        .get(addr, "sys/plugins/catalog")
+    vault
+        .secret_plugin_entries(addr, name)
         .await
-        .map_err(|e| node_error("reading the plugin catalog", e))?;
-    Ok(v["data"]["detailed"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|e| e["type"] == "secret" && e["name"] == name && e["builtin"] != true)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default())
+        .map_err(|e| node_error("reading the plugin catalog", e))
 }
 
 pub async fn install(ctx: &Ctx, plan: &InstallPlan) -> Result<()> {
@@ -143,11 +133,7 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
     let mut registered = false;
     if !same {
         vault
-            .post(
-                &addr,
-                &format!("sys/plugins/catalog/secret/{}", plan.name),
-                &json!({ "sha256": sha256, "command": command }),
-            )
+            .register_secret_plugin(&addr, &plan.name, &sha256, &command)
             .await
             .map_err(|e| {
                 node_error(
@@ -164,10 +150,8 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
         .and_then(|e| e["version"].as_str().map(str::to_owned))
         .ok_or_else(|| Error::failed("the catalog does not list the binary just registered"))?;
 
-    let mount_path = format!("sys/mounts/{}", plan.mount);
-    let (mounted, upgraded) = match vault.get(&addr, &mount_path).await {
-        Ok(m) => {
-            let data = &crate::vault::data_of(m);
+    let (mounted, upgraded) = match vault.mount_info(&addr, &plan.mount).await {
+        Ok(data) => {
             if data["type"] != plan.name.as_str() {
                 return Err(Error::precondition(format!(
                     "{}/ is already a mount of type {}, not {}",
@@ -186,11 +170,7 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
                 let configured = data["plugin_version"].as_str().unwrap_or("");
                 if !version.is_empty() && version != configured {
                     vault
-                        .post(
-                            &addr,
-                            &format!("{mount_path}/tune"),
-                            &json!({ "plugin_version": version }),
-                        )
+                        .tune_plugin_version(&addr, &plan.mount, &version)
                         .await
                         .map_err(|e| {
                             node_error(
@@ -202,13 +182,7 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
                         })?;
                 }
                 vault
-                    .json(
-                        Method::PUT,
-                        &addr,
-                        "sys/plugins/reload/backend",
-                        Some(&json!({ "mounts": [plan.mount] })),
-                        None,
-                    )
+                    .reload_mount(&addr, &plan.mount)
                     .await
                     .map_err(|e| node_error("reloading the mount", e))?;
             }
@@ -221,11 +195,7 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
             status: 400 | 404, ..
         }) => {
             vault
-                .post(
-                    &addr,
-                    &mount_path,
-                    &json!({ "type": plan.name, "plugin_version": version }),
-                )
+                .enable_mount(&addr, &plan.mount, &plan.name, &version)
                 .await
                 .map_err(|e| {
                     node_error(&format!("mounting {} at {}/", plan.name, plan.mount), e)
@@ -236,7 +206,8 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
     };
     // The mount answers through the plugin.
     vault
-        .get(&addr, &format!("{}/config", plan.mount))
+        .signer(&plan.mount)
+        .config(&addr)
         .await
         .map_err(|e| node_error(&format!("the plugin at {}/ does not answer", plan.mount), e))?;
 

@@ -19,9 +19,14 @@ use crate::secret::SecretString;
 use crate::shamir;
 use crate::transcript::{Transcript, verify_file};
 use crate::ui::Ui;
-use crate::vault::{HaRole, Vault};
+use crate::vault::{HaRole, Signing, Vault};
 
 const HOLDERS: usize = 5;
+/// Where the rehearsal mounts the signer, the Authority's account name, and the contract its
+/// allow-list names (the rehearsal never reaches a chain).
+const MOUNT: &str = "ethereum";
+const AUTHORITY: &str = "authority";
+const CONTRACT: &str = "0x1111111111111111111111111111111111111111";
 const THRESHOLD: u32 = 3;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -324,7 +329,7 @@ async fn rehearse(
     ] {
         let v = Vault::new(Some(ca), Some(auth.root.clone()))?;
         for a in &addrs {
-            match v.get(a, "auth/token/lookup-self").await {
+            match v.lookup_self(a).await {
                 Err(crate::vault::NodeError::Api { status: 403, .. }) => refused += 1,
                 other => {
                     return Err(Error::verification(format!(
@@ -573,7 +578,7 @@ async fn authority(
     write_private(&init_root_file, init_root.expose().as_bytes(), false)?;
     let ceremony_file = dir.join("ceremony.token");
     let root_file = dir.join("root.token");
-    let contract = "0x1111111111111111111111111111111111111111";
+    let contract = CONTRACT;
     let globals = ceremony_globals(
         &inner.addrs,
         inner.ca_cert.as_deref().expect("the rehearsal's CA"),
@@ -629,32 +634,37 @@ async fn authority(
     let vault = as_root.vault()?;
     let addr = super::active_node(&vault, &inner.addrs).await?;
     let account = vault
-        .get(&addr, "ethereum/accounts/authority")
+        .signer(MOUNT)
+        .account(&addr, AUTHORITY)
         .await
         .map_err(|e| super::node_error("reading the Authority", e))?;
-    let address = account["data"]["address"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let address = account["address"].as_str().unwrap_or_default().to_owned();
     let wrapping = super::wallet::read_wrapping_token(&wrap_file)?;
     let (signer, _) = vault
         .with_token(Some(wrapping))
-        .create_token(&addr, "sys/wrapping/unwrap", &json!({}))
+        .unwrap_token(&addr)
         .await
         .map_err(|e| super::node_error("unwrapping the signer token", e))?;
     let as_signer = vault.with_token(Some(signer.clone()));
     let call = format!("0xbaa47694{}", "00".repeat(32));
     let tx = as_signer
-        .post(&addr, "ethereum/accounts/authority/sign-tx", &json!({ "to": contract, "data": call, "gas": 100000, "max_fee_per_gas": "2000000000", "max_priority_fee_per_gas": "1000000000" }))
+        .signer(MOUNT)
+        .sign(
+            &addr,
+            AUTHORITY,
+            Signing::Tx,
+            &submit_block(contract, &call),
+        )
         .await
         .map_err(|e| super::node_error("signing submitBlock with the signer token", e))?;
-    if tx["data"]["from"] != address.as_str() {
+    if tx["from"] != address.as_str() {
         return Err(Error::verification(
             "the signature does not come from the Authority",
         ));
     }
     if as_signer
-        .post(&addr, "ethereum/config", &json!({ "frozen": true }))
+        .signer(MOUNT)
+        .set_frozen(&addr, true)
         .await
         .is_ok()
     {
@@ -662,7 +672,7 @@ async fn authority(
             "the signer token could change the mount's config",
         ));
     }
-    signer_rules_hold(&as_signer, &vault, &addr, contract, &tx["data"]).await?;
+    signer_rules_hold(&as_signer, &vault, &addr, contract, &tx).await?;
     let summary = format!(
         "ceremonies/authority.toml in {runs} runs (it resumed after each token the operator decrypted): ceremony token, \
          init root revoked, root from holders 2, 4, 5, plugin mounted, Authority {address} (submitBlock only) signed by \
@@ -695,17 +705,18 @@ async fn signer_rules_hold(
         "domain": {"name": "Token", "chainId": signed["chain_id"], "verifyingContract": contract},
         "message": {"spender": contract, "value": "1"}
     });
+    let mut above_cap = submit_block(contract, &call);
+    above_cap["max_fee_per_gas"] = json!("1000000000000");
     let attempts = [
-        ("sign-message", json!({ "message": "permit me" })),
-        ("sign-typed-data", json!({ "typed_data": permit })),
-        (
-            "sign-tx",
-            json!({ "to": contract, "data": call, "gas": 100000, "max_fee_per_gas": "1000000000000", "max_priority_fee_per_gas": "1" }),
-        ),
+        (Signing::Message, json!({ "message": "permit me" })),
+        (Signing::TypedData, json!({ "typed_data": permit })),
+        (Signing::Tx, above_cap),
     ];
-    for (path, body) in attempts {
+    for (what, body) in attempts {
+        let path = what.leaf();
         match as_signer
-            .post(addr, &format!("ethereum/accounts/authority/{path}"), &body)
+            .signer(MOUNT)
+            .sign(addr, AUTHORITY, what, &body)
             .await
         {
             Err(crate::vault::NodeError::Api { status: 403, .. }) => {}
@@ -717,17 +728,22 @@ async fn signer_rules_hold(
         }
     }
     let next = as_root
-        .get(addr, "ethereum/accounts/authority/nonce")
+        .signer(MOUNT)
+        .next_nonce(addr, AUTHORITY)
         .await
-        .map_err(|e| super::node_error("reading the Authority's nonce", e))?["data"]["next_nonce"]
-        .as_u64();
+        .map_err(|e| super::node_error("reading the Authority's nonce", e))?;
     let used = signed["nonce"].as_u64();
-    if next.is_none() || next != used.map(|n| n + 1) {
+    if used.map(|n| n + 1) != Some(next) {
         return Err(Error::verification(format!(
-            "a refused signature moved the Authority's nonce: {next:?} after nonce {used:?} was signed"
+            "a refused signature moved the Authority's nonce: {next} after nonce {used:?} was signed"
         )));
     }
     Ok(())
+}
+
+/// The Authority's one allowed call, with fees under the ceremony script's caps.
+fn submit_block(contract: &str, call: &str) -> serde_json::Value {
+    json!({ "to": contract, "data": call, "gas": 100000, "max_fee_per_gas": "2000000000", "max_priority_fee_per_gas": "1000000000" })
 }
 
 struct Authority {
@@ -753,10 +769,13 @@ async fn snapshots(
     let vault = as_root.vault()?;
     let addr = super::active_node(&vault, &blue.addrs).await?;
     let (reader, _) = vault
-        .create_token(
+        .create_orphan_token(
             &addr,
-            "auth/token/create-orphan",
-            &json!({ "policies": ["custody-authority-reader"], "no_default_policy": true }),
+            &crate::vault::OrphanToken {
+                policies: &["custody-authority-reader".to_owned()],
+                period: None,
+                display_name: "custody-rehearsal-reader",
+            },
         )
         .await
         .map_err(|e| super::node_error("creating a reader token", e))?;
@@ -875,9 +894,10 @@ async fn snapshots(
     )?;
     wait_roles(&green_vault, &green_ctx, Duration::from_secs(60)).await?;
     let read = |v: Vault, a: crate::vault::Addr| async move {
-        v.get(&a, "ethereum/accounts/authority")
+        v.signer(MOUNT)
+            .account(&a, AUTHORITY)
             .await
-            .map(|x| x["data"]["address"].as_str().unwrap_or_default().to_owned())
+            .map(|x| x["address"].as_str().unwrap_or_default().to_owned())
     };
     let on_blue = read(vault.with_token(Some(reader.clone())), addr.clone())
         .await
@@ -986,7 +1006,7 @@ async fn phase2(
         tokio::spawn(async move {
             let (mut ok, mut failed) = (0u64, 0u64);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                match v.get(&a, "ethereum/accounts/authority").await {
+                match v.signer(MOUNT).account(&a, AUTHORITY).await {
                     Ok(_) => ok += 1,
                     Err(_) => failed += 1,
                 }
@@ -999,13 +1019,14 @@ async fn phase2(
         tokio::spawn(async move {
             let (mut nonces, mut frozen, mut failed) = (Vec::new(), 0u64, 0u64);
             let call = format!("0xbaa47694{}", "11".repeat(32));
-            let body = json!({ "to": "0x1111111111111111111111111111111111111111", "data": call, "gas": 100000, "max_fee_per_gas": "2000000000", "max_priority_fee_per_gas": "1000000000" });
+            let body = submit_block(CONTRACT, &call);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 match v
-                    .post(&a, "ethereum/accounts/authority/sign-tx", &body)
+                    .signer(MOUNT)
+                    .sign(&a, AUTHORITY, Signing::Tx, &body)
                     .await
                 {
-                    Ok(r) => nonces.push(r["data"]["nonce"].as_u64().unwrap_or(u64::MAX)),
+                    Ok(r) => nonces.push(r["nonce"].as_u64().unwrap_or(u64::MAX)),
                     Err(e) if e.message_contains("frozen") => frozen += 1,
                     Err(_) => failed += 1,
                 }

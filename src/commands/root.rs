@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use reqwest::Method;
 use serde_json::json;
 
 use super::unseal::gather;
@@ -16,7 +15,7 @@ use crate::error::{Error, Kind, Result};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::pgp;
 use crate::transcript::Step;
-use crate::vault::{Addr, Family, NodeError, Vault};
+use crate::vault::{Addr, Family, NodeError, OrphanToken, Vault};
 
 pub const CEREMONY_POLICY: &str = "custody-ceremony";
 /// The ceremony token's only power: the authenticated root generation of OpenBao 2.6+.
@@ -35,25 +34,17 @@ pub async fn ceremony_token(ctx: &Ctx, pgp_key: &Path, out: &Path) -> Result<()>
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
 
     vault
-        .json(
-            Method::PUT,
-            &addr,
-            &format!("sys/policies/acl/{CEREMONY_POLICY}"),
-            Some(&json!({ "policy": CEREMONY_POLICY_TEXT })),
-            None,
-        )
+        .put_policy(&addr, CEREMONY_POLICY, CEREMONY_POLICY_TEXT)
         .await
         .map_err(|e| node_error("writing the custody-ceremony policy", e))?;
     let (token, accessor) = vault
-        .create_token(
+        .create_orphan_token(
             &addr,
-            "auth/token/create-orphan",
-            &json!({
-                "policies": [CEREMONY_POLICY],
-                "no_default_policy": true,
-                "period": "768h",
-                "display_name": "custody-ceremony",
-            }),
+            &OrphanToken {
+                policies: &[CEREMONY_POLICY.to_owned()],
+                period: Some("768h"),
+                display_name: "custody-ceremony",
+            },
         )
         .await
         .map_err(|e| node_error("creating the ceremony token", e))?;
@@ -66,7 +57,7 @@ pub async fn ceremony_token(ctx: &Ctx, pgp_key: &Path, out: &Path) -> Result<()>
             "this server has the classic unauthenticated sys/generate-root; no ceremony token is needed there",
         ));
     }
-    if narrow.get(&addr, "sys/mounts").await.is_ok() {
+    if narrow.mounts(&addr).await.is_ok() {
         return Err(Error::verification(
             "the ceremony token can read sys/mounts: it is not narrow; revoke it",
         ));
@@ -108,7 +99,7 @@ pub async fn revoke(ctx: &Ctx) -> Result<()> {
     ctx.require_token("root revoke (the token to revoke)")?;
     let vault = ctx.vault()?;
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
-    let who = vault.get(&addr, "auth/token/lookup-self").await.ok();
+    let who = vault.lookup_self(&addr).await.ok();
     let accessor = who
         .as_ref()
         .and_then(|w| w["data"]["accessor"].as_str())
@@ -124,12 +115,12 @@ pub async fn revoke(ctx: &Ctx) -> Result<()> {
         })
         .unwrap_or_default();
     vault
-        .json(Method::POST, &addr, "auth/token/revoke-self", None, None)
+        .revoke_self(&addr)
         .await
         .map_err(|e| node_error("revoking the token", e))?;
     // It must no longer work, on any node.
     for a in ctx.require_addrs()? {
-        match vault.get(a, "auth/token/lookup-self").await {
+        match vault.lookup_self(a).await {
             Err(NodeError::Api { status: 403, .. }) => {}
             Err(NodeError::Unreachable(_)) => {}
             Ok(_) => {

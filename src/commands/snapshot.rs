@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use reqwest::Method;
 use serde_json::json;
 
 use super::{Ctx, active_node, node_error};
@@ -35,18 +34,11 @@ async fn authority_facts(
     addr: &Addr,
     mount: &str,
 ) -> (BTreeMap<String, String>, Option<String>) {
-    let mut accounts = BTreeMap::new();
-    if let Ok(list) = vault.list(addr, &format!("{mount}/accounts")).await
-        && let Some(keys) = list["data"]["keys"].as_array()
-    {
-        for name in keys.iter().filter_map(|k| k.as_str()) {
-            if let Ok(a) = vault.get(addr, &format!("{mount}/accounts/{name}")).await
-                && let Some(address) = a["data"]["address"].as_str()
-            {
-                accounts.insert(name.to_owned(), address.to_owned());
-            }
-        }
-    }
+    let accounts = vault
+        .signer(mount)
+        .addresses(addr)
+        .await
+        .unwrap_or_default();
     let sha = vault
         .running_sha256(addr, mount)
         .await
@@ -476,9 +468,7 @@ async fn restore_test(
             let a = read_address(&as_root, &addr, &path)
                 .await
                 .map_err(|e| node_error(&format!("reading {path} on the restored server"), e))?;
-            let _ = as_root
-                .json(Method::POST, &addr, "auth/token/revoke-self", None, None)
-                .await;
+            let _ = as_root.revoke_self(&addr).await;
             (
                 a,
                 "root token generated on the throwaway server by the quorum",

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{Ctx, active_node, node_error};
@@ -11,7 +10,7 @@ use crate::cli::WalletCreateArgs;
 use crate::error::{Error, Result};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::transcript::Step;
-use crate::vault::NodeError;
+use crate::vault::{NodeError, OrphanToken};
 
 /// How long the wrapped signer token can wait to be unwrapped.
 pub const WRAP_TTL: &str = "300s";
@@ -69,9 +68,9 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
     let vault = ctx.vault()?;
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
     let mount = &args.mount;
-    let account_path = format!("{mount}/accounts/{name}");
+    let signer = vault.signer(mount);
 
-    match vault.get(&addr, &account_path).await {
+    match signer.account(&addr, name).await {
         Ok(_) => {
             return Err(Error::precondition(format!(
                 "account {name} already exists at {mount}/: the Authority is created exactly once; nothing was changed"
@@ -80,16 +79,16 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
         Err(NodeError::Api { status: 404, .. }) => {}
         Err(e) => {
             return Err(node_error(
-                &format!("reading {account_path} (is the plugin installed?)"),
+                &format!("reading {mount}/accounts/{name} (is the plugin installed?)"),
                 e,
             ));
         }
     }
-    let config = vault
-        .get(&addr, &format!("{mount}/config"))
+    let config = signer
+        .config(&addr)
         .await
         .map_err(|e| node_error("reading the mount's config", e))?;
-    let pinned = config["data"]["chain_id"].as_u64();
+    let pinned = config["chain_id"].as_u64();
     if let Some(p) = pinned
         && p != chain_id
     {
@@ -115,18 +114,13 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
             body[field] = json!(v);
         }
     }
-    let account = vault
-        .post(&addr, &account_path, &body)
+    let account = signer
+        .create_account(&addr, name, &body)
         .await
         .map_err(|e| node_error(&format!("creating account {name}; nothing was changed"), e))?;
-    let account = account["data"].clone();
     if pinned.is_none() {
-        vault
-            .post(
-                &addr,
-                &format!("{mount}/config"),
-                &json!({ "chain_id": chain_id }),
-            )
+        signer
+            .pin_chain_id(&addr, chain_id)
             .await
             .map_err(|e| node_error("pinning the chain id", e))?;
     }
@@ -137,36 +131,23 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
     let reader_text = reader_policy(mount, name);
     for (policy, text) in [(&signer_name, &signer_text), (&reader_name, &reader_text)] {
         vault
-            .json(
-                Method::PUT,
-                &addr,
-                &format!("sys/policies/acl/{policy}"),
-                Some(&json!({ "policy": text })),
-                None,
-            )
+            .put_policy(&addr, policy, text)
             .await
             .map_err(|e| node_error(&format!("writing policy {policy}"), e))?;
     }
-    let wrapped = vault
-        .json(
-            Method::POST,
+    let wrap = vault
+        .create_orphan_token_wrapped(
             &addr,
-            "auth/token/create-orphan",
-            Some(&json!({
-                "policies": [signer_name],
-                "no_default_policy": true,
-                "period": "768h",
-                "display_name": signer_name,
-            })),
-            Some(WRAP_TTL),
+            &OrphanToken {
+                policies: std::slice::from_ref(&signer_name),
+                period: Some("768h"),
+                display_name: &signer_name,
+            },
+            WRAP_TTL,
         )
         .await
         .map_err(|e| node_error("creating the signer token", e))?;
-    let wrap = &wrapped["wrap_info"];
-    let wrapping_token = wrap["token"]
-        .as_str()
-        .ok_or_else(|| Error::failed("the server did not wrap the signer token"))?;
-    let token_file = zeroize::Zeroizing::new(format!("{wrapping_token}\n"));
+    let token_file = zeroize::Zeroizing::new(format!("{}\n", wrap.token.expose()));
     write_private(&args.signer_token_out, token_file.as_bytes(), false)?;
 
     let plugin_sha = vault.running_sha256(&addr, mount).await.unwrap_or_default();
@@ -189,7 +170,7 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
             reader_name.clone(): crate::digest::sha256_hex(reader_text.as_bytes()),
         },
         "plugin_sha256": plugin_sha,
-        "signer_token_wrap": { "accessor": wrap["accessor"], "ttl": wrap["ttl"], "creation_path": wrap["creation_path"] },
+        "signer_token_wrap": { "accessor": wrap.accessor, "ttl": wrap.ttl, "creation_path": wrap.creation_path },
     });
     let head = ctx.transcript.append(
         Step::new("configure", "wallet-create", "operator", facts.clone()).file(
@@ -222,9 +203,9 @@ pub async fn show(ctx: &Ctx, name: &str, mount: &str) -> Result<()> {
     let vault = ctx.vault()?;
     let mut last = None;
     for addr in ctx.require_addrs()? {
-        match vault.get(addr, &format!("{mount}/accounts/{name}")).await {
-            Ok(v) => {
-                let a = &v["data"];
+        match vault.signer(mount).account(addr, name).await {
+            Ok(a) => {
+                let a = &a;
                 ctx.ui.result(
                     &show_text(a),
                     json!({ "account": a, "addr": addr.to_string() }),

@@ -114,10 +114,25 @@ impl Vault {
         path: &str,
         body: Option<reqwest::Body>,
     ) -> NodeResult<reqwest::Response> {
+        self.send_wrapped(method, addr, path, body, None).await
+    }
+
+    /// [`Vault::send`], the answer response-wrapped for `wrap_ttl` when given.
+    async fn send_wrapped(
+        &self,
+        method: Method,
+        addr: &Addr,
+        path: &str,
+        body: Option<reqwest::Body>,
+        wrap_ttl: Option<&str>,
+    ) -> NodeResult<reqwest::Response> {
         let mut req = self
             .http
             .request(method, addr.join(path))
             .headers(self.headers());
+        if let Some(ttl) = wrap_ttl {
+            req = req.header("X-Vault-Wrap-TTL", ttl);
+        }
         if let Some(body) = body {
             req = req.header("Content-Type", "application/json").body(body);
         }
@@ -145,7 +160,22 @@ impl Vault {
         path: &str,
         body: Option<reqwest::Body>,
     ) -> NodeResult<zeroize::Zeroizing<Vec<u8>>> {
-        let resp = self.send(method, addr, path, body).await?;
+        self.call_secret_wrapped(method, addr, path, body, None)
+            .await
+    }
+
+    /// [`Vault::call_secret`], response-wrapped for `wrap_ttl` when given.
+    pub(super) async fn call_secret_wrapped(
+        &self,
+        method: Method,
+        addr: &Addr,
+        path: &str,
+        body: Option<reqwest::Body>,
+        wrap_ttl: Option<&str>,
+    ) -> NodeResult<zeroize::Zeroizing<Vec<u8>>> {
+        let resp = self
+            .send_wrapped(method, addr, path, body, wrap_ttl)
+            .await?;
         if !resp.status().is_success() {
             return Err(api_error(resp).await);
         }
@@ -455,16 +485,5 @@ pub fn data_of(v: serde_json::Value) -> serde_json::Value {
         v["data"].clone()
     } else {
         v
-    }
-}
-
-impl Vault {
-    /// The sha256 of the plugin binary a mount runs (empty when the token cannot read it).
-    pub async fn running_sha256(&self, addr: &Addr, mount: &str) -> NodeResult<String> {
-        let m = self.get(addr, &format!("sys/mounts/{mount}")).await?;
-        Ok(data_of(m)["running_sha256"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned())
     }
 }
