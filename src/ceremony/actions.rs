@@ -220,3 +220,70 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
     }
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    /// A value of the kind each parameter takes, as a script would give it.
+    fn sample(param: &str) -> &'static str {
+        match param {
+            "threshold" => "3",
+            "chain_id" => "1",
+            "drain_timeout" => "30",
+            "max_gas" => "150000",
+            "max_fee_per_gas" | "max_value_wei" => "1000",
+            "share_stdin" | "restore_test" | "allow_sign_message" | "allow_sign_typed_data" => {
+                "true"
+            }
+            "unrestricted" => "false",
+            "from" | "to" | "lb_url" => "https://127.0.0.1:8200",
+            "lb" => "haproxy:/run/haproxy.sock",
+            "allowed_calls" => "0x1111111111111111111111111111111111111111:submitBlock(bytes32)",
+            "allowed_to" => "0x2222222222222222222222222222222222222222",
+            _ => "x",
+        }
+    }
+
+    fn parses(action: &str, params: &BTreeMap<String, String>) {
+        let argv = argv(action, params);
+        let full = std::iter::once("custody".to_owned()).chain(argv.iter().cloned());
+        if let Err(e) = Cli::try_parse_from(full) {
+            panic!("{action}: custody {} does not parse: {e}", argv.join(" "));
+        }
+    }
+
+    #[test]
+    fn every_actions_command_line_parses_with_the_real_cli() {
+        for (action, required, optional) in ACTIONS {
+            let only_required: BTreeMap<String, String> = required
+                .iter()
+                .map(|p| ((*p).to_owned(), sample(p).to_owned()))
+                .collect();
+            parses(action, &only_required);
+            let mut all = only_required.clone();
+            all.extend(
+                optional
+                    .iter()
+                    .map(|p| ((*p).to_owned(), sample(p).to_owned())),
+            );
+            parses(action, &all);
+        }
+        let unrestricted: BTreeMap<String, String> = [
+            ("name", "x"),
+            ("chain_id", "1"),
+            ("signer_token_out", "x"),
+            ("unrestricted", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert!(argv("wallet-create", &unrestricted).contains(&"--unrestricted".to_owned()));
+        parses("wallet-create", &unrestricted);
+    }
+}
