@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::addr::Addr;
-use super::client::{NodeError, NodeResult, Vault};
+use super::client::{NodeError, NodeResult, Request, Vault};
 use crate::secret::SecretString;
 
 /// A response-wrapped answer: the single-use wrapping token and what may be recorded of it.
@@ -81,15 +81,10 @@ impl Vault {
         }
         let body =
             serde_json::to_vec(&token.body()).map_err(|e| NodeError::Decode(e.to_string()))?;
-        let raw = self
-            .call_secret_wrapped(
-                Method::POST,
-                addr,
-                "auth/token/create-orphan",
-                Some(body.into()),
-                Some(wrap_ttl),
-            )
-            .await?;
+        let req = Request::new(Method::POST, "auth/token/create-orphan")
+            .body(Some(body.into()))
+            .wrap_ttl(Some(wrap_ttl));
+        let raw = self.call_secret(addr, req).await?;
         let answer: Answer = serde_json::from_slice(&raw)
             .map_err(|e| NodeError::Decode(format!("the server did not wrap the token: {e}")))?;
         let info = answer.wrap_info;

@@ -107,36 +107,45 @@ impl Vault {
         headers
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        addr: &Addr,
-        path: &str,
-        body: Option<reqwest::Body>,
-    ) -> NodeResult<reqwest::Response> {
-        self.send_wrapped(method, addr, path, body, None).await
+    /// The one request path: every call to a node goes through here. No status check (health
+    /// reads its codes); an answer never received is `Unreachable`.
+    async fn send(&self, addr: &Addr, req: Request<'_>) -> NodeResult<reqwest::Response> {
+        let mut builder = self
+            .http
+            .request(req.method, addr.join(req.path))
+            .headers(self.headers());
+        if let Some(ttl) = req.wrap_ttl {
+            builder = builder.header("X-Vault-Wrap-TTL", ttl);
+        }
+        if let Some(timeout) = req.timeout {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(body) = req.body {
+            if req.json {
+                builder = builder.header("Content-Type", "application/json");
+            }
+            builder = builder.body(body);
+        }
+        builder
+            .send()
+            .await
+            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))
     }
 
-    /// [`Vault::send`], the answer response-wrapped for `wrap_ttl` when given.
-    async fn send_wrapped(
-        &self,
-        method: Method,
-        addr: &Addr,
-        path: &str,
-        body: Option<reqwest::Body>,
-        wrap_ttl: Option<&str>,
-    ) -> NodeResult<reqwest::Response> {
-        let mut req = self
-            .http
-            .request(method, addr.join(path))
-            .headers(self.headers());
-        if let Some(ttl) = wrap_ttl {
-            req = req.header("X-Vault-Wrap-TTL", ttl);
+    /// [`Vault::send`], an error status turned into [`NodeError::Api`].
+    async fn send_ok(&self, addr: &Addr, req: Request<'_>) -> NodeResult<reqwest::Response> {
+        let resp = self.send(addr, req).await?;
+        if !resp.status().is_success() {
+            return Err(api_error(resp).await);
         }
-        if let Some(body) = body {
-            req = req.header("Content-Type", "application/json").body(body);
-        }
-        req.send()
+        Ok(resp)
+    }
+
+    /// The whole answer's bytes.
+    async fn bytes(&self, addr: &Addr, req: Request<'_>) -> NodeResult<bytes::Bytes> {
+        self.send_ok(addr, req)
+            .await?
+            .bytes()
             .await
             .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))
     }
@@ -148,41 +157,19 @@ impl Vault {
         path: &str,
         body: Option<reqwest::Body>,
     ) -> NodeResult<T> {
-        let resp = self.send(method, addr, path, body).await?;
-        decode(resp).await
+        let bytes = self
+            .bytes(addr, Request::new(method, path).body(body))
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| NodeError::Decode(e.to_string()))
     }
 
     /// A call whose answer may hold a secret: the raw answer, in memory wiped when dropped.
     pub(super) async fn call_secret(
         &self,
-        method: Method,
         addr: &Addr,
-        path: &str,
-        body: Option<reqwest::Body>,
+        req: Request<'_>,
     ) -> NodeResult<zeroize::Zeroizing<Vec<u8>>> {
-        self.call_secret_wrapped(method, addr, path, body, None)
-            .await
-    }
-
-    /// [`Vault::call_secret`], response-wrapped for `wrap_ttl` when given.
-    pub(super) async fn call_secret_wrapped(
-        &self,
-        method: Method,
-        addr: &Addr,
-        path: &str,
-        body: Option<reqwest::Body>,
-        wrap_ttl: Option<&str>,
-    ) -> NodeResult<zeroize::Zeroizing<Vec<u8>>> {
-        let resp = self
-            .send_wrapped(method, addr, path, body, wrap_ttl)
-            .await?;
-        if !resp.status().is_success() {
-            return Err(api_error(resp).await);
-        }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
+        let bytes = self.bytes(addr, req).await?;
         Ok(zeroize::Zeroizing::new(bytes.to_vec()))
     }
 
@@ -193,7 +180,9 @@ impl Vault {
     /// The health document and the role its status code says (sealed and uninitialized
     /// nodes answer with error codes but a normal body).
     pub async fn health(&self, addr: &Addr) -> NodeResult<(HaRole, Health)> {
-        let resp = self.send(Method::GET, addr, "sys/health", None).await?;
+        let resp = self
+            .send(addr, Request::new(Method::GET, "sys/health"))
+            .await?;
         let code = resp.status().as_u16();
         let role = HaRole::from_health_code(code);
         if role == HaRole::Other {
@@ -214,7 +203,10 @@ impl Vault {
     pub async fn init(&self, addr: &Addr, req: &InitRequest) -> NodeResult<InitResponse> {
         let body = serde_json::to_vec(req).map_err(|e| NodeError::Decode(e.to_string()))?;
         let raw = self
-            .call_secret(Method::PUT, addr, "sys/init", Some(body.into()))
+            .call_secret(
+                addr,
+                Request::new(Method::PUT, "sys/init").body(Some(body.into())),
+            )
             .await?;
         serde_json::from_slice(&raw).map_err(|e| NodeError::Decode(e.to_string()))
     }
@@ -278,17 +270,6 @@ pub(super) fn secret_body<T: Serialize>(value: &T) -> NodeResult<reqwest::Body> 
     Ok(bytes::Bytes::from_owner(SecretBytesOwner(buf)).into())
 }
 
-async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> NodeResult<T> {
-    if !resp.status().is_success() {
-        return Err(api_error(resp).await);
-    }
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
-    serde_json::from_slice(&bytes).map_err(|e| NodeError::Decode(e.to_string()))
-}
-
 async fn api_error(resp: reqwest::Response) -> NodeError {
     #[derive(serde::Deserialize, Default)]
     #[serde(default)]
@@ -335,28 +316,13 @@ impl Vault {
         body: Option<&serde_json::Value>,
         wrap_ttl: Option<&str>,
     ) -> NodeResult<serde_json::Value> {
-        let mut req = self
-            .http
-            .request(method, addr.join(path))
-            .headers(self.headers());
-        if let Some(ttl) = wrap_ttl {
-            req = req.header("X-Vault-Wrap-TTL", ttl);
-        }
-        if let Some(b) = body {
-            let bytes = serde_json::to_vec(b).map_err(|e| NodeError::Decode(e.to_string()))?;
-            req = req.header("Content-Type", "application/json").body(bytes);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
-        if !resp.status().is_success() {
-            return Err(api_error(resp).await);
-        }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
+        let body = body
+            .map(|b| serde_json::to_vec(b).map_err(|e| NodeError::Decode(e.to_string())))
+            .transpose()?;
+        let req = Request::new(method, path)
+            .body(body.map(Into::into))
+            .wrap_ttl(wrap_ttl);
+        let bytes = self.bytes(addr, req).await?;
         if bytes.is_empty() {
             return Ok(serde_json::Value::Null);
         }
@@ -408,24 +374,12 @@ impl Vault {
             accessor: String,
         }
         let bytes = serde_json::to_vec(body).map_err(|e| NodeError::Decode(e.to_string()))?;
-        let resp = self
-            .http
-            .post(addr.join(path))
-            .headers(self.headers())
-            .header("Content-Type", "application/json")
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
-        if !resp.status().is_success() {
-            return Err(api_error(resp).await);
-        }
-        let raw = zeroize::Zeroizing::new(
-            resp.bytes()
-                .await
-                .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?
-                .to_vec(),
-        );
+        let raw = self
+            .call_secret(
+                addr,
+                Request::new(Method::POST, path).body(Some(bytes.into())),
+            )
+            .await?;
         let created: Created =
             serde_json::from_slice(&raw).map_err(|e| NodeError::Decode(e.to_string()))?;
         Ok((
@@ -438,18 +392,11 @@ impl Vault {
 impl Vault {
     /// The Raft snapshot as a response whose body the caller streams.
     pub async fn snapshot_download(&self, addr: &Addr) -> NodeResult<reqwest::Response> {
-        let resp = self
-            .http
-            .get(addr.join("sys/storage/raft/snapshot"))
-            .headers(self.headers())
-            .timeout(Duration::from_secs(3600))
-            .send()
-            .await
-            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
-        if !resp.status().is_success() {
-            return Err(api_error(resp).await);
-        }
-        Ok(resp)
+        self.send_ok(
+            addr,
+            Request::new(Method::GET, "sys/storage/raft/snapshot").timeout(SNAPSHOT_TIMEOUT),
+        )
+        .await
     }
 
     /// Restores a snapshot file, streamed from disk. `force` skips the server's check that the
@@ -463,19 +410,66 @@ impl Vault {
         } else {
             "sys/storage/raft/snapshot"
         };
-        let resp = self
-            .http
-            .post(addr.join(path))
-            .headers(self.headers())
-            .timeout(Duration::from_secs(3600))
-            .body(reqwest::Body::from(f))
-            .send()
-            .await
-            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))?;
-        if !resp.status().is_success() {
-            return Err(api_error(resp).await);
+        self.send_ok(
+            addr,
+            Request::new(Method::POST, path)
+                .raw_body(reqwest::Body::from(f))
+                .timeout(SNAPSHOT_TIMEOUT),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// How long a snapshot may take to stream, either way.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// One request to a node: what every call is built from.
+pub(super) struct Request<'a> {
+    method: Method,
+    path: &'a str,
+    body: Option<reqwest::Body>,
+    /// The body is JSON (everything but a snapshot).
+    json: bool,
+    wrap_ttl: Option<&'a str>,
+    timeout: Option<Duration>,
+}
+
+impl<'a> Request<'a> {
+    pub(super) fn new(method: Method, path: &'a str) -> Request<'a> {
+        Request {
+            method,
+            path,
+            body: None,
+            json: false,
+            wrap_ttl: None,
+            timeout: None,
         }
-        Ok(())
+    }
+
+    /// A JSON body.
+    pub(super) fn body(mut self, body: Option<reqwest::Body>) -> Self {
+        self.body = body;
+        self.json = true;
+        self
+    }
+
+    /// A body of raw bytes (a snapshot), sent without a content type.
+    fn raw_body(mut self, body: reqwest::Body) -> Self {
+        self.body = Some(body);
+        self.json = false;
+        self
+    }
+
+    /// Response-wrap the answer for `ttl`.
+    pub(super) fn wrap_ttl(mut self, ttl: Option<&'a str>) -> Self {
+        self.wrap_ttl = ttl;
+        self
+    }
+
+    fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 }
 

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde::Serialize;
 
 use super::addr::Addr;
-use super::client::{NodeError, NodeResult, Vault, secret_body};
+use super::client::{NodeError, NodeResult, Request, Vault, secret_body};
 use crate::secret::SecretString;
 
 /// Which root generation the server offers.
@@ -124,8 +124,9 @@ impl Vault {
         addr: &Addr,
         family: Family,
     ) -> NodeResult<Attempt> {
+        let path = family.path("attempt");
         let raw = self
-            .call_secret(Method::GET, addr, &family.path("attempt"), None)
+            .call_secret(addr, Request::new(Method::GET, &path))
             .await?;
         attempt_of(&raw)
     }
@@ -143,12 +144,11 @@ impl Vault {
             None => serde_json::json!({}),
         };
         let body = serde_json::to_vec(&body).map_err(|e| NodeError::Decode(e.to_string()))?;
+        let path = family.path("attempt");
         let raw = self
             .call_secret(
-                Method::PUT,
                 addr,
-                &family.path("attempt"),
-                Some(body.into()),
+                Request::new(Method::PUT, &path).body(Some(body.into())),
             )
             .await?;
         attempt_of(&raw)
@@ -175,8 +175,9 @@ impl Vault {
             key: share.expose(),
             nonce,
         })?;
+        let path = family.path("update");
         let raw = self
-            .call_secret(Method::PUT, addr, &family.path("update"), Some(body))
+            .call_secret(addr, Request::new(Method::PUT, &path).body(Some(body)))
             .await?;
         attempt_of(&raw)
     }
