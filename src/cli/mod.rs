@@ -19,7 +19,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// A node's address, once per node [default: VAULT_ADDR or BAO_ADDR, comma-separated]
     #[arg(long = "addr", value_name = "URL", global = true)]
@@ -44,6 +44,32 @@ pub struct GlobalArgs {
     /// Read the Vault token from FILE [default: VAULT_TOKEN or BAO_TOKEN]
     #[arg(long, value_name = "FILE", global = true)]
     pub token_file: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The global flags as a command line that parses back to the same values: what a child
+    /// custody process (a ceremony step, the rehearsal's ceremonies) is given.
+    pub fn to_argv(&self) -> Vec<String> {
+        let mut a: Vec<String> = self
+            .addr
+            .iter()
+            .flat_map(|x| ["--addr".to_owned(), x.clone()])
+            .collect();
+        if let Some(ca) = &self.ca_cert {
+            a.extend(["--ca-cert".into(), ca.display().to_string()]);
+        }
+        if self.format == Format::Json {
+            a.extend(["--format".into(), "json".into()]);
+        }
+        a.extend(["--transcript".into(), self.transcript.display().to_string()]);
+        if self.yes {
+            a.push("--yes".into());
+        }
+        if let Some(t) = &self.token_file {
+            a.extend(["--token-file".into(), t.display().to_string()]);
+        }
+        a
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -405,5 +431,37 @@ mod tests {
     fn clap_definition_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+}
+
+#[cfg(test)]
+mod argv_tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn global_flags_round_trip_through_their_command_line() {
+        let global = GlobalArgs {
+            addr: vec![
+                "https://127.0.0.1:8200".into(),
+                "https://127.0.0.1:8202".into(),
+            ],
+            ca_cert: Some("ca dir/ca.pem".into()),
+            format: Format::Json,
+            transcript: "t.jsonl".into(),
+            yes: true,
+            token_file: Some("root.token".into()),
+        };
+        let argv = std::iter::once("custody".to_owned())
+            .chain(global.to_argv())
+            .chain(["status".to_owned()]);
+        let parsed = Cli::try_parse_from(argv).unwrap().global;
+        assert_eq!(parsed.addr, global.addr);
+        assert_eq!(parsed.ca_cert, global.ca_cert);
+        assert_eq!(parsed.format, global.format);
+        assert_eq!(parsed.transcript, global.transcript);
+        assert_eq!(parsed.yes, global.yes);
+        assert_eq!(parsed.token_file, global.token_file);
     }
 }

@@ -149,40 +149,23 @@ fn parse_params(
 }
 
 /// The global options a step's custody inherits, with the step's own token and nodes.
+/// The child's global flags: the parent's, with the step's own `addr` and `token_file` where
+/// it gives them, and text output (the child's output goes to the operator as it is).
 fn child_args(global: &GlobalArgs, p: &BTreeMap<String, String>) -> Vec<String> {
-    let mut a = Vec::new();
-    match p.get("addr") {
-        Some(list) => a.extend(
-            list.split(',')
-                .filter(|s| !s.trim().is_empty())
-                .flat_map(|x| ["--addr".to_owned(), x.trim().to_owned()]),
-        ),
-        None => a.extend(
-            global
-                .addr
-                .iter()
-                .flat_map(|x| ["--addr".to_owned(), x.clone()]),
-        ),
+    let mut child = global.clone();
+    if let Some(list) = p.get("addr") {
+        child.addr = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
     }
-    if let Some(ca) = &global.ca_cert {
-        a.extend(["--ca-cert".into(), ca.display().to_string()]);
+    if let Some(t) = p.get("token_file") {
+        child.token_file = Some(t.into());
     }
-    a.extend([
-        "--transcript".into(),
-        global.transcript.display().to_string(),
-    ]);
-    if global.yes {
-        a.push("--yes".into());
-    }
-    match p.get("token_file") {
-        Some(t) => a.extend(["--token-file".into(), t.clone()]),
-        None => {
-            if let Some(t) = &global.token_file {
-                a.extend(["--token-file".into(), t.display().to_string()]);
-            }
-        }
-    }
-    a
+    child.format = crate::cli::Format::Text;
+    child.to_argv()
 }
 
 pub fn run(

@@ -435,18 +435,15 @@ fn tail(text: &str, lines: usize) -> String {
 
 /// The global options of a ceremony run against `addrs`.
 fn ceremony_globals(addrs: &[crate::vault::Addr], ca: &Path, transcript: &Path) -> Vec<String> {
-    let mut g: Vec<String> = addrs
-        .iter()
-        .flat_map(|a| ["--addr".to_owned(), a.to_string()])
-        .collect();
-    g.extend([
-        "--ca-cert".into(),
-        ca.display().to_string(),
-        "--transcript".into(),
-        transcript.display().to_string(),
-        "--yes".into(),
-    ]);
-    g
+    crate::cli::GlobalArgs {
+        addr: addrs.iter().map(ToString::to_string).collect(),
+        ca_cert: Some(ca.to_owned()),
+        format: crate::cli::Format::Text,
+        transcript: transcript.to_owned(),
+        yes: true,
+        token_file: None,
+    }
+    .to_argv()
 }
 
 /// Runs `custody ceremony run NAME` as its own process, the way an operator does, in the
