@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod flows;
 pub mod fsutil;
 pub mod lb;
 pub mod localcluster;

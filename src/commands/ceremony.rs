@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::Ctx;
 use crate::ceremony::script::{Kind, StepDef, resolve};
 use crate::ceremony::{self, BUILTIN, RunState, actions};
 use crate::cli::GlobalArgs;
 use crate::error::{Error, Kind as ErrKind, Result};
+use crate::flows::Ctx;
 use crate::transcript::Step;
 
 pub fn list(ctx: &Ctx) -> Result<()> {

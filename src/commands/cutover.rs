@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Ctx, node_error, parse_addrs};
 use crate::cli::CutoverArgs;
 use crate::error::{Error, Result};
+use crate::flows::{Ctx, node_error, parse_addrs};
 use crate::lb::Lb;
 use crate::transcript::Step;
 use crate::vault::{Addr, HaRole, Vault};
@@ -72,7 +72,7 @@ fn plan(args: &CutoverArgs) -> Result<Plan> {
 }
 
 async fn active_of(vault: &Vault, addrs: &[Addr], which: &str) -> Result<Addr> {
-    let nodes = super::status::all_status(vault, addrs).await;
+    let nodes = crate::flows::nodes::all_status(vault, addrs).await;
     let active: Vec<usize> = nodes
         .iter()
         .enumerate()
@@ -196,7 +196,7 @@ pub async fn run(ctx: &Ctx, args: &CutoverArgs) -> Result<()> {
 
     // ---- pre-flight: nothing changes if any check fails.
     let blue = active_of(&vault, &plan.blue, "blue").await?;
-    let green_nodes = super::status::all_status(&vault, &plan.green).await;
+    let green_nodes = crate::flows::nodes::all_status(&vault, &plan.green).await;
     for n in &green_nodes {
         if !n.reachable || n.sealed || !n.initialized {
             return Err(Error::precondition(format!(
@@ -207,7 +207,7 @@ pub async fn run(ctx: &Ctx, args: &CutoverArgs) -> Result<()> {
         }
     }
     let green = active_of(&vault, &plan.green, "green").await?;
-    super::raft_peers::wait_stable_voters(
+    crate::flows::raft_peers::wait_stable_voters(
         &ctx.ui,
         &vault,
         &green,

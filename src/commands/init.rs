@@ -6,23 +6,18 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::json;
 
-use super::Ctx;
-use super::status::all_status;
 use crate::cli::InitArgs;
 use crate::error::{Error, Result};
+use crate::flows::Ctx;
+use crate::flows::files::{root_token_path, share_path};
+use crate::flows::nodes::all_status;
 use crate::fsutil::write_private;
+use crate::pgp::addressed_only_to;
 use crate::pgp::{self, HolderCert};
 use crate::transcript::Step;
 use crate::vault::InitRequest;
 
 /// Where init writes each holder's share and the root token.
-pub fn share_path(out: &Path, fingerprint: &str) -> PathBuf {
-    out.join(format!("{fingerprint}.share.asc"))
-}
-
-pub fn root_token_path(out: &Path, fingerprint: &str) -> PathBuf {
-    out.join(format!("root-token.{fingerprint}.asc"))
-}
 
 #[derive(Debug, serde::Serialize)]
 pub struct WrittenShare {
@@ -328,21 +323,4 @@ fn write_outputs(
         root_token_sha256: crate::digest::sha256_hex(&rt_armored),
         root_token_recipient_ok,
     })
-}
-
-/// True when every PKESK of `message` names an encryption key of `holder`, there is at least
-/// one, and no password-based (SKESK) path exists.
-pub fn addressed_only_to(message: &[u8], holder: &HolderCert) -> bool {
-    match pgp::recipients(message) {
-        Ok(r) => {
-            !r.keys.is_empty()
-                && !r.has_skesk
-                && r.keys.iter().all(|k| {
-                    k.as_ref()
-                        .map(|h| holder.is_encryption_key(h))
-                        .unwrap_or(false)
-                })
-        }
-        Err(_) => false,
-    }
 }

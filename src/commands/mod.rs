@@ -5,7 +5,6 @@ pub mod cutover;
 pub mod docs;
 pub mod init;
 pub mod plugin;
-mod raft_peers;
 pub mod rehearse;
 pub mod root;
 pub mod snapshot;
@@ -14,108 +13,14 @@ pub mod transcript;
 pub mod unseal;
 pub mod wallet;
 
-use std::path::PathBuf;
+use crate::cli::{
+    CeremonyCommand, Cli, Command, PluginCommand, RootCommand, SnapshotCommand, TranscriptCommand,
+    WalletCommand,
+};
 use std::time::Duration;
 
-use crate::cli::{
-    CeremonyCommand, Cli, Command, GlobalArgs, PluginCommand, RootCommand, SnapshotCommand,
-    TranscriptCommand, WalletCommand,
-};
 use crate::error::{Error, Result};
-use crate::secret::SecretString;
-use crate::transcript::Transcript;
-use crate::ui::Ui;
-use crate::vault::{Addr, Vault};
-
-/// What every command gets: the terminal, the nodes, the trust anchor, the record, the token.
-pub struct Ctx {
-    pub ui: Ui,
-    pub addrs: Vec<Addr>,
-    pub ca_cert: Option<PathBuf>,
-    pub transcript: Transcript,
-    pub token: Option<SecretString>,
-}
-
-impl Ctx {
-    pub fn from_global(g: &GlobalArgs) -> Result<Ctx> {
-        let ui = Ui::new(g.format, g.yes);
-        let raw = if g.addr.is_empty() {
-            crate::config::default_addrs()?
-        } else {
-            g.addr.clone()
-        };
-        let addrs = parse_addrs(&raw)?;
-        let ca_cert = match &g.ca_cert {
-            Some(p) => Some(p.clone()),
-            None => crate::config::default_ca_cert()?,
-        };
-        let token = match &g.token_file {
-            Some(p) => Some(read_token_file(p)?),
-            None => crate::config::env_token()?,
-        };
-        Ok(Ctx {
-            ui,
-            addrs,
-            ca_cert,
-            transcript: Transcript::at(&g.transcript),
-            token,
-        })
-    }
-
-    pub fn require_addrs(&self) -> Result<&[Addr]> {
-        if self.addrs.is_empty() {
-            return Err(Error::usage(
-                "no node address: pass --addr URL (once per node) or set VAULT_ADDR/BAO_ADDR",
-            ));
-        }
-        Ok(&self.addrs)
-    }
-
-    pub fn vault(&self) -> Result<Vault> {
-        Vault::new(self.ca_cert.as_deref(), self.token.clone())
-    }
-}
-
-pub fn parse_addrs(raw: &[String]) -> Result<Vec<Addr>> {
-    let mut addrs: Vec<Addr> = Vec::new();
-    for a in raw {
-        let addr = Addr::parse(a)?;
-        if addrs.contains(&addr) {
-            return Err(Error::usage(format!("--addr {addr} is given twice")));
-        }
-        addrs.push(addr);
-    }
-    Ok(addrs)
-}
-
-fn read_token_file(path: &std::path::Path) -> Result<SecretString> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        Error::usage(format!(
-            "--token-file {}: cannot read it: {e}",
-            path.display()
-        ))
-    })?;
-    if meta.len() > 16 * 1024 {
-        return Err(Error::usage(format!(
-            "--token-file {}: too large for a token",
-            path.display()
-        )));
-    }
-    let raw = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!(
-            "--token-file {}: cannot read it: {e}",
-            path.display()
-        ))
-    })?);
-    let token = raw.trim();
-    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::usage(format!(
-            "--token-file {}: does not hold one token",
-            path.display()
-        )));
-    }
-    Ok(SecretString::new(token.to_owned()))
-}
+pub use crate::flows::Ctx;
 
 pub async fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx::from_global(&cli.global)?;
@@ -190,79 +95,4 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Rehearse(args) => rehearse::run(&ctx, &args).await,
     }
-}
-
-/// Runs `f` against every node at once; results come back in the nodes' order.
-pub async fn on_each_node<T, F, Fut>(addrs: &[Addr], f: F) -> Vec<T>
-where
-    T: Send + 'static,
-    F: Fn(Addr) -> Fut,
-    Fut: std::future::Future<Output = T> + Send + 'static,
-{
-    let mut set = tokio::task::JoinSet::new();
-    for (i, a) in addrs.iter().enumerate() {
-        let fut = f(a.clone());
-        set.spawn(async move { (i, fut.await) });
-    }
-    let mut out: Vec<(usize, T)> = Vec::with_capacity(addrs.len());
-    while let Some(r) = set.join_next().await {
-        if let Ok(pair) = r {
-            out.push(pair);
-        }
-    }
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, t)| t).collect()
-}
-
-pub fn secs(d: Duration) -> String {
-    format!("{:.1} s", d.as_secs_f64())
-}
-
-impl Ctx {
-    /// The token for commands that need one; a clear refusal naming where it comes from.
-    pub fn require_token(&self, what: &str) -> Result<()> {
-        if self.token.is_none() {
-            return Err(Error::usage(format!(
-                "{what} needs a token: set VAULT_TOKEN (or BAO_TOKEN), or give --token-file FILE"
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// The node to send writes to: the active one, or else any unsealed standby (it forwards).
-pub async fn active_node(vault: &Vault, addrs: &[Addr]) -> Result<Addr> {
-    let nodes = status::all_status(vault, addrs).await;
-    let pick = nodes
-        .iter()
-        .position(|n| n.ha_role == Some(crate::vault::HaRole::Active))
-        .or_else(|| {
-            nodes
-                .iter()
-                .position(|n| n.reachable && n.initialized && !n.sealed)
-        });
-    match pick {
-        Some(i) => Ok(addrs[i].clone()),
-        None => Err(Error::precondition(format!(
-            "no node is unsealed and reachable ({}); run custody status",
-            nodes
-                .iter()
-                .map(|n| n.addr.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
-}
-
-/// A server refusal, as custody's error: 400 → usage (the input), 403 → precondition (the
-/// token may not), other → failed.
-pub fn node_error(what: &str, e: crate::vault::NodeError) -> Error {
-    use crate::vault::NodeError;
-    let kind = match &e {
-        NodeError::Api { status: 400, .. } => crate::error::Kind::Usage,
-        NodeError::Api { status: 403, .. } => crate::error::Kind::Precondition,
-        NodeError::Unreachable(_) => crate::error::Kind::Precondition,
-        _ => crate::error::Kind::Failed,
-    };
-    Error::new(kind, format!("{what}: {e}"))
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::{Ctx, active_node, node_error};
 use crate::error::{Error, Result};
+use crate::flows::{Ctx, active_node, node_error};
 use crate::transcript::Step;
 use crate::vault::{Addr, NodeError, Vault};
 
@@ -27,13 +27,6 @@ pub struct Installed {
     pub registered: bool,
     pub mounted: bool,
     pub upgraded: bool,
-}
-
-pub fn valid_path_segment(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 async fn catalog_entries(vault: &Vault, addr: &Addr, name: &str) -> Result<Vec<Value>> {
@@ -66,13 +59,13 @@ pub async fn install(ctx: &Ctx, plan: &InstallPlan) -> Result<()> {
 
 pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
     ctx.require_token("plugin install (a root token from the quorum)")?;
-    if !valid_path_segment(&plan.name) {
+    if !crate::vault::valid_path_segment(&plan.name) {
         return Err(Error::usage(format!(
             "--name {:?}: letters, digits, - and _ only",
             plan.name
         )));
     }
-    if !valid_path_segment(&plan.mount) {
+    if !crate::vault::valid_path_segment(&plan.mount) {
         return Err(Error::usage(format!(
             "--mount {:?}: letters, digits, - and _ only",
             plan.mount

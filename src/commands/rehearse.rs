@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::json;
 
-use super::Ctx;
-use super::status::{NodeStatus, all_status};
-use super::unseal::{NodeState, Shares, UnsealReport, decrypt_share_file, record, unseal_with};
 use crate::cli::RehearseArgs;
 use crate::error::{Error, Result};
+use crate::flows::Ctx;
+use crate::flows::nodes::{NodeStatus, all_status};
+use crate::flows::poll::poll;
+use crate::flows::shares::{Shares, decrypt_share_file};
+use crate::flows::unseal::{NodeState, UnsealReport, record, unseal_with};
 use crate::fsutil::write_private;
 use crate::localcluster::{ClusterSpec, LocalCluster, find_bao};
 use crate::pgp::keygen::generate_cv25519;
@@ -195,7 +197,7 @@ async fn rehearse(
     )
     .map_err(|e| rehearsal_failed("init", e, &cluster))?;
     for h in &holders {
-        let share = super::init::share_path(&out, &h.fingerprint);
+        let share = crate::flows::files::share_path(&out, &h.fingerprint);
         if !share.is_file() {
             return Err(Error::failed(format!(
                 "init wrote no share for {}",
@@ -368,7 +370,7 @@ fn decrypt_shares(ctx: &Ctx, out: &Path, holders: &[&Holder]) -> Result<Shares> 
     for h in holders {
         let (text, fpr) = decrypt_share_file(
             ctx,
-            &super::init::share_path(out, &h.fingerprint),
+            &crate::flows::files::share_path(out, &h.fingerprint),
             &h.secret,
             None,
         )?;
@@ -394,27 +396,19 @@ fn expect_all_unsealed(report: &UnsealReport, cluster: &LocalCluster) -> Result<
 
 /// Waits until one node is active and the others standby; returns "1 active, 2 standby".
 async fn wait_roles(vault: &Vault, ctx: &Ctx, bound: Duration) -> Result<String> {
-    let deadline = Instant::now() + bound;
-    loop {
+    poll(bound, Duration::from_millis(250), || async {
         let nodes: Vec<NodeStatus> = all_status(vault, &ctx.addrs).await;
-        let active = nodes
-            .iter()
-            .filter(|n| n.ha_role == Some(HaRole::Active))
-            .count();
-        let standby = nodes
-            .iter()
-            .filter(|n| n.ha_role == Some(HaRole::Standby))
-            .count();
+        let count = |role| nodes.iter().filter(|n| n.ha_role == Some(role)).count();
+        let (active, standby) = (count(HaRole::Active), count(HaRole::Standby));
+        let roles = format!("{active} active, {standby} standby");
         if active == 1 && active + standby == nodes.len() {
-            return Ok(format!("{active} active, {standby} standby"));
+            Ok(roles)
+        } else {
+            Err(roles)
         }
-        if Instant::now() >= deadline {
-            return Err(Error::failed(format!(
-                "the cluster did not settle: {active} active, {standby} standby"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await
+    .map_err(|roles| Error::failed(format!("the cluster did not settle: {roles}")))
 }
 
 fn rehearsal_failed(step: &str, e: Error, cluster: &LocalCluster) -> Error {
@@ -568,7 +562,7 @@ async fn authority(
     // The operator decrypts each token into a 0600 file when the script says so; the script
     // stops where a file it needs is missing, and resumes once it is there.
     let init_root = decrypt_token(
-        &super::init::root_token_path(out, &operator.fingerprint),
+        &crate::flows::files::root_token_path(out, &operator.fingerprint),
         &operator.secret,
     )?;
     let init_root_file = dir.join("init-root.token");
@@ -629,19 +623,19 @@ async fn authority(
 
     // The signing service's side: unwrap once, sign an allowed call, be refused anything else.
     let vault = as_root.vault()?;
-    let addr = super::active_node(&vault, &inner.addrs).await?;
+    let addr = crate::flows::active_node(&vault, &inner.addrs).await?;
     let account = vault
         .signer(MOUNT)
         .account(&addr, AUTHORITY)
         .await
-        .map_err(|e| super::node_error("reading the Authority", e))?;
+        .map_err(|e| crate::flows::node_error("reading the Authority", e))?;
     let address = account["address"].as_str().unwrap_or_default().to_owned();
-    let wrapping = super::wallet::read_wrapping_token(&wrap_file)?;
+    let wrapping = crate::flows::files::read_wrapping_token(&wrap_file)?;
     let (signer, _) = vault
         .with_token(Some(wrapping))
         .unwrap_token(&addr)
         .await
-        .map_err(|e| super::node_error("unwrapping the signer token", e))?;
+        .map_err(|e| crate::flows::node_error("unwrapping the signer token", e))?;
     let as_signer = vault.with_token(Some(signer.clone()));
     let call = format!("0xbaa47694{}", "00".repeat(32));
     let tx = as_signer
@@ -653,7 +647,7 @@ async fn authority(
             &submit_block(contract, &call),
         )
         .await
-        .map_err(|e| super::node_error("signing submitBlock with the signer token", e))?;
+        .map_err(|e| crate::flows::node_error("signing submitBlock with the signer token", e))?;
     if tx["from"] != address.as_str() {
         return Err(Error::verification(
             "the signature does not come from the Authority",
@@ -728,7 +722,7 @@ async fn signer_rules_hold(
         .signer(MOUNT)
         .next_nonce(addr, AUTHORITY)
         .await
-        .map_err(|e| super::node_error("reading the Authority's nonce", e))?;
+        .map_err(|e| crate::flows::node_error("reading the Authority's nonce", e))?;
     let used = signed["nonce"].as_u64();
     if used.map(|n| n + 1) != Some(next) {
         return Err(Error::verification(format!(
@@ -764,7 +758,7 @@ async fn snapshots(
 ) -> Result<(String, LocalCluster, SecretString)> {
     let as_root = as_token(blue, Some(auth.root.clone()));
     let vault = as_root.vault()?;
-    let addr = super::active_node(&vault, &blue.addrs).await?;
+    let addr = crate::flows::active_node(&vault, &blue.addrs).await?;
     let (reader, _) = vault
         .create_orphan_token(
             &addr,
@@ -775,7 +769,7 @@ async fn snapshots(
             },
         )
         .await
-        .map_err(|e| super::node_error("creating a reader token", e))?;
+        .map_err(|e| crate::flows::node_error("creating a reader token", e))?;
     let file = dir.join("blue.snap");
     let quorum: Vec<&Holder> = [0usize, 2, 4].iter().map(|i| &holders[*i]).collect();
     let quorum_shares = share_lines(&decrypt_shares(blue, out, &quorum)?);
@@ -820,7 +814,7 @@ async fn snapshots(
             &crate::vault::InitRequest::plain(HOLDERS as u32, THRESHOLD),
         )
         .await
-        .map_err(|e| super::node_error("initializing green", e))?;
+        .map_err(|e| crate::flows::node_error("initializing green", e))?;
     let green_root = SecretString::new(init.root_token.clone());
     let own: Vec<crate::shamir::Share> = init
         .keys
@@ -898,8 +892,8 @@ async fn snapshots(
     };
     let on_blue = read(vault.with_token(Some(reader.clone())), addr.clone())
         .await
-        .map_err(|e| super::node_error("reading the Authority on blue", e))?;
-    let green_active = super::active_node(&green_vault, &g_addrs).await?;
+        .map_err(|e| crate::flows::node_error("reading the Authority on blue", e))?;
+    let green_active = crate::flows::active_node(&green_vault, &g_addrs).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let on_green = loop {
         match read(
@@ -910,7 +904,10 @@ async fn snapshots(
         {
             Ok(a) => break a,
             Err(e) if Instant::now() >= deadline => {
-                return Err(super::node_error("reading the Authority on green", e));
+                return Err(crate::flows::node_error(
+                    "reading the Authority on green",
+                    e,
+                ));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
         }
@@ -963,8 +960,8 @@ async fn phase2(
     // The cutover wants every green peer a Raft voter (autopilot promotes a joined node 10-20 s
     // after it is unsealed).
     let green_vault = Vault::new(Some(&green.ca_cert), Some(auth.root.clone()))?;
-    let green_active = super::active_node(&green_vault, &green.addrs()).await?;
-    super::raft_peers::wait_stable_voters(
+    let green_active = crate::flows::active_node(&green_vault, &green.addrs()).await?;
+    crate::flows::raft_peers::wait_stable_voters(
         &blue.ui,
         &green_vault,
         &green_active,
@@ -974,17 +971,25 @@ async fn phase2(
     .await?;
     let lb = LocalHaproxy::start(&dir.join("haproxy"), "vault", &servers)?;
     let ha = crate::lb::haproxy::Haproxy::new(&lb.socket);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ha
-        .servers("vault")?
-        .values()
-        .any(|s| s.name.starts_with("blue") && s.status == "UP")
-    {
-        if Instant::now() >= deadline {
-            return Err(Error::failed("HAProxy never saw blue's active node UP"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            match ha.servers("vault") {
+                Ok(servers)
+                    if servers
+                        .values()
+                        .any(|s| s.name.starts_with("blue") && s.status == "UP") =>
+                {
+                    Ok(())
+                }
+                Ok(_) => Err("no blue server is UP".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await
+    .map_err(|why| Error::failed(format!("HAProxy never saw blue's active node UP ({why})")))?;
     let both = dir.join("blue-green-ca.pem");
     let mut pem = std::fs::read(blue.ca_cert.as_ref().expect("the rehearsal's CA"))
         .map_err(|e| Error::failed(e.to_string()))?;

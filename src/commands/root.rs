@@ -8,14 +8,14 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::json;
 
-use super::unseal::gather;
-use super::{Ctx, active_node, node_error};
 use crate::cli::RootGenerateArgs;
 use crate::error::{Error, Kind, Result};
+use crate::flows::shares::gather;
+use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::pgp;
 use crate::transcript::Step;
-use crate::vault::{Addr, Family, NodeError, OrphanToken, Vault};
+use crate::vault::{Family, NodeError, OrphanToken};
 
 pub const CEREMONY_POLICY: &str = "custody-ceremony";
 /// The ceremony token's only power: the authenticated root generation of OpenBao 2.6+.
@@ -51,7 +51,7 @@ pub async fn ceremony_token(ctx: &Ctx, pgp_key: &Path, out: &Path) -> Result<()>
 
     // Prove it is what it claims: it can see a root generation, and nothing else.
     let narrow = vault.with_token(Some(token.clone()));
-    let family = detect_family(&narrow, &addr).await?;
+    let family = crate::flows::root_generation::detect_family(&narrow, &addr).await?;
     if family != Family::Authenticated {
         return Err(Error::precondition(
             "this server has the classic unauthenticated sys/generate-root; no ceremony token is needed there",
@@ -148,25 +148,11 @@ pub async fn revoke(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Which root generation the server offers, or why none can be used.
-pub async fn detect_family(vault: &Vault, addr: &Addr) -> Result<Family> {
-    vault
-        .root_generation_family(addr)
-        .await
-        .map_err(|e| match e {
-            e if e.message_contains("unsupported operation") => Error::precondition(
-                "this server allows only the authenticated root generation (sys/generate-root-token): \
-                 give the ceremony token (VAULT_TOKEN or --token-file)",
-            ),
-            e => node_error("asking for the root generation", e),
-        })
-}
-
 pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
     let vault = ctx.vault()?;
     let addrs = ctx.require_addrs()?;
     let addr = active_node(&vault, addrs).await?;
-    let family = detect_family(&vault, &addr).await?;
+    let family = crate::flows::root_generation::detect_family(&vault, &addr).await?;
     let base = family.base();
     let family_text = match family {
         Family::Authenticated => "authenticated sys/generate-root-token (OpenBao 2.6+)",
@@ -307,7 +293,7 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
     let binary = base64::engine::general_purpose::STANDARD
         .decode(attempt.encoded().trim())
         .map_err(|e| Error::verification(format!("the encoded root token is not base64: {e}")))?;
-    let addressed = super::init::addressed_only_to(&binary, &cert);
+    let addressed = crate::pgp::addressed_only_to(&binary, &cert);
     let armored = pgp::armor_message(&binary)?;
     write_private(out, &armored, false)?;
     let sha = crate::digest::sha256_hex(&armored);

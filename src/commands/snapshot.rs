@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::json;
 
-use super::{Ctx, active_node, node_error};
 use crate::cli::SnapshotVerifyArgs;
 use crate::error::{Error, Result};
+use crate::flows::poll::poll;
+use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::localcluster::{ClusterSpec, LocalCluster, find_bao};
 use crate::secret::SecretString;
@@ -245,7 +246,7 @@ pub async fn verify(ctx: &Ctx, args: &SnapshotVerifyArgs) -> Result<()> {
 pub async fn verify_with_shares(
     ctx: &Ctx,
     args: &SnapshotVerifyArgs,
-    given: Option<&super::unseal::Shares>,
+    given: Option<&crate::flows::shares::Shares>,
 ) -> Result<RestoreTest> {
     let started = Instant::now();
     let (report, manifest) = check_against_manifest(&args.file)?;
@@ -336,42 +337,42 @@ pub struct RestoreTest {
 }
 
 async fn wait_sealed(vault: &Vault, addr: &Addr, bound: Duration) -> Result<()> {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Ok(s) = vault.seal_status(addr).await
-            && s.sealed
-        {
-            return Ok(());
+    poll(bound, Duration::from_millis(250), || async {
+        match vault.seal_status(addr).await {
+            Ok(s) if s.sealed => Ok(()),
+            Ok(_) => Err("it is unsealed".to_owned()),
+            Err(e) => Err(e.to_string()),
         }
-        if Instant::now() >= deadline {
-            return Err(Error::failed(format!(
-                "{addr} did not seal itself within {bound:?} after the restore"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await
+    .map_err(|why| {
+        Error::failed(format!(
+            "{addr} did not seal itself within {bound:?} after the restore ({why})"
+        ))
+    })
 }
 
 async fn wait_active(vault: &Vault, addr: &Addr, bound: Duration) -> Result<()> {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Ok((crate::vault::HaRole::Active, _)) = vault.health(addr).await {
-            return Ok(());
+    poll(bound, Duration::from_millis(250), || async {
+        match vault.health(addr).await {
+            Ok((crate::vault::HaRole::Active, _)) => Ok(()),
+            Ok((role, _)) => Err(format!("{role:?}")),
+            Err(e) => Err(e.to_string()),
         }
-        if Instant::now() >= deadline {
-            return Err(Error::failed(format!(
-                "{addr} did not become active within {bound:?}"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await
+    .map_err(|why| {
+        Error::failed(format!(
+            "{addr} did not become active within {bound:?} ({why})"
+        ))
+    })
 }
 
 async fn restore_test(
     ctx: &Ctx,
     args: &SnapshotVerifyArgs,
     manifest: &Manifest,
-    given: Option<&super::unseal::Shares>,
+    given: Option<&crate::flows::shares::Shares>,
 ) -> Result<RestoreTest> {
     let token = ctx.token.clone().ok_or_else(|| {
         Error::usage("--restore-test reads the account with a token valid in the snapshot: set VAULT_TOKEN or --token-file")
@@ -429,7 +430,7 @@ async fn restore_test(
     let shares = match given {
         Some(s) => s,
         None => {
-            gathered = super::unseal::gather(ctx, &args.shares, status.t)?;
+            gathered = crate::flows::shares::gather(ctx, &args.shares, status.t)?;
             &gathered
         }
     };
@@ -528,7 +529,7 @@ async fn read_address(
 /// A root token on the throwaway server, from the same quorum, by the one-time-pad flow (it is
 /// only ever in memory). `token` is the ceremony token where the server needs one.
 async fn generate_root_otp(vault: &Vault, addr: &Addr, shares: &[Share]) -> Result<SecretString> {
-    let family = super::root::detect_family(vault, addr).await?;
+    let family = crate::flows::root_generation::detect_family(vault, addr).await?;
     let _ = vault.root_generation_cancel(addr, family).await;
     let mut attempt = vault
         .root_generation_start(addr, family, None)
@@ -574,7 +575,7 @@ pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -
     let (report, manifest) = check_against_manifest(file)?;
     let vault = ctx.vault()?;
     let addrs = ctx.require_addrs()?;
-    let nodes = super::status::all_status(&vault, addrs).await;
+    let nodes = crate::flows::nodes::all_status(&vault, addrs).await;
     match &manifest {
         None if !force => {
             return Err(Error::precondition(format!(
@@ -632,7 +633,7 @@ pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -
         )));
     }
     let addr = active_node(&vault, addrs).await?;
-    super::raft_peers::wait_stable_voters(
+    crate::flows::raft_peers::wait_stable_voters(
         &ctx.ui,
         &vault,
         &addr,

@@ -11,8 +11,8 @@ use openpgp::cert::CertParser;
 use openpgp::parse::Parse;
 use serde_json::{Value, json};
 
-use super::Ctx;
 use crate::error::{Error, Result};
+use crate::flows::Ctx;
 use crate::pgp::SecretKeyFile;
 use crate::transcript::{Step, verify_file};
 
@@ -31,7 +31,7 @@ pub fn sign(ctx: &Ctx, key_file: &Path, passphrase_file: Option<&Path>) -> Resul
     }
     let key = SecretKeyFile::load(key_file)?;
     let passphrase = passphrase_file
-        .map(super::unseal::read_passphrase_file)
+        .map(crate::flows::shares::read_passphrase_file)
         .transpose()?;
     let signature = crate::pgp::sign::sign_detached(
         &key,

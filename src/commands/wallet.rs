@@ -1,13 +1,11 @@
 //! `custody wallet create | show`: the Authority account, created exactly once inside the
 //! plugin, its two policies, and a response-wrapped signer token; then its public face.
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 
-use super::{Ctx, active_node, node_error};
 use crate::cli::WalletCreateArgs;
 use crate::error::{Error, Result};
+use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::transcript::Step;
 use crate::vault::{NodeError, OrphanToken};
@@ -50,14 +48,14 @@ fn parse_chain_id(s: &str) -> Result<u64> {
 pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
     ctx.require_token("wallet create (a root token from the quorum)")?;
     let chain_id = parse_chain_id(&args.chain_id)?;
-    if !super::plugin::valid_path_segment(&args.mount) {
+    if !crate::vault::valid_path_segment(&args.mount) {
         return Err(Error::usage(format!(
             "--mount {:?}: letters, digits, - and _ only",
             args.mount
         )));
     }
     let name = &args.name;
-    if !super::plugin::valid_path_segment(name)
+    if !crate::vault::valid_path_segment(name)
         || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
     {
         return Err(Error::usage(format!(
@@ -270,13 +268,4 @@ fn show_text(a: &Value) -> String {
     .map(|(k, v)| format!("{:<16}{}", format!("{k}:"), crate::ui::escape(v)))
     .collect::<Vec<_>>()
     .join("\n")
-}
-
-/// Used by the rehearsal: the wrapping token written by `create`.
-pub fn read_wrapping_token(path: &Path) -> Result<crate::secret::SecretString> {
-    let raw = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?,
-    );
-    Ok(crate::secret::SecretString::new(raw.trim().to_owned()))
 }

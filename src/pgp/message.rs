@@ -86,3 +86,20 @@ pub fn dearmor(data: &[u8]) -> Result<Vec<u8>> {
         .map_err(|e| Error::usage(format!("not an armored OpenPGP message: {e}")))?;
     Ok(out)
 }
+
+/// True when every PKESK of `message` names an encryption key of `holder`, there is at least
+/// one, and no password-based (SKESK) path exists.
+pub fn addressed_only_to(message: &[u8], holder: &super::HolderCert) -> bool {
+    match recipients(message) {
+        Ok(r) => {
+            !r.keys.is_empty()
+                && !r.has_skesk
+                && r.keys.iter().all(|k| {
+                    k.as_ref()
+                        .map(|h| holder.is_encryption_key(h))
+                        .unwrap_or(false)
+                })
+        }
+        Err(_) => false,
+    }
+}

@@ -10,4 +10,4 @@ pub mod sign;
 
 pub use cert::{HolderCert, load_holder_cert};
 pub use decrypt::{DecryptError, SecretKeyFile};
-pub use message::{armor_message, dearmor, recipients};
+pub use message::{addressed_only_to, armor_message, dearmor, recipients};

@@ -14,3 +14,11 @@ pub use client::{NodeError, NodeResult, Vault, data_of};
 pub use generate_root::{Attempt, Family};
 pub use signer::{SignerMount, Signing};
 pub use types::*;
+
+/// A mount or account name custody puts in a path: 1 to 64 of letters, digits, `-` and `_`.
+pub fn valid_path_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

@@ -1,0 +1,14 @@
+//! Flows several commands share, below the commands: the context every command works in, node
+//! status, gathering shares, unsealing, and waiting for healthy Raft voters. A command file
+//! reads as: parse, plan, call these, report.
+
+pub mod context;
+pub mod files;
+pub mod nodes;
+pub mod poll;
+pub mod raft_peers;
+pub mod root_generation;
+pub mod shares;
+pub mod unseal;
+
+pub use context::{Ctx, active_node, node_error, on_each_node, parse_addrs, secs};

@@ -1,0 +1,234 @@
+//! The holders' shares for one run: from a share file and the holder's secret key, from stdin,
+//! or from hidden prompts; each checked before anything is sent, held in zeroizing memory.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::context::Ctx;
+use crate::cli::ShareArgs;
+use crate::error::{Error, Result};
+use crate::pgp::{self, DecryptError, SecretKeyFile};
+use crate::secret::SecretString;
+use crate::shamir::{self, Share};
+use crate::vault::{Addr, Vault};
+
+/// The most stdin custody reads for `--share-stdin`.
+const MAX_STDIN: u64 = 64 * 1024;
+
+/// Shares for one run, and who gave them.
+pub struct Shares {
+    pub shares: Vec<Share>,
+    /// Fingerprints of the holders whose secret key custody used (public facts).
+    pub holders: Vec<String>,
+}
+
+/// Reads the shares from the one input the holder chose, and checks them all. `prompts` is how
+/// many hidden prompts to offer when neither a file nor stdin is given.
+pub fn gather(ctx: &Ctx, args: &ShareArgs, prompts: u32) -> Result<Shares> {
+    let mut holders = Vec::new();
+    let raw: Vec<(SecretString, String)> =
+        if let (Some(share_file), Some(key_file)) = (&args.share_file, &args.secret_key) {
+            let (share, fpr) =
+                decrypt_share_file(ctx, share_file, key_file, args.passphrase_file.as_deref())?;
+            holders.push(fpr.clone());
+            vec![(share, format!("holder {fpr}"))]
+        } else if args.share_stdin {
+            read_stdin_shares()?
+        } else {
+            prompt_shares(ctx, prompts)?
+        };
+    let mut shares = Vec::new();
+    for (text, label) in &raw {
+        shares.push(
+            shamir::parse_share(text, label)
+                .map_err(|m| Error::usage(format!("{m}; nothing was sent")))?,
+        );
+    }
+    if shares.is_empty() {
+        return Err(Error::usage("no share given; nothing was sent")
+            .hint("give --share-file FILE --secret-key FILE, or pipe shares to --share-stdin, or run on a terminal"));
+    }
+    shamir::check_distinct(&shares).map_err(|m| Error::usage(format!("{m}; nothing was sent")))?;
+    Ok(Shares { shares, holders })
+}
+
+pub fn decrypt_share_file(
+    ctx: &Ctx,
+    share_file: &Path,
+    key_file: &Path,
+    passphrase_file: Option<&Path>,
+) -> Result<(SecretString, String)> {
+    let meta = std::fs::metadata(share_file).map_err(|e| {
+        Error::usage(format!(
+            "--share-file {}: cannot read it: {e}",
+            share_file.display()
+        ))
+    })?;
+    if meta.len() > MAX_STDIN {
+        return Err(Error::usage(format!(
+            "--share-file {}: too large for a share",
+            share_file.display()
+        )));
+    }
+    let data = std::fs::read(share_file).map_err(|e| {
+        Error::usage(format!(
+            "--share-file {}: cannot read it: {e}",
+            share_file.display()
+        ))
+    })?;
+    let message = pgp::dearmor(&data).map_err(|e| {
+        Error::usage(format!(
+            "--share-file {}: {}",
+            share_file.display(),
+            e.message
+        ))
+    })?;
+    let key = SecretKeyFile::load(key_file)?;
+    let passphrase = match passphrase_file {
+        Some(p) => Some(read_passphrase_file(p)?),
+        None => None,
+    };
+    let plain = match key.decrypt(&message, passphrase.as_ref()) {
+        Ok(p) => p,
+        Err(DecryptError::NeedPassphrase { key: k }) => {
+            let pass = ctx.ui.secret(
+                &format!("Passphrase for secret key {k}"),
+                "the key is passphrase-protected: give --passphrase-file FILE",
+            )?;
+            key.decrypt(&message, Some(&pass))
+                .map_err(|e| decrypt_error(share_file, e))?
+        }
+        Err(e) => return Err(decrypt_error(share_file, e)),
+    };
+    let text = std::str::from_utf8(plain.expose()).map_err(|_| {
+        Error::usage(format!(
+            "{}: the decrypted share is not text",
+            share_file.display()
+        ))
+    })?;
+    Ok((SecretString::new(text.trim().to_owned()), key.fingerprint()))
+}
+
+fn decrypt_error(share_file: &Path, e: DecryptError) -> Error {
+    match e {
+        DecryptError::NeedPassphrase { key } => Error::usage(format!(
+            "secret key {key} is passphrase-protected: give --passphrase-file FILE"
+        )),
+        DecryptError::WrongPassphrase { key } => Error::usage(format!(
+            "the passphrase does not unlock secret key {key}; nothing was sent"
+        )),
+        DecryptError::Other(e) => {
+            Error::new(e.kind, format!("{}: {}", share_file.display(), e.message))
+        }
+    }
+}
+
+pub fn read_passphrase_file(path: &Path) -> Result<SecretString> {
+    let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
+        Error::usage(format!(
+            "--passphrase-file {}: cannot read it: {e}",
+            path.display()
+        ))
+    })?);
+    let text = std::str::from_utf8(&raw).map_err(|_| {
+        Error::usage(format!(
+            "--passphrase-file {}: not UTF-8 text",
+            path.display()
+        ))
+    })?;
+    Ok(SecretString::new(without_line_end(text).to_owned()))
+}
+
+/// A trailing newline (`\n` or `\r\n`) from an editor or `echo` is not part of a passphrase;
+/// any other whitespace is.
+fn without_line_end(text: &str) -> &str {
+    let t = text.strip_suffix('\n').unwrap_or(text);
+    t.strip_suffix('\r').unwrap_or(t)
+}
+
+fn read_stdin_shares() -> Result<Vec<(SecretString, String)>> {
+    let mut buf = zeroize::Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .take(MAX_STDIN + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::failed(format!("reading stdin: {e}")))?;
+    if buf.len() as u64 > MAX_STDIN {
+        return Err(Error::usage(
+            "--share-stdin: more than 64 KiB on stdin; that is not a list of shares",
+        ));
+    }
+    let text =
+        std::str::from_utf8(&buf).map_err(|_| Error::usage("--share-stdin: stdin is not text"))?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            (
+                SecretString::new(l.trim().to_owned()),
+                format!("stdin line {}", i + 1),
+            )
+        })
+        .collect())
+}
+
+/// How many holders the neediest node still lacks (for the hidden prompts).
+pub async fn prompt_need(ctx: &Ctx, vault: &Vault, addrs: &[Addr]) -> Result<u32> {
+    if !ctx.ui.can_prompt() {
+        return Err(Error::usage("no share given and no terminal to ask on").hint(
+            "give --share-file FILE --secret-key FILE, or pipe the decrypted shares to --share-stdin",
+        ));
+    }
+    let statuses = super::nodes::all_status(vault, addrs).await;
+    let threshold = statuses.iter().map(|s| s.threshold).max().unwrap_or(0);
+    if threshold == 0 {
+        return Err(Error::precondition(
+            "no node is initialized; run custody init first",
+        ));
+    }
+    let waiting_join = statuses.iter().any(|s| s.reachable && !s.initialized);
+    Ok(statuses
+        .iter()
+        .filter(|s| s.reachable && s.initialized && s.sealed)
+        .map(|s| s.threshold.saturating_sub(s.progress))
+        .max()
+        .unwrap_or(0)
+        .max(if waiting_join { threshold } else { 0 }))
+}
+
+/// Hidden prompts, one holder after another; an empty answer stops early.
+fn prompt_shares(ctx: &Ctx, need: u32) -> Result<Vec<(SecretString, String)>> {
+    if !ctx.ui.can_prompt() {
+        return Err(Error::usage("no share given and no terminal to ask on").hint(
+            "give --share-file FILE --secret-key FILE, or pipe the decrypted shares to --share-stdin",
+        ));
+    }
+    let mut out = Vec::new();
+    for i in 0..need {
+        let s = ctx.ui.secret(
+            &format!(
+                "Holder {} of {need}: your unseal share (hidden; leave empty to stop)",
+                i + 1
+            ),
+            "pipe the decrypted shares to --share-stdin",
+        )?;
+        if s.expose().trim().is_empty() {
+            break;
+        }
+        out.push((s, format!("prompt {}", i + 1)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_line_end_is_dropped_from_a_passphrase() {
+        use super::without_line_end;
+        assert_eq!(without_line_end("pass"), "pass");
+        assert_eq!(without_line_end("pass\n"), "pass");
+        assert_eq!(without_line_end("pass\r\n"), "pass");
+        assert_eq!(without_line_end(" pass \n"), " pass ");
+        assert_eq!(without_line_end("pass\n\n"), "pass\n");
+    }
+}
