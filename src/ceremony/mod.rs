@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Result};
 
 /// The seven ceremonies of the design, compiled in so the binary carries them anywhere.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -77,7 +77,10 @@ pub fn read_state(path: &Path) -> Result<Option<RunState>> {
 /// Written whole to a temporary file, synced, then renamed: a crash leaves the old or the new.
 pub fn write_state(path: &Path, state: &RunState) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::failed(e.to_string()))?;
+    let bytes = serde_json::to_vec_pretty(state).with_kind(
+        crate::error::Kind::Internal,
+        "serializing the ceremony's progress",
+    )?;
     let mut f = std::fs::File::create(&tmp)
         .map_err(|e| Error::failed(format!("{}: {e}", tmp.display())))?;
     std::io::Write::write_all(&mut f, &bytes)

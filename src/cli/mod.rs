@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Guides the key ceremonies of an Ethereum Authority key held in Vault or OpenBao",
     long_about = None,
-    after_help = "Exit codes: 0 ok, 1 failed, 2 usage, 3 verification failed, 4 precondition not met."
+    after_help = "Exit codes: 0 ok, 1 failed, 2 usage, 3 verification failed, 4 precondition not met, 70 internal error (a bug)."
 )]
 pub struct Cli {
     #[command(flatten)]

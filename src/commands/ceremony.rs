@@ -246,12 +246,7 @@ pub fn run(
                 })?;
                 if !status.success() {
                     let code = status.code().unwrap_or(1);
-                    let kind = match code {
-                        2 => ErrKind::Usage,
-                        3 => ErrKind::Verification,
-                        4 => ErrKind::Precondition,
-                        _ => ErrKind::Failed,
-                    };
+                    let kind = ErrKind::from_exit_code(code);
                     return Err(Error::new(
                         kind,
                         format!(
@@ -264,7 +259,11 @@ pub fn run(
                 json!({ "kind": "action", "action": a })
             }
             Kind::Check(c) => {
-                run_check(&c, &p).map_err(|e| Error::new(e.kind, format!("step {} ({}): {}; nothing after it ran. Fix it and run the ceremony again: it resumes at this step", i + 1, step.id, e.message)))?;
+                run_check(&c, &p).map_err(|e| {
+                    e.doing(format!("step {} ({})", i + 1, step.id)).hint(
+                        "nothing after it ran. Fix it and run the ceremony again: it resumes at this step",
+                    )
+                })?;
                 json!({ "kind": "check", "check": c, "with": p })
             }
             Kind::Manual => {

@@ -328,11 +328,10 @@ pub async fn run(ctx: &Ctx, args: &CutoverArgs) -> Result<()> {
         }
         Err(e) => {
             ctx.ui.warn(format!(
-                "cutover failed after the freeze: {}; rolling back",
-                e.message
+                "cutover failed after the freeze: {e}; rolling back"
             ));
             let rb = rollback(&vault, &plan, args, &blue, Some(&green)).await;
-            let facts = json!({ "error": e.message, "rollback": rb.as_ref().ok(), "rollback_error": rb.as_ref().err().map(|e| e.message.clone()) });
+            let facts = json!({ "error": e.to_string(), "rollback": rb.as_ref().ok(), "rollback_error": rb.as_ref().err().map(ToString::to_string) });
             ctx.transcript.append(Step::new(
                 "blue-green",
                 "cutover-rolled-back",
@@ -340,14 +339,11 @@ pub async fn run(ctx: &Ctx, args: &CutoverArgs) -> Result<()> {
                 facts,
             ))?;
             match rb {
-                Ok(_) => Err(Error::new(
-                    e.kind,
-                    format!("{}; rolled back: blue serves and signs again", e.message),
-                )),
+                Ok(_) => Err(e.doing("the cutover was rolled back (blue serves and signs again)")),
                 Err(r) => Err(Error::failed(format!(
-                    "{}; and the rollback failed too: {}",
-                    e.message, r.message
-                ))),
+                    "the cutover failed: {e}; and the rollback failed too"
+                ))
+                .caused_by(r)),
             }
         }
     }

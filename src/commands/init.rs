@@ -286,7 +286,7 @@ fn write_outputs(
         let armored = pgp::armor_message(&binary)?;
         let path = share_path(&plan.out, &holder.fingerprint);
         if let Err(e) = write_private(&path, &armored, false) {
-            failures.push(e.message);
+            failures.push(e.to_string());
             continue;
         }
         let recipient_ok = addressed_only_to(&binary, holder);
@@ -305,7 +305,7 @@ fn write_outputs(
     let rt_armored = pgp::armor_message(&rt_binary)?;
     let rt_path = root_token_path(&plan.out, &plan.root_key.fingerprint);
     if let Err(e) = write_private(&rt_path, &rt_armored, false) {
-        failures.push(e.message);
+        failures.push(e.to_string());
     }
     let root_token_recipient_ok = addressed_only_to(&rt_binary, &plan.root_key);
     if !failures.is_empty() {

@@ -19,7 +19,7 @@ use crate::cli::{
 };
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Result};
 pub use crate::flows::Ctx;
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -91,7 +91,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             use std::io::Write;
             std::io::stdout()
                 .write_all(&docs::completions(shell))
-                .map_err(|e| Error::failed(e.to_string()))
+                .context("writing the completions to stdout")
         }
         Command::Rehearse(args) => rehearse::run(&ctx, &args).await,
     }

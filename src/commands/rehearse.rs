@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::RehearseArgs;
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Kind, Result};
 use crate::flows::Ctx;
 use crate::flows::nodes::{NodeStatus, all_status};
 use crate::flows::poll::poll;
@@ -394,6 +394,15 @@ fn expect_all_unsealed(report: &UnsealReport, cluster: &LocalCluster) -> Result<
     )))
 }
 
+/// One PEM file trusting both clusters' CAs, for clients that reach either through the balancer.
+fn ca_bundle(dir: &Path, blue: &Path, green: &Path) -> Result<PathBuf> {
+    let both = dir.join("blue-green-ca.pem");
+    let mut pem = std::fs::read(blue).context(format!("reading {}", blue.display()))?;
+    pem.extend(std::fs::read(green).context(format!("reading {}", green.display()))?);
+    std::fs::write(&both, pem).context(format!("writing {}", both.display()))?;
+    Ok(both)
+}
+
 /// Waits until one node is active and the others standby; returns "1 active, 2 standby".
 async fn wait_roles(vault: &Vault, ctx: &Ctx, bound: Duration) -> Result<String> {
     poll(bound, Duration::from_millis(250), || async {
@@ -412,14 +421,9 @@ async fn wait_roles(vault: &Vault, ctx: &Ctx, bound: Duration) -> Result<String>
 }
 
 fn rehearsal_failed(step: &str, e: Error, cluster: &LocalCluster) -> Error {
-    Error::new(
-        e.kind,
-        format!(
-            "rehearsal step {step} failed: {}\n{}",
-            e.message,
-            tail(&cluster.logs(), 40)
-        ),
-    )
+    let logs = tail(&cluster.logs(), 40);
+    e.doing(format!("rehearsal step {step} failed"))
+        .hint(format!("the servers' last log lines:\n{logs}"))
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -460,7 +464,9 @@ fn run_ceremony(
         .append(true)
         .open(&log)
         .map_err(|e| Error::failed(format!("{}: {e}", log.display())))?;
-    let err = out.try_clone().map_err(|e| Error::failed(e.to_string()))?;
+    let err = out
+        .try_clone()
+        .context(format!("{}: a second handle for stderr", log.display()))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.current_dir(dir).args(globals).args([
         "ceremony",
@@ -850,10 +856,7 @@ async fn snapshots(
     expect_all_unsealed(&report, &green)?;
     wait_roles(&green_vault, &green_ctx, Duration::from_secs(30)).await?;
     // Blue-green phase 1 by its script: restore, then the original quorum unseals green.
-    let both = dir.join("blue-green-ca.pem");
-    let mut pem = std::fs::read(&blue_ca).map_err(|e| Error::failed(e.to_string()))?;
-    pem.extend(std::fs::read(&green.ca_cert).map_err(|e| Error::failed(e.to_string()))?);
-    std::fs::write(&both, pem).map_err(|e| Error::failed(format!("{}: {e}", both.display())))?;
+    let both = ca_bundle(dir, &blue_ca, &green.ca_cert)?;
     let green_token_file = dir.join("green-root.token");
     write_private(
         &green_token_file,
@@ -990,11 +993,11 @@ async fn phase2(
     )
     .await
     .map_err(|why| Error::failed(format!("HAProxy never saw blue's active node UP ({why})")))?;
-    let both = dir.join("blue-green-ca.pem");
-    let mut pem = std::fs::read(blue.ca_cert.as_ref().expect("the rehearsal's CA"))
-        .map_err(|e| Error::failed(e.to_string()))?;
-    pem.extend(std::fs::read(&green.ca_cert).map_err(|e| Error::failed(e.to_string()))?);
-    std::fs::write(&both, pem).map_err(|e| Error::failed(format!("{}: {e}", both.display())))?;
+    let both = ca_bundle(
+        dir,
+        blue.ca_cert.as_ref().expect("the rehearsal's CA"),
+        &green.ca_cert,
+    )?;
 
     // The load: reads and signatures through the balancer until the cutover is done.
     let lb_addr = crate::vault::Addr::parse(&lb.url())?;
@@ -1080,13 +1083,16 @@ async fn phase2(
         run_ceremony(&dir_owned, &globals, "blue-green-2", &params, None)
     })
     .await
-    .map_err(|e| Error::failed(e.to_string()))?;
+    .with_kind(Kind::Internal, "the blue-green-2 ceremony's thread")?;
     let took = t0.elapsed();
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (reads_ok, reads_failed) = read_task.await.map_err(|e| Error::failed(e.to_string()))?;
-    let (mut nonces, frozen, sign_failed) =
-        sign_task.await.map_err(|e| Error::failed(e.to_string()))?;
+    let (reads_ok, reads_failed) = read_task
+        .await
+        .with_kind(Kind::Internal, "the reads' load task")?;
+    let (mut nonces, frozen, sign_failed) = sign_task
+        .await
+        .with_kind(Kind::Internal, "the signatures' load task")?;
     match outcome? {
         0 => {}
         code => return Err(ceremony_failed(dir, "blue-green-2", code)),

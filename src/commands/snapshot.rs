@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use crate::cli::SnapshotVerifyArgs;
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Result};
 use crate::flows::poll::poll;
 use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
@@ -108,13 +108,7 @@ pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
         Ok(m) => m,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
-            return Err(Error::new(
-                e.kind,
-                format!(
-                    "the server sent something that is not a snapshot: {}",
-                    e.message
-                ),
-            ));
+            return Err(e.doing("the server sent something that is not a snapshot"));
         }
     };
     std::fs::rename(&partial, out).map_err(|e| {
@@ -154,8 +148,8 @@ pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
         plugin_sha256,
         custody_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let manifest_bytes =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| Error::failed(e.to_string()))?;
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest)
+        .with_kind(crate::error::Kind::Internal, "serializing the manifest")?;
     write_private(&manifest_file, &manifest_bytes, false)?;
     let head = ctx.transcript.append(
         Step::new(

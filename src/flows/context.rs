@@ -174,5 +174,5 @@ pub fn node_error(what: &str, e: crate::vault::NodeError) -> Error {
         NodeError::Unreachable(_) => crate::error::Kind::Precondition,
         _ => crate::error::Kind::Failed,
     };
-    Error::new(kind, format!("{what}: {e}"))
+    Error::new(kind, what).caused_by(e)
 }

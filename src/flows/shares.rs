@@ -77,11 +77,11 @@ pub fn decrypt_share_file(
         ))
     })?;
     let message = pgp::dearmor(&data).map_err(|e| {
-        Error::usage(format!(
-            "--share-file {}: {}",
-            share_file.display(),
-            e.message
-        ))
+        let e = e.doing(format!("--share-file {}", share_file.display()));
+        Error {
+            kind: crate::error::Kind::Usage,
+            ..e
+        }
     })?;
     let key = SecretKeyFile::load(key_file)?;
     let passphrase = match passphrase_file {
@@ -117,9 +117,7 @@ fn decrypt_error(share_file: &Path, e: DecryptError) -> Error {
         DecryptError::WrongPassphrase { key } => Error::usage(format!(
             "the passphrase does not unlock secret key {key}; nothing was sent"
         )),
-        DecryptError::Other(e) => {
-            Error::new(e.kind, format!("{}: {}", share_file.display(), e.message))
-        }
+        DecryptError::Other(e) => e.doing(share_file.display()),
     }
 }
 

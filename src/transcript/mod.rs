@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Result};
 
 pub const FORMAT_VERSION: u64 = 1;
 /// The `prev` of the first line.
@@ -94,7 +94,10 @@ impl Transcript {
         });
         let hash = entry_hash(&entry);
         entry["hash"] = Value::String(hash.clone());
-        let mut line = serde_json::to_vec(&entry).map_err(|e| Error::failed(e.to_string()))?;
+        let mut line = serde_json::to_vec(&entry).with_kind(
+            crate::error::Kind::Internal,
+            "serializing a transcript line",
+        )?;
         line.push(b'\n');
         let mut file = OpenOptions::new()
             .create(true)

@@ -66,6 +66,12 @@ impl Ui {
 
     pub fn error(&self, err: &Error) {
         eprintln!("error: {}", err.message);
+        for cause in err.causes() {
+            eprintln!("caused by: {cause}");
+        }
+        if err.kind == crate::error::Kind::Internal {
+            eprintln!("this is a bug in custody: please report it with the lines above");
+        }
         for h in &err.hints {
             eprintln!("hint: {h}");
         }

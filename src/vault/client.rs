@@ -36,6 +36,8 @@ impl std::fmt::Display for NodeError {
     }
 }
 
+impl std::error::Error for NodeError {}
+
 impl NodeError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, NodeError::Unreachable(_))
