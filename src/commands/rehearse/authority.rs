@@ -1,0 +1,198 @@
+//! Ceremony 4 in the rehearsal: the Authority, and what its signer token may and may not do.
+
+use super::*;
+
+/// Ceremony 4: the ceremony token, no standing root, the quorum's root token, the plugin, the
+/// Authority, a signature by its signer token, and the root revoked again.
+pub(super) async fn authority(
+    inner: &Ctx,
+    dir: &Path,
+    out: &Path,
+    holders: &[Holder],
+    operator: &Holder,
+    plugin: &Path,
+) -> Result<Authority> {
+    // The operator decrypts each token into a 0600 file when the script says so; the script
+    // stops where a file it needs is missing, and resumes once it is there.
+    let init_root = decrypt_token(
+        &crate::flows::files::root_token_path(out, &operator.fingerprint),
+        &operator.secret,
+    )?;
+    let init_root_file = dir.join("init-root.token");
+    write_private(&init_root_file, init_root.expose().as_bytes(), false)?;
+    let ceremony_file = dir.join("ceremony.token");
+    let root_file = dir.join("root.token");
+    let contract = CONTRACT;
+    let globals = ceremony_globals(
+        &inner.addrs,
+        inner.ca_cert.as_deref().expect("the rehearsal's CA"),
+        inner.transcript.path(),
+    );
+    let params = [
+        ("operator_key", operator.public.display().to_string()),
+        ("init_root_token_file", init_root_file.display().to_string()),
+        ("ceremony_token_file", ceremony_file.display().to_string()),
+        ("root_token_file", root_file.display().to_string()),
+        ("plugin_bin", plugin.display().to_string()),
+        ("chain_id", "31337".to_owned()),
+        ("contract", contract.to_owned()),
+    ];
+    let quorum = pick(holders, &[1, 3, 4]);
+    let shares = share_lines(&decrypt_shares(inner, out, &quorum)?);
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let code = run_ceremony(dir, &globals, "authority", &params, Some(&shares))?;
+        if code == 0 {
+            break;
+        }
+        let ceremony_asc = dir.join("ceremony-token.asc");
+        let root_asc = dir.join("root-token.quorum.asc");
+        if runs > 3 {
+            return Err(ceremony_failed(dir, "authority", code));
+        } else if ceremony_asc.is_file() && !ceremony_file.exists() {
+            write_private(
+                &ceremony_file,
+                decrypt_token(&ceremony_asc, &operator.secret)?
+                    .expose()
+                    .as_bytes(),
+                false,
+            )?;
+        } else if root_asc.is_file() && !root_file.exists() {
+            write_private(
+                &root_file,
+                decrypt_token(&root_asc, &operator.secret)?
+                    .expose()
+                    .as_bytes(),
+                false,
+            )?;
+        } else {
+            return Err(ceremony_failed(dir, "authority", code));
+        }
+    }
+    let root = decrypt_token(&dir.join("root-token.quorum.asc"), &operator.secret)?;
+    let as_root = as_token(inner, Some(root.clone()));
+    let wrap_file = dir.join("authority-signer.wrap");
+
+    // The signing service's side: unwrap once, sign an allowed call, be refused anything else.
+    let vault = as_root.vault()?;
+    let addr = crate::flows::active_node(&vault, &inner.addrs).await?;
+    let account = vault
+        .signer(MOUNT)
+        .account(&addr, AUTHORITY)
+        .await
+        .map_err(|e| crate::flows::node_error("reading the Authority", e))?;
+    let address = account["address"].as_str().unwrap_or_default().to_owned();
+    let wrapping = crate::flows::files::read_wrapping_token(&wrap_file)?;
+    let (signer, _) = vault
+        .with_token(Some(wrapping))
+        .unwrap_token(&addr)
+        .await
+        .map_err(|e| crate::flows::node_error("unwrapping the signer token", e))?;
+    let as_signer = vault.with_token(Some(signer.clone()));
+    let call = format!("0xbaa47694{}", "00".repeat(32));
+    let tx = as_signer
+        .signer(MOUNT)
+        .sign(
+            &addr,
+            AUTHORITY,
+            Signing::Tx,
+            &submit_block(contract, &call),
+        )
+        .await
+        .map_err(|e| crate::flows::node_error("signing submitBlock with the signer token", e))?;
+    if tx["from"] != address.as_str() {
+        return Err(Error::verification(
+            "the signature does not come from the Authority",
+        ));
+    }
+    if as_signer
+        .signer(MOUNT)
+        .set_frozen(&addr, true)
+        .await
+        .is_ok()
+    {
+        return Err(Error::verification(
+            "the signer token could change the mount's config",
+        ));
+    }
+    signer_rules_hold(&as_signer, &vault, &addr, contract, &tx).await?;
+    let summary = format!(
+        "ceremonies/authority.toml in {runs} runs (it resumed after each token the operator decrypted): ceremony token, \
+         init root revoked, root from holders 2, 4, 5, plugin mounted, Authority {address} (submitBlock only) signed by \
+         its unwrapped signer token, which was refused a message, typed data and a fee above the cap (no nonce used)"
+    );
+    Ok(Authority {
+        summary,
+        root,
+        address,
+        signer,
+    })
+}
+
+/// What a stolen signer token would try, refused by the Authority's rules (403), with no nonce
+/// used: a message, an ERC-2612-style permit, and a submitBlock above the script's fee cap.
+pub(super) async fn signer_rules_hold(
+    as_signer: &Vault,
+    as_root: &Vault,
+    addr: &crate::vault::Addr,
+    contract: &str,
+    signed: &serde_json::Value,
+) -> Result<()> {
+    let call = format!("0xbaa47694{}", "00".repeat(32));
+    let permit = json!({
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+            "Permit": [{"name": "spender", "type": "address"}, {"name": "value", "type": "uint256"}]
+        },
+        "primaryType": "Permit",
+        "domain": {"name": "Token", "chainId": signed["chain_id"], "verifyingContract": contract},
+        "message": {"spender": contract, "value": "1"}
+    });
+    let mut above_cap = submit_block(contract, &call);
+    above_cap["max_fee_per_gas"] = json!("1000000000000");
+    let attempts = [
+        (Signing::Message, json!({ "message": "permit me" })),
+        (Signing::TypedData, json!({ "typed_data": permit })),
+        (Signing::Tx, above_cap),
+    ];
+    for (what, body) in attempts {
+        let path = what.leaf();
+        match as_signer
+            .signer(MOUNT)
+            .sign(addr, AUTHORITY, what, &body)
+            .await
+        {
+            Err(crate::vault::NodeError::Api { status: 403, .. }) => {}
+            other => {
+                return Err(Error::verification(format!(
+                    "the Authority's rules did not refuse {path} by its signer token: {other:?}"
+                )));
+            }
+        }
+    }
+    let next = as_root
+        .signer(MOUNT)
+        .next_nonce(addr, AUTHORITY)
+        .await
+        .map_err(|e| crate::flows::node_error("reading the Authority's nonce", e))?;
+    let used = signed["nonce"].as_u64();
+    if used.map(|n| n + 1) != Some(next) {
+        return Err(Error::verification(format!(
+            "a refused signature moved the Authority's nonce: {next} after nonce {used:?} was signed"
+        )));
+    }
+    Ok(())
+}
+
+/// The Authority's one allowed call, with fees under the ceremony script's caps.
+pub(super) fn submit_block(contract: &str, call: &str) -> serde_json::Value {
+    json!({ "to": contract, "data": call, "gas": 100000, "max_fee_per_gas": "2000000000", "max_priority_fee_per_gas": "1000000000" })
+}
+
+pub(super) struct Authority {
+    pub(super) summary: String,
+    pub(super) root: SecretString,
+    pub(super) address: String,
+    pub(super) signer: SecretString,
+}

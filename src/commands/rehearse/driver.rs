@@ -1,0 +1,108 @@
+//! The ceremony subprocess driver: each ceremony script run as its own `custody ceremony run`
+//! process, the way an operator runs it, with its output kept in a log.
+
+use super::*;
+
+/// The global options of a ceremony run against `addrs`.
+pub(super) fn ceremony_globals(
+    addrs: &[crate::vault::Addr],
+    ca: &Path,
+    transcript: &Path,
+) -> Vec<String> {
+    crate::cli::GlobalArgs {
+        addr: addrs.iter().map(ToString::to_string).collect(),
+        ca_cert: Some(ca.to_owned()),
+        format: crate::cli::Format::Text,
+        transcript: transcript.to_owned(),
+        yes: true,
+        token_file: None,
+    }
+    .to_argv()
+}
+
+/// Runs `custody ceremony run NAME` as its own process, the way an operator does, in the
+/// rehearsal's directory; `stdin` carries the holders' shares, from memory. Its output goes to
+/// `ceremony-NAME.log` there. Returns the exit code.
+pub(super) fn run_ceremony(
+    dir: &Path,
+    globals: &[String],
+    name: &str,
+    params: &[(&str, String)],
+    stdin: Option<&[u8]>,
+) -> Result<i32> {
+    let bao = find_bao(None).ok();
+    use std::io::Write as _;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::failed(format!("finding custody itself: {e}")))?;
+    let log = dir.join(format!("ceremony-{name}.log"));
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| Error::failed(format!("{}: {e}", log.display())))?;
+    let err = out
+        .try_clone()
+        .context(format!("{}: a second handle for stderr", log.display()))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.current_dir(dir).args(globals).args([
+        "ceremony",
+        "run",
+        name,
+        "--state",
+        &format!("ceremony-{name}.state.json"),
+    ]);
+    if let Some(b) = bao {
+        cmd.env("CUSTODY_BAO_BIN", b);
+    }
+    for (k, v) in params {
+        cmd.arg("--param").arg(format!("{k}={v}"));
+    }
+    cmd.stdin(if stdin.is_some() {
+        std::process::Stdio::piped()
+    } else {
+        std::process::Stdio::null()
+    })
+    .stdout(out)
+    .stderr(err);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::failed(format!("starting ceremony {name}: {e}")))?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(data);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::failed(format!("ceremony {name}: {e}")))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+pub(super) fn ceremony_failed(dir: &Path, name: &str, code: i32) -> Error {
+    let log = std::fs::read_to_string(dir.join(format!("ceremony-{name}.log"))).unwrap_or_default();
+    Error::failed(format!(
+        "ceremony {name} exited {code}:\n{}",
+        tail(&log, 30)
+    ))
+}
+
+pub(super) fn expect_ceremony(
+    dir: &Path,
+    globals: &[String],
+    name: &str,
+    params: &[(&str, String)],
+    stdin: Option<&[u8]>,
+) -> Result<()> {
+    match run_ceremony(dir, globals, name, params, stdin)? {
+        0 => Ok(()),
+        code => Err(ceremony_failed(dir, name, code)),
+    }
+}
+
+/// The quorum's shares, one per line, in zeroizing memory (for a ceremony's stdin).
+pub(super) fn share_lines(shares: &Shares) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut v = zeroize::Zeroizing::new(Vec::new());
+    for s in &shares.shares {
+        v.extend_from_slice(s.text.expose().as_bytes());
+        v.push(b'\n');
+    }
+    v
+}

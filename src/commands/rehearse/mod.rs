@@ -1,0 +1,313 @@
+//! `custody rehearse`: the lifecycle implemented so far, on throwaway local clusters, with
+//! generated holder keys. It proves each step by checking the servers' own answers.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::RehearseArgs;
+use crate::error::{Context as _, Error, Kind, Result};
+use crate::flows::Ctx;
+use crate::flows::nodes::{NodeStatus, all_status};
+use crate::flows::poll::poll;
+use crate::flows::shares::{Shares, decrypt_share_file};
+use crate::flows::unseal::{NodeState, UnsealReport, record, unseal_with};
+use crate::fsutil::write_private;
+use crate::localcluster::{ClusterSpec, LocalCluster, find_bao};
+use crate::pgp::keygen::generate_cv25519;
+use crate::secret::SecretString;
+use crate::shamir;
+use crate::transcript::{Transcript, verify_file};
+use crate::ui::Ui;
+use crate::vault::{HaRole, Signing, Vault};
+
+mod authority;
+mod blue;
+mod cutover;
+mod driver;
+mod snapshots;
+
+use authority::{Authority, authority, submit_block};
+use cutover::phase2;
+use driver::{ceremony_failed, ceremony_globals, expect_ceremony, run_ceremony, share_lines};
+use snapshots::snapshots;
+
+const HOLDERS: usize = 5;
+/// Where the rehearsal mounts the signer, the Authority's account name, and the contract its
+/// allow-list names (the rehearsal never reaches a chain).
+const MOUNT: &str = "ethereum";
+const AUTHORITY: &str = "authority";
+const CONTRACT: &str = "0x1111111111111111111111111111111111111111";
+const THRESHOLD: u32 = 3;
+const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(Debug, Serialize)]
+struct Proof {
+    step: String,
+    proved: String,
+    seconds: f64,
+}
+
+struct Holder {
+    fingerprint: String,
+    public: PathBuf,
+    secret: PathBuf,
+}
+
+pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
+    let bao = find_bao(args.bao_bin.as_deref())?;
+    let plugin = find_plugin(args.plugin_bin.as_deref())?;
+    let work = tempfile::Builder::new()
+        .prefix("custody-rehearsal-")
+        .tempdir()
+        .map_err(|e| Error::failed(format!("making the rehearsal directory: {e}")))?;
+    let dir = work.path().to_owned();
+    let started = Instant::now();
+    let result = rehearse(ctx, &bao, &plugin, &dir).await;
+    let elapsed = started.elapsed();
+    match &result {
+        Ok(_) if !args.keep => drop(work),
+        _ => {
+            let kept = work.keep();
+            ctx.ui.status(format!(
+                "The rehearsal's files are kept in {}",
+                kept.display()
+            ));
+        }
+    }
+    let (proofs, head) = result?;
+    let mut text = String::from("Rehearsal passed. What it proved:\n");
+    for (i, p) in proofs.iter().enumerate() {
+        text.push_str(&format!(
+            "  {:>2}. {:<40} {:>6.1} s  {}\n",
+            i + 1,
+            p.step,
+            p.seconds,
+            p.proved
+        ));
+    }
+    text.push_str(&format!(
+        "Total {:.1} s. Transcript head: {head}\nNothing is left running or on disk{}.",
+        elapsed.as_secs_f64(),
+        if args.keep {
+            " but the kept directory"
+        } else {
+            ""
+        }
+    ));
+    ctx.ui.result(&text, json!({ "ok": true, "proofs": proofs, "seconds": elapsed.as_secs_f64(), "transcript_head": head }));
+    Ok(())
+}
+
+/// The signer plugin: the given file, or `custody-signer` beside the running custody.
+fn find_plugin(explicit: Option<&Path>) -> Result<PathBuf> {
+    let path = match explicit {
+        Some(p) => p.to_owned(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join("custody-signer")))
+            .unwrap_or_else(|| PathBuf::from("custody-signer")),
+    };
+    if !path.is_file() {
+        return Err(Error::precondition(format!("the signer plugin {} was not found", path.display()))
+            .hint("build it (cargo build --workspace --bins; scripts/rehearse does), or give --plugin-bin FILE"));
+    }
+    Ok(path)
+}
+
+async fn rehearse(
+    ctx: &Ctx,
+    bao: &Path,
+    plugin: &Path,
+    dir: &Path,
+) -> Result<(Vec<Proof>, String)> {
+    let mut proofs = Proofs::new(&ctx.ui);
+    let (holders, operator) = blue::holder_keys(dir)?;
+    proofs.prove(
+        "holder keys",
+        format!("{HOLDERS} holders and the operator have v4 Cv25519 keys"),
+    );
+
+    let mut cluster = LocalCluster::start(ClusterSpec {
+        dir: Some(dir.join("blue")),
+        plugins: vec![plugin.to_owned()],
+        ..ClusterSpec::raft("rehearsal-blue", 3, bao.to_owned())
+    })?;
+    let inner = Ctx {
+        ui: Ui::silent(),
+        addrs: cluster.addrs(),
+        ca_cert: Some(cluster.ca_cert.clone()),
+        transcript: Transcript::at(dir.join("custody-transcript.jsonl")),
+        token: None,
+    };
+    proofs.prove(
+        "cluster started",
+        "3 OpenBao nodes on 127.0.0.1, TLS from a CA made for this run, the signer in their plugin_directory".into(),
+    );
+
+    let blue = blue::Blue {
+        ctx: &inner,
+        dir,
+        globals: ceremony_globals(&cluster.addrs(), &cluster.ca_cert, inner.transcript.path()),
+        holders: &holders,
+        operator: &operator,
+        out: dir.join("init"),
+    };
+    proofs.prove("init (ceremony 1)", blue.init(&cluster)?);
+    proofs.prove("unseal, fresh cluster", blue.fresh_unseal(&cluster).await?);
+    proofs.prove("remove bastion (ceremony 3)", blue.remove_bastion()?);
+    proofs.prove(
+        "restart + unseal one by one",
+        blue.restart_and_unseal(&mut cluster).await?,
+    );
+
+    let out = &blue.out;
+    let auth = authority(&inner, dir, out, &holders, &operator, plugin).await?;
+    proofs.prove("authority (ceremony 4)", auth.summary.clone());
+
+    let (snap, green, reader) = snapshots(&inner, dir, bao, plugin, out, &holders, &auth).await?;
+    proofs.prove("snapshot + green (ceremony 5, phase 1)", snap);
+
+    let switched = phase2(&inner, &cluster, &green, dir, &auth, &reader).await?;
+    proofs.prove("cutover (phase 2)", switched);
+
+    proofs.prove(
+        "root revoked",
+        blue::root_revoked(&cluster, &green, &auth).await?,
+    );
+    drop(green);
+
+    let head = verify_file(inner.transcript.path())?;
+    proofs.prove(
+        "transcript verify",
+        format!("{} entries, hash chain intact", head.entries),
+    );
+    cluster.stop_all();
+    drop(cluster);
+    Ok((proofs.done, head.head_hash))
+}
+
+/// What each step proved and how long it took, shown as it happens.
+struct Proofs<'a> {
+    ui: &'a Ui,
+    done: Vec<Proof>,
+    step: Instant,
+}
+
+impl<'a> Proofs<'a> {
+    fn new(ui: &'a Ui) -> Proofs<'a> {
+        Proofs {
+            ui,
+            done: Vec::new(),
+            step: Instant::now(),
+        }
+    }
+
+    fn prove(&mut self, name: &str, proved: String) {
+        self.ui.status(format!("ok  {name}: {proved}"));
+        self.done.push(Proof {
+            step: name.to_owned(),
+            proved,
+            seconds: self.step.elapsed().as_secs_f64(),
+        });
+        self.step = Instant::now();
+    }
+}
+
+/// The holders at these positions (0-based): a quorum, or the holders who come later.
+fn pick<'h>(holders: &'h [Holder], which: &[usize]) -> Vec<&'h Holder> {
+    which.iter().map(|i| &holders[*i]).collect()
+}
+
+fn decrypt_shares(ctx: &Ctx, out: &Path, holders: &[&Holder]) -> Result<Shares> {
+    let mut shares = Vec::new();
+    let mut fprs = Vec::new();
+    for h in holders {
+        let (text, fpr) = decrypt_share_file(
+            ctx,
+            &crate::flows::files::share_path(out, &h.fingerprint),
+            &h.secret,
+            None,
+        )?;
+        shares.push(shamir::parse_share(&text, &format!("holder {fpr}")).map_err(Error::failed)?);
+        fprs.push(fpr);
+    }
+    Ok(Shares {
+        shares,
+        holders: fprs,
+    })
+}
+
+fn expect_all_unsealed(report: &UnsealReport, cluster: &LocalCluster) -> Result<()> {
+    if report.nodes.iter().all(|n| n.state == NodeState::Unsealed) {
+        return Ok(());
+    }
+    Err(Error::failed(format!(
+        "not every node was unsealed: {}\n{}",
+        serde_json::to_string(&report.nodes).unwrap_or_default(),
+        tail(&cluster.logs(), 40)
+    )))
+}
+
+/// One PEM file trusting both clusters' CAs, for clients that reach either through the balancer.
+fn ca_bundle(dir: &Path, blue: &Path, green: &Path) -> Result<PathBuf> {
+    let both = dir.join("blue-green-ca.pem");
+    let mut pem = std::fs::read(blue).context(format!("reading {}", blue.display()))?;
+    pem.extend(std::fs::read(green).context(format!("reading {}", green.display()))?);
+    std::fs::write(&both, pem).context(format!("writing {}", both.display()))?;
+    Ok(both)
+}
+
+/// Waits until one node is active and the others standby; returns "1 active, 2 standby".
+async fn wait_roles(vault: &Vault, ctx: &Ctx, bound: Duration) -> Result<String> {
+    poll(bound, Duration::from_millis(250), || async {
+        let nodes: Vec<NodeStatus> = all_status(vault, &ctx.addrs).await;
+        let count = |role| nodes.iter().filter(|n| n.ha_role == Some(role)).count();
+        let (active, standby) = (count(HaRole::Active), count(HaRole::Standby));
+        let roles = format!("{active} active, {standby} standby");
+        if active == 1 && active + standby == nodes.len() {
+            Ok(roles)
+        } else {
+            Err(roles)
+        }
+    })
+    .await
+    .map_err(|roles| Error::failed(format!("the cluster did not settle: {roles}")))
+}
+
+fn rehearsal_failed(step: &str, e: Error, cluster: &LocalCluster) -> Error {
+    let logs = tail(&cluster.logs(), 40);
+    e.doing(format!("rehearsal step {step} failed"))
+        .hint(format!("the servers' last log lines:\n{logs}"))
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The same nodes, CA and transcript, with another token.
+fn as_token(ctx: &Ctx, token: Option<SecretString>) -> Ctx {
+    Ctx {
+        ui: Ui::silent(),
+        addrs: ctx.addrs.clone(),
+        ca_cert: ctx.ca_cert.clone(),
+        transcript: Transcript::at(ctx.transcript.path()),
+        token,
+    }
+}
+
+/// Decrypts a token file custody wrote, with the operator's secret key, in memory.
+fn decrypt_token(file: &Path, key: &Path) -> Result<SecretString> {
+    let message = crate::pgp::dearmor(
+        &std::fs::read(file).map_err(|e| Error::failed(format!("{}: {e}", file.display())))?,
+    )?;
+    let plain = crate::pgp::SecretKeyFile::load(key)?
+        .decrypt(&message, None)
+        .map_err(|e| Error::failed(format!("decrypting {}: {e:?}", file.display())))?;
+    let text =
+        std::str::from_utf8(plain.expose()).map_err(|_| Error::failed("the token is not text"))?;
+    Ok(SecretString::new(text.trim().to_owned()))
+}
