@@ -173,11 +173,9 @@ async fn rehearse(
     let switched = phase2(&inner, &cluster, &green, dir, &auth, &reader).await?;
     proofs.prove("cutover (phase 2)", switched);
 
-    proofs.prove(
-        "root revoked",
-        blue::root_revoked(&cluster, &green, &auth).await?,
-    );
+    let revoked = blue::root_revoked(&cluster, &green, &auth).await?;
     drop(green);
+    proofs.prove("root revoked", revoked);
 
     let head = verify_file(inner.transcript.path())?;
     proofs.prove(
