@@ -10,12 +10,13 @@ use serde_json::json;
 
 use crate::cli::RootGenerateArgs;
 use crate::error::{Error, Kind, Result};
-use crate::flows::shares::gather;
+use crate::flows::shares::{Shares, gather};
 use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::pgp;
+use crate::pgp::HolderCert;
 use crate::transcript::Step;
-use crate::vault::{Family, NodeError, OrphanToken};
+use crate::vault::{Addr, Attempt, Family, NodeError, OrphanToken, Vault};
 
 pub const CEREMONY_POLICY: &str = "custody-ceremony";
 /// The ceremony token's only power: the authenticated root generation of OpenBao 2.6+.
@@ -148,36 +149,33 @@ pub async fn revoke(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// Where a root generation runs: the active node, the server's family of endpoints.
+struct Target {
+    vault: Vault,
+    addr: Addr,
+    family: Family,
+}
+
+impl Target {
+    fn family_text(&self) -> &'static str {
+        match self.family {
+            Family::Authenticated => "authenticated sys/generate-root-token (OpenBao 2.6+)",
+            Family::Classic => "classic sys/generate-root",
+        }
+    }
+}
+
 pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
     let vault = ctx.vault()?;
-    let addrs = ctx.require_addrs()?;
-    let addr = active_node(&vault, addrs).await?;
+    let addr = active_node(&vault, ctx.require_addrs()?).await?;
     let family = crate::flows::root_generation::detect_family(&vault, &addr).await?;
-    let base = family.base();
-    let family_text = match family {
-        Family::Authenticated => "authenticated sys/generate-root-token (OpenBao 2.6+)",
-        Family::Classic => "classic sys/generate-root",
+    let target = Target {
+        vault,
+        addr,
+        family,
     };
-
     if args.cancel {
-        vault
-            .root_generation_cancel(&addr, family)
-            .await
-            .map_err(|e| node_error("cancelling the root generation", e))?;
-        let head = ctx.transcript.append(Step::new(
-            "configure",
-            "root-generate-cancel",
-            "operator",
-            json!({ "endpoint": base }),
-        ))?;
-        ctx.ui.result(
-            &format!(
-                "The root generation attempt is cancelled ({family_text}).\nTranscript head: {}",
-                head.head_hash
-            ),
-            json!({ "cancelled": true, "endpoint": base, "transcript_head": head.head_hash }),
-        );
-        return Ok(());
+        return cancel(ctx, &target).await;
     }
     let (Some(pgp_key), Some(out)) = (&args.pgp_key, &args.out) else {
         return Err(Error::usage(
@@ -186,15 +184,51 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
     };
     let cert = pgp::load_holder_cert(pgp_key)?;
     refuse_existing(out)?;
+    let attempt = join_or_start(ctx, &target, &cert).await?;
+    let need = attempt.required.saturating_sub(attempt.progress);
+    let shares = gather(ctx, &args.shares, need)?;
+    let (attempt, refused) = give_shares(ctx, &target, attempt, &shares).await?;
+    finish(ctx, &target, &cert, out, &attempt, &shares, refused)
+}
 
+/// `--cancel`: the attempt in progress is dropped.
+async fn cancel(ctx: &Ctx, target: &Target) -> Result<()> {
+    let (vault, addr, family) = (&target.vault, &target.addr, target.family);
+    let base = family.base();
+    let family_text = target.family_text();
+    vault
+        .root_generation_cancel(addr, family)
+        .await
+        .map_err(|e| node_error("cancelling the root generation", e))?;
+    let head = ctx.transcript.append(Step::new(
+        "configure",
+        "root-generate-cancel",
+        "operator",
+        json!({ "endpoint": base }),
+    ))?;
+    ctx.ui.result(
+        &format!(
+            "The root generation attempt is cancelled ({family_text}).\nTranscript head: {}",
+            head.head_hash
+        ),
+        json!({ "cancelled": true, "endpoint": base, "transcript_head": head.head_hash }),
+    );
+    Ok(())
+}
+
+/// The attempt in progress, or a new one encrypting the token to `cert`; refused when the
+/// attempt in progress encrypts to another key.
+async fn join_or_start(ctx: &Ctx, target: &Target, cert: &HolderCert) -> Result<Attempt> {
+    let (vault, addr, family) = (&target.vault, &target.addr, target.family);
+    let family_text = target.family_text();
     let mut attempt = vault
-        .root_generation_attempt(&addr, family)
+        .root_generation_attempt(addr, family)
         .await
         .map_err(|e| node_error("reading the root generation", e))?;
     if !attempt.started {
         let encoded = cert.vault_encoding()?;
         attempt = vault
-            .root_generation_start(&addr, family, Some(&encoded))
+            .root_generation_start(addr, family, Some(&encoded))
             .await
             .map_err(|e| node_error("starting the root generation", e))?;
         ctx.ui.status(format!(
@@ -217,13 +251,23 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
         attempt.nonce, attempt.progress, attempt.required
     ));
 
-    let need = attempt.required.saturating_sub(attempt.progress);
-    let shares = gather(ctx, &args.shares, need)?;
+    Ok(attempt)
+}
+
+/// Gives each share to the attempt until it completes; a share the server cannot use makes it
+/// start over, which is reported (the refusal's words) rather than an error here.
+async fn give_shares(
+    ctx: &Ctx,
+    target: &Target,
+    mut attempt: Attempt,
+    shares: &Shares,
+) -> Result<(Attempt, Option<String>)> {
+    let (vault, addr, family) = (&target.vault, &target.addr, target.family);
     let mut refused = None;
     for share in &shares.shares {
         let nonce = attempt.nonce.clone();
         match vault
-            .root_generation_update(&addr, family, &share.text, &nonce)
+            .root_generation_update(addr, family, &share.text, &nonce)
             .await
         {
             Ok(next) => {
@@ -257,6 +301,20 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
         }
     }
 
+    Ok((attempt, refused))
+}
+
+/// Records the outcome; on completion, writes the encrypted root token and checks its recipient.
+fn finish(
+    ctx: &Ctx,
+    target: &Target,
+    cert: &HolderCert,
+    out: &Path,
+    attempt: &Attempt,
+    shares: &Shares,
+    refused: Option<String>,
+) -> Result<()> {
+    let base = target.family.base();
     let mut facts = json!({
         "endpoint": base,
         "nonce": attempt.nonce,
@@ -293,7 +351,7 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
     let binary = base64::engine::general_purpose::STANDARD
         .decode(attempt.encoded().trim())
         .map_err(|e| Error::verification(format!("the encoded root token is not base64: {e}")))?;
-    let addressed = crate::pgp::addressed_only_to(&binary, &cert);
+    let addressed = crate::pgp::addressed_only_to(&binary, cert);
     let armored = pgp::armor_message(&binary)?;
     write_private(out, &armored, false)?;
     let sha = crate::digest::sha256_hex(&armored);

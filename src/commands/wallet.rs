@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::transcript::Step;
-use crate::vault::{NodeError, OrphanToken};
+use crate::vault::{Addr, NodeError, OrphanToken, SignerMount, Vault, WrapInfo};
 
 /// How long the wrapped signer token can wait to be unwrapped.
 pub const WRAP_TTL: &str = "300s";
@@ -45,8 +45,17 @@ fn parse_chain_id(s: &str) -> Result<u64> {
     }
 }
 
-pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
-    ctx.require_token("wallet create (a root token from the quorum)")?;
+/// What `wallet create` will do, every input checked before anything is sent.
+struct Plan<'a> {
+    name: &'a str,
+    mount: &'a str,
+    chain_id: u64,
+    /// The account's rules as the plugin takes them; it checks every one before it makes a key.
+    body: Value,
+    inert: bool,
+}
+
+fn plan(args: &WalletCreateArgs) -> Result<Plan<'_>> {
     let chain_id = parse_chain_id(&args.chain_id)?;
     if !crate::vault::valid_path_segment(&args.mount) {
         return Err(Error::usage(format!(
@@ -63,39 +72,6 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
         )));
     }
     refuse_existing(&args.signer_token_out)?;
-    let vault = ctx.vault()?;
-    let addr = active_node(&vault, ctx.require_addrs()?).await?;
-    let mount = &args.mount;
-    let signer = vault.signer(mount);
-
-    match signer.account(&addr, name).await {
-        Ok(_) => {
-            return Err(Error::precondition(format!(
-                "account {name} already exists at {mount}/: the Authority is created exactly once; nothing was changed"
-            )));
-        }
-        Err(NodeError::Api { status: 404, .. }) => {}
-        Err(e) => {
-            return Err(node_error(
-                &format!("reading {mount}/accounts/{name} (is the plugin installed?)"),
-                e,
-            ));
-        }
-    }
-    let config = signer
-        .config(&addr)
-        .await
-        .map_err(|e| node_error("reading the mount's config", e))?;
-    let pinned = config["chain_id"].as_u64();
-    if let Some(p) = pinned
-        && p != chain_id
-    {
-        return Err(Error::precondition(format!(
-            "{mount}/ signs for chain {p}, not --chain-id {chain_id}; nothing was changed"
-        )));
-    }
-
-    // The plugin checks every constraint before it creates anything.
     let mut body = json!({
         "allowed_to": args.allowed_to,
         "allowed_calls": args.allowed_calls,
@@ -112,30 +88,76 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
             body[field] = json!(v);
         }
     }
-    let account = signer
-        .create_account(&addr, name, &body)
-        .await
-        .map_err(|e| node_error(&format!("creating account {name}; nothing was changed"), e))?;
-    if pinned.is_none() {
-        signer
-            .pin_chain_id(&addr, chain_id)
-            .await
-            .map_err(|e| node_error("pinning the chain id", e))?;
-    }
+    Ok(Plan {
+        name,
+        mount: &args.mount,
+        chain_id,
+        body,
+        inert: !args.unrestricted && args.allowed_to.is_empty() && args.allowed_calls.is_empty(),
+    })
+}
 
+/// The account must not exist yet, and the mount signs for this chain or none yet; returns the
+/// chain the mount already pins.
+async fn check_fresh(
+    signer: &SignerMount<'_>,
+    addr: &Addr,
+    plan: &Plan<'_>,
+) -> Result<Option<u64>> {
+    let (name, mount) = (plan.name, plan.mount);
+    match signer.account(addr, name).await {
+        Ok(_) => {
+            return Err(Error::precondition(format!(
+                "account {name} already exists at {mount}/: the Authority is created exactly once; nothing was changed"
+            )));
+        }
+        Err(NodeError::Api { status: 404, .. }) => {}
+        Err(e) => {
+            return Err(node_error(
+                &format!("reading {mount}/accounts/{name} (is the plugin installed?)"),
+                e,
+            ));
+        }
+    }
+    let config = signer
+        .config(addr)
+        .await
+        .map_err(|e| node_error("reading the mount's config", e))?;
+    let pinned = config["chain_id"].as_u64();
+    if let Some(p) = pinned
+        && p != plan.chain_id
+    {
+        return Err(Error::precondition(format!(
+            "{mount}/ signs for chain {p}, not --chain-id {}; nothing was changed",
+            plan.chain_id
+        )));
+    }
+    Ok(pinned)
+}
+
+/// The account's two policies, and a response-wrapped token of its signer policy.
+struct Access {
+    signer_name: String,
+    reader_name: String,
+    policy_sha256: Value,
+    wrap: WrapInfo,
+}
+
+async fn signer_access(vault: &Vault, addr: &Addr, plan: &Plan<'_>) -> Result<Access> {
+    let (name, mount) = (plan.name, plan.mount);
     let signer_name = format!("custody-{name}-signer");
     let reader_name = format!("custody-{name}-reader");
     let signer_text = signer_policy(mount, name);
     let reader_text = reader_policy(mount, name);
     for (policy, text) in [(&signer_name, &signer_text), (&reader_name, &reader_text)] {
         vault
-            .put_policy(&addr, policy, text)
+            .put_policy(addr, policy, text)
             .await
             .map_err(|e| node_error(&format!("writing policy {policy}"), e))?;
     }
     let wrap = vault
         .create_orphan_token_wrapped(
-            &addr,
+            addr,
             &OrphanToken {
                 policies: std::slice::from_ref(&signer_name),
                 period: Some("768h"),
@@ -145,11 +167,43 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
         )
         .await
         .map_err(|e| node_error("creating the signer token", e))?;
-    let token_file = zeroize::Zeroizing::new(format!("{}\n", wrap.token.expose()));
+    Ok(Access {
+        policy_sha256: json!({
+            signer_name.clone(): crate::digest::sha256_hex(signer_text.as_bytes()),
+            reader_name.clone(): crate::digest::sha256_hex(reader_text.as_bytes()),
+        }),
+        signer_name,
+        reader_name,
+        wrap,
+    })
+}
+
+pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
+    ctx.require_token("wallet create (a root token from the quorum)")?;
+    let plan = plan(args)?;
+    let (name, mount, chain_id) = (plan.name, plan.mount, plan.chain_id);
+    let vault = ctx.vault()?;
+    let addr = active_node(&vault, ctx.require_addrs()?).await?;
+    let signer = vault.signer(mount);
+    let pinned = check_fresh(&signer, &addr, &plan).await?;
+
+    let account = signer
+        .create_account(&addr, name, &plan.body)
+        .await
+        .map_err(|e| node_error(&format!("creating account {name}; nothing was changed"), e))?;
+    if pinned.is_none() {
+        signer
+            .pin_chain_id(&addr, chain_id)
+            .await
+            .map_err(|e| node_error("pinning the chain id", e))?;
+    }
+    let access = signer_access(&vault, &addr, &plan).await?;
+    let token_file = zeroize::Zeroizing::new(format!("{}\n", access.wrap.token.expose()));
     write_private(&args.signer_token_out, token_file.as_bytes(), false)?;
 
     let plugin_sha = vault.running_sha256(&addr, mount).await.unwrap_or_default();
     let address = account["address"].as_str().unwrap_or_default().to_owned();
+    let wrap = &access.wrap;
     let facts = json!({
         "account": name,
         "mount": mount,
@@ -163,10 +217,7 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
         "max_value_wei": account["max_value_wei"],
         "max_fee_per_gas_wei": account["max_fee_per_gas_wei"],
         "max_gas": account["max_gas"],
-        "policies": {
-            signer_name.clone(): crate::digest::sha256_hex(signer_text.as_bytes()),
-            reader_name.clone(): crate::digest::sha256_hex(reader_text.as_bytes()),
-        },
+        "policies": access.policy_sha256,
         "plugin_sha256": plugin_sha,
         "signer_token_wrap": { "accessor": wrap.accessor, "ttl": wrap.ttl, "creation_path": wrap.creation_path },
     });
@@ -176,8 +227,7 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
             &crate::digest::sha256_hex(token_file.as_bytes()),
         ),
     )?;
-    let inert = !args.unrestricted && args.allowed_to.is_empty() && args.allowed_calls.is_empty();
-    let signs = if inert {
+    let signs = if plan.inert {
         "Transactions: none until it is bound to its contract (no allow-list; --unrestricted was not asked for)\n"
     } else {
         ""
@@ -185,9 +235,11 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
     ctx.ui.result(
         &format!(
             "Account {name} created inside the plugin.\nAddress: {address}\nChain id: {chain_id}\n{signs}\
-             Policies: {signer_name}, {reader_name}\n\
+             Policies: {}, {}\n\
              Signer token: response-wrapped in {} (single use, valid {WRAP_TTL}); the signing service \
              unwraps it with `VAULT_TOKEN=$(cat FILE) bao unwrap`.\nTranscript head: {}",
+            access.signer_name,
+            access.reader_name,
             args.signer_token_out.display(),
             head.head_hash
         ),
