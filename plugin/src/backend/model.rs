@@ -112,16 +112,16 @@ impl Account {
             .iter()
             .map(|c| eth::parse_allowed_call(c))
             .collect::<Result<_, _>>()?;
-        let num = |field: &str, v: &Option<String>| -> Result<Option<U256>, String> {
+        // The stored caps are decimal text; each is read back with its field's own parser.
+        fn cap<T>(
+            field: &str,
+            v: &Option<String>,
+            parse: fn(&str, &Value) -> Result<T, String>,
+        ) -> Result<Option<T>, String> {
             v.as_ref()
-                .map(|s| eth::parse_u256(field, &Value::String(s.clone())))
+                .map(|s| parse(field, &Value::String(s.clone())))
                 .transpose()
-        };
-        let small = |field: &str, v: &Option<String>| -> Result<Option<u128>, String> {
-            v.as_ref()
-                .map(|s| eth::parse_u128(field, &Value::String(s.clone())))
-                .transpose()
-        };
+        }
         Ok(Account {
             name: name.to_owned(),
             address,
@@ -130,14 +130,18 @@ impl Account {
             allowed_to,
             allowed_calls,
             allowed_calls_text: record.allowed_calls.clone(),
-            max_value_wei: num("max_value_wei", &record.max_value_wei)?,
-            max_fee_per_gas_wei: small("max_fee_per_gas_wei", &record.max_fee_per_gas_wei)?,
-            max_gas_price_wei: small("max_gas_price_wei", &record.max_gas_price_wei)?,
-            max_gas: record
-                .max_gas
-                .as_ref()
-                .map(|s| eth::parse_u64("max_gas", &Value::String(s.clone())))
-                .transpose()?,
+            max_value_wei: cap("max_value_wei", &record.max_value_wei, eth::parse_u256)?,
+            max_fee_per_gas_wei: cap(
+                "max_fee_per_gas_wei",
+                &record.max_fee_per_gas_wei,
+                eth::parse_u128,
+            )?,
+            max_gas_price_wei: cap(
+                "max_gas_price_wei",
+                &record.max_gas_price_wei,
+                eth::parse_u128,
+            )?,
+            max_gas: cap("max_gas", &record.max_gas, eth::parse_u64)?,
             allow_sign_message: record.allow_sign_message,
             allow_sign_typed_data: record.allow_sign_typed_data,
             unrestricted: record.unrestricted,
@@ -165,9 +169,7 @@ impl Account {
             "deletable": self.deletable,
         })
     }
-}
 
-impl Account {
     /// Whether the account signs any transaction at all: it has an allow-list, or was created
     /// unrestricted.
     pub fn signs_transactions(&self) -> bool {

@@ -163,14 +163,17 @@ pub(super) fn parse_tx(f: &Fields, chain_id: u64) -> Result<TxAsk, Reply> {
     })
 }
 
+/// A request the account's rules refuse (403).
+fn refused(a: &Account, what: impl std::fmt::Display) -> Reply {
+    Reply::Coded(
+        403,
+        format!("account {}: {what}; nothing was signed", a.name),
+    )
+}
+
 /// The account's constraints, all of them, on this transaction.
 fn check_constraints(a: &Account, tx: &TxAsk) -> Result<(), Reply> {
-    let refuse = |what: String| {
-        Reply::Coded(
-            403,
-            format!("account {}: {what}; nothing was signed", a.name),
-        )
-    };
+    let refuse = |what: String| refused(a, what);
     if !a.signs_transactions() {
         return Err(refuse(
             "it has no allow-list (allowed_to / allowed_calls) and was not created unrestricted, \
@@ -256,14 +259,10 @@ async fn sign_with_nonce(
     chain_id: u64,
 ) -> HandlerResult {
     let reservation = account.nonce.reserve(ask.nonce).await.map_err(invalid)?;
-    let name = account.name.clone();
     // Durable before the signature exists: a crash after this loses a nonce, never reuses one.
     account
         .nonce
-        .make_durable(&reservation, |v| {
-            let (store, name) = (store.clone(), name.clone());
-            async move { put_nonce(&store, &name, v).await }
-        })
+        .make_durable(&reservation, |v| put_nonce(&store, &account.name, v))
         .await
         .map_err(|e| {
             Reply::Coded(
@@ -312,12 +311,11 @@ fn check_typed_domain(a: &Account, typed: &CheckedTypedData, chain_id: u64) -> R
         )));
     };
     if !a.allowed_contracts().any(|c| *c == contract) {
-        return Err(Reply::Coded(
-            403,
-            format!(
-                "account {}: typed data field 'domain.verifyingContract' {} is not on its allow-list \
-                 (allowed_to / allowed_calls); nothing was signed",
-                a.name,
+        return Err(refused(
+            a,
+            format_args!(
+                "typed data field 'domain.verifyingContract' {} is not on its allow-list \
+                 (allowed_to / allowed_calls)",
                 eth::checksum(&contract)
             ),
         ));
