@@ -116,6 +116,12 @@ fn invalid_scripts_are_refused_naming_the_line() {
             "line 17",
             "comes earlier",
         ),
+        (
+            "switch neither true nor false",
+            "[[steps]]\nid = \"a\"\nwho = \"operator\"\naction = \"unseal\"\nwith = { share_stdin = \"yes\" }\n",
+            "line 12",
+            "a switch is \"true\" or \"false\"",
+        ),
         ("bad toml", "[[steps]\nid = \"a\"\n", "line 12", ""),
     ];
     for (what, body, line, needle) in cases {
@@ -139,6 +145,25 @@ fn invalid_scripts_are_refused_naming_the_line() {
     c.run(&["ceremony", "run", p.to_str().unwrap()])
         .expect(2)
         .stderr_has("quorum 4 is larger than the 3 holders");
+
+    // A switch filled in from a parameter is checked before any step runs.
+    let p = dir.path().join("switch.toml");
+    std::fs::write(
+        &p,
+        head.replace("quorum = 2\n", "quorum = 2\n\n[params]\nstdin = { description = \"shares on stdin\" }\n")
+            + "[[steps]]\nid = \"a\"\nwho = \"operator\"\naction = \"unseal\"\nwith = { share_stdin = \"{stdin}\" }\n",
+    )
+    .unwrap();
+    c.run(&[
+        "ceremony",
+        "run",
+        p.to_str().unwrap(),
+        "--param",
+        "stdin=yes",
+    ])
+    .expect(2)
+    .stderr_has("step 1 (a): `with.share_stdin` is \"yes\"")
+    .stderr_has("nothing was run");
 }
 
 #[test]

@@ -58,6 +58,26 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
 /// The checks a step may make: (check, required parameters).
 pub const CHECKS: &[(&str, &[&str])] = &[("port-closed", &["address"]), ("file-exists", &["path"])];
 
+/// Parameters that turn a flag on or off: "true" or "false", nothing else (a typo such as
+/// "yes" must not silently drop the flag).
+pub const SWITCHES: &[&str] = &[
+    "share_stdin",
+    "restore_test",
+    "unrestricted",
+    "allow_sign_message",
+    "allow_sign_typed_data",
+];
+
+/// Refuses a switch whose value is not `true` or `false`.
+pub fn check_switch(param: &str, value: &str) -> Result<(), String> {
+    if SWITCHES.contains(&param) && value != "true" && value != "false" {
+        return Err(format!(
+            "`with.{param}` is {value:?}: a switch is \"true\" or \"false\""
+        ));
+    }
+    Ok(())
+}
+
 /// Parameters every action step may also take.
 pub const COMMON: &[&str] = &["token_file", "addr"];
 

@@ -171,6 +171,11 @@ pub fn parse(label: &str, source: &str) -> Result<Checked> {
                 return Err(bad(format!("unknown parameter `with.{k}`")));
             }
         }
+        for (k, v) in &step.with {
+            if placeholders(v).is_empty() {
+                actions::check_switch(k, v).map_err(bad)?;
+            }
+        }
         let texts = step
             .with
             .values()

@@ -209,6 +209,19 @@ pub fn run(
             run_state.done.len()
         ));
     }
+    // A switch filled in from a parameter is checked too, before any step runs.
+    for (i, spanned) in script.steps.iter().enumerate() {
+        let step = spanned.get_ref();
+        for (k, v) in &step.with {
+            actions::check_switch(k, &resolve(v, &values)).map_err(|e| {
+                Error::usage(format!(
+                    "step {} ({}): {e}; nothing was run",
+                    i + 1,
+                    step.id
+                ))
+            })?;
+        }
+    }
     let exe = std::env::current_exe()
         .map_err(|e| Error::failed(format!("finding custody itself: {e}")))?;
     let mut report = Vec::new();
