@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::cli::CutoverArgs;
 use crate::error::{Error, Result};
+use crate::flows::poll::{Check, Stopped, wait_for};
 use crate::flows::{Ctx, node_error, parse_addrs};
 use crate::lb::Lb;
 use crate::transcript::Step;
@@ -46,6 +47,10 @@ struct Plan {
     lb: Lb,
     lb_url: Addr,
     drain: Duration,
+    mount: String,
+    backend: String,
+    blue_servers: Vec<String>,
+    green_servers: Vec<String>,
 }
 
 fn plan(args: &CutoverArgs) -> Result<Plan> {
@@ -68,6 +73,10 @@ fn plan(args: &CutoverArgs) -> Result<Plan> {
         lb,
         lb_url: Addr::parse(&args.lb_url)?,
         drain: parse_duration(&args.drain_timeout)?,
+        mount: args.mount.clone(),
+        backend: args.lb_backend.clone(),
+        blue_servers: args.blue_servers.clone(),
+        green_servers: args.green_servers.clone(),
     })
 }
 
@@ -156,337 +165,355 @@ async fn carry_nonces(
     Ok(Value::Object(out))
 }
 
-fn lb_do(
-    plan: &Plan,
-    backend: &str,
-    servers: &[String],
-    state: &str,
-    exec_action: &str,
-) -> Result<()> {
-    match &plan.lb {
-        Lb::Haproxy(h) => servers
-            .iter()
-            .try_for_each(|s| h.set_state(backend, s, state)),
-        Lb::Exec(e) => e.run(exec_action),
-    }
+/// What the pre-flight found: the two active nodes and what they share.
+struct Checked {
+    blue: Addr,
+    green: Addr,
+    names: Vec<String>,
+}
+
+/// One cutover (or rollback) between the plan's two clusters.
+struct Cutover<'a> {
+    ctx: &'a Ctx,
+    vault: Vault,
+    plan: Plan,
 }
 
 pub async fn run(ctx: &Ctx, args: &CutoverArgs) -> Result<()> {
     ctx.require_token(
         "cutover (a token valid on blue and green, such as the quorum's root token)",
     )?;
-    let plan = plan(args)?;
-    let vault = ctx.vault()?;
+    let cut = Cutover {
+        ctx,
+        vault: ctx.vault()?,
+        plan: plan(args)?,
+    };
     if args.action.as_deref() == Some("rollback") {
-        let blue = active_of(&vault, &plan.blue, "blue").await?;
-        let green = active_of(&vault, &plan.green, "green").await.ok();
-        let facts = rollback(&vault, &plan, args, &blue, green.as_ref()).await?;
-        let head = ctx.transcript.append(Step::new(
-            "blue-green",
-            "rollback",
-            "operator",
-            facts.clone(),
-        ))?;
-        ctx.ui.result(
-            &format!("Rolled back: blue serves and signs, green is drained and frozen.\nTranscript head: {}", head.head_hash),
-            json!({ "rollback": facts, "transcript_head": head.head_hash }),
-        );
-        return Ok(());
+        return cut.rollback_command().await;
+    }
+    let checked = cut.preflight().await?;
+    let t_freeze = Instant::now();
+    cut.freeze_blue(&checked.blue).await?;
+    let outcome = cut.switch(&checked, t_freeze).await;
+    cut.finish(&checked, outcome).await
+}
+
+impl Cutover<'_> {
+    /// Every check before anything changes.
+    async fn preflight(&self) -> Result<Checked> {
+        let (vault, plan) = (&self.vault, &self.plan);
+        let blue = active_of(vault, &plan.blue, "blue").await?;
+        for n in crate::flows::nodes::all_status(vault, &plan.green).await {
+            if !n.reachable || n.sealed || !n.initialized {
+                return Err(Error::precondition(format!(
+                    "green node {} is not unsealed ({})",
+                    n.addr,
+                    n.error.as_deref().unwrap_or("sealed")
+                )));
+            }
+        }
+        let green = active_of(vault, &plan.green, "green").await?;
+        crate::flows::raft_peers::wait_stable_voters(
+            &self.ctx.ui,
+            vault,
+            &green,
+            GREEN_PEER_WAIT,
+            "Green must be whole before it takes traffic: wait for autopilot to promote the peer, \
+             then run the cutover again",
+        )
+        .await?;
+        let names = self.same_accounts(&blue, &green).await?;
+        let plugin_sha = self.same_plugin(&blue, &green).await?;
+        if frozen(vault, &green, &plan.mount).await? {
+            return Err(Error::precondition(
+                "green is frozen; it would refuse every signature",
+            ));
+        }
+        if frozen(vault, &blue, &plan.mount).await? {
+            return Err(Error::precondition(
+                "blue is already frozen: a cutover may have stopped half-way; run `custody cutover rollback`",
+            ));
+        }
+        if let Lb::Haproxy(h) = &plan.lb {
+            self.green_passes_checks(h).await?;
+        }
+        self.ctx.ui.status(format!(
+            "pre-flight passed: green {} matches blue {} ({} accounts, plugin {})",
+            green,
+            blue,
+            names.len(),
+            &plugin_sha[..plugin_sha.len().min(12)]
+        ));
+        Ok(Checked { blue, green, names })
     }
 
-    // ---- pre-flight: nothing changes if any check fails.
-    let blue = active_of(&vault, &plan.blue, "blue").await?;
-    let green_nodes = crate::flows::nodes::all_status(&vault, &plan.green).await;
-    for n in &green_nodes {
-        if !n.reachable || n.sealed || !n.initialized {
+    /// Green holds blue's accounts (it was restored from this blue): their names.
+    async fn same_accounts(&self, blue: &Addr, green: &Addr) -> Result<Vec<String>> {
+        let mount = &self.plan.mount;
+        let blue_accounts = accounts(&self.vault, blue, mount).await?;
+        let green_accounts = accounts(&self.vault, green, mount).await?;
+        if blue_accounts.is_empty() {
             return Err(Error::precondition(format!(
-                "green node {} is not unsealed ({})",
-                n.addr,
-                n.error.as_deref().unwrap_or("sealed")
+                "blue has no accounts under {mount}/"
             )));
         }
+        if blue_accounts != green_accounts {
+            return Err(Error::verification(format!(
+                "green's accounts differ from blue's: blue {blue_accounts:?}, green {green_accounts:?}; was green restored from this blue?"
+            )));
+        }
+        Ok(blue_accounts.into_keys().collect())
     }
-    let green = active_of(&vault, &plan.green, "green").await?;
-    crate::flows::raft_peers::wait_stable_voters(
-        &ctx.ui,
-        &vault,
-        &green,
-        GREEN_PEER_WAIT,
-        "Green must be whole before it takes traffic: wait for autopilot to promote the peer, \
-         then run the cutover again",
-    )
-    .await?;
-    let blue_accounts = accounts(&vault, &blue, &args.mount).await?;
-    let green_accounts = accounts(&vault, &green, &args.mount).await?;
-    if blue_accounts.is_empty() {
-        return Err(Error::precondition(format!(
-            "blue has no accounts under {}/",
-            args.mount
-        )));
+
+    /// Both run the same plugin binary: its sha256.
+    async fn same_plugin(&self, blue: &Addr, green: &Addr) -> Result<String> {
+        let mount = &self.plan.mount;
+        let (blue_sha, green_sha) = (
+            plugin_sha(&self.vault, blue, mount).await?,
+            plugin_sha(&self.vault, green, mount).await?,
+        );
+        if blue_sha != green_sha {
+            return Err(Error::verification(format!(
+                "the plugin differs: blue runs sha256 {blue_sha}, green {green_sha}"
+            )));
+        }
+        Ok(blue_sha)
     }
-    if blue_accounts != green_accounts {
-        return Err(Error::verification(format!(
-            "green's accounts differ from blue's: blue {blue_accounts:?}, green {green_accounts:?}; was green restored from this blue?"
-        )));
-    }
-    let (blue_sha, green_sha) = (
-        plugin_sha(&vault, &blue, &args.mount).await?,
-        plugin_sha(&vault, &green, &args.mount).await?,
-    );
-    if blue_sha != green_sha {
-        return Err(Error::verification(format!(
-            "the plugin differs: blue runs sha256 {blue_sha}, green {green_sha}"
-        )));
-    }
-    if frozen(&vault, &green, &args.mount).await? {
-        return Err(Error::precondition(
-            "green is frozen; it would refuse every signature",
-        ));
-    }
-    if frozen(&vault, &blue, &args.mount).await? {
-        return Err(Error::precondition(
-            "blue is already frozen: a cutover may have stopped half-way; run `custody cutover rollback`",
-        ));
-    }
-    if let Lb::Haproxy(h) = &plan.lb {
-        let servers = h.servers(&args.lb_backend)?;
-        for name in args.blue_servers.iter().chain(&args.green_servers) {
+
+    /// Every named server exists, and HAProxy's own check passes on green's active node. In
+    /// maintenance HAProxy does not check a server: green's are set to drain (checked, no
+    /// traffic) for the wait, and back to maintenance if none passes.
+    async fn green_passes_checks(&self, h: &crate::lb::haproxy::Haproxy) -> Result<()> {
+        let plan = &self.plan;
+        let servers = h.servers(&plan.backend)?;
+        for name in plan.blue_servers.iter().chain(&plan.green_servers) {
             if !servers.contains_key(name) {
                 return Err(Error::precondition(format!(
                     "HAProxy backend {} has no server {name} (it has {})",
-                    args.lb_backend,
+                    plan.backend,
                     servers.keys().cloned().collect::<Vec<_>>().join(", ")
                 )));
             }
         }
-        // In maintenance HAProxy does not check a server: let green's be checked (drain: checked,
-        // no traffic) and wait for its active node to pass.
-        for name in &args.green_servers {
+        for name in &plan.green_servers {
             if servers[name].status.starts_with("MAINT") {
-                h.set_state(&args.lb_backend, name, "drain")?;
+                h.set_state(&plan.backend, name, "drain")?;
             }
         }
-        let deadline = Instant::now() + CHECK_BOUND;
-        loop {
-            let now = h.servers(&args.lb_backend)?;
-            if args.green_servers.iter().any(|n| {
+        let passed = wait_for(CHECK_BOUND, Duration::from_millis(200), || async {
+            let now = h.servers(&plan.backend)?;
+            let ok = plan.green_servers.iter().any(|n| {
                 now.get(n)
                     .is_some_and(|s| s.check_status.starts_with("L7OK"))
-            }) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                for name in &args.green_servers {
-                    let _ = h.set_state(&args.lb_backend, name, "maint");
+            });
+            Ok::<_, Error>(if ok {
+                Check::Ready(())
+            } else {
+                Check::NotYet(String::new())
+            })
+        })
+        .await;
+        match passed {
+            Ok(()) => Ok(()),
+            Err(Stopped::Failed(e)) => Err(e),
+            Err(Stopped::TimedOut(_)) => {
+                for name in &plan.green_servers {
+                    let _ = h.set_state(&plan.backend, name, "maint");
                 }
-                return Err(Error::precondition(format!(
+                Err(Error::precondition(format!(
                     "no green server passed HAProxy's health check within {CHECK_BOUND:?}; green is back in maintenance, nothing else changed"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    ctx.ui.status(format!(
-        "pre-flight passed: green {} matches blue {} ({} accounts, plugin {})",
-        green,
-        blue,
-        blue_accounts.len(),
-        &blue_sha[..blue_sha.len().min(12)]
-    ));
-
-    // ---- the switch; from the freeze on, any failure rolls back.
-    let names: Vec<String> = blue_accounts.keys().cloned().collect();
-    let t_freeze = Instant::now();
-    set_frozen(&vault, &blue, &args.mount, true).await?;
-    ctx.transcript.append(Step::new(
-        "blue-green",
-        "freeze-blue",
-        "operator",
-        json!({ "blue": blue.to_string() }),
-    ))?;
-    let outcome = switch(ctx, &vault, &plan, args, &blue, &green, &names, t_freeze).await;
-    match outcome {
-        Ok(facts) => {
-            let head = ctx.transcript.append(Step::new(
-                "blue-green",
-                "cutover",
-                "operator",
-                facts.clone(),
-            ))?;
-            ctx.ui.result(
-                &format!(
-                    "Cutover done: the balancer sends everything to green (leader {}).\n\
-                     Signing paused {:.0} ms (freeze → switch); blue drained in {:.1} s.\nTranscript head: {}",
-                    facts["leader_via_lb"].as_str().unwrap_or(""),
-                    facts["signing_pause_ms"].as_f64().unwrap_or(0.0),
-                    facts["drain_seconds"].as_f64().unwrap_or(0.0),
-                    head.head_hash
-                ),
-                json!({ "cutover": facts, "transcript_head": head.head_hash }),
-            );
-            Ok(())
-        }
-        Err(e) => {
-            ctx.ui.warn(format!(
-                "cutover failed after the freeze: {e}; rolling back"
-            ));
-            let rb = rollback(&vault, &plan, args, &blue, Some(&green)).await;
-            let facts = json!({ "error": e.to_string(), "rollback": rb.as_ref().ok(), "rollback_error": rb.as_ref().err().map(ToString::to_string) });
-            ctx.transcript.append(Step::new(
-                "blue-green",
-                "cutover-rolled-back",
-                "operator",
-                facts,
-            ))?;
-            match rb {
-                Ok(_) => Err(e.doing("the cutover was rolled back (blue serves and signs again)")),
-                Err(r) => Err(Error::failed(format!(
-                    "the cutover failed: {e}; and the rollback failed too"
-                ))
-                .caused_by(r)),
+                )))
             }
         }
     }
-}
 
-#[allow(clippy::too_many_arguments)]
-async fn switch(
-    ctx: &Ctx,
-    vault: &Vault,
-    plan: &Plan,
-    args: &CutoverArgs,
-    blue: &Addr,
-    green: &Addr,
-    names: &[String],
-    t_freeze: Instant,
-) -> Result<Value> {
-    let nonces = carry_nonces(vault, blue, green, &args.mount, names).await?;
-    lb_do(
-        plan,
-        &args.lb_backend,
-        &args.green_servers,
-        "ready",
-        "ready-green",
-    )?;
-    lb_do(
-        plan,
-        &args.lb_backend,
-        &args.blue_servers,
-        "drain",
-        "drain-blue",
-    )?;
-    let pause = t_freeze.elapsed();
-    ctx.ui.status(format!(
-        "switched: green ready, blue draining (signing paused {:.0} ms)",
-        pause.as_secs_f64() * 1000.0
-    ));
+    async fn freeze_blue(&self, blue: &Addr) -> Result<()> {
+        set_frozen(&self.vault, blue, &self.plan.mount, true).await?;
+        self.ctx.transcript.append(Step::new(
+            "blue-green",
+            "freeze-blue",
+            "operator",
+            json!({ "blue": blue.to_string() }),
+        ))?;
+        Ok(())
+    }
 
-    let t_drain = Instant::now();
-    if let Lb::Haproxy(h) = &plan.lb {
-        let bar = ctx.ui.progress(0, "draining blue");
-        loop {
-            let servers = h.servers(&args.lb_backend)?;
-            let left: u64 = args
+    /// From the freeze on: green takes blue's counters, the balancer switches, blue drains, and
+    /// requests through the balancer reach green.
+    async fn switch(&self, c: &Checked, t_freeze: Instant) -> Result<Value> {
+        let (vault, plan) = (&self.vault, &self.plan);
+        let nonces = carry_nonces(vault, &c.blue, &c.green, &plan.mount, &c.names).await?;
+        self.lb(&plan.green_servers, "ready", "ready-green")?;
+        self.lb(&plan.blue_servers, "drain", "drain-blue")?;
+        let pause = t_freeze.elapsed();
+        self.ctx.ui.status(format!(
+            "switched: green ready, blue draining (signing paused {:.0} ms)",
+            pause.as_secs_f64() * 1000.0
+        ));
+        let t_drain = Instant::now();
+        if let Lb::Haproxy(h) = &plan.lb {
+            self.drain_blue(h).await?;
+        }
+        let drained = t_drain.elapsed();
+        self.lb(&plan.blue_servers, "maint", "maint-blue")?;
+        let leader = self.leader_is_green().await?;
+        Ok(json!({
+            "blue": c.blue.to_string(),
+            "green": c.green.to_string(),
+            "nonces": nonces,
+            "signing_pause_ms": pause.as_secs_f64() * 1000.0,
+            "drain_seconds": drained.as_secs_f64(),
+            "leader_via_lb": leader,
+        }))
+    }
+
+    /// Waits (up to --drain-timeout) until blue's servers hold no session.
+    async fn drain_blue(&self, h: &crate::lb::haproxy::Haproxy) -> Result<()> {
+        let plan = &self.plan;
+        let bar = self.ctx.ui.progress(0, "draining blue");
+        let drained = wait_for(plan.drain, Duration::from_millis(100), || async {
+            let servers = h.servers(&plan.backend)?;
+            let left: u64 = plan
                 .blue_servers
                 .iter()
                 .filter_map(|n| servers.get(n))
                 .map(|s| s.sessions)
                 .sum();
             bar.set(left, format!("{left} sessions on blue"));
-            if left == 0 {
-                break;
-            }
-            if t_drain.elapsed() >= plan.drain {
-                bar.finish();
-                return Err(Error::failed(format!(
-                    "blue still had {left} sessions after --drain-timeout {:?}",
-                    plan.drain
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            Ok::<_, Error>(if left == 0 {
+                Check::Ready(())
+            } else {
+                Check::NotYet(left.to_string())
+            })
+        })
+        .await;
         bar.finish();
-    }
-    let drained = t_drain.elapsed();
-    lb_do(
-        plan,
-        &args.lb_backend,
-        &args.blue_servers,
-        "maint",
-        "maint-blue",
-    )?;
-
-    // Requests through the balancer reach green's active node. (A restored green carries blue's
-    // cluster id, so the leader's address is what tells them apart.)
-    let green_addrs: Vec<String> = plan.green.iter().map(|a| a.to_string()).collect();
-    let leader = vault
-        .leader(&plan.lb_url)
-        .await
-        .map_err(|e| node_error("asking the balancer for the leader", e))?;
-    if !green_addrs.contains(&leader.leader_address.trim_end_matches('/').to_owned()) {
-        return Err(Error::verification(format!(
-            "through the balancer the leader is {}, not a green node ({})",
-            leader.leader_address,
-            green_addrs.join(", ")
-        )));
-    }
-    Ok(json!({
-        "blue": blue.to_string(),
-        "green": green.to_string(),
-        "nonces": nonces,
-        "signing_pause_ms": pause.as_secs_f64() * 1000.0,
-        "drain_seconds": drained.as_secs_f64(),
-        "leader_via_lb": leader.leader_address,
-    }))
-}
-
-/// Blue back in service: green frozen first and its counters carried back to blue (green may
-/// have signed), the balancer switched back, then blue unfrozen.
-async fn rollback(
-    vault: &Vault,
-    plan: &Plan,
-    args: &CutoverArgs,
-    blue: &Addr,
-    green: Option<&Addr>,
-) -> Result<Value> {
-    let mut nonces = Value::Null;
-    if let Some(g) = green {
-        set_frozen(vault, g, &args.mount, true).await?;
-        let names: Vec<String> = accounts(vault, blue, &args.mount)
-            .await?
-            .keys()
-            .cloned()
-            .collect();
-        nonces = carry_nonces(vault, g, blue, &args.mount, &names).await?;
-    }
-    match &plan.lb {
-        Lb::Haproxy(_) => {
-            lb_do(
-                plan,
-                &args.lb_backend,
-                &args.blue_servers,
-                "ready",
-                "rollback",
-            )?;
-            lb_do(
-                plan,
-                &args.lb_backend,
-                &args.green_servers,
-                "drain",
-                "rollback",
-            )?;
-            lb_do(
-                plan,
-                &args.lb_backend,
-                &args.green_servers,
-                "maint",
-                "rollback",
-            )?;
+        match drained {
+            Ok(()) => Ok(()),
+            Err(Stopped::Failed(e)) => Err(e),
+            Err(Stopped::TimedOut(left)) => Err(Error::failed(format!(
+                "blue still had {left} sessions after --drain-timeout {:?}",
+                plan.drain
+            ))),
         }
-        Lb::Exec(e) => e.run("rollback")?,
     }
-    set_frozen(vault, blue, &args.mount, false).await?;
-    Ok(
-        json!({ "blue": blue.to_string(), "green": green.map(|g| g.to_string()), "nonces_back": nonces }),
-    )
+
+    /// Requests through the balancer reach green's active node: the leader's address. (A
+    /// restored green carries blue's cluster id, so the address is what tells them apart.)
+    async fn leader_is_green(&self) -> Result<String> {
+        let green_addrs: Vec<String> = self.plan.green.iter().map(|a| a.to_string()).collect();
+        let leader = self
+            .vault
+            .leader(&self.plan.lb_url)
+            .await
+            .map_err(|e| node_error("asking the balancer for the leader", e))?;
+        if !green_addrs.contains(&leader.leader_address.trim_end_matches('/').to_owned()) {
+            return Err(Error::verification(format!(
+                "through the balancer the leader is {}, not a green node ({})",
+                leader.leader_address,
+                green_addrs.join(", ")
+            )));
+        }
+        Ok(leader.leader_address)
+    }
+
+    /// Records the outcome; a failed switch rolls back, and says whether the rollback held.
+    async fn finish(&self, c: &Checked, outcome: Result<Value>) -> Result<()> {
+        let e = match outcome {
+            Ok(facts) => {
+                let head = self.ctx.transcript.append(Step::new(
+                    "blue-green",
+                    "cutover",
+                    "operator",
+                    facts.clone(),
+                ))?;
+                self.ctx.ui.result(
+                    &format!(
+                        "Cutover done: the balancer sends everything to green (leader {}).\n\
+                         Signing paused {:.0} ms (freeze → switch); blue drained in {:.1} s.\nTranscript head: {}",
+                        facts["leader_via_lb"].as_str().unwrap_or(""),
+                        facts["signing_pause_ms"].as_f64().unwrap_or(0.0),
+                        facts["drain_seconds"].as_f64().unwrap_or(0.0),
+                        head.head_hash
+                    ),
+                    json!({ "cutover": facts, "transcript_head": head.head_hash }),
+                );
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        self.ctx.ui.warn(format!(
+            "cutover failed after the freeze: {e}; rolling back"
+        ));
+        let rb = self.rollback(&c.blue, Some(&c.green)).await;
+        let facts = json!({ "error": e.to_string(), "rollback": rb.as_ref().ok(), "rollback_error": rb.as_ref().err().map(ToString::to_string) });
+        self.ctx.transcript.append(Step::new(
+            "blue-green",
+            "cutover-rolled-back",
+            "operator",
+            facts,
+        ))?;
+        match rb {
+            Ok(_) => Err(e.doing("the cutover was rolled back (blue serves and signs again)")),
+            Err(r) => Err(Error::failed(format!(
+                "the cutover failed: {e}; and the rollback failed too"
+            ))
+            .caused_by(r)),
+        }
+    }
+
+    /// `custody cutover rollback`.
+    async fn rollback_command(&self) -> Result<()> {
+        let blue = active_of(&self.vault, &self.plan.blue, "blue").await?;
+        let green = active_of(&self.vault, &self.plan.green, "green").await.ok();
+        let facts = self.rollback(&blue, green.as_ref()).await?;
+        let head = self.ctx.transcript.append(Step::new(
+            "blue-green",
+            "rollback",
+            "operator",
+            facts.clone(),
+        ))?;
+        self.ctx.ui.result(
+            &format!("Rolled back: blue serves and signs, green is drained and frozen.\nTranscript head: {}", head.head_hash),
+            json!({ "rollback": facts, "transcript_head": head.head_hash }),
+        );
+        Ok(())
+    }
+
+    /// Blue back in service: green frozen first and its counters carried back to blue (green
+    /// may have signed), the balancer switched back, then blue unfrozen.
+    async fn rollback(&self, blue: &Addr, green: Option<&Addr>) -> Result<Value> {
+        let (vault, plan) = (&self.vault, &self.plan);
+        let mut nonces = Value::Null;
+        if let Some(g) = green {
+            set_frozen(vault, g, &plan.mount, true).await?;
+            let names: Vec<String> = accounts(vault, blue, &plan.mount)
+                .await?
+                .into_keys()
+                .collect();
+            nonces = carry_nonces(vault, g, blue, &plan.mount, &names).await?;
+        }
+        match &plan.lb {
+            Lb::Haproxy(_) => {
+                self.lb(&plan.blue_servers, "ready", "rollback")?;
+                self.lb(&plan.green_servers, "drain", "rollback")?;
+                self.lb(&plan.green_servers, "maint", "rollback")?;
+            }
+            Lb::Exec(e) => e.run("rollback")?,
+        }
+        set_frozen(vault, blue, &plan.mount, false).await?;
+        Ok(
+            json!({ "blue": blue.to_string(), "green": green.map(|g| g.to_string()), "nonces_back": nonces }),
+        )
+    }
+
+    /// Puts `servers` in `state` (HAProxy), or runs the exec balancer's `exec_action`.
+    fn lb(&self, servers: &[String], state: &str, exec_action: &str) -> Result<()> {
+        match &self.plan.lb {
+            Lb::Haproxy(h) => servers
+                .iter()
+                .try_for_each(|s| h.set_state(&self.plan.backend, s, state)),
+            Lb::Exec(e) => e.run(exec_action),
+        }
+    }
 }
