@@ -15,9 +15,7 @@ use crate::fsutil::write_private;
 use crate::pgp::addressed_only_to;
 use crate::pgp::{self, HolderCert};
 use crate::transcript::Step;
-use crate::vault::InitRequest;
-
-/// Where init writes each holder's share and the root token.
+use crate::vault::{Addr, InitRequest, Vault};
 
 #[derive(Debug, serde::Serialize)]
 pub struct WrittenShare {
@@ -113,10 +111,28 @@ pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     let plan = plan(args)?;
     let addrs = ctx.require_addrs()?;
     let vault = ctx.vault()?;
+    every_node_fresh(&vault, addrs).await?;
+    confirm_holders(ctx, &plan, &addrs[0])?;
+    std::fs::create_dir_all(&plan.out)
+        .map_err(|e| Error::failed(format!("creating --out {}: {e}", plan.out.display())))?;
+    let response = vault
+        .init(&addrs[0], &init_request(&plan)?)
+        .await
+        .map_err(|e| Error::failed(format!("sys/init on {}: {e}", addrs[0])))?;
+    let outcome = write_outputs(
+        &plan,
+        addrs[0].as_str(),
+        &response.keys_base64,
+        &response.root_token,
+    )?;
+    let head = ctx.transcript.append(init_step(&plan, addrs, &outcome))?;
+    report(ctx, &plan, &outcome, &head.head_hash);
+    recipients_verified(&outcome)
+}
 
-    // The target: every node reachable, none initialized.
-    let nodes = all_status(&vault, addrs).await;
-    for n in &nodes {
+/// Every node reachable, none initialized.
+async fn every_node_fresh(vault: &Vault, addrs: &[Addr]) -> Result<()> {
+    for n in all_status(vault, addrs).await {
         if !n.reachable {
             return Err(Error::precondition(format!(
                 "{} is not reachable ({}); init changes nothing until every node answers",
@@ -132,10 +148,13 @@ pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
 
+/// Shows the holders' fingerprints in order; each holder confirms theirs before anything is sent.
+fn confirm_holders(ctx: &Ctx, plan: &InitPlan, addr: &Addr) -> Result<()> {
     let mut summary = format!(
-        "Initializing {} with {} shares, threshold {}. The holders, in order:\n",
-        addrs[0],
+        "Initializing {addr} with {} shares, threshold {}. The holders, in order:\n",
         plan.holders.len(),
         plan.threshold
     );
@@ -160,11 +179,11 @@ pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     {
         return Err(Error::failed("init cancelled; nothing was sent"));
     }
+    Ok(())
+}
 
-    std::fs::create_dir_all(&plan.out)
-        .map_err(|e| Error::failed(format!("creating --out {}: {e}", plan.out.display())))?;
-
-    let request = InitRequest {
+fn init_request(plan: &InitPlan) -> Result<InitRequest> {
+    Ok(InitRequest {
         secret_shares: plan.holders.len() as u32,
         secret_threshold: plan.threshold,
         pgp_keys: plan
@@ -173,19 +192,11 @@ pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
             .map(HolderCert::vault_encoding)
             .collect::<Result<_>>()?,
         root_token_pgp_key: plan.root_key.vault_encoding()?,
-    };
-    let response = vault
-        .init(&addrs[0], &request)
-        .await
-        .map_err(|e| Error::failed(format!("sys/init on {}: {e}", addrs[0])))?;
+    })
+}
 
-    let outcome = write_outputs(
-        &plan,
-        addrs[0].as_str(),
-        &response.keys_base64,
-        &response.root_token,
-    )?;
-
+/// The transcript's record of the init: the holders, the recipients' verdict, every file.
+fn init_step(plan: &InitPlan, addrs: &[Addr], outcome: &InitOutcome) -> Step {
     let mut step = Step::new(
         "init",
         "sys/init",
@@ -209,12 +220,13 @@ pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     for s in &outcome.shares {
         step = step.file(Path::new(&s.file), &s.sha256);
     }
-    step = step.file(
+    step.file(
         Path::new(&outcome.root_token_file),
         &outcome.root_token_sha256,
-    );
-    let head = ctx.transcript.append(step)?;
+    )
+}
 
+fn report(ctx: &Ctx, plan: &InitPlan, outcome: &InitOutcome, head: &str) {
     let mut text = String::from("Initialized. Shares written (each encrypted to its holder):\n");
     for s in &outcome.shares {
         text.push_str(&format!(
@@ -230,12 +242,15 @@ pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
         ));
     }
     text.push_str(&format!(
-        "Root token: {} (encrypted to {})\nTranscript head: {}\nNext: {} of the holders run `custody unseal`.",
-        outcome.root_token_file, outcome.root_token_fingerprint, head.head_hash, plan.threshold
+        "Root token: {} (encrypted to {})\nTranscript head: {head}\nNext: {} of the holders run `custody unseal`.",
+        outcome.root_token_file, outcome.root_token_fingerprint, plan.threshold
     ));
-    let json = json!({ "init": outcome, "transcript_head": head.head_hash });
-    ctx.ui.result(&text, json);
+    ctx.ui
+        .result(&text, json!({ "init": outcome, "transcript_head": head }));
+}
 
+/// Exit 3 when the server encrypted any output to a key that is not its holder's.
+fn recipients_verified(outcome: &InitOutcome) -> Result<()> {
     let mut bad: Vec<_> = outcome
         .shares
         .iter()

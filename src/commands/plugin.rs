@@ -59,144 +59,17 @@ pub async fn install(ctx: &Ctx, plan: &InstallPlan) -> Result<()> {
 
 pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
     ctx.require_token("plugin install (a root token from the quorum)")?;
-    if !crate::vault::valid_path_segment(&plan.name) {
-        return Err(Error::usage(format!(
-            "--name {:?}: letters, digits, - and _ only",
-            plan.name
-        )));
-    }
-    if !crate::vault::valid_path_segment(&plan.mount) {
-        return Err(Error::usage(format!(
-            "--mount {:?}: letters, digits, - and _ only",
-            plan.mount
-        )));
-    }
-    let command = plan
-        .plugin_bin
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "--plugin-bin {}: not a file name",
-                plan.plugin_bin.display()
-            ))
-        })?
-        .to_owned();
-    let mode = std::fs::metadata(&plan.plugin_bin)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
-        .map_err(|e| {
-            Error::usage(format!(
-                "--plugin-bin {}: cannot read it: {e}",
-                plan.plugin_bin.display()
-            ))
-        })?;
-    if mode & 0o111 == 0 {
-        return Err(Error::precondition(format!(
-            "--plugin-bin {}: not executable (mode {:o}); the server could not run it. \
-             Install it with mode 0755 in every node's plugin_directory",
-            plan.plugin_bin.display(),
-            mode & 0o7777
-        )));
-    }
-    let sha256 = crate::digest::sha256_file(&plan.plugin_bin).map_err(|e| {
-        Error::usage(format!(
-            "--plugin-bin {}: cannot read it: {e}",
-            plan.plugin_bin.display()
-        ))
-    })?;
+    let binary = check_binary(plan)?;
     let vault = ctx.vault()?;
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
-
-    let existing = catalog_entries(&vault, &addr, &plan.name).await?;
-    let same = existing.iter().any(|e| e["sha256"] == sha256.as_str());
-    let others: Vec<&Value> = existing
-        .iter()
-        .filter(|e| e["sha256"] != sha256.as_str())
-        .collect();
-    if !same && !others.is_empty() && !plan.upgrade {
-        let o = others[0];
-        return Err(Error::precondition(format!(
-            "{} is registered with another binary (version {}, sha256 {}); this one has sha256 {sha256}. \
-             Nothing was changed: give --upgrade to replace it and reload the mount",
-            plan.name,
-            o["version"].as_str().unwrap_or("-"),
-            o["sha256"].as_str().unwrap_or("-")
-        )));
-    }
-    let mut registered = false;
-    if !same {
-        vault
-            .register_secret_plugin(&addr, &plan.name, &sha256, &command)
-            .await
-            .map_err(|e| {
-                node_error(
-                    "registering the plugin (is the binary in every node's plugin_directory?)",
-                    e,
-                )
-            })?;
-        registered = true;
-    }
-    let version = catalog_entries(&vault, &addr, &plan.name)
-        .await?
-        .iter()
-        .find(|e| e["sha256"] == sha256.as_str())
-        .and_then(|e| e["version"].as_str().map(str::to_owned))
-        .ok_or_else(|| Error::failed("the catalog does not list the binary just registered"))?;
-
-    let (mounted, upgraded) = match vault.mount_info(&addr, &plan.mount).await {
-        Ok(data) => {
-            if data["type"] != plan.name.as_str() {
-                return Err(Error::precondition(format!(
-                    "{}/ is already a mount of type {}, not {}",
-                    plan.mount, data["type"], plan.name
-                )));
-            }
-            let running = data["running_sha256"].as_str().unwrap_or("");
-            let upgraded = registered && plan.upgrade;
-            if upgraded || (!running.is_empty() && running != sha256) {
-                if !plan.upgrade {
-                    return Err(Error::precondition(format!(
-                        "{}/ runs a binary with sha256 {running}; give --upgrade to reload it with {sha256}",
-                        plan.mount
-                    )));
-                }
-                let configured = data["plugin_version"].as_str().unwrap_or("");
-                if !version.is_empty() && version != configured {
-                    vault
-                        .tune_plugin_version(&addr, &plan.mount, &version)
-                        .await
-                        .map_err(|e| {
-                            node_error(
-                                &format!(
-                                    "pointing the mount at version {version:?} (was {configured:?})"
-                                ),
-                                e,
-                            )
-                        })?;
-                }
-                vault
-                    .reload_mount(&addr, &plan.mount)
-                    .await
-                    .map_err(|e| node_error("reloading the mount", e))?;
-            }
-            (
-                false,
-                upgraded || (!running.is_empty() && running != sha256),
-            )
-        }
-        Err(NodeError::Api {
-            status: 400 | 404, ..
-        }) => {
-            vault
-                .enable_mount(&addr, &plan.mount, &plan.name, &version)
-                .await
-                .map_err(|e| {
-                    node_error(&format!("mounting {} at {}/", plan.name, plan.mount), e)
-                })?;
-            (true, false)
-        }
-        Err(e) => return Err(node_error("reading the mount", e)),
+    let step = Install {
+        vault: &vault,
+        addr: &addr,
+        plan,
     };
+    let registered = step.register(&binary).await?;
+    let version = step.registered_version(&binary.sha256).await?;
+    let (mounted, upgraded) = step.mount(&binary.sha256, registered, &version).await?;
     // The mount answers through the plugin.
     vault
         .signer(&plan.mount)
@@ -207,7 +80,7 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
     let done = Installed {
         name: plan.name.clone(),
         version,
-        sha256,
+        sha256: binary.sha256,
         mount: plan.mount.clone(),
         registered,
         mounted,
@@ -220,4 +93,146 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
         serde_json::to_value(&done).unwrap_or_default(),
     ))?;
     Ok(done)
+}
+
+/// The binary the nodes will run, as the catalog names it: its file name and sha256.
+struct Binary {
+    command: String,
+    sha256: String,
+}
+
+/// The names are path segments, and the binary is an executable file custody can hash.
+fn check_binary(plan: &InstallPlan) -> Result<Binary> {
+    for (flag, value) in [("--name", &plan.name), ("--mount", &plan.mount)] {
+        if !crate::vault::valid_path_segment(value) {
+            return Err(Error::usage(format!(
+                "{flag} {value:?}: letters, digits, - and _ only"
+            )));
+        }
+    }
+    let shown = plan.plugin_bin.display();
+    let command = plan
+        .plugin_bin
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::usage(format!("--plugin-bin {shown}: not a file name")))?
+        .to_owned();
+    let unreadable = |e| Error::usage(format!("--plugin-bin {shown}: cannot read it: {e}"));
+    let mode = std::fs::metadata(&plan.plugin_bin)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+        .map_err(unreadable)?;
+    if mode & 0o111 == 0 {
+        return Err(Error::precondition(format!(
+            "--plugin-bin {shown}: not executable (mode {:o}); the server could not run it. \
+             Install it with mode 0755 in every node's plugin_directory",
+            mode & 0o7777
+        )));
+    }
+    let sha256 = crate::digest::sha256_file(&plan.plugin_bin).map_err(unreadable)?;
+    Ok(Binary { command, sha256 })
+}
+
+/// The install's steps on the active node.
+struct Install<'a> {
+    vault: &'a Vault,
+    addr: &'a Addr,
+    plan: &'a InstallPlan,
+}
+
+impl Install<'_> {
+    /// Registers the binary unless the catalog has it; another binary under the name needs
+    /// --upgrade. Whether it registered.
+    async fn register(&self, binary: &Binary) -> Result<bool> {
+        let (plan, sha256) = (self.plan, &binary.sha256);
+        let existing = catalog_entries(self.vault, self.addr, &plan.name).await?;
+        if existing.iter().any(|e| e["sha256"] == sha256.as_str()) {
+            return Ok(false);
+        }
+        if let Some(o) = existing.first()
+            && !plan.upgrade
+        {
+            return Err(Error::precondition(format!(
+                "{} is registered with another binary (version {}, sha256 {}); this one has sha256 {sha256}. \
+                 Nothing was changed: give --upgrade to replace it and reload the mount",
+                plan.name,
+                o["version"].as_str().unwrap_or("-"),
+                o["sha256"].as_str().unwrap_or("-")
+            )));
+        }
+        self.vault
+            .register_secret_plugin(self.addr, &plan.name, sha256, &binary.command)
+            .await
+            .map_err(|e| {
+                node_error(
+                    "registering the plugin (is the binary in every node's plugin_directory?)",
+                    e,
+                )
+            })?;
+        Ok(true)
+    }
+
+    /// The version the catalog lists for the binary.
+    async fn registered_version(&self, sha256: &str) -> Result<String> {
+        catalog_entries(self.vault, self.addr, &self.plan.name)
+            .await?
+            .iter()
+            .find(|e| e["sha256"] == sha256)
+            .and_then(|e| e["version"].as_str().map(str::to_owned))
+            .ok_or_else(|| Error::failed("the catalog does not list the binary just registered"))
+    }
+
+    /// Mounts the plugin, or (with --upgrade) points an existing mount at the binary and
+    /// reloads it. (mounted, upgraded).
+    async fn mount(&self, sha256: &str, registered: bool, version: &str) -> Result<(bool, bool)> {
+        let (vault, addr, plan) = (self.vault, self.addr, self.plan);
+        let data = match vault.mount_info(addr, &plan.mount).await {
+            Ok(data) => data,
+            Err(NodeError::Api {
+                status: 400 | 404, ..
+            }) => {
+                vault
+                    .enable_mount(addr, &plan.mount, &plan.name, version)
+                    .await
+                    .map_err(|e| {
+                        node_error(&format!("mounting {} at {}/", plan.name, plan.mount), e)
+                    })?;
+                return Ok((true, false));
+            }
+            Err(e) => return Err(node_error("reading the mount", e)),
+        };
+        if data["type"] != plan.name.as_str() {
+            return Err(Error::precondition(format!(
+                "{}/ is already a mount of type {}, not {}",
+                plan.mount, data["type"], plan.name
+            )));
+        }
+        let running = data["running_sha256"].as_str().unwrap_or("");
+        let upgraded = (registered && plan.upgrade) || (!running.is_empty() && running != sha256);
+        if !upgraded {
+            return Ok((false, false));
+        }
+        if !plan.upgrade {
+            return Err(Error::precondition(format!(
+                "{}/ runs a binary with sha256 {running}; give --upgrade to reload it with {sha256}",
+                plan.mount
+            )));
+        }
+        let configured = data["plugin_version"].as_str().unwrap_or("");
+        if !version.is_empty() && version != configured {
+            vault
+                .tune_plugin_version(addr, &plan.mount, version)
+                .await
+                .map_err(|e| {
+                    node_error(
+                        &format!("pointing the mount at version {version:?} (was {configured:?})"),
+                        e,
+                    )
+                })?;
+        }
+        vault
+            .reload_mount(addr, &plan.mount)
+            .await
+            .map_err(|e| node_error("reloading the mount", e))?;
+        Ok((false, true))
+    }
 }

@@ -1,0 +1,229 @@
+//! The restore test: the snapshot restored into a throwaway one-node OpenBao, unsealed by the
+//! source's quorum, and the Authority's address and the raft index compared with the manifest.
+
+use std::time::{Duration, Instant};
+
+use super::{RESEAL_BOUND, wait_active, wait_sealed};
+use crate::cli::SnapshotVerifyArgs;
+use crate::error::{Error, Result};
+use crate::flows::shares::Shares;
+use crate::flows::{Ctx, node_error};
+use crate::localcluster::{ClusterSpec, LocalCluster, find_bao};
+use crate::secret::SecretString;
+use crate::snapshot::Manifest;
+use crate::vault::{Addr, NodeError, Vault};
+
+/// How long the throwaway server may take to become active after an unseal.
+const ACTIVE_BOUND: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreTest {
+    pub address: String,
+    pub raft_index: u64,
+    pub seconds: f64,
+    pub token: &'static str,
+}
+
+pub(super) async fn restore_test(
+    ctx: &Ctx,
+    args: &SnapshotVerifyArgs,
+    manifest: &Manifest,
+    given: Option<&Shares>,
+) -> Result<RestoreTest> {
+    let token = ctx.token.clone().ok_or_else(|| {
+        Error::usage("--restore-test reads the account with a token valid in the snapshot: set VAULT_TOKEN or --token-file")
+    })?;
+    let plugin = args
+        .plugin_bin
+        .as_ref()
+        .ok_or_else(|| Error::usage("--restore-test needs --plugin-bin FILE"))?;
+    if !plugin.is_file() {
+        return Err(Error::usage(format!(
+            "--plugin-bin {}: not a file",
+            plugin.display()
+        )));
+    }
+    let bao = find_bao(args.bao_bin.as_deref())?;
+    let started = Instant::now();
+    let cluster = LocalCluster::start(ClusterSpec {
+        plugins: vec![plugin.clone()],
+        ..ClusterSpec::raft("restore-test", 1, bao)
+    })?;
+    let throwaway = Throwaway {
+        vault: Vault::new(Some(&cluster.ca_cert), None)?,
+        addr: cluster.addrs()[0].clone(),
+    };
+    throwaway.restore(args, manifest).await?;
+    let gathered;
+    let shares = match given {
+        Some(s) => s,
+        None => {
+            gathered =
+                crate::flows::shares::gather(ctx, &args.shares, throwaway.threshold().await?)?;
+            &gathered
+        }
+    };
+    throwaway.unseal(shares).await?;
+    let path = format!("{}/accounts/{}", args.mount, args.account);
+    let (address, how) = throwaway.read_address(token, &path, shares).await?;
+    let leader = throwaway
+        .vault
+        .leader(&throwaway.addr)
+        .await
+        .map_err(|e| node_error("reading the restored raft index", e))?;
+    drop(cluster);
+    matches_manifest(
+        manifest,
+        &args.account,
+        &address,
+        leader.raft_committed_index,
+    )?;
+    Ok(RestoreTest {
+        address,
+        raft_index: leader.raft_committed_index,
+        seconds: started.elapsed().as_secs_f64(),
+        token: how,
+    })
+}
+
+/// The one node of the throwaway server.
+struct Throwaway {
+    vault: Vault,
+    addr: Addr,
+}
+
+impl Throwaway {
+    /// A throwaway init, its keys held only in memory, so the restore can be sent; then the
+    /// restore, after which the server seals itself. A restored server keeps its own seal
+    /// configuration, so it is split as the source's was.
+    async fn restore(&self, args: &SnapshotVerifyArgs, manifest: &Manifest) -> Result<()> {
+        let (vault, addr) = (&self.vault, &self.addr);
+        let init = vault
+            .init(
+                addr,
+                &crate::vault::InitRequest::plain(manifest.seal_shares, manifest.seal_threshold),
+            )
+            .await
+            .map_err(|e| node_error("initializing the throwaway server", e))?;
+        let root = SecretString::new(init.root_token.clone());
+        for k in init.keys.iter().take(manifest.seal_threshold as usize) {
+            let key = SecretString::new(k.clone());
+            vault
+                .unseal(addr, &key)
+                .await
+                .map_err(|e| node_error("unsealing the throwaway server", e))?;
+        }
+        wait_active(vault, addr, ACTIVE_BOUND).await?;
+        vault
+            .with_token(Some(root))
+            .snapshot_upload(addr, &args.file, true)
+            .await
+            .map_err(|e| node_error("restoring the snapshot into the throwaway server", e))?;
+        wait_sealed(vault, addr, RESEAL_BOUND).await
+    }
+
+    /// How many shares the restored server needs.
+    async fn threshold(&self) -> Result<u32> {
+        let status = self
+            .vault
+            .seal_status(&self.addr)
+            .await
+            .map_err(|e| node_error("reading the restored server", e))?;
+        Ok(status.t)
+    }
+
+    /// The original quorum unseals it: shares of any other cluster are refused.
+    async fn unseal(&self, shares: &Shares) -> Result<()> {
+        for share in &shares.shares {
+            match self.vault.unseal(&self.addr, &share.text).await {
+                Ok(s) if !s.sealed => {
+                    return wait_active(&self.vault, &self.addr, ACTIVE_BOUND).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(Error::verification(format!(
+                        "the restored server refused the shares ({e}): they are not the quorum of the cluster this snapshot came from"
+                    )));
+                }
+            }
+        }
+        Err(Error::usage(format!(
+            "the restored server needs {} shares of the source cluster's quorum; {} were given",
+            self.threshold().await?,
+            shares.shares.len()
+        )))
+    }
+
+    /// The account's address, with the operator's token, or with a root token the quorum
+    /// makes here when that token may not read it; and which token read it.
+    async fn read_address(
+        &self,
+        token: SecretString,
+        path: &str,
+        shares: &Shares,
+    ) -> Result<(String, &'static str)> {
+        let operator = self.vault.with_token(Some(token));
+        let failed = |e| node_error(&format!("reading {path} on the restored server"), e);
+        match read_address(&operator, &self.addr, path).await {
+            Ok(a) => Ok((a, "operator token")),
+            Err(NodeError::Api { status: 403, .. }) => {
+                let root = crate::flows::root_generation::generate_with_otp(
+                    &operator,
+                    &self.addr,
+                    &shares.shares,
+                )
+                .await
+                .map_err(|e| e.doing("on the throwaway server"))?;
+                let as_root = self.vault.with_token(Some(root));
+                let a = read_address(&as_root, &self.addr, path)
+                    .await
+                    .map_err(failed)?;
+                let _ = as_root.revoke_self(&self.addr).await;
+                Ok((
+                    a,
+                    "root token generated on the throwaway server by the quorum",
+                ))
+            }
+            Err(e) => Err(failed(e)),
+        }
+    }
+}
+
+/// The restored account's address is the one the manifest recorded, and the restored raft
+/// index is not below the manifest's.
+fn matches_manifest(
+    manifest: &Manifest,
+    account: &str,
+    address: &str,
+    raft_index: u64,
+) -> Result<()> {
+    let recorded = manifest.accounts.get(account).ok_or_else(|| {
+        Error::verification(format!(
+            "the manifest records no address for {account} (the token used at save could not read it); restored: {address}"
+        ))
+    })?;
+    if !recorded.eq_ignore_ascii_case(address) {
+        return Err(Error::verification(format!(
+            "{account}: the restored address is {address}, the manifest recorded {recorded}"
+        )));
+    }
+    if raft_index < manifest.raft_index {
+        return Err(Error::verification(format!(
+            "the restored raft index {raft_index} is below the manifest's {}",
+            manifest.raft_index
+        )));
+    }
+    Ok(())
+}
+
+async fn read_address(
+    vault: &Vault,
+    addr: &Addr,
+    path: &str,
+) -> std::result::Result<String, NodeError> {
+    let v = vault.get(addr, path).await?;
+    v["data"]["address"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| NodeError::Decode(format!("{path} has no address")))
+}

@@ -1,0 +1,224 @@
+//! `custody snapshot save`: the snapshot streamed to a partial file, renamed once whole, and a
+//! manifest of what the cluster held beside it.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::error::{Context as _, Error, Result};
+use crate::flows::{Ctx, active_node, node_error};
+use crate::fsutil::{refuse_existing, write_private};
+use crate::snapshot::{self, Manifest, manifest_path};
+use crate::transcript::Step;
+use crate::vault::{Addr, Vault};
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The accounts (name → address) and the plugin sha a token can read; empty where it cannot.
+async fn authority_facts(
+    vault: &Vault,
+    addr: &Addr,
+    mount: &str,
+) -> (BTreeMap<String, String>, Option<String>) {
+    let accounts = vault
+        .signer(mount)
+        .addresses(addr)
+        .await
+        .unwrap_or_default();
+    let sha = vault
+        .running_sha256(addr, mount)
+        .await
+        .ok()
+        .filter(|s| !s.is_empty());
+    (accounts, sha)
+}
+
+pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
+    ctx.require_token("snapshot save")?;
+    let manifest_file = manifest_path(out);
+    let partial = fresh_outputs(out, &manifest_file)?;
+    let vault = ctx.vault()?;
+    let addrs = ctx.require_addrs()?;
+    let addr = active_node(&vault, addrs).await?;
+    let status = vault
+        .seal_status(&addr)
+        .await
+        .map_err(|e| node_error("reading the cluster's status", e))?;
+
+    let started = Instant::now();
+    let (sha256, size) = download(ctx, &vault, &addr, &partial).await?;
+    let meta = match snapshot::read_meta(&partial) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.doing("the server sent something that is not a snapshot"));
+        }
+    };
+    put_in_place(&partial, out)?;
+    let elapsed = started.elapsed();
+
+    let (accounts, plugin_sha256) = authority_facts(&vault, &addr, mount).await;
+    let manifest = Manifest {
+        schema_version: snapshot::manifest::MANIFEST_VERSION,
+        file: out
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: sha256.clone(),
+        size,
+        raft_index: meta.index,
+        raft_term: meta.term,
+        cluster_id: status.cluster_id.clone(),
+        cluster_name: status.cluster_name.clone(),
+        nodes: addrs.iter().map(|a| a.to_string()).collect(),
+        server_version: status.version.clone(),
+        seal_shares: status.n,
+        seal_threshold: status.t,
+        time: now_rfc3339(),
+        mount: mount.to_owned(),
+        accounts,
+        plugin_sha256,
+        custody_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest)
+        .with_kind(crate::error::Kind::Internal, "serializing the manifest")?;
+    write_private(&manifest_file, &manifest_bytes, false)?;
+    let head = ctx.transcript.append(
+        Step::new(
+            "snapshot",
+            "save",
+            "operator",
+            serde_json::to_value(&manifest).unwrap_or_default(),
+        )
+        .file(out, &sha256)
+        .file(&manifest_file, &crate::digest::sha256_hex(&manifest_bytes)),
+    )?;
+    report(
+        ctx,
+        out,
+        &manifest,
+        &manifest_file,
+        elapsed.as_secs_f64(),
+        &head.head_hash,
+    );
+    Ok(())
+}
+
+/// Neither the snapshot, its manifest, nor a partial file of an interrupted save may exist: the
+/// partial file's name.
+fn fresh_outputs(out: &Path, manifest_file: &Path) -> Result<PathBuf> {
+    refuse_existing(out)?;
+    refuse_existing(manifest_file)?;
+    let partial = PathBuf::from(format!("{}.partial", out.display()));
+    if partial.exists() {
+        return Err(Error::precondition(format!(
+            "{} exists: an earlier save was interrupted; delete it and save again",
+            partial.display()
+        )));
+    }
+    Ok(partial)
+}
+
+/// Streams the snapshot into `partial` (0600, created exclusively, synced), hashing as it
+/// goes: (sha256, size). A failure removes the partial file.
+async fn download(ctx: &Ctx, vault: &Vault, addr: &Addr, partial: &Path) -> Result<(String, u64)> {
+    let mut resp = vault
+        .snapshot_download(addr)
+        .await
+        .map_err(|e| node_error("asking for a snapshot", e))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode_0600()
+        .open(partial)
+        .map_err(|e| Error::failed(format!("creating {}: {e}", partial.display())))?;
+    let mut hash = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut size = 0u64;
+    let bar = ctx.ui.byte_progress("snapshot");
+    let written: Result<()> = async {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| Error::failed(format!("receiving the snapshot: {e}")))?
+        {
+            file.write_all(&chunk)
+                .map_err(|e| Error::failed(format!("writing {}: {e}", partial.display())))?;
+            hash.update(&chunk);
+            size += chunk.len() as u64;
+            bar.inc(chunk.len() as u64);
+        }
+        file.sync_all()
+            .map_err(|e| Error::failed(format!("syncing {}: {e}", partial.display())))
+    }
+    .await;
+    bar.finish();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(partial);
+        return Err(e);
+    }
+    Ok((hex::encode(hash.finish().as_ref()), size))
+}
+
+/// The whole snapshot takes its name, and the directory entry is synced.
+fn put_in_place(partial: &Path, out: &Path) -> Result<()> {
+    std::fs::rename(partial, out).map_err(|e| {
+        Error::failed(format!(
+            "renaming {} to {}: {e}",
+            partial.display(),
+            out.display()
+        ))
+    })?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn report(
+    ctx: &Ctx,
+    out: &Path,
+    manifest: &Manifest,
+    manifest_file: &Path,
+    seconds: f64,
+    head: &str,
+) {
+    ctx.ui.result(
+        &format!(
+            "Snapshot of {} ({}) saved to {}: {} bytes, sha256 {}, raft index {} term {}, in {seconds:.1} s.\n\
+             Accounts recorded: {}\nManifest: {}\nTranscript head: {head}",
+            manifest.cluster_name,
+            manifest.cluster_id,
+            out.display(),
+            manifest.size,
+            manifest.sha256,
+            manifest.raft_index,
+            manifest.raft_term,
+            if manifest.accounts.is_empty() {
+                "none (the token could not read them)".to_owned()
+            } else {
+                manifest.accounts.iter().map(|(n, a)| format!("{n} {a}")).collect::<Vec<_>>().join(", ")
+            },
+            manifest_file.display(),
+        ),
+        json!({ "manifest": manifest, "seconds": seconds, "transcript_head": head }),
+    );
+}
+
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
+}
