@@ -39,51 +39,73 @@ pub(super) async fn authority(
     ];
     let quorum = pick(holders, &[1, 3, 4]);
     let shares = share_lines(&decrypt_shares(inner, out, &quorum)?);
+    let runs = run_until_done(dir, &globals, &params, &shares, operator)?;
+    let root = decrypt_token(&dir.join("root-token.quorum.asc"), &operator.secret)?;
+    let as_root = as_token(inner, Some(root.clone()));
+    let (address, signer) = signing_service(&as_root, dir, contract).await?;
+    let summary = format!(
+        "ceremonies/authority.toml in {runs} runs (it resumed after each token the operator decrypted): ceremony token, \
+         init root revoked, root from holders 2, 4, 5, plugin mounted, Authority {address} (submitBlock only) signed by \
+         its unwrapped signer token, which was refused a message, typed data and a fee above the cap (no nonce used)"
+    );
+    Ok(Authority {
+        summary,
+        root,
+        address,
+        signer,
+    })
+}
+
+/// Runs the script until it finishes: each time it stops for a token file, the operator
+/// decrypts that token into it (0600) and runs it again. How many runs it took.
+fn run_until_done(
+    dir: &Path,
+    globals: &[String],
+    params: &[(&'static str, String)],
+    shares: &[u8],
+    operator: &Holder,
+) -> Result<u32> {
+    let waiting_for = [
+        (dir.join("ceremony-token.asc"), dir.join("ceremony.token")),
+        (dir.join("root-token.quorum.asc"), dir.join("root.token")),
+    ];
     let mut runs = 0;
     loop {
         runs += 1;
-        let code = run_ceremony(dir, &globals, "authority", &params, Some(&shares))?;
+        let code = run_ceremony(dir, globals, "authority", params, Some(shares))?;
         if code == 0 {
-            break;
+            return Ok(runs);
         }
-        let ceremony_asc = dir.join("ceremony-token.asc");
-        let root_asc = dir.join("root-token.quorum.asc");
-        if runs > 3 {
-            return Err(ceremony_failed(dir, "authority", code));
-        } else if ceremony_asc.is_file() && !ceremony_file.exists() {
-            write_private(
-                &ceremony_file,
-                decrypt_token(&ceremony_asc, &operator.secret)?
-                    .expose()
-                    .as_bytes(),
+        match waiting_for
+            .iter()
+            .find(|(asc, file)| asc.is_file() && !file.exists())
+        {
+            Some((asc, file)) if runs < 4 => write_private(
+                file,
+                decrypt_token(asc, &operator.secret)?.expose().as_bytes(),
                 false,
-            )?;
-        } else if root_asc.is_file() && !root_file.exists() {
-            write_private(
-                &root_file,
-                decrypt_token(&root_asc, &operator.secret)?
-                    .expose()
-                    .as_bytes(),
-                false,
-            )?;
-        } else {
-            return Err(ceremony_failed(dir, "authority", code));
+            )?,
+            _ => return Err(ceremony_failed(dir, "authority", code)),
         }
     }
-    let root = decrypt_token(&dir.join("root-token.quorum.asc"), &operator.secret)?;
-    let as_root = as_token(inner, Some(root.clone()));
-    let wrap_file = dir.join("authority-signer.wrap");
+}
 
-    // The signing service's side: unwrap once, sign an allowed call, be refused anything else.
+/// The signing service's side: unwrap the signer token once, sign an allowed call, be refused
+/// the mount's config and everything the rules forbid. The Authority's address and the token.
+async fn signing_service(
+    as_root: &Ctx,
+    dir: &Path,
+    contract: &str,
+) -> Result<(String, SecretString)> {
     let vault = as_root.vault()?;
-    let addr = crate::flows::active_node(&vault, &inner.addrs).await?;
+    let addr = crate::flows::active_node(&vault, &as_root.addrs).await?;
     let account = vault
         .signer(MOUNT)
         .account(&addr, AUTHORITY)
         .await
         .map_err(|e| crate::flows::node_error("reading the Authority", e))?;
     let address = account["address"].as_str().unwrap_or_default().to_owned();
-    let wrapping = crate::flows::files::read_wrapping_token(&wrap_file)?;
+    let wrapping = crate::flows::files::read_wrapping_token(&dir.join("authority-signer.wrap"))?;
     let (signer, _) = vault
         .with_token(Some(wrapping))
         .unwrap_token(&addr)
@@ -117,17 +139,7 @@ pub(super) async fn authority(
         ));
     }
     signer_rules_hold(&as_signer, &vault, &addr, contract, &tx).await?;
-    let summary = format!(
-        "ceremonies/authority.toml in {runs} runs (it resumed after each token the operator decrypted): ceremony token, \
-         init root revoked, root from holders 2, 4, 5, plugin mounted, Authority {address} (submitBlock only) signed by \
-         its unwrapped signer token, which was refused a message, typed data and a fee above the cap (no nonce used)"
-    );
-    Ok(Authority {
-        summary,
-        root,
-        address,
-        signer,
-    })
+    Ok((address, signer))
 }
 
 /// What a stolen signer token would try, refused by the Authority's rules (403), with no nonce

@@ -27,6 +27,7 @@ mod authority;
 mod blue;
 mod cutover;
 mod driver;
+mod load;
 mod snapshots;
 
 use authority::{Authority, authority, submit_block};

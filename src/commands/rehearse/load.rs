@@ -1,0 +1,140 @@
+//! The load the rehearsal runs through the balancer while it cuts over: reads of the Authority
+//! with its reader token, and signatures with the signer token, until told to stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::*;
+use crate::vault::Addr;
+
+/// The two load tasks, running.
+pub(super) struct Load {
+    stop: Arc<AtomicBool>,
+    reads: tokio::task::JoinHandle<(u64, u64)>,
+    signatures: tokio::task::JoinHandle<(Vec<u64>, u64, u64)>,
+}
+
+/// What the load saw.
+pub(super) struct LoadOutcome {
+    pub reads_ok: u64,
+    pub reads_failed: u64,
+    /// The nonces signed, in order.
+    pub nonces: Vec<u64>,
+    /// Signatures answered "frozen" (retryable) during the pause.
+    pub frozen: u64,
+    pub sign_failed: u64,
+}
+
+impl Load {
+    pub(super) fn start(through: &Addr, reader: Vault, signer: Vault) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = {
+            let (stop, a) = (stop.clone(), through.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u64, 0u64);
+                while !stop.load(Ordering::SeqCst) {
+                    match reader.signer(MOUNT).account(&a, AUTHORITY).await {
+                        Ok(_) => ok += 1,
+                        Err(_) => failed += 1,
+                    }
+                }
+                (ok, failed)
+            })
+        };
+        let signatures = {
+            let (stop, a) = (stop.clone(), through.clone());
+            tokio::spawn(async move {
+                let (mut nonces, mut frozen, mut failed) = (Vec::new(), 0u64, 0u64);
+                let call = format!("0xbaa47694{}", "11".repeat(32));
+                let body = submit_block(CONTRACT, &call);
+                while !stop.load(Ordering::SeqCst) {
+                    match signer
+                        .signer(MOUNT)
+                        .sign(&a, AUTHORITY, Signing::Tx, &body)
+                        .await
+                    {
+                        Ok(r) => nonces.push(r["nonce"].as_u64().unwrap_or(u64::MAX)),
+                        Err(e) if e.message_contains("frozen") => frozen += 1,
+                        Err(_) => failed += 1,
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                (nonces, frozen, failed)
+            })
+        };
+        Load {
+            stop,
+            reads,
+            signatures,
+        }
+    }
+
+    pub(super) async fn stop(self) -> Result<LoadOutcome> {
+        self.stop.store(true, Ordering::SeqCst);
+        let (reads_ok, reads_failed) = self
+            .reads
+            .await
+            .with_kind(Kind::Internal, "the reads' load task")?;
+        let (nonces, frozen, sign_failed) = self
+            .signatures
+            .await
+            .with_kind(Kind::Internal, "the signatures' load task")?;
+        Ok(LoadOutcome {
+            reads_ok,
+            reads_failed,
+            nonces,
+            frozen,
+            sign_failed,
+        })
+    }
+}
+
+impl LoadOutcome {
+    /// No read or signature failed, and the nonces run consecutively from the load's first
+    /// signature (the Authority signed before it began): none twice, no gap.
+    pub(super) fn verdict(&self) -> Result<()> {
+        if self.reads_failed > 0 || self.sign_failed > 0 {
+            return Err(Error::verification(format!(
+                "under the cutover {} reads and {} signatures failed",
+                self.reads_failed, self.sign_failed
+            )));
+        }
+        let mut nonces = self.nonces.clone();
+        nonces.sort_unstable();
+        if let Some(&first) = nonces.first()
+            && nonces != (first..first + nonces.len() as u64).collect::<Vec<_>>()
+        {
+            return Err(Error::verification(format!(
+                "the nonces signed under load repeat or leave a gap: {nonces:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(nonces: &[u64], reads_failed: u64) -> LoadOutcome {
+        LoadOutcome {
+            reads_ok: 10,
+            reads_failed,
+            nonces: nonces.to_vec(),
+            frozen: 0,
+            sign_failed: 0,
+        }
+    }
+
+    #[test]
+    fn the_verdict_refuses_a_repeat_a_gap_and_a_failed_read() {
+        assert!(outcome(&[7, 5, 6], 0).verdict().is_ok());
+        assert!(outcome(&[], 0).verdict().is_ok());
+        let repeat = outcome(&[5, 6, 6], 0).verdict().unwrap_err();
+        assert!(repeat.message.contains("repeat or leave a gap"), "{repeat}");
+        assert!(outcome(&[5, 7], 0).verdict().is_err());
+        let read = outcome(&[5], 1).verdict().unwrap_err();
+        assert!(read.message.contains("1 reads"), "{read}");
+        assert_eq!(read.kind.exit_code(), 3);
+    }
+}
