@@ -185,22 +185,7 @@ pub fn run(
             script.name.replace(['/', '.'], "-")
         ))
     });
-    let mut run_state = match ceremony::read_state(&state_path)? {
-        Some(s) if s.script_sha256 != checked.sha256 => {
-            return Err(Error::precondition(format!(
-                "{} belongs to another version of ceremony {}: the script changed since that run began; \
-                 finish with the old script or remove the state file to start over",
-                state_path.display(),
-                script.name
-            )));
-        }
-        Some(s) => s,
-        None => RunState {
-            ceremony: script.name.clone(),
-            script_sha256: checked.sha256.clone(),
-            done: Default::default(),
-        },
-    };
+    let mut run_state = resume_state(&checked, &state_path)?;
     let total = script.steps.len();
     if !run_state.done.is_empty() {
         ctx.ui.status(format!(
@@ -209,29 +194,17 @@ pub fn run(
             run_state.done.len()
         ));
     }
-    // A switch filled in from a parameter is checked too, before any step runs.
-    for (i, spanned) in script.steps.iter().enumerate() {
-        let step = spanned.get_ref();
-        for (k, v) in &step.with {
-            actions::check_switch(k, &resolve(v, &values)).map_err(|e| {
-                Error::usage(format!(
-                    "step {} ({}): {e}; nothing was run",
-                    i + 1,
-                    step.id
-                ))
-            })?;
-        }
-    }
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::failed(format!("finding custody itself: {e}")))?;
+    check_switches(script, &values)?;
+    let runner = StepRunner {
+        ctx,
+        global,
+        values: &values,
+        exe: std::env::current_exe()
+            .map_err(|e| Error::failed(format!("finding custody itself: {e}")))?,
+    };
     let mut report = Vec::new();
     for (i, spanned) in script.steps.iter().enumerate() {
         let step = spanned.get_ref();
-        let p: BTreeMap<String, String> = step
-            .with
-            .iter()
-            .map(|(k, v)| (k.clone(), resolve(v, &values)))
-            .collect();
         let head = format!(
             "Step {}/{total} [{}] {} — {}",
             i + 1,
@@ -250,51 +223,7 @@ pub fn run(
             continue;
         }
         ctx.ui.status(&head);
-        let facts = match step.kind() {
-            Kind::Action(a) => {
-                let mut args = child_args(global, &p);
-                args.extend(actions::argv(&a, &p));
-                let status = Command::new(&exe).args(&args).status().map_err(|e| {
-                    Error::failed(format!("step {}: running custody: {e}", step.id))
-                })?;
-                if !status.success() {
-                    let code = status.code().unwrap_or(1);
-                    let kind = ErrKind::from_exit_code(code);
-                    return Err(Error::new(
-                        kind,
-                        format!(
-                            "step {} ({}) failed with exit {code}; nothing after it ran. Fix it and run the ceremony again: it resumes at this step",
-                            i + 1,
-                            step.id
-                        ),
-                    ));
-                }
-                json!({ "kind": "action", "action": a })
-            }
-            Kind::Check(c) => {
-                run_check(&c, &p).map_err(|e| {
-                    e.doing(format!("step {} ({})", i + 1, step.id)).hint(
-                        "nothing after it ran. Fix it and run the ceremony again: it resumes at this step",
-                    )
-                })?;
-                json!({ "kind": "check", "check": c, "with": p })
-            }
-            Kind::Manual => {
-                let question = resolve(step.confirm.as_deref().unwrap_or(""), &values);
-                ctx.ui.status(format!(
-                    "  {}",
-                    resolve(step.instruction.as_deref().unwrap_or(""), &values)
-                ));
-                if !ctx.ui.confirm(&question)? {
-                    return Err(Error::failed(format!(
-                        "step {} ({}) was not confirmed; run the ceremony again to resume here",
-                        i + 1,
-                        step.id
-                    )));
-                }
-                json!({ "kind": "manual", "confirmed": question })
-            }
-        };
+        let facts = runner.run(i + 1, step)?;
         ctx.transcript
             .append(Step::new(&script.name, &step.id, &step.who, facts))?;
         run_state.done.insert(step.id.clone());
@@ -315,6 +244,107 @@ pub fn run(
         json!({ "ceremony": script.name, "dry_run": dry_run, "finished": finished, "steps": report, "state_file": state_path.display().to_string() }),
     );
     Ok(())
+}
+
+/// The state of an earlier run of this very script, or a fresh one.
+fn resume_state(checked: &ceremony::script::Checked, state_path: &Path) -> Result<RunState> {
+    let script = &checked.script;
+    match ceremony::read_state(state_path)? {
+        Some(s) if s.script_sha256 != checked.sha256 => Err(Error::precondition(format!(
+            "{} belongs to another version of ceremony {}: the script changed since that run began; \
+             finish with the old script or remove the state file to start over",
+            state_path.display(),
+            script.name
+        ))),
+        Some(s) => Ok(s),
+        None => Ok(RunState {
+            ceremony: script.name.clone(),
+            script_sha256: checked.sha256.clone(),
+            done: Default::default(),
+        }),
+    }
+}
+
+/// A switch filled in from a parameter is checked too, before any step runs.
+fn check_switches(
+    script: &ceremony::script::Script,
+    values: &BTreeMap<String, String>,
+) -> Result<()> {
+    for (i, spanned) in script.steps.iter().enumerate() {
+        let step = spanned.get_ref();
+        for (k, v) in &step.with {
+            actions::check_switch(k, &resolve(v, values)).map_err(|e| {
+                Error::usage(format!(
+                    "step {} ({}): {e}; nothing was run",
+                    i + 1,
+                    step.id
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs one step of a ceremony: an action as a child custody, a check here, a manual step
+/// confirmed on the terminal.
+struct StepRunner<'a> {
+    ctx: &'a Ctx,
+    global: &'a GlobalArgs,
+    values: &'a BTreeMap<String, String>,
+    exe: PathBuf,
+}
+
+impl StepRunner<'_> {
+    /// The facts the transcript records for step `n`, once it is done.
+    fn run(&self, n: usize, step: &ceremony::script::StepDef) -> Result<serde_json::Value> {
+        let p: BTreeMap<String, String> = step
+            .with
+            .iter()
+            .map(|(k, v)| (k.clone(), resolve(v, self.values)))
+            .collect();
+        match step.kind() {
+            Kind::Action(a) => {
+                let mut args = child_args(self.global, &p);
+                args.extend(actions::argv(&a, &p));
+                let status = Command::new(&self.exe).args(&args).status().map_err(|e| {
+                    Error::failed(format!("step {}: running custody: {e}", step.id))
+                })?;
+                if !status.success() {
+                    let code = status.code().unwrap_or(1);
+                    return Err(Error::new(
+                        ErrKind::from_exit_code(code),
+                        format!(
+                            "step {n} ({}) failed with exit {code}; nothing after it ran. Fix it and run the ceremony again: it resumes at this step",
+                            step.id
+                        ),
+                    ));
+                }
+                Ok(json!({ "kind": "action", "action": a }))
+            }
+            Kind::Check(c) => {
+                run_check(&c, &p).map_err(|e| {
+                    e.doing(format!("step {n} ({})", step.id)).hint(
+                        "nothing after it ran. Fix it and run the ceremony again: it resumes at this step",
+                    )
+                })?;
+                Ok(json!({ "kind": "check", "check": c, "with": p }))
+            }
+            Kind::Manual => {
+                let question = resolve(step.confirm.as_deref().unwrap_or(""), self.values);
+                self.ctx.ui.status(format!(
+                    "  {}",
+                    resolve(step.instruction.as_deref().unwrap_or(""), self.values)
+                ));
+                if !self.ctx.ui.confirm(&question)? {
+                    return Err(Error::failed(format!(
+                        "step {n} ({}) was not confirmed; run the ceremony again to resume here",
+                        step.id
+                    )));
+                }
+                Ok(json!({ "kind": "manual", "confirmed": question }))
+            }
+        }
+    }
 }
 
 fn run_check(check: &str, p: &BTreeMap<String, String>) -> Result<()> {

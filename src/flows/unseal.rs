@@ -67,77 +67,13 @@ pub async fn unseal_with(
     shares: &Shares,
     join_timeout: Duration,
 ) -> Result<UnsealReport> {
-    let mut runs: Vec<NodeRun> = addrs
-        .iter()
-        .map(|a| NodeRun {
-            addr: a.clone(),
-            submitted: BTreeSet::new(),
-            completed_at: None,
-            report: NodeReport {
-                addr: a.to_string(),
-                state: NodeState::Sealed,
-                initialized: false,
-                sealed: true,
-                threshold: 0,
-                progress: 0,
-                needs: 0,
-                shares_accepted: 0,
-                message: None,
-            },
-        })
-        .collect();
+    let mut runs: Vec<NodeRun> = addrs.iter().map(NodeRun::new).collect();
     let bar = ctx.ui.progress(shares.shares.len() as u64, "quorum");
     let deadline = Instant::now() + join_timeout;
     let mut any_initialized = false;
     loop {
-        for run in runs.iter_mut() {
-            if matches!(
-                run.report.state,
-                NodeState::Unsealed | NodeState::Down | NodeState::Refused
-            ) {
-                continue;
-            }
-            match vault.seal_status(&run.addr).await {
-                Err(e) if e.is_unreachable() => {
-                    run.report.state = NodeState::Down;
-                    run.report.message = Some(e.to_string());
-                    ctx.ui.status(format!(
-                        "{}: down ({e}); going on with the others",
-                        run.addr
-                    ));
-                }
-                Err(e) => {
-                    run.report.state = NodeState::Down;
-                    run.report.message = Some(e.to_string());
-                    ctx.ui.status(format!("{}: {e}", run.addr));
-                }
-                Ok(ss) => {
-                    any_initialized |= ss.initialized;
-                    absorb(&mut run.report, &ss);
-                    if !ss.sealed {
-                        run.report.state = NodeState::Unsealed;
-                        continue;
-                    }
-                    if !ss.initialized {
-                        run.report.state = NodeState::WaitingToJoin;
-                        continue;
-                    }
-                    match run.completed_at {
-                        Some(at) if at.elapsed() < JOIN_SETTLE => {
-                            run.report.state = NodeState::WaitingToJoin;
-                            continue;
-                        }
-                        Some(_) => {
-                            // The join did not take the shares: offer them again.
-                            run.completed_at = None;
-                            run.submitted.clear();
-                        }
-                        None => {}
-                    }
-                    run.report.state = NodeState::Sealed;
-                    submit(ctx, vault, run, shares, &bar).await;
-                }
-            }
+        for run in runs.iter_mut().filter(|r| !r.settled()) {
+            any_initialized |= run.advance(ctx, vault, shares, &bar).await;
         }
         if !any_initialized {
             bar.finish();
@@ -146,19 +82,16 @@ pub async fn unseal_with(
             ));
         }
         let some_unsealed = runs.iter().any(|r| r.report.state == NodeState::Unsealed);
-        let waiting: Vec<&NodeRun> = runs
-            .iter()
+        let mut waiting = runs
+            .iter_mut()
             .filter(|r| r.report.state == NodeState::WaitingToJoin)
-            .collect();
+            .peekable();
         // Followers join only through an unsealed leader; without one there is nothing to wait for.
-        if waiting.is_empty() || !some_unsealed {
+        if waiting.peek().is_none() || !some_unsealed {
             break;
         }
         if Instant::now() >= deadline {
-            for r in runs
-                .iter_mut()
-                .filter(|r| r.report.state == NodeState::WaitingToJoin)
-            {
+            for r in waiting {
                 r.report.message = Some(format!(
                     "did not join the cluster within --join-timeout {}s",
                     join_timeout.as_secs()
@@ -179,6 +112,86 @@ pub async fn unseal_with(
         nodes: runs.into_iter().map(|r| r.report).collect(),
         shares_given: shares.shares.len(),
     })
+}
+
+impl NodeRun {
+    fn new(addr: &Addr) -> NodeRun {
+        NodeRun {
+            addr: addr.clone(),
+            submitted: BTreeSet::new(),
+            completed_at: None,
+            report: NodeReport {
+                addr: addr.to_string(),
+                state: NodeState::Sealed,
+                initialized: false,
+                sealed: true,
+                threshold: 0,
+                progress: 0,
+                needs: 0,
+                shares_accepted: 0,
+                message: None,
+            },
+        }
+    }
+
+    /// Nothing more will change this node in this run.
+    fn settled(&self) -> bool {
+        matches!(
+            self.report.state,
+            NodeState::Unsealed | NodeState::Down | NodeState::Refused
+        )
+    }
+
+    /// One look at the node, and the shares it has not seen if it needs them. Whether the node
+    /// is initialized.
+    async fn advance(
+        &mut self,
+        ctx: &Ctx,
+        vault: &Vault,
+        shares: &Shares,
+        bar: &crate::ui::Progress,
+    ) -> bool {
+        let ss = match vault.seal_status(&self.addr).await {
+            Ok(ss) => ss,
+            Err(e) => {
+                self.report.state = NodeState::Down;
+                self.report.message = Some(e.to_string());
+                if e.is_unreachable() {
+                    ctx.ui.status(format!(
+                        "{}: down ({e}); going on with the others",
+                        self.addr
+                    ));
+                } else {
+                    ctx.ui.status(format!("{}: {e}", self.addr));
+                }
+                return false;
+            }
+        };
+        absorb(&mut self.report, &ss);
+        if !ss.sealed {
+            self.report.state = NodeState::Unsealed;
+            return ss.initialized;
+        }
+        if !ss.initialized {
+            self.report.state = NodeState::WaitingToJoin;
+            return false;
+        }
+        match self.completed_at {
+            Some(at) if at.elapsed() < JOIN_SETTLE => {
+                self.report.state = NodeState::WaitingToJoin;
+                return true;
+            }
+            Some(_) => {
+                // The join did not take the shares: offer them again.
+                self.completed_at = None;
+                self.submitted.clear();
+            }
+            None => {}
+        }
+        self.report.state = NodeState::Sealed;
+        submit(ctx, vault, self, shares, bar).await;
+        true
+    }
 }
 
 fn absorb(report: &mut NodeReport, ss: &SealStatus) {
