@@ -74,22 +74,37 @@ impl Error {
         self.cause = Some(Box::new(cause));
         self
     }
+    /// Keeps a cause already boxed: an `anyhow::Error` of sequoia converts with `.into()` and
+    /// keeps its chain.
+    pub fn caused_by_boxed(mut self, cause: impl Into<Cause>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
     /// The same error with what custody was doing put in front; kind, hints and cause stay.
     pub fn doing(mut self, what: impl fmt::Display) -> Self {
         self.message = format!("{what}: {}", self.message);
         self
     }
-    /// The causes under this error, outermost first.
+    /// The causes under this error, outermost first. A cause whose text is already shown (in
+    /// the message or an outer cause that quotes its own source) is left out, so no words are
+    /// printed twice.
     pub fn causes(&self) -> impl Iterator<Item = String> + '_ {
+        let mut shown: Vec<String> = Vec::new();
         let mut next: Option<&(dyn std::error::Error + 'static)> = self
             .cause
             .as_deref()
             .map(|c| c as &(dyn std::error::Error + 'static));
-        std::iter::from_fn(move || {
-            let e = next?;
+        while let Some(e) = next {
+            let text = e.to_string();
+            let repeated = text.is_empty()
+                || self.message.contains(&text)
+                || shown.iter().any(|s| s.contains(&text));
+            if !repeated {
+                shown.push(text);
+            }
             next = e.source();
-            Some(e.to_string())
-        })
+        }
+        shown.into_iter()
     }
     pub fn failed(message: impl Into<String>) -> Self {
         Self::new(Kind::Failed, message)
@@ -169,5 +184,40 @@ mod tests {
         assert_eq!(err.kind.exit_code(), 1);
         assert_eq!(Kind::from_exit_code(70), Kind::Internal);
         assert_eq!(Error::internal("x").kind.exit_code(), 70);
+    }
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        #[derive(Debug)]
+        struct Quoting(std::io::Error);
+        impl fmt::Display for Quoting {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "unreachable: {}", self.0)
+            }
+        }
+        impl std::error::Error for Quoting {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = Error::failed("reading the seal status").caused_by(Quoting(io));
+        assert_eq!(err.causes().collect::<Vec<_>>(), ["unreachable: refused"]);
+        assert_eq!(
+            err.to_string(),
+            "reading the seal status: unreachable: refused"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn an_anyhow_cause_keeps_its_chain() {
+        let inner = std::io::Error::other("bad packet");
+        let e = anyhow::Error::new(inner).context("parsing the key");
+        let err = Error::failed("reading --secret-key k.asc").caused_by_boxed(e);
+        assert_eq!(
+            err.causes().collect::<Vec<_>>(),
+            ["parsing the key", "bad packet"]
+        );
     }
 }

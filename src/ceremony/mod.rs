@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context as _, Error, Result};
+use crate::error::{Context as _, Error, Kind, Result};
 
 /// The seven ceremonies of the design, compiled in so the binary carries them anywhere.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -41,8 +41,8 @@ pub fn load(name: &str) -> Result<(String, script::Checked)> {
     }
     let path = Path::new(name);
     if path.is_file() {
-        let src =
-            std::fs::read_to_string(path).map_err(|e| Error::usage(format!("{name}: {e}")))?;
+        let src = std::fs::read_to_string(path)
+            .with_kind(Kind::Usage, format!("reading the ceremony script {name}"))?;
         return Ok((name.to_owned(), script::parse(name, &src)?));
     }
     Err(Error::usage(format!(
@@ -67,11 +67,10 @@ pub fn read_state(path: &Path) -> Result<Option<RunState>> {
     if !path.exists() {
         return Ok(None);
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).context(format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|e| Error::failed(format!("{}: not a ceremony state: {e}", path.display())))
+        .context(format!("{}: not a ceremony state", path.display()))
 }
 
 /// Written whole to a temporary file, synced, then renamed: a crash leaves the old or the new.
@@ -81,10 +80,25 @@ pub fn write_state(path: &Path, state: &RunState) -> Result<()> {
         crate::error::Kind::Internal,
         "serializing the ceremony's progress",
     )?;
-    let mut f = std::fs::File::create(&tmp)
-        .map_err(|e| Error::failed(format!("{}: {e}", tmp.display())))?;
+    let mut f = std::fs::File::create(&tmp).context(format!("creating {}", tmp.display()))?;
     std::io::Write::write_all(&mut f, &bytes)
         .and_then(|_| f.sync_all())
-        .map_err(|e| Error::failed(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::failed(format!("{}: {e}", path.display())))
+        .context(format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).context(format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_damaged_state_file_keeps_the_parser_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.state.json");
+        std::fs::write(&path, "{").unwrap();
+        let err = super::read_state(&path).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!("{}: not a ceremony state", path.display())
+        );
+        assert_eq!(err.causes().count(), 1);
+    }
 }

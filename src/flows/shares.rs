@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::context::Ctx;
 use crate::cli::ShareArgs;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Kind, Result};
 use crate::pgp::{self, DecryptError, SecretKeyFile};
 use crate::secret::SecretString;
 use crate::shamir::{self, Share};
@@ -58,24 +58,20 @@ pub fn decrypt_share_file(
     key_file: &Path,
     passphrase_file: Option<&Path>,
 ) -> Result<(SecretString, String)> {
-    let meta = std::fs::metadata(share_file).map_err(|e| {
-        Error::usage(format!(
-            "--share-file {}: cannot read it: {e}",
-            share_file.display()
-        ))
-    })?;
+    let meta = std::fs::metadata(share_file).with_kind(
+        Kind::Usage,
+        format!("--share-file {}: cannot read it", share_file.display()),
+    )?;
     if meta.len() > MAX_STDIN {
         return Err(Error::usage(format!(
             "--share-file {}: too large for a share",
             share_file.display()
         )));
     }
-    let data = std::fs::read(share_file).map_err(|e| {
-        Error::usage(format!(
-            "--share-file {}: cannot read it: {e}",
-            share_file.display()
-        ))
-    })?;
+    let data = std::fs::read(share_file).with_kind(
+        Kind::Usage,
+        format!("--share-file {}: cannot read it", share_file.display()),
+    )?;
     let message = pgp::dearmor(&data).map_err(|e| {
         let e = e.doing(format!("--share-file {}", share_file.display()));
         Error {
@@ -122,12 +118,10 @@ fn decrypt_error(share_file: &Path, e: DecryptError) -> Error {
 }
 
 pub fn read_passphrase_file(path: &Path) -> Result<SecretString> {
-    let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
-        Error::usage(format!(
-            "--passphrase-file {}: cannot read it: {e}",
-            path.display()
-        ))
-    })?);
+    let raw = zeroize::Zeroizing::new(std::fs::read(path).with_kind(
+        Kind::Usage,
+        format!("--passphrase-file {}: cannot read it", path.display()),
+    )?);
     let text = std::str::from_utf8(&raw).map_err(|_| {
         Error::usage(format!(
             "--passphrase-file {}: not UTF-8 text",
@@ -149,7 +143,7 @@ fn read_stdin_shares() -> Result<Vec<(SecretString, String)>> {
     std::io::stdin()
         .take(MAX_STDIN + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| Error::failed(format!("reading stdin: {e}")))?;
+        .context("reading stdin")?;
     if buf.len() as u64 > MAX_STDIN {
         return Err(Error::usage(
             "--share-stdin: more than 64 KiB on stdin; that is not a list of shares",

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct ExecLb {
@@ -17,9 +17,7 @@ impl ExecLb {
             .arg(&self.command)
             .env("CUSTODY_LB_ACTION", action)
             .status()
-            .map_err(|e| {
-                Error::failed(format!("running the balancer command for {action}: {e}"))
-            })?;
+            .context(format!("running the balancer command for {action}"))?;
         if !status.success() {
             return Err(Error::failed(format!(
                 "the balancer command failed for {action} ({status})"

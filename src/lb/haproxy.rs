@@ -37,9 +37,10 @@ impl Haproxy {
     pub fn command(&self, cmd: &str) -> Result<String> {
         let unreachable = |e: std::io::Error| {
             Error::precondition(format!(
-                "HAProxy's runtime API at {} does not answer: {e}",
+                "HAProxy's runtime API at {} does not answer",
                 self.socket.display()
             ))
+            .caused_by(e)
         };
         let mut s = UnixStream::connect(&self.socket).map_err(unreachable)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))

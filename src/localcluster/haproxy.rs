@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::process;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 pub struct LbServer {
     pub name: String,
@@ -40,12 +40,11 @@ pub fn find_haproxy() -> Result<PathBuf> {
 impl LocalHaproxy {
     pub fn start(dir: &Path, backend: &str, servers: &[LbServer]) -> Result<LocalHaproxy> {
         let bin = find_haproxy()?;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::failed(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).context(format!("creating {}", dir.display()))?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
-            .map_err(|e| Error::failed(format!("finding a free port: {e}")))?;
+            .context("finding a free port")?;
         let socket = dir.join("haproxy.sock");
         let lines: String = servers
             .iter()
@@ -69,8 +68,7 @@ impl LocalHaproxy {
             socket.display()
         );
         let cfg = dir.join("haproxy.cfg");
-        std::fs::write(&cfg, config)
-            .map_err(|e| Error::failed(format!("{}: {e}", cfg.display())))?;
+        std::fs::write(&cfg, config).context(format!("writing {}", cfg.display()))?;
         let log = dir.join("haproxy.log");
         let mut cmd = Command::new(bin);
         cmd.arg("-f")

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::vault::Addr;
 
 pub use process::children_of;
@@ -30,8 +30,7 @@ pub fn find_bao(explicit: Option<&Path>) -> Result<PathBuf> {
         .or_else(crate::config::bao_bin_env)
     {
         if p.is_file() {
-            return std::fs::canonicalize(&p)
-                .map_err(|e| Error::failed(format!("{}: {e}", p.display())));
+            return std::fs::canonicalize(&p).context(format!("resolving {}", p.display()));
         }
         return Err(Error::precondition(format!(
             "OpenBao server binary {} not found",
@@ -53,7 +52,7 @@ pub fn find_bao(explicit: Option<&Path>) -> Result<PathBuf> {
             Error::precondition("OpenBao's `bao` server binary was not found").hint(hint)
         })?;
     // The servers run in their own directory, so a relative path would not resolve there.
-    std::fs::canonicalize(&found).map_err(|e| Error::failed(format!("{}: {e}", found.display())))
+    std::fs::canonicalize(&found).context(format!("resolving {}", found.display()))
 }
 
 pub struct ClusterSpec {
@@ -126,15 +125,14 @@ impl LocalCluster {
         }
         let (tempdir, dir) = match spec.dir {
             Some(d) => {
-                std::fs::create_dir_all(&d)
-                    .map_err(|e| Error::failed(format!("{}: {e}", d.display())))?;
+                std::fs::create_dir_all(&d).context(format!("creating {}", d.display()))?;
                 (None, d)
             }
             None => {
                 let t = tempfile::Builder::new()
                     .prefix(&format!("custody-{}-", spec.name))
                     .tempdir()
-                    .map_err(|e| Error::failed(format!("making a temporary directory: {e}")))?;
+                    .context("making a temporary directory")?;
                 let d = t.path().to_owned();
                 (Some(t), d)
             }
@@ -142,20 +140,19 @@ impl LocalCluster {
         let tls = tls::make_tls(&dir)?;
         let plugin_dir = dir.join("plugins");
         std::fs::create_dir_all(&plugin_dir)
-            .map_err(|e| Error::failed(format!("{}: {e}", plugin_dir.display())))?;
+            .context(format!("creating {}", plugin_dir.display()))?;
         for p in &spec.plugins {
             let name = p
                 .file_name()
                 .ok_or_else(|| Error::usage(format!("{}: not a file", p.display())))?;
-            std::fs::copy(p, plugin_dir.join(name))
-                .map_err(|e| Error::failed(format!("copying {}: {e}", p.display())))?;
+            std::fs::copy(p, plugin_dir.join(name)).context(format!("copying {}", p.display()))?;
         }
 
         // Hold every listener until all ports are chosen, so no two nodes get the same one.
         let listeners: Vec<TcpListener> = (0..spec.nodes * 2)
             .map(|_| TcpListener::bind("127.0.0.1:0"))
             .collect::<std::io::Result<_>>()
-            .map_err(|e| Error::failed(format!("finding free loopback ports: {e}")))?;
+            .context("finding free loopback ports")?;
         let ports: Vec<u16> = listeners
             .iter()
             .map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0))
@@ -167,7 +164,7 @@ impl LocalCluster {
             let id = format!("node{}", i + 1);
             let node_dir = dir.join(&id);
             std::fs::create_dir_all(node_dir.join("data"))
-                .map_err(|e| Error::failed(format!("{}: {e}", node_dir.display())))?;
+                .context(format!("creating {}", node_dir.display()))?;
             let (api_port, cluster_port) = (ports[2 * i], ports[2 * i + 1]);
             let others: Vec<u16> = (0..spec.nodes)
                 .filter(|j| *j != i)
@@ -187,7 +184,7 @@ impl LocalCluster {
                     &plugin_dir,
                 ),
             )
-            .map_err(|e| Error::failed(format!("{}: {e}", config.display())))?;
+            .context(format!("writing {}", config.display()))?;
             nodes.push(Node {
                 id,
                 scheme: if spec.dev { "http" } else { "https" },

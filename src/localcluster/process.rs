@@ -5,20 +5,20 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Result};
 
 pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
-        .map_err(|e| Error::failed(format!("opening {}: {e}", log.display())))?;
+        .context(format!("opening {}", log.display()))?;
     let err = out
         .try_clone()
-        .map_err(|e| Error::failed(format!("{}: {e}", log.display())))?;
+        .context(format!("duplicating the handle of {}", log.display()))?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     cmd.spawn()
-        .map_err(|e| Error::failed(format!("starting {:?}: {e}", cmd.get_program())))
+        .context(format!("starting {:?}", cmd.get_program()))
 }
 
 /// The pids whose parent is `pid` (from /proc).
@@ -76,5 +76,17 @@ pub fn stop(child: &mut Child, bound: Duration) {
         if std::path::Path::new(&format!("/proc/{p}")).exists() {
             signal(p, libc::SIGKILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_log_that_cannot_open_keeps_the_io_error() {
+        let log = std::path::Path::new("/nonexistent/dir/server.log");
+        let err = super::spawn_logged(&mut std::process::Command::new("true"), log).unwrap_err();
+        assert_eq!(err.message, "opening /nonexistent/dir/server.log");
+        let source = std::error::Error::source(&err).expect("the io error is kept");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
     }
 }

@@ -39,9 +39,10 @@ impl HolderCert {
     pub fn vault_encoding(&self) -> Result<String> {
         let bytes = self.cert.to_vec().map_err(|e| {
             Error::failed(format!(
-                "{}: serializing the certificate: {e}",
+                "{}: serializing the certificate",
                 self.path.display()
             ))
+            .caused_by_boxed(e)
         })?;
         Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
     }
@@ -68,14 +69,15 @@ impl HolderCert {
     }
 }
 
+/// A refusal of the certificate at `path`, saying what is wrong with it; a cause from the file
+/// system or the parser goes under it with [`Error::caused_by`].
 fn problem(path: &Path, what: impl std::fmt::Display) -> Error {
     Error::precondition(format!("{}: {what}", path.display()))
 }
 
 /// Reads and checks one holder's public certificate. Every refusal names the file and the reason.
 pub fn load_holder_cert(path: &Path) -> Result<HolderCert> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| problem(path, format!("cannot read it: {e}")))?;
+    let meta = std::fs::metadata(path).map_err(|e| problem(path, "cannot read it").caused_by(e))?;
     if !meta.is_file() {
         return Err(problem(path, "is not a regular file"));
     }
@@ -85,7 +87,7 @@ pub fn load_holder_cert(path: &Path) -> Result<HolderCert> {
             "is larger than 1 MiB; it is not a single OpenPGP certificate",
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| problem(path, format!("cannot read it: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| problem(path, "cannot read it").caused_by(e))?;
     let file_sha256 = crate::digest::sha256_hex(&bytes);
     parse_holder_cert(path, &bytes).map(|mut c| {
         c.file_sha256 = file_sha256;
@@ -98,11 +100,13 @@ fn parse_holder_cert(path: &Path, bytes: &[u8]) -> Result<HolderCert> {
         return Err(problem(path, "is empty"));
     }
     let parser = CertParser::from_bytes(bytes)
-        .map_err(|e| problem(path, format!("is not an OpenPGP certificate: {e}")))?;
+        .map_err(|e| problem(path, "is not an OpenPGP certificate").caused_by_boxed(e))?;
     let mut certs = Vec::new();
     for cert in parser {
         certs.push(
-            cert.map_err(|e| problem(path, format!("is not a valid OpenPGP certificate: {e}")))?,
+            cert.map_err(|e| {
+                problem(path, "is not a valid OpenPGP certificate").caused_by_boxed(e)
+            })?,
         );
     }
     let cert = match certs.len() {
@@ -211,4 +215,28 @@ fn root_cause(e: &anyhow::Error) -> String {
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_file_keeps_the_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alice.asc");
+        let err = load_holder_cert(&path).unwrap_err();
+        assert_eq!(err.message, format!("{}: cannot read it", path.display()));
+        assert_eq!(err.kind, crate::error::Kind::Precondition);
+        let source = std::error::Error::source(&err).expect("the io error is kept");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+        assert_eq!(err.causes().count(), 1);
+    }
+
+    #[test]
+    fn garbage_keeps_the_parser_error() {
+        let err = parse_holder_cert(Path::new("x.asc"), b"not a certificate").unwrap_err();
+        assert!(err.message.starts_with("x.asc: is not "), "{}", err.message);
+        assert!(err.causes().next().is_some());
+    }
 }

@@ -15,7 +15,7 @@ use openpgp::policy::StandardPolicy;
 use openpgp::types::SymmetricAlgorithm;
 use openpgp::{Cert, KeyHandle};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Kind, Result};
 use crate::secret::{SecretBytes, SecretString};
 
 /// The largest share file custody reads.
@@ -47,29 +47,26 @@ pub struct SecretKeyFile {
 
 impl SecretKeyFile {
     pub fn load(path: &Path) -> Result<SecretKeyFile> {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            Error::usage(format!(
-                "--secret-key {}: cannot read it: {e}",
-                path.display()
-            ))
-        })?;
+        let meta = std::fs::metadata(path).with_kind(
+            Kind::Usage,
+            format!("--secret-key {}: cannot read it", path.display()),
+        )?;
         if meta.len() > 1 << 20 {
             return Err(Error::usage(format!(
                 "--secret-key {}: larger than 1 MiB",
                 path.display()
             )));
         }
-        let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
-            Error::usage(format!(
-                "--secret-key {}: cannot read it: {e}",
-                path.display()
-            ))
-        })?);
+        let bytes = zeroize::Zeroizing::new(std::fs::read(path).with_kind(
+            Kind::Usage,
+            format!("--secret-key {}: cannot read it", path.display()),
+        )?);
         let cert = Cert::from_bytes(&bytes[..]).map_err(|e| {
             Error::usage(format!(
-                "--secret-key {}: not an OpenPGP secret key: {e}",
+                "--secret-key {}: not an OpenPGP secret key",
                 path.display()
             ))
+            .caused_by_boxed(e)
         })?;
         if !cert.is_tsk() {
             return Err(Error::usage(format!(
@@ -124,16 +121,16 @@ impl SecretKeyFile {
                         key: key.split(':').next().unwrap_or("").to_owned(),
                     });
                 }
-                return Err(DecryptError::Other(Error::precondition(format!(
-                    "cannot decrypt the share: {text}"
-                ))));
+                return Err(DecryptError::Other(
+                    Error::precondition("cannot decrypt the share").caused_by_boxed(e),
+                ));
             }
         };
         let mut plain = zeroize::Zeroizing::new(Vec::new());
         (&mut decryptor)
             .take(MAX_MESSAGE)
             .read_to_end(&mut plain)
-            .map_err(|e| Error::verification(format!("the share message is damaged: {e}")))?;
+            .with_kind(Kind::Verification, "the share message is damaged")?;
         Ok(SecretBytes::new(std::mem::take(&mut *plain)))
     }
 }

@@ -8,7 +8,7 @@ use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message};
 
 use super::HolderCert;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Kind, Result};
 
 pub fn encrypt_armored(to: &HolderCert, plaintext: &[u8]) -> Result<Vec<u8>> {
     let policy = StandardPolicy::new();
@@ -28,7 +28,9 @@ pub fn encrypt_armored(to: &HolderCert, plaintext: &[u8]) -> Result<Vec<u8>> {
             to.path.display()
         )));
     }
-    let fail = |e: anyhow::Error| Error::failed(format!("encrypting to {}: {e}", to.fingerprint));
+    let fail = |e: anyhow::Error| {
+        Error::failed(format!("encrypting to {}", to.fingerprint)).caused_by_boxed(e)
+    };
     let mut out = Vec::new();
     {
         let message = Message::new(&mut out);
@@ -37,7 +39,8 @@ pub fn encrypt_armored(to: &HolderCert, plaintext: &[u8]) -> Result<Vec<u8>> {
             .build()
             .map_err(fail)?;
         let mut w = LiteralWriter::new(message).build().map_err(fail)?;
-        w.write_all(plaintext).map_err(|e| fail(e.into()))?;
+        w.write_all(plaintext)
+            .with_kind(Kind::Failed, format!("encrypting to {}", to.fingerprint))?;
         w.finalize().map_err(fail)?;
     }
     Ok(out)

@@ -19,16 +19,16 @@ pub fn generate_cv25519(user_id: &str) -> Result<GeneratedKey> {
         .set_cipher_suite(CipherSuite::Cv25519)
         .set_profile(openpgp::Profile::RFC4880)
         .and_then(|b| b.generate())
-        .map_err(|e| Error::failed(format!("generating a key for {user_id}: {e}")))?;
+        .map_err(|e| Error::failed(format!("generating a key for {user_id}")).caused_by_boxed(e))?;
     let public_armored = cert
         .armored()
         .to_vec()
-        .map_err(|e| Error::failed(format!("armoring the certificate: {e}")))?;
+        .map_err(|e| Error::failed("armoring the certificate").caused_by_boxed(e))?;
     let secret_armored = zeroize::Zeroizing::new(
         cert.as_tsk()
             .armored()
             .to_vec()
-            .map_err(|e| Error::failed(format!("armoring the secret key: {e}")))?,
+            .map_err(|e| Error::failed("armoring the secret key").caused_by_boxed(e))?,
     );
     Ok(GeneratedKey {
         fingerprint: cert.fingerprint().to_hex(),

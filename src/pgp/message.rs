@@ -7,7 +7,7 @@ use openpgp::armor;
 use openpgp::packet::Packet;
 use openpgp::parse::{PacketParser, PacketParserResult, Parse};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Kind, Result};
 
 /// The recipients named by a message's PKESK packets, in order (`None` = wildcard recipient),
 /// and whether it also carries a password-based SKESK.
@@ -23,7 +23,7 @@ pub fn recipients(message: &[u8]) -> Result<Recipients> {
     let mut keys = Vec::new();
     let mut has_skesk = false;
     let mut ppr = PacketParser::from_bytes(message)
-        .map_err(|e| Error::verification(format!("not an OpenPGP message: {e}")))?;
+        .map_err(|e| Error::verification("not an OpenPGP message").caused_by_boxed(e))?;
     let mut saw_encrypted_data = false;
     while let PacketParserResult::Some(pp) = ppr {
         match &pp.packet {
@@ -42,7 +42,7 @@ pub fn recipients(message: &[u8]) -> Result<Recipients> {
         }
         ppr = pp
             .next()
-            .map_err(|e| Error::verification(format!("malformed OpenPGP message: {e}")))?
+            .map_err(|e| Error::verification("malformed OpenPGP message").caused_by_boxed(e))?
             .1;
     }
     if !saw_encrypted_data {
@@ -56,12 +56,9 @@ pub fn recipients(message: &[u8]) -> Result<Recipients> {
 /// ASCII armor for an encrypted message (`-----BEGIN PGP MESSAGE-----`).
 pub fn armor_message(binary: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut w = armor::Writer::new(&mut out, armor::Kind::Message)
-        .map_err(|e| Error::failed(format!("armoring: {e}")))?;
-    std::io::Write::write_all(&mut w, binary)
-        .map_err(|e| Error::failed(format!("armoring: {e}")))?;
-    w.finalize()
-        .map_err(|e| Error::failed(format!("armoring: {e}")))?;
+    let mut w = armor::Writer::new(&mut out, armor::Kind::Message).context("armoring")?;
+    std::io::Write::write_all(&mut w, binary).context("armoring")?;
+    w.finalize().context("armoring")?;
     Ok(out)
 }
 
@@ -83,7 +80,7 @@ pub fn dearmor(data: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     reader
         .read_to_end(&mut out)
-        .map_err(|e| Error::usage(format!("not an armored OpenPGP message: {e}")))?;
+        .with_kind(Kind::Usage, "not an armored OpenPGP message")?;
     Ok(out)
 }
 
@@ -101,5 +98,16 @@ pub fn addressed_only_to(message: &[u8], holder: &super::HolderCert) -> bool {
                 })
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_malformed_message_keeps_the_parser_error() {
+        let err = super::recipients(b"\xff\xff\xff\xff").unwrap_err();
+        assert_eq!(err.kind, crate::error::Kind::Verification);
+        assert!(err.message.contains("OpenPGP message"), "{}", err.message);
+        assert!(err.causes().next().is_some(), "{err}");
     }
 }

@@ -14,7 +14,7 @@ use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Armorer, Message, Signer};
 
 use super::decrypt::SecretKeyFile;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::secret::SecretString;
 
 /// An armored detached signature over `data` by the key's signing subkey.
@@ -59,8 +59,8 @@ pub fn sign_detached(
     }
     let pair = k
         .into_keypair()
-        .map_err(|e| Error::failed(format!("the signing key: {e}")))?;
-    let fail = |e: anyhow::Error| Error::failed(format!("signing: {e}"));
+        .map_err(|e| Error::failed("the signing key").caused_by_boxed(e))?;
+    let fail = |e: anyhow::Error| Error::failed("signing").caused_by_boxed(e);
     let mut out = Vec::new();
     {
         let message = Message::new(&mut out);
@@ -73,7 +73,7 @@ pub fn sign_detached(
             .detached()
             .build()
             .map_err(fail)?;
-        signer.write_all(data).map_err(|e| fail(e.into()))?;
+        signer.write_all(data).context("signing")?;
         signer.finalize().map_err(fail)?;
     }
     Ok(out)

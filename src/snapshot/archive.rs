@@ -9,7 +9,7 @@ use std::path::Path;
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Kind, Result};
 
 /// The largest small member (meta.json, SHA256SUMS) custody reads into memory.
 const SMALL_MEMBER: u64 = 1 << 20;
@@ -77,9 +77,17 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Why an archive failed.
+/// Why an archive failed: what is damaged, with nothing under it.
 fn damaged(what: impl std::fmt::Display) -> Error {
     Error::verification(format!("the snapshot is damaged: {what}"))
+}
+
+/// A `map_err` for reading the archive: the snapshot is damaged at `where_`, and the error of
+/// the reader (gzip, tar, JSON) is kept as the cause.
+fn damaged_at<E: std::error::Error + Send + Sync + 'static>(
+    where_: impl std::fmt::Display,
+) -> impl FnOnce(E) -> Error {
+    move |e| damaged(where_).caused_by(e)
 }
 
 fn not_a_snapshot(path: &Path, why: &str) -> Error {
@@ -90,11 +98,10 @@ fn not_a_snapshot(path: &Path, why: &str) -> Error {
 /// sha256 against `SHA256SUMS`, `meta.json` parsed and consistent with `state.bin`.
 pub fn check_file(path: &Path) -> Result<ArchiveReport> {
     let file = std::fs::File::open(path)
-        .map_err(|e| Error::usage(format!("{}: cannot read it: {e}", path.display())))?;
+        .with_kind(Kind::Usage, format!("{}: cannot read it", path.display()))?;
     let mut outer = HashingReader::new(io::BufReader::with_capacity(256 * 1024, file));
     let mut magic = [0u8; 2];
-    let got = read_up_to(&mut outer, &mut magic)
-        .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+    let got = read_up_to(&mut outer, &mut magic).context(format!("reading {}", path.display()))?;
     if got == 0 {
         return Err(not_a_snapshot(path, "the file is empty"));
     }
@@ -111,12 +118,12 @@ pub fn check_file(path: &Path) -> Result<ArchiveReport> {
         let mut archive = tar::Archive::new(gz);
         let entries = archive
             .entries()
-            .map_err(|e| damaged(format!("not a tar archive inside the gzip: {e}")))?;
+            .map_err(damaged_at("not a tar archive inside the gzip"))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| damaged(format!("reading the tar: {e}")))?;
+            let mut entry = entry.map_err(damaged_at("reading the tar"))?;
             let name = entry
                 .path()
-                .map_err(|e| damaged(format!("a member name: {e}")))?
+                .map_err(damaged_at("a member name"))?
                 .to_string_lossy()
                 .into_owned();
             if members.contains_key(&name) {
@@ -130,7 +137,7 @@ pub fn check_file(path: &Path) -> Result<ArchiveReport> {
             loop {
                 let n = entry
                     .read(&mut buf)
-                    .map_err(|e| damaged(format!("member {name}: {e}")))?;
+                    .map_err(damaged_at(format!("member {name}")))?;
                 if n == 0 {
                     break;
                 }
@@ -154,10 +161,9 @@ pub fn check_file(path: &Path) -> Result<ArchiveReport> {
         // Whatever follows the tar inside the gzip is still read, so the gzip trailer (CRC)
         // is checked and the file hash covers every byte.
         let mut gz = archive.into_inner();
-        io::copy(&mut gz, &mut io::sink()).map_err(|e| damaged(format!("the gzip stream: {e}")))?;
+        io::copy(&mut gz, &mut io::sink()).map_err(damaged_at("the gzip stream"))?;
     }
-    io::copy(&mut outer, &mut io::sink())
-        .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+    io::copy(&mut outer, &mut io::sink()).context(format!("reading {}", path.display()))?;
     let (sha256, size) = outer.finish();
 
     for required in ["meta.json", "state.bin", "SHA256SUMS"] {
@@ -206,7 +212,7 @@ pub fn check_file(path: &Path) -> Result<ArchiveReport> {
         }
     }
     let meta: Meta = serde_json::from_slice(&meta_bytes.unwrap_or_default())
-        .map_err(|e| damaged(format!("meta.json does not parse: {e}")))?;
+        .map_err(damaged_at("meta.json does not parse"))?;
     let state_size = sizes.get("state.bin").copied().unwrap_or(0);
     if meta.size != 0 && meta.size != state_size {
         return Err(damaged(format!(
@@ -230,12 +236,14 @@ pub fn check_file(path: &Path) -> Result<ArchiveReport> {
 
 /// `meta.json` only: the first member, read from the start of the file without the rest.
 pub fn read_meta(path: &Path) -> Result<Meta> {
-    let file =
-        std::fs::File::open(path).map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+    let file = std::fs::File::open(path).context(format!("opening {}", path.display()))?;
     let gz = flate2::read::GzDecoder::new(io::BufReader::new(file));
     let mut archive = tar::Archive::new(gz);
-    for entry in archive.entries().map_err(damaged)? {
-        let entry = entry.map_err(damaged)?;
+    for entry in archive
+        .entries()
+        .map_err(damaged_at("not a tar archive inside the gzip"))?
+    {
+        let entry = entry.map_err(damaged_at("reading the tar"))?;
         if entry
             .path()
             .map(|p| p == Path::new("meta.json"))
@@ -245,9 +253,8 @@ pub fn read_meta(path: &Path) -> Result<Meta> {
             entry
                 .take(SMALL_MEMBER)
                 .read_to_end(&mut bytes)
-                .map_err(damaged)?;
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| damaged(format!("meta.json does not parse: {e}")));
+                .map_err(damaged_at("member meta.json"))?;
+            return serde_json::from_slice(&bytes).map_err(damaged_at("meta.json does not parse"));
         }
     }
     Err(damaged("member meta.json is missing"))
@@ -263,4 +270,33 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         got += n;
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_archive_keeps_the_reader_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.snap");
+        // A gzip header and then nothing: the gzip stream ends early.
+        std::fs::write(&path, [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 0xff, 0x01]).unwrap();
+        let err = check_file(&path).unwrap_err();
+        assert_eq!(err.kind, crate::error::Kind::Verification);
+        assert!(
+            err.message.starts_with("the snapshot is damaged: "),
+            "{}",
+            err.message
+        );
+        assert!(err.causes().next().is_some(), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_keeps_the_io_error() {
+        let err = read_meta(Path::new("/nonexistent/x.snap")).unwrap_err();
+        assert_eq!(err.message, "opening /nonexistent/x.snap");
+        let source = std::error::Error::source(&err).expect("the io error is kept");
+        assert!(source.downcast_ref::<io::Error>().is_some());
+    }
 }

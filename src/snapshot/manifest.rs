@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Kind, Result};
 
 pub const MANIFEST_VERSION: u32 = 1;
 
@@ -46,9 +46,9 @@ pub fn read(snapshot: &Path) -> Result<Option<Manifest>> {
     if !path.exists() {
         return Ok(None);
     }
-    let bytes =
-        std::fs::read(&path).map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        Error::verification(format!("{}: not a custody manifest: {e}", path.display()))
-    })
+    let bytes = std::fs::read(&path).context(format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).map(Some).with_kind(
+        Kind::Verification,
+        format!("{}: not a custody manifest", path.display()),
+    )
 }

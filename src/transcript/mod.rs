@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::error::{Context as _, Error, Result};
+use crate::error::{Context as _, Error, Kind, Result};
 
 pub const FORMAT_VERSION: u64 = 1;
 /// The `prev` of the first line.
@@ -74,7 +74,7 @@ impl Transcript {
         };
         let time = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| Error::failed(format!("formatting the time: {e}")))?;
+            .context("formatting the time")?;
         let facts = integers_only(step.facts);
         let files: Map<String, Value> = step
             .files
@@ -103,15 +103,10 @@ impl Transcript {
             .create(true)
             .append(true)
             .open(&self.path)
-            .map_err(|e| Error::failed(format!("transcript {}: {e}", self.path.display())))?;
+            .context(format!("opening the transcript {}", self.path.display()))?;
         file.write_all(&line)
             .and_then(|_| file.sync_data())
-            .map_err(|e| {
-                Error::failed(format!(
-                    "writing the transcript {}: {e}",
-                    self.path.display()
-                ))
-            })?;
+            .context(format!("writing the transcript {}", self.path.display()))?;
         Ok(Head {
             entries: head.entries + 1,
             head_hash: hash,
@@ -145,23 +140,20 @@ pub fn entry_hash(entry: &Value) -> String {
 /// Checks every line of the chain. Any change, removal, reordering or insertion is a
 /// verification failure naming the line.
 pub fn verify_file(path: &Path) -> Result<Head> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        Error::usage(format!(
-            "transcript {}: cannot read it: {e}",
-            path.display()
-        ))
-    })?;
+    let file = std::fs::File::open(path).with_kind(
+        Kind::Usage,
+        format!("transcript {}: cannot read it", path.display()),
+    )?;
     let mut prev = GENESIS.to_owned();
     let mut count = 0u64;
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let n = i + 1;
-        let line = line
-            .map_err(|e| Error::failed(format!("transcript {} line {n}: {e}", path.display())))?;
+        let line = line.context(format!("reading transcript {} line {n}", path.display()))?;
         let bad = |what: String| {
             Error::verification(format!("transcript {} line {n}: {what}", path.display()))
         };
         let entry: Value =
-            serde_json::from_str(&line).map_err(|e| bad(format!("not JSON: {e}")))?;
+            serde_json::from_str(&line).map_err(|e| bad("not JSON".into()).caused_by(e))?;
         let stated = entry
             .get("hash")
             .and_then(Value::as_str)
@@ -256,5 +248,19 @@ mod tests {
         let lines: Vec<_> = text.lines().collect();
         std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
         assert!(verify_file(&path).unwrap_err().message.contains("line 2"));
+    }
+
+    #[test]
+    fn a_line_that_is_not_json_keeps_the_parser_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        std::fs::write(&path, "{not json\n").unwrap();
+        let err = verify_file(&path).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!("transcript {} line 1: not JSON", path.display())
+        );
+        assert_eq!(err.kind, crate::error::Kind::Verification);
+        assert_eq!(err.causes().count(), 1);
     }
 }

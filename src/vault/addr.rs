@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use reqwest::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Kind, Result};
 
 /// A validated node address such as `https://127.0.0.1:8200`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +13,7 @@ pub struct Addr(Url);
 impl Addr {
     pub fn parse(s: &str) -> Result<Addr> {
         let url = Url::parse(s.trim_end_matches('/'))
-            .map_err(|e| Error::usage(format!("--addr {s:?} is not a URL: {e}")))?;
+            .with_kind(Kind::Usage, format!("--addr {s:?} is not a URL"))?;
         let host = url
             .host_str()
             .ok_or_else(|| Error::usage(format!("--addr {s:?} has no host")))?;
@@ -86,6 +86,14 @@ mod tests {
         assert!(Addr::parse("ftp://127.0.0.1").is_err());
         assert!(Addr::parse("not a url").is_err());
         assert!(Addr::parse("https://h:1/v1/sys").is_err());
+    }
+
+    #[test]
+    fn a_bad_url_keeps_the_parser_error() {
+        let err = Addr::parse("not a url").unwrap_err();
+        assert_eq!(err.message, "--addr \"not a url\" is not a URL");
+        assert_eq!(err.kind, crate::error::Kind::Usage);
+        assert_eq!(err.causes().count(), 1);
     }
 
     #[test]

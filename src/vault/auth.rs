@@ -79,14 +79,13 @@ impl Vault {
             ttl: u64,
             creation_path: String,
         }
-        let body =
-            serde_json::to_vec(&token.body()).map_err(|e| NodeError::Decode(e.to_string()))?;
+        let body = serde_json::to_vec(&token.body()).map_err(NodeError::encoding)?;
         let req = Request::new(Method::POST, "auth/token/create-orphan")
             .body(Some(body.into()))
             .wrap_ttl(Some(wrap_ttl));
         let raw = self.call_secret(addr, req).await?;
         let answer: Answer = serde_json::from_slice(&raw)
-            .map_err(|e| NodeError::Decode(format!("the server did not wrap the token: {e}")))?;
+            .map_err(|e| NodeError::unexpected("the server did not wrap the token", e))?;
         let info = answer.wrap_info;
         Ok(WrapInfo {
             token: SecretString::new(info.token),

@@ -2,6 +2,7 @@
 //! endpoints custody calls, each typed.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -11,18 +12,54 @@ use serde::de::DeserializeOwned;
 
 use super::addr::Addr;
 use super::types::*;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Kind, Result};
 use crate::secret::{SecretBytesOwner, SecretString};
 
-/// Why a call to one node failed.
+/// Why a call to one node failed. Every variant's text says it all on its own (status tables
+/// and progress lines print it alone); the variants that come from another error also keep that
+/// error as the [`source`](std::error::Error::source), for the "caused by" chain.
 #[derive(Debug, Clone)]
 pub enum NodeError {
     /// No HTTP answer: refused, timed out, TLS failed.
-    Unreachable(String),
+    Unreachable(Unreached),
     /// The server answered with an error status.
     Api { status: u16, errors: Vec<String> },
-    /// The server answered something custody cannot read.
+    /// The server answered something custody cannot read (a check of custody's own).
     Decode(String),
+    /// Something between custody and the node failed with an error of its own (the answer does
+    /// not parse, a request body does not encode, a file to send does not open): `what` says
+    /// what custody was doing, `source` keeps that error.
+    Failed {
+        what: String,
+        source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+/// Why no answer came: the HTTP client's error, described with its whole chain (reqwest's own
+/// text leaves out the cause, such as "connection refused").
+#[derive(Debug, Clone)]
+pub struct Unreached {
+    text: String,
+    source: Arc<reqwest::Error>,
+}
+
+impl Unreached {
+    fn new(e: reqwest::Error) -> Self {
+        Unreached {
+            text: describe_reqwest(&e),
+            source: Arc::new(e),
+        }
+    }
+    /// The error of the HTTP client.
+    pub fn reqwest(&self) -> &reqwest::Error {
+        &self.source
+    }
+}
+
+impl std::fmt::Display for Unreached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 impl std::fmt::Display for NodeError {
@@ -32,11 +69,20 @@ impl std::fmt::Display for NodeError {
             NodeError::Api { status, errors } if errors.is_empty() => write!(f, "HTTP {status}"),
             NodeError::Api { status, errors } => write!(f, "HTTP {status}: {}", errors.join("; ")),
             NodeError::Decode(e) => write!(f, "unexpected answer: {e}"),
+            NodeError::Failed { what, source } => write!(f, "{what}: {source}"),
         }
     }
 }
 
-impl std::error::Error for NodeError {}
+impl std::error::Error for NodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NodeError::Unreachable(e) => Some(&*e.source),
+            NodeError::Failed { source, .. } => Some(&**source),
+            NodeError::Api { .. } | NodeError::Decode(_) => None,
+        }
+    }
+}
 
 impl NodeError {
     pub fn is_unreachable(&self) -> bool {
@@ -45,7 +91,27 @@ impl NodeError {
     pub fn message_contains(&self, needle: &str) -> bool {
         match self {
             NodeError::Api { errors, .. } => errors.iter().any(|e| e.contains(needle)),
-            NodeError::Unreachable(e) | NodeError::Decode(e) => e.contains(needle),
+            NodeError::Unreachable(e) => e.text.contains(needle),
+            NodeError::Decode(e) => e.contains(needle),
+            NodeError::Failed { .. } => self.to_string().contains(needle),
+        }
+    }
+    /// An answer that does not parse: "unexpected answer: " and the call or what custody
+    /// expected of it; the parser's error is kept as the source.
+    pub fn unexpected(
+        what: impl std::fmt::Display,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        NodeError::Failed {
+            what: format!("unexpected answer: {what}"),
+            source: Arc::new(e),
+        }
+    }
+    /// A request body that does not encode (custody's own data; should never happen).
+    pub fn encoding(e: serde_json::Error) -> Self {
+        NodeError::Failed {
+            what: "encoding the request body".to_owned(),
+            source: Arc::new(e),
         }
     }
 }
@@ -68,15 +134,14 @@ impl Vault {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("custody/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::usage(format!("--ca-cert {}: cannot read it: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::usage(format!(
-                    "--ca-cert {}: not a PEM certificate: {e}",
-                    path.display()
-                ))
-            })?;
+            let pem = std::fs::read(path).with_kind(
+                Kind::Usage,
+                format!("--ca-cert {}: cannot read it", path.display()),
+            )?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).with_kind(
+                Kind::Usage,
+                format!("--ca-cert {}: not a PEM certificate", path.display()),
+            )?;
             if certs.is_empty() {
                 return Err(Error::usage(format!(
                     "--ca-cert {}: holds no PEM certificate",
@@ -85,9 +150,7 @@ impl Vault {
             }
             builder = builder.tls_certs_only(certs);
         }
-        let http = builder
-            .build()
-            .map_err(|e| Error::failed(format!("building the HTTP client: {e}")))?;
+        let http = builder.build().context("building the HTTP client")?;
         Ok(Vault { http, token })
     }
 
@@ -131,7 +194,7 @@ impl Vault {
         builder
             .send()
             .await
-            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))
+            .map_err(|e| NodeError::Unreachable(Unreached::new(e)))
     }
 
     /// [`Vault::send`], an error status turned into [`NodeError::Api`].
@@ -149,7 +212,7 @@ impl Vault {
             .await?
             .bytes()
             .await
-            .map_err(|e| NodeError::Unreachable(describe_reqwest(&e)))
+            .map_err(|e| NodeError::Unreachable(Unreached::new(e)))
     }
 
     async fn call<T: DeserializeOwned>(
@@ -160,9 +223,10 @@ impl Vault {
         body: Option<reqwest::Body>,
     ) -> NodeResult<T> {
         let bytes = self
-            .bytes(addr, Request::new(method, path).body(body))
+            .bytes(addr, Request::new(method.clone(), path).body(body))
             .await?;
-        serde_json::from_slice(&bytes).map_err(|e| NodeError::Decode(e.to_string()))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| NodeError::unexpected(format!("{method} {path}"), e))
     }
 
     /// A call whose answer may hold a secret: the raw answer, in memory wiped when dropped.
@@ -193,7 +257,7 @@ impl Vault {
         let health = resp
             .json()
             .await
-            .map_err(|e| NodeError::Decode(e.to_string()))?;
+            .map_err(|e| NodeError::unexpected("GET sys/health", e))?;
         Ok((role, health))
     }
 
@@ -203,14 +267,14 @@ impl Vault {
 
     /// Initializes the server; a plaintext answer (no PGP keys) is read from wiped memory.
     pub async fn init(&self, addr: &Addr, req: &InitRequest) -> NodeResult<InitResponse> {
-        let body = serde_json::to_vec(req).map_err(|e| NodeError::Decode(e.to_string()))?;
+        let body = serde_json::to_vec(req).map_err(NodeError::encoding)?;
         let raw = self
             .call_secret(
                 addr,
                 Request::new(Method::PUT, "sys/init").body(Some(body.into())),
             )
             .await?;
-        serde_json::from_slice(&raw).map_err(|e| NodeError::Decode(e.to_string()))
+        serde_json::from_slice(&raw).map_err(|e| NodeError::unexpected("PUT sys/init", e))
     }
 
     /// Submits one unseal share, in a zeroizing request body.
@@ -266,9 +330,9 @@ pub(super) fn secret_body<T: Serialize>(value: &T) -> NodeResult<reqwest::Body> 
         }
     }
     let mut count = Count(0);
-    serde_json::to_writer(&mut count, value).map_err(|e| NodeError::Decode(e.to_string()))?;
+    serde_json::to_writer(&mut count, value).map_err(NodeError::encoding)?;
     let mut buf = Vec::with_capacity(count.0);
-    serde_json::to_writer(&mut buf, value).map_err(|e| NodeError::Decode(e.to_string()))?;
+    serde_json::to_writer(&mut buf, value).map_err(NodeError::encoding)?;
     Ok(bytes::Bytes::from_owner(SecretBytesOwner(buf)).into())
 }
 
@@ -319,16 +383,17 @@ impl Vault {
         wrap_ttl: Option<&str>,
     ) -> NodeResult<serde_json::Value> {
         let body = body
-            .map(|b| serde_json::to_vec(b).map_err(|e| NodeError::Decode(e.to_string())))
+            .map(|b| serde_json::to_vec(b).map_err(NodeError::encoding))
             .transpose()?;
-        let req = Request::new(method, path)
+        let req = Request::new(method.clone(), path)
             .body(body.map(Into::into))
             .wrap_ttl(wrap_ttl);
         let bytes = self.bytes(addr, req).await?;
         if bytes.is_empty() {
             return Ok(serde_json::Value::Null);
         }
-        serde_json::from_slice(&bytes).map_err(|e| NodeError::Decode(e.to_string()))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| NodeError::unexpected(format!("{method} {path}"), e))
     }
 
     pub async fn get(&self, addr: &Addr, path: &str) -> NodeResult<serde_json::Value> {
@@ -375,15 +440,15 @@ impl Vault {
             client_token: String,
             accessor: String,
         }
-        let bytes = serde_json::to_vec(body).map_err(|e| NodeError::Decode(e.to_string()))?;
+        let bytes = serde_json::to_vec(body).map_err(NodeError::encoding)?;
         let raw = self
             .call_secret(
                 addr,
                 Request::new(Method::POST, path).body(Some(bytes.into())),
             )
             .await?;
-        let created: Created =
-            serde_json::from_slice(&raw).map_err(|e| NodeError::Decode(e.to_string()))?;
+        let created: Created = serde_json::from_slice(&raw)
+            .map_err(|e| NodeError::unexpected(format!("POST {path}"), e))?;
         Ok((
             SecretString::new(created.auth.client_token),
             created.auth.accessor,
@@ -406,7 +471,10 @@ impl Vault {
     pub async fn snapshot_upload(&self, addr: &Addr, file: &Path, force: bool) -> NodeResult<()> {
         let f = tokio::fs::File::open(file)
             .await
-            .map_err(|e| NodeError::Decode(format!("{}: {e}", file.display())))?;
+            .map_err(|e| NodeError::Failed {
+                what: format!("opening the snapshot {}", file.display()),
+                source: Arc::new(e),
+            })?;
         let path = if force {
             "sys/storage/raft/snapshot-force"
         } else {
@@ -481,5 +549,31 @@ pub fn data_of(v: serde_json::Value) -> serde_json::Value {
         v["data"].clone()
     } else {
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_that_does_not_parse_keeps_the_parser_error() {
+        let e = serde_json::from_slice::<SealStatus>(b"<html>").unwrap_err();
+        let parser_text = e.to_string();
+        let err = NodeError::unexpected("GET sys/seal-status", e);
+        assert_eq!(
+            err.to_string(),
+            format!("unexpected answer: GET sys/seal-status: {parser_text}")
+        );
+        assert!(err.message_contains("expected value"));
+        let source = std::error::Error::source(&err).expect("the parser's error is kept");
+        assert!(source.downcast_ref::<serde_json::Error>().is_some());
+        let wrapped = crate::flows::context::node_error("reading the seal status", err);
+        assert_eq!(
+            wrapped.causes().collect::<Vec<_>>(),
+            [format!(
+                "unexpected answer: GET sys/seal-status: {parser_text}"
+            )]
+        );
     }
 }

@@ -96,9 +96,8 @@ fn attempt_of(raw: &[u8]) -> NodeResult<Attempt> {
     struct Wrapped {
         data: Attempt,
     }
-    let bad = |e: serde_json::Error| {
-        NodeError::Decode(format!("the server's root generation status: {e}"))
-    };
+    let bad =
+        |e: serde_json::Error| NodeError::unexpected("the server's root generation status", e);
     match serde_json::from_slice::<Wrapped>(raw) {
         Ok(w) => Ok(w.data),
         Err(_) => serde_json::from_slice(raw).map_err(bad),
@@ -143,7 +142,7 @@ impl Vault {
             Some(key) => serde_json::json!({ "pgp_key": key }),
             None => serde_json::json!({}),
         };
-        let body = serde_json::to_vec(&body).map_err(|e| NodeError::Decode(e.to_string()))?;
+        let body = serde_json::to_vec(&body).map_err(NodeError::encoding)?;
         let path = family.path("attempt");
         let raw = self
             .call_secret(
