@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::ceremony::script::{Kind, StepDef, resolve};
 use crate::ceremony::{self, BUILTIN, RunState, actions};
 use crate::cli::GlobalArgs;
-use crate::error::{Error, Kind as ErrKind, Result};
+use crate::error::{Context as _, Error, Kind as ErrKind, Result};
 use crate::flows::Ctx;
 use crate::transcript::Step;
 
@@ -199,8 +199,7 @@ pub fn run(
         ctx,
         global,
         values: &values,
-        exe: std::env::current_exe()
-            .map_err(|e| Error::failed(format!("finding custody itself: {e}")))?,
+        exe: std::env::current_exe().context("finding custody itself")?,
     };
     let mut report = Vec::new();
     for (i, spanned) in script.steps.iter().enumerate() {
@@ -306,9 +305,10 @@ impl StepRunner<'_> {
             Kind::Action(a) => {
                 let mut args = child_args(self.global, &p);
                 args.extend(actions::argv(&a, &p));
-                let status = Command::new(&self.exe).args(&args).status().map_err(|e| {
-                    Error::failed(format!("step {}: running custody: {e}", step.id))
-                })?;
+                let status = Command::new(&self.exe)
+                    .args(&args)
+                    .status()
+                    .context(format!("step {}: running custody", step.id))?;
                 if !status.success() {
                     let code = status.code().unwrap_or(1);
                     return Err(Error::new(
@@ -353,7 +353,7 @@ fn run_check(check: &str, p: &BTreeMap<String, String>) -> Result<()> {
             let address = p.get("address").cloned().unwrap_or_default();
             let addrs: Vec<_> = address
                 .to_socket_addrs()
-                .map_err(|e| Error::usage(format!("{address:?} is not host:port: {e}")))?
+                .with_kind(ErrKind::Usage, format!("{address:?} is not host:port"))?
                 .collect();
             for a in addrs {
                 if TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok() {

@@ -5,7 +5,7 @@ use std::path::Path;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Result};
 
 /// Every man page: `custody.1`, and one per subcommand (`custody-root-generate.1`, …), as
 /// (file name, roff text).
@@ -22,7 +22,7 @@ fn render(cmd: &clap::Command, name: &str, out: &mut Vec<(String, Vec<u8>)>) -> 
     let mut buf = Vec::new();
     clap_mangen::Man::new(page)
         .render(&mut buf)
-        .map_err(|e| Error::failed(format!("rendering the man page of {name}: {e}")))?;
+        .context(format!("rendering the man page of {name}"))?;
     out.push((format!("{name}.1"), buf));
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
         render(sub, &format!("{name}-{}", sub.get_name()), out)?;
@@ -31,12 +31,11 @@ fn render(cmd: &clap::Command, name: &str, out: &mut Vec<(String, Vec<u8>)>) -> 
 }
 
 pub fn write_man(dir: &Path) -> Result<Vec<String>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::failed(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).context(format!("{}", dir.display()))?;
     let mut names = Vec::new();
     for (name, text) in man_pages()? {
         let path = dir.join(&name);
-        std::fs::write(&path, text)
-            .map_err(|e| Error::failed(format!("{}: {e}", path.display())))?;
+        std::fs::write(&path, text).context(format!("{}", path.display()))?;
         names.push(name);
     }
     Ok(names)

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use crate::cli::InitArgs;
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Kind, Result};
 use crate::flows::Ctx;
 use crate::flows::files::{root_token_path, share_path};
 use crate::flows::nodes::all_status;
@@ -113,12 +113,11 @@ pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     let vault = ctx.vault()?;
     every_node_fresh(&vault, addrs).await?;
     confirm_holders(ctx, &plan, &addrs[0])?;
-    std::fs::create_dir_all(&plan.out)
-        .map_err(|e| Error::failed(format!("creating --out {}: {e}", plan.out.display())))?;
+    std::fs::create_dir_all(&plan.out).context(format!("creating --out {}", plan.out.display()))?;
     let response = vault
         .init(&addrs[0], &init_request(&plan)?)
         .await
-        .map_err(|e| Error::failed(format!("sys/init on {}: {e}", addrs[0])))?;
+        .context(format!("sys/init on {}", addrs[0]))?;
     let outcome = write_outputs(
         &plan,
         addrs[0].as_str(),
@@ -292,12 +291,10 @@ fn write_outputs(
     let mut shares = Vec::new();
     let mut failures = Vec::new();
     for (i, (holder, enc)) in plan.holders.iter().zip(keys_base64).enumerate() {
-        let binary = b64.decode(enc).map_err(|e| {
-            Error::verification(format!(
-                "share {} from the server is not base64: {e}",
-                i + 1
-            ))
-        })?;
+        let binary = b64.decode(enc).with_kind(
+            Kind::Verification,
+            format!("share {} from the server is not base64", i + 1),
+        )?;
         let armored = pgp::armor_message(&binary)?;
         let path = share_path(&plan.out, &holder.fingerprint);
         if let Err(e) = write_private(&path, &armored, false) {
@@ -314,9 +311,10 @@ fn write_outputs(
             recipient_ok,
         });
     }
-    let rt_binary = b64.decode(root_token.trim()).map_err(|e| {
-        Error::verification(format!("the root token from the server is not base64: {e}"))
-    })?;
+    let rt_binary = b64.decode(root_token.trim()).with_kind(
+        Kind::Verification,
+        "the root token from the server is not base64",
+    )?;
     let rt_armored = pgp::armor_message(&rt_binary)?;
     let rt_path = root_token_path(&plan.out, &plan.root_key.fingerprint);
     if let Err(e) = write_private(&rt_path, &rt_armored, false) {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Kind, Result};
 use crate::flows::{Ctx, active_node, node_error};
 use crate::transcript::Step;
 use crate::vault::{Addr, NodeError, Vault};
@@ -117,10 +117,10 @@ fn check_binary(plan: &InstallPlan) -> Result<Binary> {
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::usage(format!("--plugin-bin {shown}: not a file name")))?
         .to_owned();
-    let unreadable = |e| Error::usage(format!("--plugin-bin {shown}: cannot read it: {e}"));
+    let unreadable = format!("--plugin-bin {shown}: cannot read it");
     let mode = std::fs::metadata(&plan.plugin_bin)
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
-        .map_err(unreadable)?;
+        .with_kind(Kind::Usage, &unreadable)?;
     if mode & 0o111 == 0 {
         return Err(Error::precondition(format!(
             "--plugin-bin {shown}: not executable (mode {:o}); the server could not run it. \
@@ -128,7 +128,7 @@ fn check_binary(plan: &InstallPlan) -> Result<Binary> {
             mode & 0o7777
         )));
     }
-    let sha256 = crate::digest::sha256_file(&plan.plugin_bin).map_err(unreadable)?;
+    let sha256 = crate::digest::sha256_file(&plan.plugin_bin).with_kind(Kind::Usage, unreadable)?;
     Ok(Binary { command, sha256 })
 }
 

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use crate::cli::RootGenerateArgs;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Context as _, Error, Kind, Result};
 use crate::flows::shares::{Shares, gather};
 use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
@@ -350,7 +350,7 @@ fn finish(
     }
     let binary = base64::engine::general_purpose::STANDARD
         .decode(attempt.encoded().trim())
-        .map_err(|e| Error::verification(format!("the encoded root token is not base64: {e}")))?;
+        .with_kind(Kind::Verification, "the encoded root token is not base64")?;
     let addressed = crate::pgp::addressed_only_to(&binary, cert);
     let armored = pgp::armor_message(&binary)?;
     write_private(out, &armored, false)?;

@@ -11,7 +11,7 @@ use openpgp::cert::CertParser;
 use openpgp::parse::Parse;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Kind, Result};
 use crate::flows::Ctx;
 use crate::pgp::SecretKeyFile;
 use crate::transcript::{Step, verify_file};
@@ -56,8 +56,8 @@ pub fn sign(ctx: &Ctx, key_file: &Path, passphrase_file: Option<&Path>) -> Resul
 
 fn load_certs(dir: &Path) -> Result<BTreeMap<String, Cert>> {
     let mut out = BTreeMap::new();
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::usage(format!("--certs {}: {e}", dir.display())))?;
+    let entries =
+        std::fs::read_dir(dir).with_kind(Kind::Usage, format!("--certs {}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
         if !path.is_file() {
@@ -91,8 +91,7 @@ struct SignatureCheck {
 
 pub fn verify(ctx: &Ctx, file: &Path, certs_dir: Option<&Path>) -> Result<()> {
     let head = verify_file(file)?;
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::failed(format!("{}: {e}", file.display())))?;
+    let text = std::fs::read_to_string(file).context(format!("{}", file.display()))?;
     let entries: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

@@ -35,7 +35,7 @@ impl Ctx {
             None => crate::config::default_ca_cert()?,
         };
         let token = match &g.token_file {
-            Some(p) => Some(read_token_file(p)?),
+            Some(p) => Some(super::files::read_token(p, "--token-file")?),
             None => crate::config::env_token()?,
         };
         Ok(Ctx {
@@ -71,35 +71,6 @@ pub fn parse_addrs(raw: &[String]) -> Result<Vec<Addr>> {
         addrs.push(addr);
     }
     Ok(addrs)
-}
-
-fn read_token_file(path: &std::path::Path) -> Result<SecretString> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        Error::usage(format!(
-            "--token-file {}: cannot read it: {e}",
-            path.display()
-        ))
-    })?;
-    if meta.len() > 16 * 1024 {
-        return Err(Error::usage(format!(
-            "--token-file {}: too large for a token",
-            path.display()
-        )));
-    }
-    let raw = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!(
-            "--token-file {}: cannot read it: {e}",
-            path.display()
-        ))
-    })?);
-    let token = raw.trim();
-    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(Error::usage(format!(
-            "--token-file {}: does not hold one token",
-            path.display()
-        )));
-    }
-    Ok(SecretString::new(token.to_owned()))
 }
 
 /// Runs `f` against every node at once; results come back in the nodes' order.

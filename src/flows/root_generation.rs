@@ -4,7 +4,7 @@
 use base64::Engine as _;
 
 use super::context::node_error;
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Result};
 use crate::secret::SecretString;
 use crate::shamir::Share;
 use crate::vault::{Addr, Family, Vault};
@@ -55,7 +55,7 @@ pub async fn generate_with_otp(
     let xored = zeroize::Zeroizing::new(
         engine
             .decode(encoded.trim_end_matches('='))
-            .map_err(|e| Error::failed(format!("the encoded root token is not base64: {e}")))?,
+            .context("the encoded root token is not base64")?,
     );
     let otp_bytes = otp.expose().as_bytes();
     if xored.len() != otp_bytes.len() {

@@ -105,7 +105,8 @@ async fn signing_service(
         .await
         .map_err(|e| crate::flows::node_error("reading the Authority", e))?;
     let address = account["address"].as_str().unwrap_or_default().to_owned();
-    let wrapping = crate::flows::files::read_wrapping_token(&dir.join("authority-signer.wrap"))?;
+    let wrapping =
+        crate::flows::files::read_token(&dir.join("authority-signer.wrap"), "the wrapping token")?;
     let (signer, _) = vault
         .with_token(Some(wrapping))
         .unwrap_token(&addr)

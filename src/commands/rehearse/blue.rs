@@ -7,8 +7,7 @@ use super::*;
 /// Five holders and the operator, each with a fresh v4 Cv25519 key.
 pub(super) fn holder_keys(dir: &Path) -> Result<(Vec<Holder>, Holder)> {
     let keys_dir = dir.join("keys");
-    std::fs::create_dir_all(&keys_dir)
-        .map_err(|e| Error::failed(format!("{}: {e}", keys_dir.display())))?;
+    std::fs::create_dir_all(&keys_dir).context(format!("{}", keys_dir.display()))?;
     let mut holders = Vec::new();
     for i in 1..=HOLDERS + 1 {
         let name = if i > HOLDERS {
@@ -19,8 +18,7 @@ pub(super) fn holder_keys(dir: &Path) -> Result<(Vec<Holder>, Holder)> {
         let key = generate_cv25519(&format!("Rehearsal {name} <{name}@rehearsal.invalid>"))?;
         let public = keys_dir.join(format!("{name}.pub.asc"));
         let secret = keys_dir.join(format!("{name}.sec.asc"));
-        std::fs::write(&public, &key.public_armored)
-            .map_err(|e| Error::failed(format!("{}: {e}", public.display())))?;
+        std::fs::write(&public, &key.public_armored).context(format!("{}", public.display()))?;
         write_private(&secret, &key.secret_armored, false)?;
         holders.push(Holder {
             fingerprint: key.fingerprint,
@@ -104,7 +102,7 @@ impl Blue<'_> {
     pub(super) fn remove_bastion(&self) -> Result<String> {
         let bastion = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .map_err(|e| Error::failed(format!("a loopback port: {e}")))?;
+            .context("a loopback port")?;
         expect_ceremony(
             self.dir,
             &self.globals,

@@ -32,14 +32,13 @@ pub(super) fn run_ceremony(
 ) -> Result<i32> {
     let bao = find_bao(None).ok();
     use std::io::Write as _;
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::failed(format!("finding custody itself: {e}")))?;
+    let exe = std::env::current_exe().context("finding custody itself")?;
     let log = dir.join(format!("ceremony-{name}.log"));
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log)
-        .map_err(|e| Error::failed(format!("{}: {e}", log.display())))?;
+        .context(format!("{}", log.display()))?;
     let err = out
         .try_clone()
         .context(format!("{}: a second handle for stderr", log.display()))?;
@@ -64,15 +63,11 @@ pub(super) fn run_ceremony(
     })
     .stdout(out)
     .stderr(err);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::failed(format!("starting ceremony {name}: {e}")))?;
+    let mut child = cmd.spawn().context(format!("starting ceremony {name}"))?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let _ = pipe.write_all(data);
     }
-    let status = child
-        .wait()
-        .map_err(|e| Error::failed(format!("ceremony {name}: {e}")))?;
+    let status = child.wait().context(format!("ceremony {name}"))?;
     Ok(status.code().unwrap_or(1))
 }
 

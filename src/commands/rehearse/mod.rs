@@ -63,7 +63,7 @@ pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     let work = tempfile::Builder::new()
         .prefix("custody-rehearsal-")
         .tempdir()
-        .map_err(|e| Error::failed(format!("making the rehearsal directory: {e}")))?;
+        .context("making the rehearsal directory")?;
     let dir = work.path().to_owned();
     let started = Instant::now();
     let result = rehearse(ctx, &bao, &plugin, &dir).await;
@@ -300,9 +300,8 @@ fn as_token(ctx: &Ctx, token: Option<SecretString>) -> Ctx {
 
 /// Decrypts a token file custody wrote, with the operator's secret key, in memory.
 fn decrypt_token(file: &Path, key: &Path) -> Result<SecretString> {
-    let message = crate::pgp::dearmor(
-        &std::fs::read(file).map_err(|e| Error::failed(format!("{}: {e}", file.display())))?,
-    )?;
+    let message =
+        crate::pgp::dearmor(&std::fs::read(file).context(format!("{}", file.display()))?)?;
     let plain = crate::pgp::SecretKeyFile::load(key)?
         .decrypt(&message, None)
         .map_err(|e| Error::failed(format!("decrypting {}: {e:?}", file.display())))?;

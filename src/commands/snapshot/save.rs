@@ -138,24 +138,20 @@ async fn download(ctx: &Ctx, vault: &Vault, addr: &Addr, partial: &Path) -> Resu
         .create_new(true)
         .mode_0600()
         .open(partial)
-        .map_err(|e| Error::failed(format!("creating {}: {e}", partial.display())))?;
+        .context(format!("creating {}", partial.display()))?;
     let mut hash = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut size = 0u64;
     let bar = ctx.ui.byte_progress("snapshot");
     let written: Result<()> = async {
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| Error::failed(format!("receiving the snapshot: {e}")))?
-        {
+        while let Some(chunk) = resp.chunk().await.context("receiving the snapshot")? {
             file.write_all(&chunk)
-                .map_err(|e| Error::failed(format!("writing {}: {e}", partial.display())))?;
+                .context(format!("writing {}", partial.display()))?;
             hash.update(&chunk);
             size += chunk.len() as u64;
             bar.inc(chunk.len() as u64);
         }
         file.sync_all()
-            .map_err(|e| Error::failed(format!("syncing {}: {e}", partial.display())))
+            .context(format!("syncing {}", partial.display()))
     }
     .await;
     bar.finish();
@@ -168,13 +164,11 @@ async fn download(ctx: &Ctx, vault: &Vault, addr: &Addr, partial: &Path) -> Resu
 
 /// The whole snapshot takes its name, and the directory entry is synced.
 fn put_in_place(partial: &Path, out: &Path) -> Result<()> {
-    std::fs::rename(partial, out).map_err(|e| {
-        Error::failed(format!(
-            "renaming {} to {}: {e}",
-            partial.display(),
-            out.display()
-        ))
-    })?;
+    std::fs::rename(partial, out).context(format!(
+        "renaming {} to {}",
+        partial.display(),
+        out.display()
+    ))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
         && let Ok(d) = std::fs::File::open(dir)
     {
