@@ -8,7 +8,7 @@ use support::*;
 #[test]
 fn man_pages_match_the_cli() {
     let dir = root().join("man");
-    let pages = custody::commands::docs::man_pages().unwrap();
+    let pages = custody::commands::man::man_pages().unwrap();
     let mut stale = Vec::new();
     for (name, text) in &pages {
         match std::fs::read(dir.join(name)) {

@@ -1,9 +1,10 @@
 //! One module per command. Each validates its whole plan before any side effect.
 
 pub mod ceremony;
+pub mod completions;
 pub mod cutover;
-pub mod docs;
 pub mod init;
+pub mod man;
 pub mod plugin;
 pub mod rehearse;
 pub mod root;
@@ -19,7 +20,7 @@ use crate::cli::{
 };
 use std::time::Duration;
 
-use crate::error::{Context as _, Result};
+use crate::error::Result;
 pub use crate::flows::Ctx;
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -80,19 +81,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             passphrase_file,
         }) => transcript::sign(&ctx, &secret_key, passphrase_file.as_deref()),
         Command::Man { out } => {
-            let names = docs::write_man(&out)?;
+            let names = man::write_man(&out)?;
             ctx.ui.result(
                 &format!("{} man pages written to {}", names.len(), out.display()),
                 serde_json::json!({ "pages": names }),
             );
             Ok(())
         }
-        Command::Completions { shell } => {
-            use std::io::Write;
-            std::io::stdout()
-                .write_all(&docs::completions(shell))
-                .context("writing the completions to stdout")
-        }
+        Command::Completions { shell } => ctx.ui.raw(&completions::completions(shell)),
         Command::Rehearse(args) => rehearse::run(&ctx, &args).await,
     }
 }

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use serde_json::Value;
 
 use crate::cli::Format;
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Result};
 use crate::secret::SecretString;
 
 pub use progress::Progress;
@@ -99,6 +99,15 @@ impl Ui {
             }
         }
         let _ = out.flush();
+    }
+
+    /// Output that is itself a file (a shell's completion script): written as it is, whatever
+    /// the format.
+    pub fn raw(&self, bytes: &[u8]) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)
+            .and_then(|()| out.flush())
+            .context("writing to stdout")
     }
 
     pub fn can_prompt(&self) -> bool {

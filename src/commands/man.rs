@@ -1,4 +1,4 @@
-//! `custody man` and `custody completions`: generated from the one clap definition.
+//! `custody man`: the man pages, generated from the one clap definition.
 
 use std::path::Path;
 
@@ -31,19 +31,12 @@ fn render(cmd: &clap::Command, name: &str, out: &mut Vec<(String, Vec<u8>)>) -> 
 }
 
 pub fn write_man(dir: &Path) -> Result<Vec<String>> {
-    std::fs::create_dir_all(dir).context(format!("{}", dir.display()))?;
+    std::fs::create_dir_all(dir).context(format!("creating {}", dir.display()))?;
     let mut names = Vec::new();
     for (name, text) in man_pages()? {
         let path = dir.join(&name);
-        std::fs::write(&path, text).context(format!("{}", path.display()))?;
+        std::fs::write(&path, text).context(format!("writing {}", path.display()))?;
         names.push(name);
     }
     Ok(names)
-}
-
-pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
-    let mut cmd = Cli::command();
-    let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut cmd, "custody", &mut buf);
-    buf
 }
