@@ -1,7 +1,9 @@
 //! Waiting for a cluster's Raft peers (its Raft configuration) to be healthy voters, as
 //! autopilot sees them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::poll::{Check, Stopped, wait_for};
 
 use crate::error::{Error, Result};
 use crate::ui::Ui;
@@ -25,9 +27,8 @@ pub async fn wait_stable_voters(
     bound: Duration,
     advice: &str,
 ) -> Result<()> {
-    let deadline = Instant::now() + bound;
-    let mut told = false;
-    loop {
+    let told = std::cell::Cell::new(false);
+    let outcome = wait_for(bound, Duration::from_secs(1), || async {
         let config = vault.raft_configuration(addr).await.map_err(|e| {
             super::node_error(
                 &format!("reading the Raft peers from {addr} (sys/storage/raft/configuration)"),
@@ -44,26 +45,30 @@ pub async fn wait_stable_voters(
         })?;
         let waiting = unstable_peers(&config, &state);
         if waiting.is_empty() {
-            return Ok(());
+            return Ok(Check::Ready(()));
         }
-        if Instant::now() >= deadline {
+        if !bound.is_zero() && !told.replace(true) {
+            ui.status(format!(
+                "waiting for every Raft peer to be a healthy voter (up to {} s): {waiting}",
+                bound.as_secs()
+            ));
+        }
+        Ok::<_, Error>(Check::NotYet(waiting))
+    })
+    .await;
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(Stopped::Failed(e)) => Err(e),
+        Err(Stopped::TimedOut(waiting)) => {
             let after = if bound.is_zero() {
                 String::new()
             } else {
                 format!(" after {} s", bound.as_secs())
             };
-            return Err(Error::precondition(format!(
+            Err(Error::precondition(format!(
                 "not every Raft peer of the target is a healthy voter{after}: {waiting}. {advice}"
-            )));
+            )))
         }
-        if !told {
-            ui.status(format!(
-                "waiting for every Raft peer to be a healthy voter (up to {} s): {waiting}",
-                bound.as_secs()
-            ));
-            told = true;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
