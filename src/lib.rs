@@ -2,6 +2,7 @@
 //! HashiCorp Vault or OpenBao.
 
 pub mod ceremony;
+pub mod chain;
 pub mod cli;
 pub mod commands;
 pub mod config;

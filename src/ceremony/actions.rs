@@ -50,7 +50,7 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
             "green_servers",
             "lb_url",
         ],
-        &["drain_timeout", "mount"],
+        &["drain_timeout", "mount", "nonce_floor_from_rpc", "lb_shell"],
     ),
     ("transcript-verify", &["file"], &["certs"]),
 ];
@@ -66,6 +66,7 @@ pub const SWITCHES: &[&str] = &[
     "unrestricted",
     "allow_sign_message",
     "allow_sign_typed_data",
+    "lb_shell",
 ];
 
 /// Refuses a switch whose value is not `true` or `false`.
@@ -231,6 +232,10 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
             }
             flag(&mut a, "--drain-timeout", "drain_timeout");
             flag(&mut a, "--mount", "mount");
+            flag(&mut a, "--nonce-floor-from-rpc", "nonce_floor_from_rpc");
+            if p.get("lb_shell").is_some_and(|v| v == "true") {
+                a.push("--lb-shell".into());
+            }
         }
         "transcript-verify" => {
             a.extend(["transcript".into(), "verify".into(), get("file")]);
@@ -258,9 +263,12 @@ mod tests {
             "drain_timeout" => "30",
             "max_gas" => "150000",
             "max_fee_per_gas" | "max_value_wei" => "1000",
-            "share_stdin" | "restore_test" | "allow_sign_message" | "allow_sign_typed_data" => {
-                "true"
-            }
+            "share_stdin"
+            | "restore_test"
+            | "allow_sign_message"
+            | "allow_sign_typed_data"
+            | "lb_shell" => "true",
+            "nonce_floor_from_rpc" => "http://127.0.0.1:8545",
             "unrestricted" => "false",
             "from" | "to" | "lb_url" => "https://127.0.0.1:8200",
             "lb" => "haproxy:/run/haproxy.sock",

@@ -215,9 +215,38 @@ pub fn parse(label: &str, source: &str) -> Result<Checked> {
 
 /// The step's parameters with `{param}` replaced by the run's values.
 pub fn resolve(text: &str, values: &BTreeMap<String, String>) -> String {
-    let mut out = text.to_owned();
-    for (k, v) in values {
-        out = out.replace(&format!("{{{k}}}"), v);
+    // One pass: a value put in is never read again for placeholders.
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').map(|close| (&after[..close], close)) {
+            Some((name, close)) if values.contains_key(name) => {
+                out.push_str(&values[name]);
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_put_in_is_not_expanded_again() {
+        let values: BTreeMap<String, String> = [("a", "{b}"), ("b", "secret")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(resolve("x {a} {b} {c} {", &values), "x {b} secret {c} {");
+        assert_eq!(resolve("{{a}}", &values), "{{b}}");
+    }
 }

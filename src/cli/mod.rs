@@ -354,6 +354,9 @@ pub enum CeremonyCommand {
         /// Where the run keeps its progress [default: custody-ceremony-NAME.state.json]
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
+        /// Let a step run an exec:COMMAND balancer (a script may name one only with this)
+        #[arg(long)]
+        allow_exec: bool,
     },
 }
 
@@ -389,6 +392,14 @@ pub struct CutoverArgs {
     /// Where the signer plugin is mounted
     #[arg(long, default_value = "ethereum")]
     pub mount: String,
+    /// On a rollback, raise blue's counters to at least each account's pending nonce on the
+    /// chain (eth_getTransactionCount ADDRESS pending) before blue signs again; needed when
+    /// green's counters cannot be read
+    #[arg(long, value_name = "URL")]
+    pub nonce_floor_from_rpc: Option<String>,
+    /// Run the exec:COMMAND balancer through /bin/sh -c (by default its words are run directly)
+    #[arg(long)]
+    pub lb_shell: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -168,14 +168,26 @@ fn child_args(global: &GlobalArgs, p: &BTreeMap<String, String>) -> Vec<String> 
     child.to_argv()
 }
 
+/// How `ceremony run` was asked to run.
+pub struct RunOptions<'a> {
+    pub dry_run: bool,
+    pub state: Option<&'a Path>,
+    /// A step may run an exec: balancer command.
+    pub allow_exec: bool,
+}
+
 pub fn run(
     ctx: &Ctx,
     global: &GlobalArgs,
     name: &str,
     given: &[String],
-    dry_run: bool,
-    state: Option<&Path>,
+    options: RunOptions<'_>,
 ) -> Result<()> {
+    let RunOptions {
+        dry_run,
+        state,
+        allow_exec,
+    } = options;
     let (label, checked) = ceremony::load(name)?;
     let script = &checked.script;
     let values = parse_params(script, given)?;
@@ -195,6 +207,7 @@ pub fn run(
         ));
     }
     check_switches(script, &values)?;
+    check_exec(script, &values, allow_exec)?;
     let runner = StepRunner {
         ctx,
         global,
@@ -264,7 +277,8 @@ fn resume_state(checked: &ceremony::script::Checked, state_path: &Path) -> Resul
     }
 }
 
-/// A switch filled in from a parameter is checked too, before any step runs.
+/// Before any step runs: a switch filled in from a parameter is "true" or "false", and no value
+/// starts with '-' (it would read as a flag of the child custody).
 fn check_switches(
     script: &ceremony::script::Script,
     values: &BTreeMap<String, String>,
@@ -272,13 +286,47 @@ fn check_switches(
     for (i, spanned) in script.steps.iter().enumerate() {
         let step = spanned.get_ref();
         for (k, v) in &step.with {
-            actions::check_switch(k, &resolve(v, values)).map_err(|e| {
+            let value = resolve(v, values);
+            if value.starts_with('-') {
+                return Err(Error::usage(format!(
+                    "step {} ({}): {k} = {:?} starts with '-', so it would read as a flag; nothing was run",
+                    i + 1,
+                    step.id,
+                    crate::ui::escape(&value)
+                )));
+            }
+            actions::check_switch(k, &value).map_err(|e| {
                 Error::usage(format!(
                     "step {} ({}): {e}; nothing was run",
                     i + 1,
                     step.id
                 ))
             })?;
+        }
+    }
+    Ok(())
+}
+
+/// A script runs an operator's balancer command only when the operator says so (--allow-exec):
+/// the command runs with the operator's rights, and a script comes from someone else.
+fn check_exec(
+    script: &ceremony::script::Script,
+    values: &BTreeMap<String, String>,
+    allow_exec: bool,
+) -> Result<()> {
+    for (i, spanned) in script.steps.iter().enumerate() {
+        let step = spanned.get_ref();
+        let lb = step.with.get("lb").map(|v| resolve(v, values));
+        if let Some(command) = lb.as_deref().and_then(|lb| lb.strip_prefix("exec:"))
+            && !allow_exec
+        {
+            return Err(Error::usage(format!(
+                "step {} ({}) runs the balancer command {:?}; a ceremony script runs a command \
+                 only when the operator gives --allow-exec; nothing was run",
+                i + 1,
+                step.id,
+                crate::ui::escape(command)
+            )));
         }
     }
     Ok(())

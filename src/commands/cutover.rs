@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::chain::Rpc;
 use crate::cli::CutoverArgs;
 use crate::error::{Error, Result};
 use crate::flows::poll::{Check, Stopped, wait_for};
@@ -51,6 +52,16 @@ struct Plan {
     backend: String,
     blue_servers: Vec<String>,
     green_servers: Vec<String>,
+    /// Where a rollback reads the chain's pending nonces (--nonce-floor-from-rpc).
+    rpc: Option<Rpc>,
+}
+
+/// The characters HAProxy allows in a proxy or server name.
+fn valid_lb_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 fn plan(args: &CutoverArgs) -> Result<Plan> {
@@ -59,7 +70,18 @@ fn plan(args: &CutoverArgs) -> Result<Plan> {
     if blue.iter().any(|b| green.contains(b)) {
         return Err(Error::usage("a node is both in --from and --to"));
     }
-    let lb = Lb::parse(&args.lb)?;
+    let lb = Lb::parse(&args.lb, args.lb_shell)?;
+    for (flag, name) in std::iter::once(("--lb-backend", &args.lb_backend))
+        .chain(args.blue_servers.iter().map(|n| ("--blue-server", n)))
+        .chain(args.green_servers.iter().map(|n| ("--green-server", n)))
+    {
+        if !valid_lb_name(name) {
+            return Err(Error::usage(format!(
+                "{flag} {:?}: HAProxy names hold only letters, digits, '-', '_', '.' and ':'",
+                crate::ui::escape(name)
+            )));
+        }
+    }
     if matches!(lb, Lb::Haproxy(_))
         && (args.blue_servers.is_empty() || args.green_servers.is_empty())
     {
@@ -77,6 +99,11 @@ fn plan(args: &CutoverArgs) -> Result<Plan> {
         backend: args.lb_backend.clone(),
         blue_servers: args.blue_servers.clone(),
         green_servers: args.green_servers.clone(),
+        rpc: args
+            .nonce_floor_from_rpc
+            .as_deref()
+            .map(Rpc::new)
+            .transpose()?,
     })
 }
 
@@ -193,8 +220,10 @@ pub async fn run(ctx: &Ctx, args: &CutoverArgs) -> Result<()> {
     }
     let checked = cut.preflight().await?;
     let t_freeze = Instant::now();
-    cut.freeze_blue(&checked.blue).await?;
-    let outcome = cut.switch(&checked, t_freeze).await;
+    let outcome = match cut.freeze_blue(&checked.blue).await {
+        Ok(()) => cut.switch(&checked, t_freeze).await,
+        Err(e) => Err(cut.freeze_failed(&checked.blue, e).await?),
+    };
     cut.finish(&checked, outcome).await
 }
 
@@ -280,10 +309,64 @@ impl Cutover<'_> {
         Ok(blue_sha)
     }
 
-    /// Every named server exists, and HAProxy's own check passes on green's active node. In
-    /// maintenance HAProxy does not check a server: green's are set to drain (checked, no
-    /// traffic) for the wait, and back to maintenance if none passes.
+    /// Every named server exists, HAProxy's own check passes on green's active node, and HAProxy
+    /// has classified every green server (up with a passing check, or down): a standby still in
+    /// its first checks counts as up and would get requests once ready, which it answers 429.
+    /// In maintenance HAProxy does not check a server: green's are set to drain (checked, no
+    /// traffic) for the wait, and back to maintenance if it times out. HAProxy's runtime API
+    /// shows each server's rise and fall but not its check interval, so the bound is fixed.
     async fn green_passes_checks(&self, h: &crate::lb::haproxy::Haproxy) -> Result<()> {
+        let plan = &self.plan;
+        let servers = self.servers_exist(h)?;
+        for name in &plan.green_servers {
+            if servers[name].status.starts_with("MAINT") {
+                h.set_state(&plan.backend, name, "drain")?;
+            }
+        }
+        let passed = wait_for(CHECK_BOUND, Duration::from_millis(100), || async {
+            let now = h.servers(&plan.backend)?;
+            let green: Vec<_> = plan
+                .green_servers
+                .iter()
+                .filter_map(|n| now.get(n))
+                .collect();
+            let passing = green.iter().any(|s| s.check_status.starts_with("L7OK"));
+            let unsettled: Vec<String> = green
+                .iter()
+                .filter(|s| !s.classified())
+                .map(|s| format!("{} {} ({})", s.name, s.status, s.check_status))
+                .collect();
+            Ok::<_, Error>(if passing && unsettled.is_empty() {
+                Check::Ready(())
+            } else if !passing {
+                Check::NotYet("no green server passed HAProxy's health check".to_owned())
+            } else {
+                Check::NotYet(format!(
+                    "HAProxy has not yet classified every green server: {}",
+                    unsettled.join(", ")
+                ))
+            })
+        })
+        .await;
+        match passed {
+            Ok(()) => Ok(()),
+            Err(Stopped::Failed(e)) => Err(e),
+            Err(Stopped::TimedOut(why)) => {
+                for name in &plan.green_servers {
+                    let _ = h.set_state(&plan.backend, name, "maint");
+                }
+                Err(Error::precondition(format!(
+                    "{why} within {CHECK_BOUND:?}; green is back in maintenance, nothing else changed"
+                )))
+            }
+        }
+    }
+
+    /// Every named server is in the backend, as `show stat` lists it: the servers, by name.
+    fn servers_exist(
+        &self,
+        h: &crate::lb::haproxy::Haproxy,
+    ) -> Result<BTreeMap<String, crate::lb::haproxy::ServerStat>> {
         let plan = &self.plan;
         let servers = h.servers(&plan.backend)?;
         for name in plan.blue_servers.iter().chain(&plan.green_servers) {
@@ -295,53 +378,38 @@ impl Cutover<'_> {
                 )));
             }
         }
-        for name in &plan.green_servers {
-            if servers[name].status.starts_with("MAINT") {
-                h.set_state(&plan.backend, name, "drain")?;
-            }
-        }
-        let passed = wait_for(CHECK_BOUND, Duration::from_millis(200), || async {
-            let now = h.servers(&plan.backend)?;
-            let ok = plan.green_servers.iter().any(|n| {
-                now.get(n)
-                    .is_some_and(|s| s.check_status.starts_with("L7OK"))
-            });
-            Ok::<_, Error>(if ok {
-                Check::Ready(())
-            } else {
-                Check::NotYet(String::new())
-            })
-        })
-        .await;
-        match passed {
-            Ok(()) => Ok(()),
-            Err(Stopped::Failed(e)) => Err(e),
-            Err(Stopped::TimedOut(_)) => {
-                for name in &plan.green_servers {
-                    let _ = h.set_state(&plan.backend, name, "maint");
-                }
-                Err(Error::precondition(format!(
-                    "no green server passed HAProxy's health check within {CHECK_BOUND:?}; green is back in maintenance, nothing else changed"
-                )))
-            }
-        }
+        Ok(servers)
     }
 
     async fn freeze_blue(&self, blue: &Addr) -> Result<()> {
-        set_frozen(&self.vault, blue, &self.plan.mount, true).await?;
+        set_frozen(&self.vault, blue, &self.plan.mount, true).await
+    }
+
+    /// The freeze request failed, but its answer may be what was lost (a timeout): the flag
+    /// says. Not frozen: nothing changed, the error is returned (`Err`). Frozen, or unknown:
+    /// the error goes on to the rollback (`Ok`), which unfreezes blue once it is safe.
+    async fn freeze_failed(&self, blue: &Addr, e: Error) -> Result<Error> {
+        match frozen(&self.vault, blue, &self.plan.mount).await {
+            Ok(false) => Err(e.hint("blue is not frozen: nothing was changed")),
+            Ok(true) => Ok(e.doing("freezing blue (blue is frozen nonetheless)")),
+            Err(read) => Ok(Error::failed(format!(
+                "freezing blue failed ({e}) and reading its flag failed too, so blue may be frozen"
+            ))
+            .caused_by(read)),
+        }
+    }
+
+    /// From the freeze on (everything here is inside the rollback guard): the freeze recorded,
+    /// green takes blue's counters, the balancer switches, blue drains, and
+    /// requests through the balancer reach green.
+    async fn switch(&self, c: &Checked, t_freeze: Instant) -> Result<Value> {
+        let (vault, plan) = (&self.vault, &self.plan);
         self.ctx.transcript.append(Step::new(
             "blue-green",
             "freeze-blue",
             "operator",
-            json!({ "blue": blue.to_string() }),
+            json!({ "blue": c.blue.to_string() }),
         ))?;
-        Ok(())
-    }
-
-    /// From the freeze on: green takes blue's counters, the balancer switches, blue drains, and
-    /// requests through the balancer reach green.
-    async fn switch(&self, c: &Checked, t_freeze: Instant) -> Result<Value> {
-        let (vault, plan) = (&self.vault, &self.plan);
         let nonces = carry_nonces(vault, &c.blue, &c.green, &plan.mount, &c.names).await?;
         self.lb(&plan.green_servers, "ready", "ready-green")?;
         self.lb(&plan.blue_servers, "drain", "drain-blue")?;
@@ -445,7 +513,7 @@ impl Cutover<'_> {
         self.ctx.ui.warn(format!(
             "cutover failed after the freeze: {e}; rolling back"
         ));
-        let rb = self.rollback(&c.blue, Some(&c.green)).await;
+        let rb = self.rollback(&c.blue, Ok(&c.green)).await;
         let facts = json!({ "error": e.to_string(), "rollback": rb.as_ref().ok(), "rollback_error": rb.as_ref().err().map(ToString::to_string) });
         self.ctx.transcript.append(Step::new(
             "blue-green",
@@ -465,8 +533,12 @@ impl Cutover<'_> {
     /// `custody cutover rollback`.
     async fn rollback_command(&self) -> Result<()> {
         let blue = active_of(&self.vault, &self.plan.blue, "blue").await?;
-        let green = active_of(&self.vault, &self.plan.green, "green").await.ok();
-        let facts = self.rollback(&blue, green.as_ref()).await?;
+        let green = active_of(&self.vault, &self.plan.green, "green")
+            .await
+            .map_err(|e| e.to_string());
+        let facts = self
+            .rollback(&blue, green.as_ref().map_err(Clone::clone))
+            .await?;
         let head = self.ctx.transcript.append(Step::new(
             "blue-green",
             "rollback",
@@ -480,18 +552,30 @@ impl Cutover<'_> {
         Ok(())
     }
 
-    /// Blue back in service: green frozen first and its counters carried back to blue (green
-    /// may have signed), the balancer switched back, then blue unfrozen.
-    async fn rollback(&self, blue: &Addr, green: Option<&Addr>) -> Result<Value> {
+    /// Blue back in service, never behind a nonce green or the chain has used: green frozen
+    /// and its counters read, the balancer switched back, the counters the chain expects read
+    /// (with --nonce-floor-from-rpc), blue's counters raised to the highest, then blue unfrozen.
+    /// When no source of counters can be read, nothing changes and blue stays frozen (exit 4).
+    async fn rollback(&self, blue: &Addr, green: Result<&Addr, String>) -> Result<Value> {
         let (vault, plan) = (&self.vault, &self.plan);
-        let mut nonces = Value::Null;
-        if let Some(g) = green {
-            set_frozen(vault, g, &plan.mount, true).await?;
-            let names: Vec<String> = accounts(vault, blue, &plan.mount)
-                .await?
-                .into_keys()
-                .collect();
-            nonces = carry_nonces(vault, g, blue, &plan.mount, &names).await?;
+        if let Lb::Haproxy(h) = &plan.lb {
+            self.servers_exist(h)?;
+        }
+        let accounts = accounts(vault, blue, &plan.mount).await?;
+        let from_green = match &green {
+            Ok(g) => self.freeze_and_read(g, &accounts).await,
+            Err(why) => Err(Error::precondition(why.clone())),
+        };
+        if let (Err(e), None) = (&from_green, &plan.rpc) {
+            return Err(Error::precondition(format!(
+                "green's nonce counters cannot be read, so blue cannot know which nonces green \
+                 has signed: {e}. Blue stays frozen and nothing was changed"
+            ))
+            .hint("unseal green (or bring it back) and run `custody cutover rollback` again")
+            .hint(
+                "or give --nonce-floor-from-rpc URL: blue's counters are then raised to the \
+                 chain's pending nonce of each account before blue signs again",
+            ));
         }
         match &plan.lb {
             Lb::Haproxy(_) => {
@@ -501,10 +585,99 @@ impl Cutover<'_> {
             }
             Lb::Exec(e) => e.run("rollback")?,
         }
+        let from_chain = match &plan.rpc {
+            Some(rpc) => Some(self.chain_floor(rpc, blue, &accounts).await?),
+            None => None,
+        };
+        let mut nonces = serde_json::Map::new();
+        for name in accounts.keys() {
+            let green_next = from_green.as_ref().ok().and_then(|n| n.get(name).copied());
+            let chain_next = from_chain.as_ref().and_then(|n| n.get(name).copied());
+            let floor = green_next.max(chain_next).unwrap_or(0);
+            let (before, after) = self.raise(blue, name, floor).await?;
+            nonces.insert(
+                name.clone(),
+                json!({ "from": green_next, "chain": chain_next, "to_before": before, "to_after": after }),
+            );
+        }
         set_frozen(vault, blue, &plan.mount, false).await?;
-        Ok(
-            json!({ "blue": blue.to_string(), "green": green.map(|g| g.to_string()), "nonces_back": nonces }),
-        )
+        let mut counters_from = Vec::new();
+        if from_green.is_ok() {
+            counters_from.push("green");
+        }
+        if from_chain.is_some() {
+            counters_from.push("chain");
+        }
+        Ok(json!({
+            "blue": blue.to_string(),
+            "green": green.ok().map(|g| g.to_string()),
+            "green_error": from_green.as_ref().err().map(ToString::to_string),
+            "nonces_back": nonces,
+            "counters_from": counters_from,
+            "rpc": plan.rpc.as_ref().map(|r| r.url().to_owned()),
+        }))
+    }
+
+    /// Freezes green, then reads each account's next nonce there.
+    async fn freeze_and_read(
+        &self,
+        green: &Addr,
+        accounts: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, u64>> {
+        set_frozen(&self.vault, green, &self.plan.mount, true).await?;
+        let mut out = BTreeMap::new();
+        for name in accounts.keys() {
+            out.insert(
+                name.clone(),
+                next_nonce(&self.vault, green, &self.plan.mount, name).await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The next nonce the chain expects from each account (its pending transaction count), once
+    /// the chain is shown to be the mount's.
+    async fn chain_floor(
+        &self,
+        rpc: &Rpc,
+        blue: &Addr,
+        accounts: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, u64>> {
+        let mount = &self.plan.mount;
+        let config = self
+            .vault
+            .signer(mount)
+            .config(blue)
+            .await
+            .map_err(|e| node_error(&format!("reading {mount}/config on {blue}"), e))?;
+        let chain_id = rpc.chain_id().await?;
+        if config["chain_id"].as_u64() != Some(chain_id) {
+            return Err(Error::verification(format!(
+                "--nonce-floor-from-rpc {} serves chain {chain_id}, but {mount}/ signs for chain {}; \
+                 blue stays frozen",
+                rpc.url(),
+                config["chain_id"]
+            )));
+        }
+        let mut out = BTreeMap::new();
+        for (name, address) in accounts {
+            out.insert(name.clone(), rpc.pending_nonce(address).await?);
+        }
+        Ok(out)
+    }
+
+    /// Raises blue's counter for `name` to at least `floor`: (before, after).
+    async fn raise(&self, blue: &Addr, name: &str, floor: u64) -> Result<(u64, u64)> {
+        let mount = &self.plan.mount;
+        let before = next_nonce(&self.vault, blue, mount, name).await?;
+        if before < floor {
+            self.vault
+                .signer(mount)
+                .raise_next_nonce(blue, name, floor)
+                .await
+                .map_err(|e| node_error(&format!("raising {name}'s nonce on {blue}"), e))?;
+        }
+        Ok((before, before.max(floor)))
     }
 
     /// Puts `servers` in `state` (HAProxy), or runs the exec balancer's `exec_action`.

@@ -72,7 +72,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             params,
             dry_run,
             state,
-        }) => ceremony::run(&ctx, &cli.global, &name, &params, dry_run, state.as_deref()),
+            allow_exec,
+        }) => ceremony::run(
+            &ctx,
+            &cli.global,
+            &name,
+            &params,
+            ceremony::RunOptions {
+                dry_run,
+                state: state.as_deref(),
+                allow_exec,
+            },
+        ),
         Command::Transcript(TranscriptCommand::Verify { file, certs }) => {
             transcript::verify(&ctx, &file, certs.as_deref())
         }

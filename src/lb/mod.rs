@@ -15,8 +15,8 @@ pub enum Lb {
 }
 
 impl Lb {
-    /// `haproxy:SOCKET` or `exec:COMMAND`.
-    pub fn parse(spec: &str) -> Result<Lb> {
+    /// `haproxy:SOCKET` or `exec:COMMAND` (run through `/bin/sh -c` only with `shell`).
+    pub fn parse(spec: &str, shell: bool) -> Result<Lb> {
         if let Some(socket) = spec.strip_prefix("haproxy:") {
             if socket.is_empty() {
                 return Err(Error::usage(
@@ -31,6 +31,7 @@ impl Lb {
             }
             return Ok(Lb::Exec(exec::ExecLb {
                 command: cmd.to_owned(),
+                shell,
             }));
         }
         Err(Error::usage(format!(

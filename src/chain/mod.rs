@@ -1,0 +1,140 @@
+//! The chain the Authority serves, through an Ethereum node's JSON-RPC: the only code that
+//! speaks to a chain. Read-only: custody never sends a transaction.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::error::{Context as _, Error, Kind, Result};
+
+/// How long one JSON-RPC call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// An Ethereum node's JSON-RPC endpoint.
+#[derive(Clone)]
+pub struct Rpc {
+    url: reqwest::Url,
+    http: reqwest::Client,
+}
+
+impl Rpc {
+    /// `url` is http:// or https://.
+    pub fn new(url: &str) -> Result<Rpc> {
+        let parsed =
+            reqwest::Url::parse(url).with_kind(Kind::Usage, format!("{url:?} is not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::usage(format!(
+                "{url:?}: an Ethereum JSON-RPC URL is http:// or https://"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .with_kind(Kind::Internal, "building the JSON-RPC client")?;
+        Ok(Rpc { url: parsed, http })
+    }
+
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// One call: its `result`, or the node's error.
+    async fn call(&self, method: &str, params: Value) -> Result<Value> {
+        let doing = || format!("{method} at {}", self.url);
+        let answer: Value = self
+            .http
+            .post(self.url.clone())
+            .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
+            .send()
+            .await
+            .with_kind(
+                Kind::Precondition,
+                format!("{}: the node does not answer", doing()),
+            )?
+            .error_for_status()
+            .with_kind(Kind::Precondition, doing())?
+            .json()
+            .await
+            .context(format!("{}: the answer is not JSON", doing()))?;
+        if let Some(e) = answer.get("error") {
+            return Err(Error::failed(format!(
+                "{}: the node answered an error: {}",
+                doing(),
+                crate::ui::escape(&e.to_string())
+            )));
+        }
+        answer
+            .get("result")
+            .cloned()
+            .ok_or_else(|| Error::failed(format!("{}: the answer has no result", doing())))
+    }
+
+    /// `eth_chainId`.
+    pub async fn chain_id(&self) -> Result<u64> {
+        let v = self.call("eth_chainId", json!([])).await?;
+        quantity(&v).map_err(|e| e.doing("eth_chainId"))
+    }
+
+    /// `eth_getTransactionCount ADDRESS pending`: the next nonce the chain expects from
+    /// `address`, counting the transactions in its pool.
+    pub async fn pending_nonce(&self, address: &str) -> Result<u64> {
+        let v = self
+            .call("eth_getTransactionCount", json!([address, "pending"]))
+            .await?;
+        quantity(&v).map_err(|e| e.doing(format!("eth_getTransactionCount {address} pending")))
+    }
+}
+
+/// A JSON-RPC quantity: "0x" and hex digits without leading zeros, at most 64 bits here.
+fn quantity(v: &Value) -> Result<u64> {
+    let bad = || {
+        Error::failed(format!(
+            "{} is not a quantity",
+            crate::ui::escape(&v.to_string())
+        ))
+    };
+    let digits = v
+        .as_str()
+        .and_then(|s| s.strip_prefix("0x"))
+        .ok_or_else(bad)?;
+    if digits.is_empty() || digits.len() > 16 || (digits.len() > 1 && digits.starts_with('0')) {
+        return Err(bad());
+    }
+    u64::from_str_radix(digits, 16).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_are_strict() {
+        assert_eq!(quantity(&json!("0x0")).unwrap(), 0);
+        assert_eq!(quantity(&json!("0x7a69")).unwrap(), 31337);
+        assert_eq!(quantity(&json!("0xffffffffffffffff")).unwrap(), u64::MAX);
+        for bad in [
+            json!("0x"),
+            json!("7a69"),
+            json!("0x07"),
+            json!(5),
+            json!("0x1ffffffffffffffff"),
+            json!("0xzz"),
+        ] {
+            assert!(quantity(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_http_urls() {
+        assert!(Rpc::new("http://127.0.0.1:8545").is_ok());
+        assert_eq!(
+            Rpc::new("file:///etc/passwd")
+                .err()
+                .unwrap()
+                .kind
+                .exit_code(),
+            2
+        );
+        assert_eq!(Rpc::new("not a url").err().unwrap().kind.exit_code(), 2);
+    }
+}
