@@ -113,20 +113,64 @@ pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     let vault = ctx.vault()?;
     every_node_fresh(&vault, addrs).await?;
     confirm_holders(ctx, &plan, &addrs[0])?;
-    std::fs::create_dir_all(&plan.out).context(format!("creating --out {}", plan.out.display()))?;
+    writable_out(&plan.out)?;
     let response = vault
         .init(&addrs[0], &init_request(&plan)?)
         .await
         .context(format!("sys/init on {}", addrs[0]))?;
-    let outcome = write_outputs(
+    let (outcome, rescued) = write_outputs(
         &plan,
         addrs[0].as_str(),
         &response.keys_base64,
         &response.root_token,
-    )?;
+    );
+    if !rescued.is_empty() {
+        return Err(rescue(ctx, &plan, addrs, &outcome, &rescued));
+    }
     let head = ctx.transcript.append(init_step(&plan, addrs, &outcome))?;
     report(ctx, &plan, &outcome, &head.head_hash);
     recipients_verified(&outcome)
+}
+
+/// Prints every output that could not be written (each is ciphertext for its holder), records
+/// the init with the files that were written, and says what to do.
+fn rescue(
+    ctx: &Ctx,
+    plan: &InitPlan,
+    addrs: &[Addr],
+    outcome: &InitOutcome,
+    rescued: &[Rescued],
+) -> Error {
+    for r in rescued {
+        let block = format!(
+            "==== custody init could not write {}: {}\n{}\n==== end of {}\n",
+            r.label,
+            r.why,
+            r.text.trim_end(),
+            r.label
+        );
+        if let Err(e) = ctx.ui.raw(block.as_bytes()) {
+            ctx.ui.warn(format!("printing {}: {e}", r.label));
+        }
+    }
+    let mut step = init_step(plan, addrs, outcome);
+    step.facts["rescued"] = rescued.iter().map(|r| r.label.clone()).collect();
+    let recorded = ctx.transcript.append(step).err();
+    let mut err = Error::failed(format!(
+        "the cluster is initialized, but {} output(s) could not be written: {}. Each is printed \
+         above on standard output, between ==== lines; save each to a file now and give it to \
+         its holder (it is encrypted to them)",
+        rescued.len(),
+        rescued
+            .iter()
+            .map(|r| r.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    if let Some(e) = recorded {
+        err = err.hint(format!("the transcript was not written either: {e}"));
+    }
+    err
 }
 
 /// Every node reachable, none initialized.
@@ -219,6 +263,9 @@ fn init_step(plan: &InitPlan, addrs: &[Addr], outcome: &InitOutcome) -> Step {
     for s in &outcome.shares {
         step = step.file(Path::new(&s.file), &s.sha256);
     }
+    if outcome.root_token_sha256.is_empty() {
+        return step;
+    }
     step.file(
         Path::new(&outcome.root_token_file),
         &outcome.root_token_sha256,
@@ -272,68 +319,122 @@ fn recipients_verified(outcome: &InitOutcome) -> Result<()> {
     Ok(())
 }
 
-/// Writes every file first (losing the server's only copy of a share would be worse than any
-/// mismatch), then reports which recipients check out.
+/// An output that could not be written after `sys/init`: printed instead, so that no share
+/// exists nowhere.
+pub struct Rescued {
+    /// Whose it is: "share 2 of FPR" or "the root token (FPR)".
+    pub label: String,
+    /// The armored message, or the server's base64 when it did not decode.
+    pub text: String,
+    pub why: String,
+}
+
+/// Writes every output it can (losing the server's only copy of a share would be worse than
+/// any mismatch), rescues the others, then reports which recipients check out.
 fn write_outputs(
     plan: &InitPlan,
     addr: &str,
     keys_base64: &[String],
     root_token: &str,
-) -> Result<InitOutcome> {
+) -> (InitOutcome, Vec<Rescued>) {
+    let mut rescued = Vec::new();
     if keys_base64.len() != plan.holders.len() {
-        return Err(Error::verification(format!(
-            "the server returned {} shares for {} holders",
-            keys_base64.len(),
-            plan.holders.len()
-        )));
-    }
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut shares = Vec::new();
-    let mut failures = Vec::new();
-    for (i, (holder, enc)) in plan.holders.iter().zip(keys_base64).enumerate() {
-        let binary = b64.decode(enc).with_kind(
-            Kind::Verification,
-            format!("share {} from the server is not base64", i + 1),
-        )?;
-        let armored = pgp::armor_message(&binary)?;
-        let path = share_path(&plan.out, &holder.fingerprint);
-        if let Err(e) = write_private(&path, &armored, false) {
-            failures.push(e.to_string());
-            continue;
+        // Nothing tells which share is whose: every one is printed as the server sent it.
+        for (i, enc) in keys_base64.iter().enumerate() {
+            rescued.push(Rescued {
+                label: format!("share {} as the server sent it (base64)", i + 1),
+                text: enc.clone(),
+                why: format!(
+                    "the server returned {} shares for {} holders",
+                    keys_base64.len(),
+                    plan.holders.len()
+                ),
+            });
         }
-        let recipient_ok = addressed_only_to(&binary, holder);
-        shares.push(WrittenShare {
-            index: i + 1,
-            fingerprint: holder.fingerprint.clone(),
-            user_id: holder.display_name(),
-            file: path.display().to_string(),
-            sha256: crate::digest::sha256_hex(&armored),
-            recipient_ok,
-        });
     }
-    let rt_binary = b64.decode(root_token.trim()).with_kind(
-        Kind::Verification,
-        "the root token from the server is not base64",
-    )?;
-    let rt_armored = pgp::armor_message(&rt_binary)?;
+    let mut shares = Vec::new();
+    if rescued.is_empty() {
+        for (i, (holder, enc)) in plan.holders.iter().zip(keys_base64).enumerate() {
+            let label = format!("share {} of {}", i + 1, holder.fingerprint);
+            let path = share_path(&plan.out, &holder.fingerprint);
+            match write_one(&path, enc) {
+                Ok((binary, sha256)) => shares.push(WrittenShare {
+                    index: i + 1,
+                    fingerprint: holder.fingerprint.clone(),
+                    user_id: holder.display_name(),
+                    file: path.display().to_string(),
+                    sha256,
+                    recipient_ok: addressed_only_to(&binary, holder),
+                }),
+                Err((text, why)) => rescued.push(Rescued { label, text, why }),
+            }
+        }
+    }
     let rt_path = root_token_path(&plan.out, &plan.root_key.fingerprint);
-    if let Err(e) = write_private(&rt_path, &rt_armored, false) {
-        failures.push(e.to_string());
-    }
-    let root_token_recipient_ok = addressed_only_to(&rt_binary, &plan.root_key);
-    if !failures.is_empty() {
-        return Err(Error::failed(format!(
-            "the cluster is initialized but not every output was written: {}",
-            failures.join("; ")
-        )));
-    }
-    Ok(InitOutcome {
+    let (root_token_sha256, root_token_recipient_ok) = match write_one(&rt_path, root_token.trim())
+    {
+        Ok((binary, sha256)) => (sha256, addressed_only_to(&binary, &plan.root_key)),
+        Err((text, why)) => {
+            rescued.push(Rescued {
+                label: format!("the root token ({})", plan.root_key.fingerprint),
+                text,
+                why,
+            });
+            (String::new(), false)
+        }
+    };
+    let outcome = InitOutcome {
         addr: addr.to_owned(),
         shares,
         threshold: plan.threshold,
         root_token_file: rt_path.display().to_string(),
         root_token_fingerprint: plan.root_key.fingerprint.clone(),
-        root_token_sha256: crate::digest::sha256_hex(&rt_armored),
+        root_token_sha256,
         root_token_recipient_ok,
-    })
+    };
+    (outcome, rescued)
+}
+
+/// One output: the server's base64, armored and written 0600 to `path`. The binary message and
+/// the file's sha256; or what to print instead (the armored text, else the base64) and why.
+fn write_one(path: &Path, enc: &str) -> std::result::Result<(Vec<u8>, String), (String, String)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let binary = b64.decode(enc).map_err(|e| {
+        (
+            enc.to_owned(),
+            format!("the server's text is not base64: {e}"),
+        )
+    })?;
+    let armored = pgp::armor_message(&binary).map_err(|e| (enc.to_owned(), e.to_string()))?;
+    match write_private(path, &armored, false) {
+        Ok(()) => Ok((binary, crate::digest::sha256_hex(&armored))),
+        Err(e) => Err((
+            String::from_utf8_lossy(&armored).into_owned(),
+            e.to_string(),
+        )),
+    }
+}
+
+/// Proves --out can take the shares before anything is sent: a directory (made 0700 when
+/// missing) where custody can create a file.
+fn writable_out(out: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let shown = out.display();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(out)
+        .with_kind(
+            Kind::Precondition,
+            format!("--out {shown}: cannot create it"),
+        )?;
+    let probe = out.join(format!(".custody-init-probe-{}", std::process::id()));
+    write_private(&probe, b"probe", false)
+        .and_then(|()| std::fs::remove_file(&probe).context(format!("removing {}", probe.display())))
+        .map_err(|e| {
+            Error::precondition(format!(
+                "--out {shown}: custody cannot write there; init sends nothing until the shares have somewhere to go"
+            ))
+            .caused_by(e)
+        })
 }
