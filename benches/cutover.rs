@@ -7,8 +7,7 @@
 //! blue, Debian's HAProxy in front. The load is open-loop at a fixed rate: a third signatures
 //! (`sign-tx` with the signer token), two thirds reads (`sys/health`, the account).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use custody_test_support as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -14,8 +14,7 @@
 //! (sign, verify before release) is measured in-process with k256 and with libsecp256k1. `--only` keeps the scenarios whose name holds TEXT
 //! (and the baseline), `--clients` runs one client count: for profiling one path.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use custody_test_support as support;
 
 use std::time::{Duration, Instant};
 

@@ -8,8 +8,7 @@
 //! member's sha256, meta.json, the manifest) against `tar -xzf` + `sha256sum -c SHA256SUMS`.
 //! Each is the median of three runs.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use custody_test_support as support;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! three holders → plugin install → the Authority → root revoked; then the signer token's limits,
 //! the refusals, and a failover.
 
-mod support;
+use custody_test_support as support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! pre-flight refusals leave the balancer untouched; the cutover under continuous load loses no
 //! read and signs no nonce twice, with no gap; a rollback puts blue back.
 
-mod support;
+use custody_test_support as support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,7 @@
 //! Ceremonies 1 and 2 on a real 3-node OpenBao Raft cluster with TLS, with the holders' keys
 //! made by gpg (RSA-3072 and ed25519/cv25519) and sq, and their own tools decrypting.
 
-mod support;
+use custody_test_support as support;
 
 use std::collections::BTreeMap;
 use std::io::Write;

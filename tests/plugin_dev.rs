@@ -1,7 +1,7 @@
 //! The custody-signer plugin inside a real OpenBao 2.7.2 dev server (`-dev-plugin-dir`): every
 //! path, every signature type checked by eth-account, every refusal with its status.
 
-mod support;
+use custody_test_support as support;
 
 use std::collections::BTreeSet;
 

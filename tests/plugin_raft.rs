@@ -3,7 +3,7 @@
 //! nonce twice when it is killed in the middle of concurrent signatures, nor leaving a gap when
 //! its storage goes away under load (a step-down, a seal).
 
-mod support;
+use custody_test_support as support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

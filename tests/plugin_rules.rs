@@ -4,7 +4,7 @@
 //! accounts created exactly once, nonces that never overflow or move on a refusal, frozen
 //! counters that only rise, and fee and gas caps that hold across transaction types.
 
-mod support;
+use custody_test_support as support;
 
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 //! Authority and a few hundred KV entries, verify (offline and by a restore test), every kind of
 //! damage refused, and a restore into a second cluster that only the original quorum unseals.
 
-mod support;
+use custody_test_support as support;
 
 use std::io::Write;
 

@@ -1,7 +1,8 @@
 //! The test harness: real OpenBao clusters (through custody's own `localcluster`), the custody
 //! binary run as an operator would run it, and the holders' own gpg and sq.
-
-#![allow(dead_code)]
+//!
+//! A workspace crate (as cargo's own `cargo-test-support`), shared by the integration tests in
+//! `tests/` and the benches in `benches/`: `use custody_test_support as support;`.
 
 pub mod plugin;
 
@@ -11,8 +12,33 @@ use std::process::{Command, Output, Stdio};
 
 pub use custody::localcluster::{ClusterSpec, LocalCluster};
 
+/// The repository root (this crate lives in `test-support/`).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    here.canonicalize()
+        .unwrap_or_else(|e| panic!("the repository root {}: {e}", here.display()))
+}
+
+/// A binary cargo built beside the running test or bench: the test runs as
+/// `target/<profile>/deps/<test>-<hash>`, the binaries sit in `target/<profile>/`.
+/// (`env!("CARGO_BIN_EXE_...")` exists only in the package's own tests, not in this crate.)
+pub fn target_bin(name: &str, hint: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps/..");
+    let p = profile_dir.join(name);
+    assert!(p.is_file(), "the binary {} is missing: {hint}", p.display());
+    p
+}
+
+/// The custody binary (cargo builds it for the package's integration tests and benches).
+pub fn custody_bin() -> PathBuf {
+    target_bin(
+        "custody",
+        "build it first (cargo build --workspace --bins; cargo test and cargo bench build it for custody's tests)",
+    )
 }
 
 pub fn fixtures() -> PathBuf {
@@ -141,7 +167,7 @@ impl Custody {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
+        let mut cmd = Command::new(custody_bin());
         cmd.current_dir(&self.cwd)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -368,7 +394,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// the hidden-prompt path a holder at a terminal takes.
 pub fn run_on_terminal(c: &Custody, args: &[&str], prompt: &str, input: &str) -> Run {
     require_tool("script", "install Debian's bsdutils (util-linux `script`)");
-    let mut line = vec![env!("CARGO_BIN_EXE_custody").to_owned()];
+    let mut line = vec![custody_bin().display().to_string()];
     line.extend(c.base.iter().cloned());
     line.extend(args.iter().map(|s| s.to_string()));
     let mut cmd = Command::new("script");

@@ -28,18 +28,10 @@ pub fn dev_server_with_plugin(name: &str) -> (TestCluster, Api) {
 
 /// The plugin binary cargo built beside this test (`scripts/test` builds every binary first).
 pub fn plugin_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps/..");
-    let p = profile_dir.join("custody-signer");
-    assert!(
-        p.is_file(),
-        "the plugin binary {} is missing: build it first (cargo build --workspace --bins; scripts/test does)",
-        p.display()
-    );
-    p
+    super::target_bin(
+        "custody-signer",
+        "build it first (cargo build --workspace --bins; scripts/test does)",
+    )
 }
 
 pub fn sha256_file(p: &std::path::Path) -> String {
