@@ -8,44 +8,25 @@ use std::io::Write;
 
 use serde_json::json;
 
-use support::plugin::{Api, plugin_bin};
+use support::plugin::{Api, active_node, green_cluster, plugin_bin, plugin_cluster};
 use support::*;
 
 #[test]
 fn snapshot_save_verify_restore_test_and_restore_into_green() {
-    let mut blue = cluster_with(ClusterSpec {
-        plugins: vec![plugin_bin()],
-        ..ClusterSpec::raft("blue", 3, bao_bin())
-    });
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let out = dir.join("shares");
-    let c = Custody::for_cluster(dir, &blue);
-
-    let args = init_five_holders(&out);
-    c.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .expect(0);
-    let gpg = Gpg::with_secret_keys(&["holder1", "holder3", "holder5", "operator"]);
-    let plain = |h: &str| gpg.decrypt(&out.join(format!("{}.share.asc", fpr(h))), None);
-    let pass5 = fixture("holder5.passphrase");
-    let s5 = gpg.decrypt(
-        &out.join(format!("{}.share.asc", fpr("holder5"))),
-        Some(&pass5),
+    let Unsealed {
+        cluster: mut blue,
+        work,
+        custody: c,
+        gpg,
+        quorum,
+        root_token: root_text,
+        root_file,
+        ..
+    } = init_and_unseal(
+        plugin_cluster("blue", 3),
+        &["holder1", "holder3", "holder5", "operator"],
     );
-    let quorum = format!("{}\n{}\n{}\n", plain("holder1"), plain("holder3"), s5);
-    c.run_stdin(&["unseal", "--share-stdin"], Some(quorum.as_bytes()))
-        .expect(0);
-    let root_file = dir.join("root.token");
-    std::fs::write(
-        &root_file,
-        gpg.decrypt(
-            &out.join(format!("root-token.{}.asc", fpr("operator"))),
-            None,
-        )
-        .trim(),
-    )
-    .unwrap();
-    let root_text = std::fs::read_to_string(&root_file).unwrap();
+    let dir = work.path();
     let as_root = c.with_token_file(&root_file);
 
     // The Authority, a ceremony token (kept valid in the snapshot), and 300 KV entries.
@@ -280,9 +261,7 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
 
     // Restore refused while a Raft peer of the target is not a healthy voter (a follower that is
     // behind would keep the target's old keys); even --force does not skip it.
-    let active = (0..3)
-        .find(|i| Api::new(&blue, *i, "").read("sys/health").0 == 200)
-        .expect("blue has an active node");
+    let active = active_node(&blue).expect("blue has an active node");
     let follower = (0..3).find(|i| *i != active).unwrap();
     blue.stop_node(follower);
     let blue_api = Api::new(&blue, active, &root_text);
@@ -314,16 +293,10 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
     assert_eq!(blue_api.ok("GET", "kv/entry-299", None)["value"], "v299");
 
     // Green: a second cluster, initialized by its own throwaway key.
-    let green = cluster_with(ClusterSpec {
-        plugins: vec![plugin_bin()],
-        ..ClusterSpec::raft("green", 1, bao_bin())
-    });
-    let (green_root, green_keys) = support::plugin::init_plain_n(&green, 5, 3);
-    let green_root_file = dir.join("green-root.token");
-    std::fs::write(&green_root_file, &green_root).unwrap();
-    let g = Custody::for_cluster(dir, &green);
-    let as_green_root = g.with_token_file(&green_root_file);
-    let r = as_green_root.run(&["snapshot", "restore", snap.to_str().unwrap()]);
+    let green = green_cluster(dir);
+    let green_keys = &green.keys;
+    let g = green.custody(dir);
+    let r = green.restore(dir, &snap);
     r.expect(0);
     assert!(r.stdout().contains("ORIGINAL quorum"), "{}", r.stdout());
     // The target's own share no longer opens it; the source's quorum does.
@@ -337,6 +310,6 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
     let r = as_blue_root_on_green.run(&["--format", "json", "wallet", "show", "authority"]);
     r.expect(0);
     assert_eq!(r.json()["account"]["address"], address.as_str());
-    let green_api = Api::new(&green, 0, &root_text);
+    let green_api = Api::new(&green.cluster, 0, &root_text);
     assert_eq!(green_api.ok("GET", "kv/entry-299", None)["value"], "v299");
 }

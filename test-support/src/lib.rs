@@ -154,6 +154,19 @@ impl Custody {
         c
     }
 
+    /// Points at no server of its own (`--addr` comes with each command, or through a balancer):
+    /// the CA bundle `ca` and `--token-file FILE`.
+    pub fn with_ca_and_token(cwd: &Path, ca: &Path, token_file: &Path) -> Custody {
+        let mut c = Custody::new(cwd);
+        c.base.extend([
+            "--ca-cert".into(),
+            ca.display().to_string(),
+            "--token-file".into(),
+            token_file.display().to_string(),
+        ]);
+        c
+    }
+
     /// The same custody with `--token-file FILE`.
     pub fn with_token_file(&self, token_file: &Path) -> Custody {
         let mut c = Custody {
@@ -269,6 +282,87 @@ pub fn init_five_holders(out: &Path) -> Vec<String> {
     args.push(fixture("operator.pub.asc").display().to_string());
     args.extend(["--out".into(), out.display().to_string()]);
     args
+}
+
+/// The file `init` wrote holder `holder`'s encrypted share to, in `out`.
+pub fn share_file(out: &Path, holder: &str) -> PathBuf {
+    out.join(format!("{}.share.asc", fpr(holder)))
+}
+
+/// A cluster after ceremonies 1 and 2: `--yes init` with the five fixture holders (threshold 3,
+/// the operator's key for the root token, shares in `out`), unsealed by holders 1, 3 and 5 on
+/// stdin, the init root token decrypted by the operator into `root_file`.
+pub struct Unsealed {
+    pub cluster: TestCluster,
+    pub work: tempfile::TempDir,
+    /// The shares directory `init` wrote.
+    pub out: PathBuf,
+    /// custody pointed at the cluster, working (and keeping its transcript) in `work`.
+    pub custody: Custody,
+    pub gpg: Gpg,
+    /// Holders 1, 3 and 5's shares as gpg printed them, one a line: `--share-stdin`'s input.
+    pub quorum: String,
+    /// The init root token (trimmed), also in `root_file`.
+    pub root_token: String,
+    pub root_file: PathBuf,
+}
+
+impl Unsealed {
+    pub fn dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// A holder's share, decrypted with their own gpg (holder 5's key needs its passphrase).
+    pub fn plain(&self, holder: &str) -> String {
+        let pass5 = fixture("holder5.passphrase");
+        self.gpg.decrypt(
+            &share_file(&self.out, holder),
+            (holder == "holder5").then_some(pass5.as_path()),
+        )
+    }
+}
+
+/// Ceremonies 1 and 2 on `cluster` (see [`Unsealed`]); `gpg_keys` are the secret keys the
+/// holders' gpg holds (at least holder1, holder3, holder5 and operator).
+pub fn init_and_unseal(cluster: TestCluster, gpg_keys: &[&str]) -> Unsealed {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let out = dir.join("shares");
+    let custody = Custody::for_cluster(dir, &cluster);
+    let args = init_five_holders(&out);
+    custody
+        .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .expect(0);
+    let gpg = Gpg::with_secret_keys(gpg_keys);
+    let mut u = Unsealed {
+        cluster,
+        out,
+        custody,
+        gpg,
+        quorum: String::new(),
+        root_token: String::new(),
+        root_file: dir.join("init-root.token"),
+        work,
+    };
+    u.quorum = format!(
+        "{}\n{}\n{}\n",
+        u.plain("holder1"),
+        u.plain("holder3"),
+        u.plain("holder5")
+    );
+    u.custody
+        .run_stdin(&["unseal", "--share-stdin"], Some(u.quorum.as_bytes()))
+        .expect(0);
+    u.root_token = u
+        .gpg
+        .decrypt(
+            &u.out.join(format!("root-token.{}.asc", fpr("operator"))),
+            None,
+        )
+        .trim()
+        .to_owned();
+    std::fs::write(&u.root_file, &u.root_token).unwrap();
+    u
 }
 
 /// A holder's own gpg, with a private home holding their secret key.
