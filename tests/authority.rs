@@ -312,7 +312,7 @@ fn step_create_the_authority(as_root2: &Custody, root_api: &Api, signer_wrap: &P
         ])
         .expect(2);
     assert_eq!(
-        status_of(&root_api, "GET", "ethereum/accounts/authority", None),
+        status_of(root_api, "GET", "ethereum/accounts/authority", None),
         404,
         "a refused create changes nothing"
     );
@@ -400,7 +400,7 @@ fn step_no_allow_list_signs_nothing_and_create_is_once(
         .expect(2)
         .stderr_has("max_gas");
     assert_eq!(
-        status_of(&root_api, "GET", "ethereum/accounts/inert", None),
+        status_of(root_api, "GET", "ethereum/accounts/inert", None),
         404
     );
     let r = as_root2.run(&[
@@ -546,7 +546,7 @@ fn step_no_standing_root(u: &Unsealed, as_root2: &Custody, root_api: &Api, cerem
     // No standing root: the quorum's root token is revoked too; both are refused.
     as_root2.run(&["root", "revoke"]).expect(0);
     assert_eq!(
-        status_of(&root_api, "GET", "auth/token/lookup-self", None),
+        status_of(root_api, "GET", "auth/token/lookup-self", None),
         403
     );
     let init_root_text = std::fs::read_to_string(&u.root_file).unwrap();

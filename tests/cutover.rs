@@ -4,81 +4,47 @@
 
 use custody_test_support as support;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use custody::localcluster::haproxy::LocalHaproxy;
-use support::plugin::{Api, BlueGreen, authority_cluster, blue_green_behind_haproxy, unseal_plain};
+use support::plugin::{
+    Api, BlueGreen, authority_cluster, blue_green_behind_haproxy, lb_states as states, transfer_tx,
+    unseal_plain,
+};
 use support::*;
-
-use support::plugin::RECIPIENT;
-
-fn states(lb: &LocalHaproxy) -> BTreeMap<String, String> {
-    custody::lb::haproxy::Haproxy::new(&lb.socket)
-        .servers("vault")
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.status))
-        .collect()
-}
 
 #[test]
 fn cutover_under_load_refusals_and_rollback() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
+    let bg = blue_green_behind_haproxy(dir);
     let BlueGreen {
         blue,
         green,
         lb,
         root,
-        root_file,
         keys,
         signer,
         address,
         both_ca,
-    } = blue_green_behind_haproxy(dir);
-    let mut op = Custody::new(dir);
-    op.base.extend([
-        "--ca-cert".into(),
-        both_ca.display().to_string(),
-        "--token-file".into(),
-        root_file.display().to_string(),
-    ]);
-    let sock = format!("haproxy:{}", lb.socket.display());
-    let cut = |to: &str, lb_spec: &str, green_server: &str| -> Vec<String> {
-        vec![
-            "cutover".into(),
-            "--from".into(),
-            blue.nodes[0].addr().to_string(),
-            "--to".into(),
-            to.into(),
-            "--lb".into(),
-            lb_spec.into(),
-            "--lb-backend".into(),
-            "vault".into(),
-            "--blue-server".into(),
-            "blue1".into(),
-            "--green-server".into(),
-            green_server.into(),
-            "--lb-url".into(),
-            lb.url(),
-            "--drain-timeout".into(),
-            "20s".into(),
-        ]
-    };
+        root_file,
+    } = &bg;
+    let op = bg.operator(dir);
+    let sock = bg.lb_spec();
+    let cut =
+        |to: &str, lb_spec: &str, green_server: &str| bg.cutover_args(to, lb_spec, green_server);
     let green_addr = green.nodes[0].addr().to_string();
     let untouched = |what: &str| {
-        let s = states(&lb);
+        let s = states(lb);
         assert_eq!(
             (s["blue1"].as_str(), s["green1"].as_str()),
             ("UP", "MAINT"),
             "{what}: the balancer changed"
         );
-        let frozen = Api::new(&blue, 0, &root).ok("GET", "ethereum/config", None)["frozen"].clone();
+        let frozen = Api::new(blue, 0, root).ok("GET", "ethereum/config", None)["frozen"].clone();
         assert_eq!(frozen, false, "{what}: blue was frozen");
     };
     let run = |args: Vec<String>| op.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -96,31 +62,25 @@ fn cutover_under_load_refusals_and_rollback() {
         .expect(4)
         .stderr_has("no server green9");
     untouched("unknown server");
-    Api::new(&green, 0, &root).ok("POST", "sys/seal", None);
+    Api::new(green, 0, root).ok("POST", "sys/seal", None);
     run(cut(&green_addr, &sock, "green1"))
         .expect(4)
         .stderr_has("not unsealed");
     untouched("sealed green");
-    unseal_plain(&green, &keys[..3]);
+    unseal_plain(green, &keys[..3]);
     let (red, _red_root, _, _, red_address) = authority_cluster("red", dir);
-    assert_ne!(red_address, address);
+    assert_ne!(&red_address, address);
     let red_ca = dir.join("three-ca.pem");
     std::fs::write(
         &red_ca,
         [
-            std::fs::read(&both_ca).unwrap(),
+            std::fs::read(both_ca).unwrap(),
             std::fs::read(&red.ca_cert).unwrap(),
         ]
         .concat(),
     )
     .unwrap();
-    let mut op_red = Custody::new(dir);
-    op_red.base.extend([
-        "--ca-cert".into(),
-        red_ca.display().to_string(),
-        "--token-file".into(),
-        root_file.display().to_string(),
-    ]);
+    let op_red = Custody::with_ca_and_token(dir, &red_ca, root_file);
     // red's own root token is not valid on blue: use a token valid on both sides of the check.
     let red_args = cut(&red.nodes[0].addr().to_string(), &sock, "green1");
     let r = op_red.run(&red_args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -148,17 +108,31 @@ fn cutover_under_load_refusals_and_rollback() {
             signer.clone(),
         );
         workers.push(std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let http = reqwest::Client::new();
             rt.block_on(async move {
                 while !stop.load(Ordering::SeqCst) {
                     match kind {
                         0 | 1 => {
-                            let (path, token) = if kind == 0 { ("sys/health", "") } else { ("ethereum/accounts/authority", root.as_str()) };
-                            let r = http.get(format!("{lb_url}/v1/{path}")).header("X-Vault-Token", token).send().await;
+                            let (path, token) = if kind == 0 {
+                                ("sys/health", "")
+                            } else {
+                                ("ethereum/accounts/authority", root.as_str())
+                            };
+                            let r = http
+                                .get(format!("{lb_url}/v1/{path}"))
+                                .header("X-Vault-Token", token)
+                                .send()
+                                .await;
                             match r {
                                 Ok(r) if r.status().as_u16() == 200 => {}
-                                Ok(r) => reads_failed.lock().unwrap().push(format!("{path}: HTTP {}", r.status())),
+                                Ok(r) => reads_failed
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("{path}: HTTP {}", r.status())),
                                 Err(e) => reads_failed.lock().unwrap().push(format!("{path}: {e}")),
                             }
                         }
@@ -166,7 +140,7 @@ fn cutover_under_load_refusals_and_rollback() {
                             let r = http
                                 .post(format!("{lb_url}/v1/ethereum/accounts/authority/sign-tx"))
                                 .header("X-Vault-Token", &signer)
-                                .json(&json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" }))
+                                .json(&transfer_tx())
                                 .send()
                                 .await;
                             match r {
@@ -175,7 +149,10 @@ fn cutover_under_load_refusals_and_rollback() {
                                     let v: Value = r.json().await.unwrap_or(Value::Null);
                                     signs.lock().unwrap().push((s, v));
                                 }
-                                Err(e) => signs.lock().unwrap().push((0, json!({ "error": e.to_string() }))),
+                                Err(e) => signs
+                                    .lock()
+                                    .unwrap()
+                                    .push((0, json!({ "error": e.to_string() }))),
                             }
                         }
                     }
@@ -192,7 +169,7 @@ fn cutover_under_load_refusals_and_rollback() {
     for w in workers {
         w.join().unwrap();
     }
-    let s = states(&lb);
+    let s = states(lb);
     assert_eq!(
         (s["blue1"].as_str(), s["green1"].as_str()),
         ("MAINT", "UP"),
@@ -223,16 +200,13 @@ fn cutover_under_load_refusals_and_rollback() {
         (0..n).collect::<Vec<_>>(),
         "nonces are not 0..{n} exactly once"
     );
-    let green_nonce = Api::new(&green, 0, &root).ok(
-        "GET",
-        "ethereum/accounts/authority/nonce",
-        None,
-    )["next_nonce"]
+    let green_nonce = Api::new(green, 0, root).ok("GET", "ethereum/accounts/authority/nonce", None)
+        ["next_nonce"]
         .as_u64()
         .unwrap();
     assert_eq!(green_nonce, n);
     assert_eq!(
-        Api::new(&blue, 0, &root).ok("GET", "ethereum/config", None)["frozen"],
+        Api::new(blue, 0, root).ok("GET", "ethereum/config", None)["frozen"],
         true
     );
 
@@ -241,20 +215,20 @@ fn cutover_under_load_refusals_and_rollback() {
     rb.insert(1, "rollback".into());
     run(rb).expect(0);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while states(&lb)["blue1"] != "UP" {
+    while states(lb)["blue1"] != "UP" {
         assert!(
             std::time::Instant::now() < deadline,
             "blue1 never came back UP: {:?}",
-            states(&lb)
+            states(lb)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(states(&lb)["green1"], "MAINT");
+    assert_eq!(states(lb)["green1"], "MAINT");
     assert_eq!(
-        Api::new(&green, 0, &root).ok("GET", "ethereum/config", None)["frozen"],
+        Api::new(green, 0, root).ok("GET", "ethereum/config", None)["frozen"],
         true
     );
-    let (status, v) = reqwest::blocking_free_sign(&lb.url(), &signer);
+    let (status, v) = reqwest::blocking_free_sign(&lb.url(), signer);
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["nonce"], n);
 }
@@ -271,7 +245,7 @@ mod reqwest {
             let r = ::reqwest::Client::new()
                 .post(format!("{lb}/v1/ethereum/accounts/authority/sign-tx"))
                 .header("X-Vault-Token", token)
-                .json(&serde_json::json!({ "to": super::RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" }))
+                .json(&super::transfer_tx())
                 .send()
                 .await
                 .unwrap();
