@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use support::plugin::{Api, init_plain, plugin_pids};
-use support::{ClusterSpec, bao_bin, cluster_with, root};
+use support::plugin::{Api, init_plain_cluster, plugin_pids};
+use support::{ClusterSpec, bao_bin, root};
 
 struct Stats {
     p50: Duration,
@@ -244,12 +244,10 @@ fn main() {
         "build the release plugin first: cargo build --release -p custody-signer (scripts/bench does)"
     );
 
-    let cluster = cluster_with(ClusterSpec {
+    let (cluster, token, _keys, api) = init_plain_cluster(ClusterSpec {
         plugins: vec![plugin.clone()],
         ..ClusterSpec::raft("bench", 1, bao_bin())
     });
-    let (token, _keys) = init_plain(&cluster);
-    let api = Api::new(&cluster, 0, &token);
     api.register_and_enable(&plugin);
     api.ok(
         "POST",
