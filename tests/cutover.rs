@@ -4,6 +4,7 @@
 
 use custody_test_support as support;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,17 +22,29 @@ fn cutover_under_load_refusals_and_rollback() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let bg = blue_green_behind_haproxy(dir);
+    step_preflight_refusals_leave_the_balancer_untouched(&bg, dir);
+    let n = step_cutover_under_load_loses_no_read_and_no_nonce(&bg, dir);
+    step_rollback_on_demand(&bg, dir, n);
+}
+
+/// custody with `args`, as the operator runs it.
+fn run_args(op: &Custody, args: Vec<String>) -> Run {
+    op.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Pre-flight refusals: the balancer untouched each time.
+fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Path) {
     let BlueGreen {
         blue,
         green,
         lb,
         root,
         keys,
-        signer,
         address,
         both_ca,
         root_file,
-    } = &bg;
+        ..
+    } = bg;
     let op = bg.operator(dir);
     let sock = bg.lb_spec();
     let cut =
@@ -47,9 +60,7 @@ fn cutover_under_load_refusals_and_rollback() {
         let frozen = Api::new(blue, 0, root).ok("GET", "ethereum/config", None)["frozen"].clone();
         assert_eq!(frozen, false, "{what}: blue was frozen");
     };
-    let run = |args: Vec<String>| op.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
-
-    // ---- pre-flight refusals: the balancer untouched each time.
+    let run = |args: Vec<String>| run_args(&op, args);
     run(cut(
         &green_addr,
         "haproxy:/nonexistent/haproxy.sock",
@@ -91,8 +102,22 @@ fn cutover_under_load_refusals_and_rollback() {
     );
     untouched("another snapshot");
     drop(red);
+}
 
-    // ---- the cutover under continuous load through HAProxy.
+/// The cutover under continuous load through HAProxy: no read fails, every signature's nonce
+/// is 0..n exactly once, green's counter goes on from n, blue is frozen; n.
+fn step_cutover_under_load_loses_no_read_and_no_nonce(bg: &BlueGreen, dir: &Path) -> u64 {
+    let BlueGreen {
+        blue,
+        green,
+        lb,
+        root,
+        signer,
+        ..
+    } = bg;
+    let op = bg.operator(dir);
+    let sock = bg.lb_spec();
+    let green_addr = green.nodes[0].addr().to_string();
     let stop = Arc::new(AtomicBool::new(false));
     let reads_failed = Arc::new(Mutex::new(Vec::<String>::new()));
     let signs = Arc::new(Mutex::new(Vec::<(u16, Value)>::new()));
@@ -162,7 +187,7 @@ fn cutover_under_load_refusals_and_rollback() {
         }));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let r = run(cut(&green_addr, &sock, "green1"));
+    let r = run_args(&op, bg.cutover_args(&green_addr, &sock, "green1"));
     r.expect(0);
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::SeqCst);
@@ -209,11 +234,24 @@ fn cutover_under_load_refusals_and_rollback() {
         Api::new(blue, 0, root).ok("GET", "ethereum/config", None)["frozen"],
         true
     );
+    n
+}
 
-    // ---- rollback on demand: blue serves and signs again, from green's counter.
-    let mut rb = cut(&green_addr, &sock, "green1");
+/// Rollback on demand: blue serves and signs again, from green's counter (`n`).
+fn step_rollback_on_demand(bg: &BlueGreen, dir: &Path, n: u64) {
+    let BlueGreen {
+        green,
+        lb,
+        root,
+        signer,
+        ..
+    } = bg;
+    let op = bg.operator(dir);
+    let sock = bg.lb_spec();
+    let green_addr = green.nodes[0].addr().to_string();
+    let mut rb = bg.cutover_args(&green_addr, &sock, "green1");
     rb.insert(1, "rollback".into());
-    run(rb).expect(0);
+    run_args(&op, rb).expect(0);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while states(lb)["blue1"] != "UP" {
         assert!(
