@@ -7,16 +7,14 @@
 //! blue, Debian's HAProxy in front. The load is open-loop at a fixed rate: a third signatures
 //! (`sign-tx` with the signer token), two thirds reads (`sys/health`, the account).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use custody_test_support as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use support::Custody;
-use support::plugin::{BlueGreen, RECIPIENT, blue_green_behind_haproxy};
+use support::plugin::{BlueGreen, blue_green_behind_haproxy, transfer_tx};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Phase {
@@ -42,16 +40,14 @@ fn main() {
     }
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
+    let bg = blue_green_behind_haproxy(dir);
     let BlueGreen {
-        blue,
         green,
         lb,
         root,
-        root_file,
         signer,
-        both_ca: both,
         ..
-    } = blue_green_behind_haproxy(dir);
+    } = &bg;
     let phase = Arc::new(Mutex::new(Phase::Before));
     let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -72,8 +68,14 @@ fn main() {
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     tick.tick().await;
                     i += 1;
-                    let (http, url, root, signer, phase, samples) =
-                        (http.clone(), url.clone(), root.clone(), signer.clone(), phase.clone(), samples.clone());
+                    let (http, url, root, signer, phase, samples) = (
+                        http.clone(),
+                        url.clone(),
+                        root.clone(),
+                        signer.clone(),
+                        phase.clone(),
+                        samples.clone(),
+                    );
                     tasks.push(tokio::spawn(async move {
                         let p = *phase.lock().unwrap();
                         let t0 = Instant::now();
@@ -81,9 +83,11 @@ fn main() {
                             0 => http
                                 .post(format!("{url}/v1/ethereum/accounts/authority/sign-tx"))
                                 .header("X-Vault-Token", &signer)
-                                .json(&json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" })),
+                                .json(&transfer_tx()),
                             1 => http.get(format!("{url}/v1/sys/health")),
-                            _ => http.get(format!("{url}/v1/ethereum/accounts/authority")).header("X-Vault-Token", &root),
+                            _ => http
+                                .get(format!("{url}/v1/ethereum/accounts/authority"))
+                                .header("X-Vault-Token", &root),
                         };
                         let (ok, frozen) = match req.send().await {
                             Ok(r) => {
@@ -93,7 +97,12 @@ fn main() {
                             }
                             Err(_) => (false, false),
                         };
-                        samples.lock().unwrap().push(Sample { phase: p, latency: t0.elapsed(), ok, frozen });
+                        samples.lock().unwrap().push(Sample {
+                            phase: p,
+                            latency: t0.elapsed(),
+                            ok,
+                            frozen,
+                        });
                     }));
                 }
                 for t in tasks {
@@ -104,35 +113,11 @@ fn main() {
     };
     std::thread::sleep(Duration::from_secs(4));
     *phase.lock().unwrap() = Phase::During;
-    let mut op = Custody::new(dir);
-    op.base.extend([
-        "--ca-cert".into(),
-        both.display().to_string(),
-        "--token-file".into(),
-        root_file.display().to_string(),
-    ]);
+    let op = bg.operator(dir);
+    let mut args: Vec<String> = vec!["--format".into(), "json".into()];
+    args.extend(bg.cutover_args(&green.nodes[0].addr().to_string(), &bg.lb_spec(), "green1"));
     let t0 = Instant::now();
-    let r = op.run(&[
-        "--format",
-        "json",
-        "cutover",
-        "--from",
-        &blue.nodes[0].addr().to_string(),
-        "--to",
-        &green.nodes[0].addr().to_string(),
-        "--lb",
-        &format!("haproxy:{}", lb.socket.display()),
-        "--lb-backend",
-        "vault",
-        "--blue-server",
-        "blue1",
-        "--green-server",
-        "green1",
-        "--lb-url",
-        &lb.url(),
-        "--drain-timeout",
-        "20s",
-    ]);
+    let r = op.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let cut_secs = t0.elapsed().as_secs_f64();
     *phase.lock().unwrap() = Phase::After;
     std::thread::sleep(Duration::from_secs(4));

@@ -14,16 +14,15 @@
 //! (sign, verify before release) is measured in-process with k256 and with libsecp256k1. `--only` keeps the scenarios whose name holds TEXT
 //! (and the baseline), `--clients` runs one client count: for profiling one path.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use custody_test_support as support;
 
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use support::plugin::{Api, init_plain, plugin_pids};
-use support::{ClusterSpec, bao_bin, cluster_with, root};
+use support::plugin::{Api, init_plain_cluster, plugin_pids};
+use support::{ClusterSpec, bao_bin, root};
 
 struct Stats {
     p50: Duration,
@@ -245,12 +244,10 @@ fn main() {
         "build the release plugin first: cargo build --release -p custody-signer (scripts/bench does)"
     );
 
-    let cluster = cluster_with(ClusterSpec {
+    let (cluster, token, _keys, api) = init_plain_cluster(ClusterSpec {
         plugins: vec![plugin.clone()],
         ..ClusterSpec::raft("bench", 1, bao_bin())
     });
-    let (token, _keys) = init_plain(&cluster);
-    let api = Api::new(&cluster, 0, &token);
     api.register_and_enable(&plugin);
     api.ok(
         "POST",

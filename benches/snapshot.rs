@@ -8,8 +8,7 @@
 //! member's sha256, meta.json, the manifest) against `tar -xzf` + `sha256sum -c SHA256SUMS`.
 //! Each is the median of three runs.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use custody_test_support as support;
 
 use std::path::Path;
 use std::process::Command;
@@ -17,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use support::plugin::{Api, init_plain};
-use support::{ClusterSpec, bao_bin, cluster_with};
+use support::plugin::init_plain_cluster;
+use support::{ClusterSpec, bao_bin};
 
 fn median(mut f: impl FnMut() -> Duration) -> Duration {
     let mut v: Vec<Duration> = (0..3).map(|_| f()).collect();
@@ -38,9 +37,8 @@ fn timed(cmd: &mut Command) -> Duration {
 }
 
 fn main() {
-    let cluster = cluster_with(ClusterSpec::raft("snapshot-bench", 1, bao_bin()));
-    let (token, _) = init_plain(&cluster);
-    let api = Api::new(&cluster, 0, &token);
+    let (cluster, token, _, api) =
+        init_plain_cluster(ClusterSpec::raft("snapshot-bench", 1, bao_bin()));
     api.ok("POST", "sys/mounts/kv", Some(json!({ "type": "kv" })));
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();

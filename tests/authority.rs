@@ -3,22 +3,30 @@
 //! three holders → plugin install → the Authority → root revoked; then the signer token's limits,
 //! the refusals, and a failover.
 
-mod support;
+use custody_test_support as support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use support::plugin::{Api, eth_check, plugin_bin};
+use support::plugin::{Api, active_node, eth_check, is_active, plugin_bin, plugin_cluster};
 use support::*;
 
 const CONTRACT: &str = "0x1111111111111111111111111111111111111111";
 
 fn share(out: &Path, h: &str) -> String {
-    out.join(format!("{}.share.asc", fpr(h)))
-        .display()
-        .to_string()
+    share_file(out, h).display().to_string()
+}
+
+/// The one call the Authority may make.
+fn allowed_call() -> String {
+    format!("{CONTRACT}:submitBlock(bytes32)")
+}
+
+/// `submitBlock(bytes32)`'s calldata.
+fn submit_block_data() -> String {
+    format!("0xbaa47694{}", "ef".repeat(32))
 }
 
 fn save_token(dir: &Path, name: &str, token: &str) -> PathBuf {
@@ -34,48 +42,40 @@ fn status_of(api: &Api, method: &str, path: &str, body: Option<Value>) -> u16 {
 
 #[test]
 fn authority_ceremony_from_init_to_no_standing_root() {
-    let mut cluster = cluster_with(ClusterSpec {
-        plugins: vec![plugin_bin()],
-        ..ClusterSpec::raft("authority", 3, bao_bin())
-    });
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let out = dir.join("shares");
-    let c = Custody::for_cluster(dir, &cluster);
-
     // Ceremonies 1 and 2.
-    let args = init_five_holders(&out);
-    c.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .expect(0);
-    let gpg = Gpg::with_secret_keys(&[
-        "holder1", "holder2", "holder3", "holder4", "holder5", "operator",
-    ]);
-    let pass5 = fixture("holder5.passphrase");
-    let plain = |h: &str| {
-        gpg.decrypt(
-            Path::new(&share(&out, h)),
-            (h == "holder5").then_some(pass5.as_path()),
-        )
-    };
-    let quorum = format!(
-        "{}\n{}\n{}\n",
-        plain("holder1"),
-        plain("holder3"),
-        plain("holder5")
+    let mut u = init_and_unseal(
+        plugin_cluster("authority", 3),
+        &[
+            "holder1", "holder2", "holder3", "holder4", "holder5", "operator",
+        ],
     );
-    c.run_stdin(&["unseal", "--share-stdin"], Some(quorum.as_bytes()))
-        .expect(0);
-    let init_root = save_token(
-        dir,
-        "init-root.token",
-        &gpg.decrypt(
-            &out.join(format!("root-token.{}.asc", fpr("operator"))),
-            None,
-        ),
-    );
+    let ceremony = step_ceremony_token_then_init_root_revoked(&u);
+    let (root2, root2_text) = step_root_generated_by_three_holders(&u, &ceremony);
+    let as_root2 = u.custody.with_token_file(&root2);
+    step_plugin_install(&u, &as_root2);
+    let root_api = Api::new(&u.cluster, 0, &root2_text);
+    let signer_wrap = u.dir().join("signer.wrap");
+    let address = step_create_the_authority(&as_root2, &root_api, &signer_wrap);
+    step_no_allow_list_signs_nothing_and_create_is_once(&u, &as_root2, &root_api);
+    let signer =
+        step_signer_token_signs_only_for_the_authority(&u, &root_api, &signer_wrap, &address);
+    let as_reader = step_wallet_show_as_reader(&u, &root_api, &address);
+    step_every_node_becomes_a_voter(&root_api);
+    step_no_standing_root(&u, &as_root2, &root_api, &ceremony);
+    step_failover(&mut u, &as_reader, &signer, &address);
 
+    let transcript = u.dir().join("custody-transcript.jsonl");
+    u.custody
+        .run(&["transcript", "verify", transcript.to_str().unwrap()])
+        .expect(0);
+}
+
+/// The ceremony token (made once only), then the init root token revoked; the ceremony token.
+fn step_ceremony_token_then_init_root_revoked(u: &Unsealed) -> PathBuf {
+    let (dir, c) = (u.dir(), &u.custody);
+    let gpg = &u.gpg;
     // The ceremony token, then no standing root token.
-    let as_init_root = c.with_token_file(&init_root);
+    let as_init_root = c.with_token_file(&u.root_file);
     let ceremony_asc = dir.join("ceremony-token.asc");
     let op_pub = fixture("operator.pub.asc").display().to_string();
     as_init_root
@@ -101,19 +101,29 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         .stderr_has("already exists");
     let ceremony = save_token(dir, "ceremony.token", &gpg.decrypt(&ceremony_asc, None));
     as_init_root.run(&["root", "revoke"]).expect(0);
-    let init_root_text = std::fs::read_to_string(&init_root).unwrap();
+    let init_root_text = std::fs::read_to_string(&u.root_file).unwrap();
     assert_eq!(
         status_of(
-            &Api::new(&cluster, 0, &init_root_text),
+            &Api::new(&u.cluster, 0, &init_root_text),
             "GET",
             "auth/token/lookup-self",
             None
         ),
         403
     );
+    ceremony
+}
 
+/// Root generation by holders 2, 4 and 5 with the ceremony token, a foreign share refused on
+/// the way; the new root token's file and text.
+fn step_root_generated_by_three_holders(u: &Unsealed, ceremony: &Path) -> (PathBuf, String) {
+    let (dir, c) = (u.dir(), &u.custody);
+    let (out, gpg) = (&u.out, &u.gpg);
+    let plain = |h: &str| u.plain(h);
+    let op_pub = fixture("operator.pub.asc").display().to_string();
+    let pass5 = fixture("holder5.passphrase");
     // Root generation by three holders, authenticated by the ceremony token; the nonce is shown.
-    let as_ceremony = c.with_token_file(&ceremony);
+    let as_ceremony = c.with_token_file(ceremony);
     let root2_asc = dir.join("root2.asc");
     let generate = |extra: &[&str], stdin: Option<&[u8]>| {
         let mut a = vec![
@@ -130,7 +140,7 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         as_ceremony.run_stdin(&a, stdin)
     };
     let h2 = [
-        share(&out, "holder2"),
+        share(out, "holder2"),
         fixture("holder2.sec.asc").display().to_string(),
     ];
     let r = generate(&["--share-file", &h2[0], "--secret-key", &h2[1]], None);
@@ -164,7 +174,7 @@ fn authority_ceremony_from_init_to_no_standing_root() {
     let r = generate(
         &[
             "--share-file",
-            &share(&out, "holder5"),
+            &share(out, "holder5"),
             "--secret-key",
             fixture("holder5.sec.asc").to_str().unwrap(),
             "--passphrase-file",
@@ -176,8 +186,12 @@ fn authority_ceremony_from_init_to_no_standing_root() {
     assert_eq!(r.json()["complete"], true);
     let root2_text = gpg.decrypt(&root2_asc, None);
     let root2 = save_token(dir, "root2.token", &root2_text);
-    let as_root2 = c.with_token_file(&root2);
+    (root2, root2_text)
+}
 
+/// Plugin install: registered by sha256, idempotent, a different binary refused; --upgrade.
+fn step_plugin_install(u: &Unsealed, as_root2: &Custody) {
+    let cluster = &u.cluster;
     // Plugin install: registered by sha256, idempotent, a different binary refused.
     let bin = plugin_bin().display().to_string();
     let r = as_root2.run(&[
@@ -264,10 +278,12 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         r.json()["plugin"]["sha256"],
         support::plugin::sha256_file(&installed)
     );
+}
 
+/// The Authority: bad flags refused (creating nothing), then created with its caps; its address.
+fn step_create_the_authority(as_root2: &Custody, root_api: &Api, signer_wrap: &Path) -> String {
     // The Authority.
-    let signer_wrap = dir.join("signer.wrap");
-    let call = format!("{CONTRACT}:submitBlock(bytes32)");
+    let call = allowed_call();
     as_root2
         .run(&[
             "wallet",
@@ -295,9 +311,8 @@ fn authority_ceremony_from_init_to_no_standing_root() {
             signer_wrap.to_str().unwrap(),
         ])
         .expect(2);
-    let root_api = Api::new(&cluster, 0, &root2_text);
     assert_eq!(
-        status_of(&root_api, "GET", "ethereum/accounts/authority", None),
+        status_of(root_api, "GET", "ethereum/accounts/authority", None),
         404,
         "a refused create changes nothing"
     );
@@ -341,8 +356,19 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         assert_eq!(facts[off], false, "{off}: {facts}");
     }
 
-    // Without an allow-list the account signs nothing until it is bound; --unrestricted must be
-    // asked for and never goes with an allow-list; a cap the plugin refuses creates nothing.
+    address
+}
+
+/// Without an allow-list the account signs nothing until it is bound; --unrestricted must be
+/// asked for and never goes with an allow-list; a cap the plugin refuses creates nothing; the
+/// Authority is created exactly once.
+fn step_no_allow_list_signs_nothing_and_create_is_once(
+    u: &Unsealed,
+    as_root2: &Custody,
+    root_api: &Api,
+) {
+    let dir = u.dir();
+    let call = allowed_call();
     let inert_wrap = dir.join("inert.wrap");
     as_root2
         .run(&[
@@ -374,7 +400,7 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         .expect(2)
         .stderr_has("max_gas");
     assert_eq!(
-        status_of(&root_api, "GET", "ethereum/accounts/inert", None),
+        status_of(root_api, "GET", "ethereum/accounts/inert", None),
         404
     );
     let r = as_root2.run(&[
@@ -409,13 +435,21 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         .expect(4)
         .stderr_has("exactly once");
     assert!(!again.exists());
+}
 
+/// The signer token: unwrapped once, and only ever able to sign for the Authority; the token.
+fn step_signer_token_signs_only_for_the_authority(
+    u: &Unsealed,
+    root_api: &Api,
+    signer_wrap: &Path,
+    address: &str,
+) -> String {
     // The signer token: unwrapped once, and only ever able to sign for the Authority.
-    let wrapping = std::fs::read_to_string(&signer_wrap)
+    let wrapping = std::fs::read_to_string(signer_wrap)
         .unwrap()
         .trim()
         .to_owned();
-    let unwrap_api = Api::new(&cluster, 0, &wrapping);
+    let unwrap_api = Api::new(&u.cluster, 0, &wrapping);
     let (status, v) = unwrap_api.write("sys/wrapping/unwrap", json!({}));
     assert_eq!(status, 200, "{v}");
     let signer = v["auth"]["client_token"].as_str().unwrap().to_owned();
@@ -424,12 +458,12 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         200,
         "a wrapping token is single-use"
     );
-    let signer_api = Api::new(&cluster, 0, &signer);
-    let data = format!("0xbaa47694{}", "ef".repeat(32));
+    let signer_api = Api::new(&u.cluster, 0, &signer);
+    let data = submit_block_data();
     let tx = signer_api.ok("POST", "ethereum/accounts/authority/sign-tx", Some(json!({ "to": CONTRACT, "data": data, "gas": 100000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" })));
     assert_eq!(
         eth_check(json!({ "kind": "tx", "raw": tx["signed_tx"] }))["from"],
-        address.as_str()
+        address
     );
     root_api.ok("POST", "ethereum/accounts/other", Some(json!({})));
     for (method, path, body) in [
@@ -461,7 +495,12 @@ fn authority_ceremony_from_init_to_no_standing_root() {
             "signer token: {method} {path}"
         );
     }
+    signer
+}
 
+/// wallet show with the reader policy; custody with the reader's token.
+fn step_wallet_show_as_reader(u: &Unsealed, root_api: &Api, address: &str) -> Custody {
+    let dir = u.dir();
     // wallet show with the reader policy.
     let (_, created) = root_api.call(
         "POST",
@@ -473,12 +512,15 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         "reader.token",
         created["auth"]["client_token"].as_str().unwrap(),
     );
-    let as_reader = c.with_token_file(&reader_token);
+    let as_reader = u.custody.with_token_file(&reader_token);
     let r = as_reader.run(&["--format", "json", "wallet", "show", "authority"]);
     r.expect(0);
-    assert_eq!(r.json()["account"]["address"], address.as_str());
+    assert_eq!(r.json()["account"]["address"], address);
     assert_eq!(r.json()["account"]["next_nonce"], 1);
+    as_reader
+}
 
+fn step_every_node_becomes_a_voter(root_api: &Api) {
     // Before any failover, every node must be a Raft voter (autopilot promotes a joined node
     // some 10-20 s after it is unsealed).
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -498,16 +540,19 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
 
+fn step_no_standing_root(u: &Unsealed, as_root2: &Custody, root_api: &Api, ceremony: &Path) {
     // No standing root: the quorum's root token is revoked too; both are refused.
     as_root2.run(&["root", "revoke"]).expect(0);
     assert_eq!(
-        status_of(&root_api, "GET", "auth/token/lookup-self", None),
+        status_of(root_api, "GET", "auth/token/lookup-self", None),
         403
     );
+    let init_root_text = std::fs::read_to_string(&u.root_file).unwrap();
     assert_eq!(
         status_of(
-            &Api::new(&cluster, 0, &init_root_text),
+            &Api::new(&u.cluster, 0, &init_root_text),
             "GET",
             "auth/token/lookup-self",
             None
@@ -515,9 +560,9 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         403
     );
     let ceremony_api = Api::new(
-        &cluster,
+        &u.cluster,
         0,
-        std::fs::read_to_string(&ceremony).unwrap().trim(),
+        std::fs::read_to_string(ceremony).unwrap().trim(),
     );
     for (method, path) in [
         ("GET", "sys/mounts"),
@@ -541,18 +586,20 @@ fn authority_ceremony_from_init_to_no_standing_root() {
         ),
         200
     );
+}
 
+fn step_failover(u: &mut Unsealed, as_reader: &Custody, signer: &str, address: &str) {
+    let cluster = &mut u.cluster;
+    let data = submit_block_data();
     // Failover: kill the active node; a standby takes over and the plugin runs there.
-    let active = (0..3)
-        .find(|i| Api::new(&cluster, *i, "").read("sys/health").0 == 200)
-        .unwrap();
+    let active = active_node(cluster).unwrap();
     cluster.stop_node(active);
     let live = (0..3).find(|i| *i != active).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if (0..3)
             .filter(|i| *i != active)
-            .any(|i| Api::new(&cluster, i, "").read("sys/health").0 == 200)
+            .any(|i| is_active(cluster, i))
         {
             break;
         }
@@ -561,8 +608,8 @@ fn authority_ceremony_from_init_to_no_standing_root() {
     }
     let r = as_reader.run(&["--format", "json", "wallet", "show", "authority"]);
     r.expect(0);
-    assert_eq!(r.json()["account"]["address"], address.as_str());
-    let signer_api = Api::new(&cluster, live, &signer);
+    assert_eq!(r.json()["account"]["address"], address);
+    let signer_api = Api::new(cluster, live, signer);
     let deadline = Instant::now() + Duration::from_secs(30);
     let tx = loop {
         let (status, v) = signer_api.write("ethereum/accounts/authority/sign-tx", json!({ "to": CONTRACT, "data": data, "gas": 100000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" }));
@@ -578,10 +625,6 @@ fn authority_ceremony_from_init_to_no_standing_root() {
     assert_eq!(tx["nonce"], 1);
     assert_eq!(
         eth_check(json!({ "kind": "tx", "raw": tx["signed_tx"] }))["from"],
-        address.as_str()
+        address
     );
-
-    let transcript = dir.join("custody-transcript.jsonl");
-    c.run(&["transcript", "verify", transcript.to_str().unwrap()])
-        .expect(0);
 }

@@ -1,7 +1,7 @@
 //! Ceremony scripts: the seven shipped scripts parse and plan; invalid scripts are refused
 //! before any step, naming the line; an interrupted run resumes and never repeats a step.
 
-mod support;
+use custody_test_support as support;
 
 use std::io::Write;
 use std::process::Stdio;

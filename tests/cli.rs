@@ -1,7 +1,7 @@
 //! Command-line contracts that need no server: usage errors (exit 2), unreachable nodes, and
 //! the transcript check.
 
-mod support;
+use custody_test_support as support;
 
 use support::*;
 

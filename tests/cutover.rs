@@ -2,88 +2,65 @@
 //! pre-flight refusals leave the balancer untouched; the cutover under continuous load loses no
 //! read and signs no nonce twice, with no gap; a rollback puts blue back.
 
-mod support;
+use custody_test_support as support;
 
-use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use custody::localcluster::haproxy::LocalHaproxy;
-use support::plugin::{Api, BlueGreen, authority_cluster, blue_green_behind_haproxy, unseal_plain};
+use support::plugin::{
+    Api, BlueGreen, authority_cluster, blue_green_behind_haproxy, lb_states as states, transfer_tx,
+    unseal_plain,
+};
 use support::*;
-
-use support::plugin::RECIPIENT;
-
-fn states(lb: &LocalHaproxy) -> BTreeMap<String, String> {
-    custody::lb::haproxy::Haproxy::new(&lb.socket)
-        .servers("vault")
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.status))
-        .collect()
-}
 
 #[test]
 fn cutover_under_load_refusals_and_rollback() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
+    let bg = blue_green_behind_haproxy(dir);
+    step_preflight_refusals_leave_the_balancer_untouched(&bg, dir);
+    let n = step_cutover_under_load_loses_no_read_and_no_nonce(&bg, dir);
+    step_rollback_on_demand(&bg, dir, n);
+}
+
+/// custody with `args`, as the operator runs it.
+fn run_args(op: &Custody, args: Vec<String>) -> Run {
+    op.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Pre-flight refusals: the balancer untouched each time.
+fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Path) {
     let BlueGreen {
         blue,
         green,
         lb,
         root,
-        root_file,
         keys,
-        signer,
         address,
         both_ca,
-    } = blue_green_behind_haproxy(dir);
-    let mut op = Custody::new(dir);
-    op.base.extend([
-        "--ca-cert".into(),
-        both_ca.display().to_string(),
-        "--token-file".into(),
-        root_file.display().to_string(),
-    ]);
-    let sock = format!("haproxy:{}", lb.socket.display());
-    let cut = |to: &str, lb_spec: &str, green_server: &str| -> Vec<String> {
-        vec![
-            "cutover".into(),
-            "--from".into(),
-            blue.nodes[0].addr().to_string(),
-            "--to".into(),
-            to.into(),
-            "--lb".into(),
-            lb_spec.into(),
-            "--lb-backend".into(),
-            "vault".into(),
-            "--blue-server".into(),
-            "blue1".into(),
-            "--green-server".into(),
-            green_server.into(),
-            "--lb-url".into(),
-            lb.url(),
-            "--drain-timeout".into(),
-            "20s".into(),
-        ]
-    };
+        root_file,
+        ..
+    } = bg;
+    let op = bg.operator(dir);
+    let sock = bg.lb_spec();
+    let cut =
+        |to: &str, lb_spec: &str, green_server: &str| bg.cutover_args(to, lb_spec, green_server);
     let green_addr = green.nodes[0].addr().to_string();
     let untouched = |what: &str| {
-        let s = states(&lb);
+        let s = states(lb);
         assert_eq!(
             (s["blue1"].as_str(), s["green1"].as_str()),
             ("UP", "MAINT"),
             "{what}: the balancer changed"
         );
-        let frozen = Api::new(&blue, 0, &root).ok("GET", "ethereum/config", None)["frozen"].clone();
+        let frozen = Api::new(blue, 0, root).ok("GET", "ethereum/config", None)["frozen"].clone();
         assert_eq!(frozen, false, "{what}: blue was frozen");
     };
-    let run = |args: Vec<String>| op.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
-
-    // ---- pre-flight refusals: the balancer untouched each time.
+    let run = |args: Vec<String>| run_args(&op, args);
     run(cut(
         &green_addr,
         "haproxy:/nonexistent/haproxy.sock",
@@ -96,31 +73,25 @@ fn cutover_under_load_refusals_and_rollback() {
         .expect(4)
         .stderr_has("no server green9");
     untouched("unknown server");
-    Api::new(&green, 0, &root).ok("POST", "sys/seal", None);
+    Api::new(green, 0, root).ok("POST", "sys/seal", None);
     run(cut(&green_addr, &sock, "green1"))
         .expect(4)
         .stderr_has("not unsealed");
     untouched("sealed green");
-    unseal_plain(&green, &keys[..3]);
+    unseal_plain(green, &keys[..3]);
     let (red, _red_root, _, _, red_address) = authority_cluster("red", dir);
-    assert_ne!(red_address, address);
+    assert_ne!(&red_address, address);
     let red_ca = dir.join("three-ca.pem");
     std::fs::write(
         &red_ca,
         [
-            std::fs::read(&both_ca).unwrap(),
+            std::fs::read(both_ca).unwrap(),
             std::fs::read(&red.ca_cert).unwrap(),
         ]
         .concat(),
     )
     .unwrap();
-    let mut op_red = Custody::new(dir);
-    op_red.base.extend([
-        "--ca-cert".into(),
-        red_ca.display().to_string(),
-        "--token-file".into(),
-        root_file.display().to_string(),
-    ]);
+    let op_red = Custody::with_ca_and_token(dir, &red_ca, root_file);
     // red's own root token is not valid on blue: use a token valid on both sides of the check.
     let red_args = cut(&red.nodes[0].addr().to_string(), &sock, "green1");
     let r = op_red.run(&red_args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -131,8 +102,22 @@ fn cutover_under_load_refusals_and_rollback() {
     );
     untouched("another snapshot");
     drop(red);
+}
 
-    // ---- the cutover under continuous load through HAProxy.
+/// The cutover under continuous load through HAProxy: no read fails, every signature's nonce
+/// is 0..n exactly once, green's counter goes on from n, blue is frozen; n.
+fn step_cutover_under_load_loses_no_read_and_no_nonce(bg: &BlueGreen, dir: &Path) -> u64 {
+    let BlueGreen {
+        blue,
+        green,
+        lb,
+        root,
+        signer,
+        ..
+    } = bg;
+    let op = bg.operator(dir);
+    let sock = bg.lb_spec();
+    let green_addr = green.nodes[0].addr().to_string();
     let stop = Arc::new(AtomicBool::new(false));
     let reads_failed = Arc::new(Mutex::new(Vec::<String>::new()));
     let signs = Arc::new(Mutex::new(Vec::<(u16, Value)>::new()));
@@ -148,17 +133,31 @@ fn cutover_under_load_refusals_and_rollback() {
             signer.clone(),
         );
         workers.push(std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let http = reqwest::Client::new();
             rt.block_on(async move {
                 while !stop.load(Ordering::SeqCst) {
                     match kind {
                         0 | 1 => {
-                            let (path, token) = if kind == 0 { ("sys/health", "") } else { ("ethereum/accounts/authority", root.as_str()) };
-                            let r = http.get(format!("{lb_url}/v1/{path}")).header("X-Vault-Token", token).send().await;
+                            let (path, token) = if kind == 0 {
+                                ("sys/health", "")
+                            } else {
+                                ("ethereum/accounts/authority", root.as_str())
+                            };
+                            let r = http
+                                .get(format!("{lb_url}/v1/{path}"))
+                                .header("X-Vault-Token", token)
+                                .send()
+                                .await;
                             match r {
                                 Ok(r) if r.status().as_u16() == 200 => {}
-                                Ok(r) => reads_failed.lock().unwrap().push(format!("{path}: HTTP {}", r.status())),
+                                Ok(r) => reads_failed
+                                    .lock()
+                                    .unwrap()
+                                    .push(format!("{path}: HTTP {}", r.status())),
                                 Err(e) => reads_failed.lock().unwrap().push(format!("{path}: {e}")),
                             }
                         }
@@ -166,7 +165,7 @@ fn cutover_under_load_refusals_and_rollback() {
                             let r = http
                                 .post(format!("{lb_url}/v1/ethereum/accounts/authority/sign-tx"))
                                 .header("X-Vault-Token", &signer)
-                                .json(&json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" }))
+                                .json(&transfer_tx())
                                 .send()
                                 .await;
                             match r {
@@ -175,7 +174,10 @@ fn cutover_under_load_refusals_and_rollback() {
                                     let v: Value = r.json().await.unwrap_or(Value::Null);
                                     signs.lock().unwrap().push((s, v));
                                 }
-                                Err(e) => signs.lock().unwrap().push((0, json!({ "error": e.to_string() }))),
+                                Err(e) => signs
+                                    .lock()
+                                    .unwrap()
+                                    .push((0, json!({ "error": e.to_string() }))),
                             }
                         }
                     }
@@ -185,14 +187,14 @@ fn cutover_under_load_refusals_and_rollback() {
         }));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let r = run(cut(&green_addr, &sock, "green1"));
+    let r = run_args(&op, bg.cutover_args(&green_addr, &sock, "green1"));
     r.expect(0);
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::SeqCst);
     for w in workers {
         w.join().unwrap();
     }
-    let s = states(&lb);
+    let s = states(lb);
     assert_eq!(
         (s["blue1"].as_str(), s["green1"].as_str()),
         ("MAINT", "UP"),
@@ -223,38 +225,48 @@ fn cutover_under_load_refusals_and_rollback() {
         (0..n).collect::<Vec<_>>(),
         "nonces are not 0..{n} exactly once"
     );
-    let green_nonce = Api::new(&green, 0, &root).ok(
-        "GET",
-        "ethereum/accounts/authority/nonce",
-        None,
-    )["next_nonce"]
+    let green_nonce = Api::new(green, 0, root).ok("GET", "ethereum/accounts/authority/nonce", None)
+        ["next_nonce"]
         .as_u64()
         .unwrap();
     assert_eq!(green_nonce, n);
     assert_eq!(
-        Api::new(&blue, 0, &root).ok("GET", "ethereum/config", None)["frozen"],
+        Api::new(blue, 0, root).ok("GET", "ethereum/config", None)["frozen"],
         true
     );
+    n
+}
 
-    // ---- rollback on demand: blue serves and signs again, from green's counter.
-    let mut rb = cut(&green_addr, &sock, "green1");
+/// Rollback on demand: blue serves and signs again, from green's counter (`n`).
+fn step_rollback_on_demand(bg: &BlueGreen, dir: &Path, n: u64) {
+    let BlueGreen {
+        green,
+        lb,
+        root,
+        signer,
+        ..
+    } = bg;
+    let op = bg.operator(dir);
+    let sock = bg.lb_spec();
+    let green_addr = green.nodes[0].addr().to_string();
+    let mut rb = bg.cutover_args(&green_addr, &sock, "green1");
     rb.insert(1, "rollback".into());
-    run(rb).expect(0);
+    run_args(&op, rb).expect(0);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while states(&lb)["blue1"] != "UP" {
+    while states(lb)["blue1"] != "UP" {
         assert!(
             std::time::Instant::now() < deadline,
             "blue1 never came back UP: {:?}",
-            states(&lb)
+            states(lb)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(states(&lb)["green1"], "MAINT");
+    assert_eq!(states(lb)["green1"], "MAINT");
     assert_eq!(
-        Api::new(&green, 0, &root).ok("GET", "ethereum/config", None)["frozen"],
+        Api::new(green, 0, root).ok("GET", "ethereum/config", None)["frozen"],
         true
     );
-    let (status, v) = reqwest::blocking_free_sign(&lb.url(), &signer);
+    let (status, v) = reqwest::blocking_free_sign(&lb.url(), signer);
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["nonce"], n);
 }
@@ -271,7 +283,7 @@ mod reqwest {
             let r = ::reqwest::Client::new()
                 .post(format!("{lb}/v1/ethereum/accounts/authority/sign-tx"))
                 .header("X-Vault-Token", token)
-                .json(&serde_json::json!({ "to": super::RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" }))
+                .json(&super::transfer_tx())
                 .send()
                 .await
                 .unwrap();

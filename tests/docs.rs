@@ -1,7 +1,7 @@
 //! The man pages in man/ are the ones the clap definition makes today; completions exist for
 //! every shell.
 
-mod support;
+use custody_test_support as support;
 
 use support::*;
 

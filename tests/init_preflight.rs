@@ -1,7 +1,7 @@
 //! Every pre-flight refusal of `custody init` names the file and the problem, exits non-zero,
 //! and leaves the cluster uninitialized. Then a down node during unseal is reported.
 
-mod support;
+use custody_test_support as support;
 
 use std::path::{Path, PathBuf};
 

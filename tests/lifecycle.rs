@@ -1,7 +1,7 @@
 //! Ceremonies 1 and 2 on a real 3-node OpenBao Raft cluster with TLS, with the holders' keys
 //! made by gpg (RSA-3072 and ed25519/cv25519) and sq, and their own tools decrypting.
 
-mod support;
+use custody_test_support as support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,10 +13,6 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const HOLDERS: [&str; 5] = ["holder1", "holder2", "holder3", "holder4", "holder5"];
-
-fn share_file(out: &Path, holder: &str) -> PathBuf {
-    out.join(format!("{}.share.asc", fpr(holder)))
-}
 
 fn unseal_json(r: &Run) -> Vec<serde_json::Value> {
     r.json()["unseal"]["nodes"].as_array().unwrap().clone()
@@ -66,7 +62,22 @@ fn init_and_unseal_with_the_holders_own_tools() {
     let out = work.path().join("shares");
     let c = Custody::for_cluster(work.path(), &cluster);
 
-    // ---- init with five holders: armored and binary files, gpg RSA, gpg ed25519, sq.
+    let root_token_file = step_init_with_five_holders(&cluster, &c, &out);
+    let gpg = Gpg::with_secret_keys(&[
+        "holder1", "holder2", "holder3", "holder4", "holder5", "operator",
+    ]);
+    let (plain, root_token) =
+        step_each_share_decrypts_with_the_holders_tools(&gpg, &out, &root_token_file);
+    step_quorum_on_stdin_unseals_every_node(&c, &plain, &root_token);
+    step_restart_then_bad_input_is_refused(&mut cluster, &c, &out, work.path(), &plain);
+    step_holders_one_at_a_time(&cluster, &c, &out, work.path(), &plain);
+    step_transcript_intact_then_tampered(&c, work.path());
+    step_no_plaintext_secret_on_disk(work.path(), &plain, &root_token);
+}
+
+/// `init` with five holders (armored and binary files, gpg RSA, gpg ed25519, sq): the shares in
+/// the holders' order, mode 0600, the cluster initialized and sealed; the root token's file.
+fn step_init_with_five_holders(cluster: &TestCluster, c: &Custody, out: &Path) -> PathBuf {
     let keys: Vec<PathBuf> = vec![
         fixture("holder1.pub.asc"),
         fixture("holder2.pub.gpg"),
@@ -105,7 +116,7 @@ fn init_and_unseal_with_the_holders_own_tools() {
             "shares come back in the holders' order"
         );
         assert_eq!(shares[i]["recipient_ok"], true);
-        let f = share_file(&out, h);
+        let f = share_file(out, h);
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} has mode {mode:o}", f.display());
         assert!(
@@ -123,18 +134,23 @@ fn init_and_unseal_with_the_holders_own_tools() {
             & 0o777,
         0o600
     );
-    let status = seal_status(&cluster);
+    let status = seal_status(cluster);
     assert!(status[0].initialized && status[0].sealed && status[0].t == 3 && status[0].n == 5);
+    root_token_file
+}
 
-    // ---- each share decrypts with gpg, holder3's with sq too, and custody agrees with gpg.
-    let gpg = Gpg::with_secret_keys(&[
-        "holder1", "holder2", "holder3", "holder4", "holder5", "operator",
-    ]);
+/// Each share decrypts with gpg, holder3's with sq too, and custody agrees with gpg; the
+/// plaintext shares and the root token (the operator's).
+fn step_each_share_decrypts_with_the_holders_tools(
+    gpg: &Gpg,
+    out: &Path,
+    root_token_file: &Path,
+) -> (BTreeMap<&'static str, String>, String) {
     let pass5 = fixture("holder5.passphrase");
     let mut plain: BTreeMap<&str, String> = BTreeMap::new();
     for h in HOLDERS {
         let p = gpg.decrypt(
-            &share_file(&out, h),
+            &share_file(out, h),
             (h == "holder5").then_some(pass5.as_path()),
         );
         assert_eq!(
@@ -144,7 +160,7 @@ fn init_and_unseal_with_the_holders_own_tools() {
         );
         assert!(p.bytes().all(|b| b.is_ascii_hexdigit()));
         let key = custody::pgp::SecretKeyFile::load(&fixture(&format!("{h}.sec.asc"))).unwrap();
-        let message = custody::pgp::dearmor(&std::fs::read(share_file(&out, h)).unwrap()).unwrap();
+        let message = custody::pgp::dearmor(&std::fs::read(share_file(out, h)).unwrap()).unwrap();
         let passphrase = (h == "holder5")
             .then(|| custody::secret::SecretString::new(std::fs::read_to_string(&pass5).unwrap()));
         let mine = key.decrypt(&message, passphrase.as_ref()).unwrap();
@@ -156,17 +172,24 @@ fn init_and_unseal_with_the_holders_own_tools() {
         plain.insert(h, p);
     }
     assert_eq!(
-        sq_decrypt(&fixture("holder3.sec.asc"), &share_file(&out, "holder3")),
+        sq_decrypt(&fixture("holder3.sec.asc"), &share_file(out, "holder3")),
         plain["holder3"]
     );
-    let root_token = gpg.decrypt(&root_token_file, None);
+    let root_token = gpg.decrypt(root_token_file, None);
     assert!(
         root_token.len() > 10 && root_token.is_ascii(),
         "the root token decrypts for the operator"
     );
+    (plain, root_token)
+}
 
-    // ---- fresh cluster: holders 1, 3 and 5 together on stdin; the followers join and unseal.
-    // While custody waits for stdin, no share is in its argv or environment.
+/// Fresh cluster: holders 1, 3 and 5 together on stdin; the followers join and unseal. While
+/// custody waits for stdin, no share is in its argv or environment.
+fn step_quorum_on_stdin_unseals_every_node(
+    c: &Custody,
+    plain: &BTreeMap<&'static str, String>,
+    root_token: &String,
+) {
     let mut child = c
         .command(&["--format", "json", "unseal", "--share-stdin"])
         .stdin(Stdio::piped())
@@ -191,7 +214,7 @@ fn init_and_unseal_with_the_holders_own_tools() {
         out: child.wait_with_output().unwrap(),
     };
     r.expect(0);
-    for s in plain.values().chain([&root_token]) {
+    for s in plain.values().chain([root_token]) {
         let needle = s.as_bytes();
         assert!(
             !cmdline.windows(needle.len()).any(|w| w == needle),
@@ -205,7 +228,7 @@ fn init_and_unseal_with_the_holders_own_tools() {
     let nodes = unseal_json(&r);
     assert_eq!(nodes.len(), 3);
     assert!(nodes.iter().all(|n| n["state"] == "unsealed"), "{nodes:?}");
-    let st = wait_one_active_two_standby(&c);
+    let st = wait_one_active_two_standby(c);
     assert!(
         st["nodes"]
             .as_array()
@@ -213,10 +236,19 @@ fn init_and_unseal_with_the_holders_own_tools() {
             .iter()
             .all(|n| n["sealed"] == false && n["version"] == "2.7.2")
     );
+}
 
-    // ---- restart every node: initialized and sealed, progress 0 everywhere.
+/// Restart every node: initialized and sealed, progress 0 everywhere; bad input is refused
+/// before anything is sent; shares of another cluster are refused by the server.
+fn step_restart_then_bad_input_is_refused(
+    cluster: &mut TestCluster,
+    c: &Custody,
+    out: &Path,
+    work: &Path,
+    plain: &BTreeMap<&'static str, String>,
+) {
     cluster.restart().unwrap();
-    assert_progress(&cluster, true, 0);
+    assert_progress(cluster, true, 0);
 
     // Bad input is refused before anything is sent.
     c.run_stdin(&["unseal", "--share-stdin"], Some(b"not-a-share\n"))
@@ -240,18 +272,18 @@ fn init_and_unseal_with_the_holders_own_tools() {
     c.run(&[
         "unseal",
         "--share-file",
-        share_file(&out, "holder5").to_str().unwrap(),
+        share_file(out, "holder5").to_str().unwrap(),
         "--secret-key",
         fixture("holder5.sec.asc").to_str().unwrap(),
     ])
     .expect(2)
     .stderr_has("--passphrase-file");
-    let wrong = work.path().join("wrong-passphrase");
+    let wrong = work.join("wrong-passphrase");
     std::fs::write(&wrong, "not it").unwrap();
     c.run(&[
         "unseal",
         "--share-file",
-        share_file(&out, "holder5").to_str().unwrap(),
+        share_file(out, "holder5").to_str().unwrap(),
         "--secret-key",
         fixture("holder5.sec.asc").to_str().unwrap(),
         "--passphrase-file",
@@ -262,7 +294,7 @@ fn init_and_unseal_with_the_holders_own_tools() {
     c.run(&[
         "unseal",
         "--share-file",
-        share_file(&out, "holder1").to_str().unwrap(),
+        share_file(out, "holder1").to_str().unwrap(),
         "--secret-key",
         fixture("holder2.sec.asc").to_str().unwrap(),
     ])
@@ -271,13 +303,13 @@ fn init_and_unseal_with_the_holders_own_tools() {
     c.run(&[
         "unseal",
         "--share-file",
-        share_file(&out, "holder1").to_str().unwrap(),
+        share_file(out, "holder1").to_str().unwrap(),
         "--secret-key",
         fixture("holder1.pub.asc").to_str().unwrap(),
     ])
     .expect(2)
     .stderr_has("only a public certificate");
-    assert_progress(&cluster, true, 0);
+    assert_progress(cluster, true, 0);
 
     // Shares of another cluster: well-formed, so the server takes them, then refuses the
     // combination and resets its progress.
@@ -287,11 +319,20 @@ fn init_and_unseal_with_the_holders_own_tools() {
     c.run_stdin(&["unseal", "--share-stdin"], Some(foreign.as_bytes()))
         .expect(3)
         .stderr_has("refused");
-    assert_progress(&cluster, true, 0);
+    assert_progress(cluster, true, 0);
+}
 
-    // ---- holders come one at a time, each with another input method. (Holder 5's passphrase
-    // file ends with a newline, as `echo` writes it.)
-    let pass5_nl = work.path().join("holder5.passphrase.nl");
+/// Holders come one at a time, each with another input method. (Holder 5's passphrase file
+/// ends with a newline, as `echo` writes it.)
+fn step_holders_one_at_a_time(
+    cluster: &TestCluster,
+    c: &Custody,
+    out: &Path,
+    work: &Path,
+    plain: &BTreeMap<&'static str, String>,
+) {
+    let pass5 = fixture("holder5.passphrase");
+    let pass5_nl = work.join("holder5.passphrase.nl");
     std::fs::write(
         &pass5_nl,
         format!("{}\n", std::fs::read_to_string(&pass5).unwrap()),
@@ -302,7 +343,7 @@ fn init_and_unseal_with_the_holders_own_tools() {
         "json",
         "unseal",
         "--share-file",
-        share_file(&out, "holder2").to_str().unwrap(),
+        share_file(out, "holder2").to_str().unwrap(),
         "--secret-key",
         fixture("holder2.sec.asc").to_str().unwrap(),
     ]);
@@ -312,12 +353,12 @@ fn init_and_unseal_with_the_holders_own_tools() {
             .iter()
             .all(|n| n["state"] == "sealed" && n["progress"] == 1 && n["needs"] == 2)
     );
-    assert_progress(&cluster, true, 1);
+    assert_progress(cluster, true, 1);
 
     let r = c.run(&[
         "unseal",
         "--share-file",
-        share_file(&out, "holder5").to_str().unwrap(),
+        share_file(out, "holder5").to_str().unwrap(),
         "--secret-key",
         fixture("holder5.sec.asc").to_str().unwrap(),
         "--passphrase-file",
@@ -325,7 +366,7 @@ fn init_and_unseal_with_the_holders_own_tools() {
     ]);
     r.expect(0);
     assert!(r.stdout().contains("needs 1 more holder"), "{}", r.stdout());
-    assert_progress(&cluster, true, 2);
+    assert_progress(cluster, true, 2);
 
     // Holder 4 (RSA) decrypted with their own gpg and piped, exactly as gpg printed it.
     c.run_stdin(
@@ -333,11 +374,13 @@ fn init_and_unseal_with_the_holders_own_tools() {
         Some(plain["holder4"].as_bytes()),
     )
     .expect(0);
-    assert_progress(&cluster, false, 0);
-    wait_one_active_two_standby(&c);
+    assert_progress(cluster, false, 0);
+    wait_one_active_two_standby(c);
+}
 
-    // ---- the transcript: intact, then tampered.
-    let transcript = work.path().join("custody-transcript.jsonl");
+/// The transcript: intact, then tampered.
+fn step_transcript_intact_then_tampered(c: &Custody, work: &Path) {
+    let transcript = work.join("custody-transcript.jsonl");
     let r = c.run(&[
         "--format",
         "json",
@@ -348,7 +391,7 @@ fn init_and_unseal_with_the_holders_own_tools() {
     r.expect(0);
     assert!(r.json()["entries"].as_u64().unwrap() >= 5);
     let text = std::fs::read_to_string(&transcript).unwrap();
-    let tampered = work.path().join("tampered.jsonl");
+    let tampered = work.join("tampered.jsonl");
     std::fs::write(
         &tampered,
         text.replacen("\"threshold\":3", "\"threshold\":2", 1),
@@ -357,11 +400,17 @@ fn init_and_unseal_with_the_holders_own_tools() {
     c.run(&["transcript", "verify", tampered.to_str().unwrap()])
         .expect(3)
         .stderr_has("line 1");
+}
 
-    // ---- no plaintext share or token in any file custody wrote.
-    for f in files_under(work.path()) {
+/// No plaintext share or token in any file custody wrote.
+fn step_no_plaintext_secret_on_disk(
+    work: &Path,
+    plain: &BTreeMap<&'static str, String>,
+    root_token: &String,
+) {
+    for f in files_under(work) {
         let data = std::fs::read(&f).unwrap();
-        for s in plain.values().chain([&root_token]) {
+        for s in plain.values().chain([root_token]) {
             let needle = s.as_bytes();
             assert!(
                 !data.windows(needle.len()).any(|w| w == needle),

@@ -2,7 +2,7 @@
 //! and an EIP-1559 allowed call, both with receipt status 1; a call outside `allowed_calls` is
 //! refused before anything is signed.
 
-mod support;
+use custody_test_support as support;
 
 use serde_json::json;
 

@@ -1,17 +1,39 @@
 //! The custody-signer plugin inside a real OpenBao 2.7.2 dev server (`-dev-plugin-dir`): every
 //! path, every signature type checked by eth-account, every refusal with its status.
 
-mod support;
+use custody_test_support as support;
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use support::plugin::{dev_server_with_plugin, eth_check, kill_plugins, plugin_bin};
+use support::TestCluster;
+use support::plugin::{Api, dev_server_with_plugin, eth_check, kill_plugins, plugin_bin};
 
 const CHAIN: u64 = 31337;
 const CONTRACT: &str = "0x1111111111111111111111111111111111111111";
 const RECIPIENT: &str = "0x2222222222222222222222222222222222222222";
+
+const SIGN: &str = "ethereum/accounts/authority/sign-tx";
+
+/// A legacy transfer of 1 wei to the allowed recipient: what the refusals change one field of.
+fn base_tx() -> Value {
+    json!({ "type": "legacy", "to": RECIPIENT, "value": "1", "gas": 21000, "gas_price": "1000000000" })
+}
+
+/// [`base_tx`] with `k` set to `v`.
+fn with(k: &str, v: Value) -> Value {
+    let mut b = base_tx();
+    b[k] = v;
+    b
+}
+
+/// [`base_tx`] without `k`.
+fn without(k: &str) -> Value {
+    let mut b = base_tx();
+    b.as_object_mut().unwrap().remove(k);
+    b
+}
 
 /// The EIP-712 "Mail" example, bound to this mount's chain and the Authority's contract.
 fn mail_typed_data() -> Value {
@@ -47,8 +69,24 @@ fn plugin_run_by_hand_explains_itself() {
 #[test]
 fn plugin_signs_every_type_and_refuses_what_it_must() {
     let (cluster, api) = dev_server_with_plugin("plugin-dev");
+    let free = step_nothing_signed_before_a_chain_id(&api);
+    let (authority, address) = step_the_authority_constrained(&api);
+    step_legacy_transfer(&api, &address);
+    step_eip1559_call_on_the_allowed_contract(&api, &address);
+    step_messages_and_typed_data(&api, &address);
+    // Every bad input and every constraint, refused with its status, nothing signed.
+    step_bad_transaction_fields_refused(&api, &address);
+    step_constraints_refused(&api);
+    step_bad_requests_refused_and_no_nonce_used(&api);
+    step_deletion_only_of_a_deletable_account(&api, &free, &authority);
+    step_frozen_refuses_every_signing_path(&api);
+    step_nonce_counter_raised_freely_lowered_with_force(&api);
+    step_64_concurrent_signatures_get_consecutive_nonces(&api);
+    step_killed_plugin_restarts_with_keys_and_nonces(&cluster, &api, &address);
+}
 
-    // Before a chain id, nothing is signed.
+/// Before a chain id, nothing is signed; the chain id set. The deletable account "free".
+fn step_nothing_signed_before_a_chain_id(api: &Api) -> Value {
     assert_eq!(
         api.ok("GET", "ethereum/config", None),
         json!({ "chain_id": null, "frozen": false })
@@ -71,7 +109,11 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
     );
     assert_eq!(api.ok("GET", "ethereum/config", None)["chain_id"], CHAIN);
 
-    // The Authority, constrained.
+    free
+}
+
+/// The Authority, constrained: created, read back without its key, listed, never changed.
+fn step_the_authority_constrained(api: &Api) -> (Value, String) {
     let authority = api.ok(
         "POST",
         "ethereum/accounts/authority",
@@ -111,14 +153,18 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         "never change",
     );
 
-    // A legacy transfer (EIP-155) to the allowed recipient.
+    (authority, address)
+}
+
+/// A legacy transfer (EIP-155) to the allowed recipient.
+fn step_legacy_transfer(api: &Api, address: &str) {
     let tx = api.ok(
         "POST",
         "ethereum/accounts/authority/sign-tx",
         Some(json!({ "type": "legacy", "to": RECIPIENT, "value": "1000", "gas": 21000, "gas_price": "1000000000" })),
     );
     let check = eth_check(json!({ "kind": "tx", "raw": tx["signed_tx"] }));
-    assert_eq!(check["from"], address.as_str());
+    assert_eq!(check["from"], address);
     assert_eq!(
         (
             check["type"].as_u64(),
@@ -128,10 +174,12 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         (Some(0), Some(0), Some(CHAIN))
     );
     assert_eq!(check["hash"], tx["tx_hash"]);
-    assert_eq!(tx["from"], address.as_str());
+    assert_eq!(tx["from"], address);
     assert_eq!(tx["nonce"], 0);
+}
 
-    // An EIP-1559 submitBlock(bytes32) call on the allowed contract.
+/// An EIP-1559 submitBlock(bytes32) call on the allowed contract.
+fn step_eip1559_call_on_the_allowed_contract(api: &Api, address: &str) {
     // keccak256("submitBlock(bytes32)")[..4], as eth-utils computes it:
     // tools/venv/bin/python -c "from eth_utils import keccak; print(keccak(text='submitBlock(bytes32)')[:4].hex())"
     let selector = "0xbaa47694";
@@ -146,20 +194,22 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         (check["type"].as_u64(), check["nonce"].as_u64()),
         (Some(2), Some(1))
     );
-    assert_eq!(check["from"], address.as_str());
+    assert_eq!(check["from"], address);
+}
 
-    // EIP-191 (utf8 and hex) and EIP-712.
+/// EIP-191 (utf8 and hex) and EIP-712.
+fn step_messages_and_typed_data(api: &Api, address: &str) {
     for (message, encoding) in [("custody says hello", "utf8"), ("0xdeadbeef", "hex")] {
         let s = api.ok(
             "POST",
             "ethereum/accounts/authority/sign-message",
             Some(json!({ "message": message, "encoding": encoding })),
         );
-        assert_eq!(s["address"], address.as_str());
+        assert_eq!(s["address"], address);
         let v = eth_check(
             json!({ "kind": "message", "message": message, "encoding": encoding, "signature": s["signature"] }),
         );
-        assert_eq!(v["from"], address.as_str(), "{encoding}");
+        assert_eq!(v["from"], address, "{encoding}");
     }
     let s = api.ok(
         "POST",
@@ -169,21 +219,12 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
     let v = eth_check(
         json!({ "kind": "typed_data", "typed_data": mail_typed_data(), "signature": s["signature"] }),
     );
-    assert_eq!(v["from"], address.as_str());
+    assert_eq!(v["from"], address);
+}
 
-    // Every bad input and every constraint, refused with its status, nothing signed.
-    let sign = "ethereum/accounts/authority/sign-tx";
-    let base = json!({ "type": "legacy", "to": RECIPIENT, "value": "1", "gas": 21000, "gas_price": "1000000000" });
-    let with = |k: &str, v: Value| {
-        let mut b = base.clone();
-        b[k] = v;
-        b
-    };
-    let without = |k: &str| {
-        let mut b = base.clone();
-        b.as_object_mut().unwrap().remove(k);
-        b
-    };
+/// Malformed transaction fields: 400, naming the field.
+fn step_bad_transaction_fields_refused(api: &Api, address: &str) {
+    let sign = SIGN;
     api.refused(sign, with("value", json!("12abc")), 400, "value");
     api.refused(sign, with("value", json!("-1")), 400, "value");
     api.refused(
@@ -205,7 +246,7 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         400,
         "to",
     );
-    let mut bad_checksum = address.clone();
+    let mut bad_checksum = address.to_owned();
     let flip = bad_checksum
         .char_indices()
         .skip(2)
@@ -234,6 +275,11 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
     api.refused(sign, without("gas_price"), 400, "gas_price");
     api.refused(sign, with("max_fee_per_gas", json!("1")), 400, "legacy");
     api.refused(sign, with("nonce", json!(0)), 400, "below next_nonce");
+}
+
+/// The account's constraints: 403 (a legacy fee rule 400), naming the rule.
+fn step_constraints_refused(api: &Api) {
+    let sign = SIGN;
     api.refused(
         sign,
         with("to", json!("0x3333333333333333333333333333333333333333")),
@@ -267,6 +313,12 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         400,
         "above",
     );
+}
+
+/// Bad messages, typed data, paths, config and account writes; then no refused request used
+/// a nonce.
+fn step_bad_requests_refused_and_no_nonce_used(api: &Api) {
+    let base = base_tx();
     api.refused(
         "ethereum/accounts/authority/sign-message",
         json!({ "message": "0xabc", "encoding": "hex" }),
@@ -344,8 +396,10 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
     assert_eq!(api.call("DELETE", "ethereum/config", None).0, 405);
     let after = api.ok("GET", "ethereum/accounts/authority", None);
     assert_eq!(after["next_nonce"], 2, "no refused request used a nonce");
+}
 
-    // Deletion only of a deletable account.
+/// Deletion only of a deletable account.
+fn step_deletion_only_of_a_deletable_account(api: &Api, free: &Value, authority: &Value) {
     api.refused(
         "ethereum/accounts/authority",
         json!({}),
@@ -357,8 +411,11 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
     assert_eq!(api.call("DELETE", "ethereum/accounts/free", None).0, 204);
     assert_eq!(api.read("ethereum/accounts/free").0, 404);
     assert_ne!(free["address"], authority["address"]);
+}
 
-    // Frozen: every signing path refuses (retryable 503), reads still work; unfreezing restores.
+/// Frozen: every signing path refuses (retryable 503), reads still work; unfreezing restores.
+fn step_frozen_refuses_every_signing_path(api: &Api) {
+    let (sign, base) = (SIGN, base_tx());
     api.ok("POST", "ethereum/config", Some(json!({ "frozen": true })));
     api.refused(sign, base.clone(), 503, "frozen");
     api.refused(
@@ -383,8 +440,10 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         Some(json!({ "frozen": "false" })),
     );
     assert_eq!(api.ok("POST", sign, Some(base.clone()))["nonce"], 2);
+}
 
-    // The nonce counter: raise freely, lower only with force.
+/// The nonce counter: raise freely, lower only with force.
+fn step_nonce_counter_raised_freely_lowered_with_force(api: &Api) {
     api.refused(
         "ethereum/accounts/authority/nonce",
         json!({ "next_nonce": 1 }),
@@ -407,8 +466,11 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         )["next_nonce"],
         3
     );
+}
 
-    // 64 concurrent signatures on one account: 64 distinct, consecutive nonces.
+/// 64 concurrent signatures on one account: 64 distinct, consecutive nonces.
+fn step_64_concurrent_signatures_get_consecutive_nonces(api: &Api) {
+    let (sign, base) = (SIGN, base_tx());
     let calls = (0..64)
         .map(|_| ("POST".to_owned(), sign.to_owned(), Some(base.clone())))
         .collect();
@@ -421,14 +483,21 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
         })
         .collect();
     assert_eq!(nonces, (3..67).collect::<BTreeSet<u64>>());
+}
 
-    // Kill the plugin process: OpenBao starts it again; the keys and nonces are intact.
+/// Kill the plugin process: OpenBao starts it again; the keys and nonces are intact.
+fn step_killed_plugin_restarts_with_keys_and_nonces(
+    cluster: &TestCluster,
+    api: &Api,
+    address: &str,
+) {
+    let (sign, base) = (SIGN, base_tx());
     assert!(
-        !kill_plugins(&cluster, 0).is_empty(),
+        !kill_plugins(cluster, 0).is_empty(),
         "no plugin process under the server"
     );
     let after = api.read_when_ready("ethereum/accounts/authority", 30);
-    assert_eq!(after["address"], address.as_str());
+    assert_eq!(after["address"], address);
     assert_eq!(after["next_nonce"], 67);
     assert_eq!(api.ok("POST", sign, Some(base))["nonce"], 67);
 }

@@ -3,7 +3,7 @@
 //! account's nonce moves except by the signatures and counter changes the fuzz saw succeed.
 //! The seed is printed; `CUSTODY_FUZZ_SEED=N` replays a run.
 
-mod support;
+use custody_test_support as support;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -3,7 +3,7 @@
 //! nonce twice when it is killed in the middle of concurrent signatures, nor leaving a gap when
 //! its storage goes away under load (a step-down, a seal).
 
-mod support;
+use custody_test_support as support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,18 +12,17 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use support::plugin::{
-    Api, eth_check, init_plain, kill_plugins, plugin_bin, plugin_pids, sha256_file, unseal_plain,
+    Api, eth_check, init_plain_cluster, kill_plugins, plugin_bin, plugin_pids, sha256_file,
+    unseal_plain,
 };
 use support::*;
 
 #[test]
 fn plugin_registered_by_sha256_signs_and_survives_seal_and_unseal() {
-    let c = cluster_with(ClusterSpec {
+    let (c, _root, keys, api) = init_plain_cluster(ClusterSpec {
         plugins: vec![plugin_bin()],
         ..ClusterSpec::raft("plugin-raft", 1, bao_bin())
     });
-    let (root, keys) = init_plain(&c);
-    let api = Api::new(&c, 0, &root);
     let sha = sha256_file(&plugin_bin());
 
     // A wrong sha256 registers (the server cannot know) but the mount refuses to start it.
@@ -219,12 +218,10 @@ fn plugin_registered_by_sha256_signs_and_survives_seal_and_unseal() {
 /// from storage.
 #[test]
 fn a_step_down_and_a_seal_under_load_leave_no_gap_and_no_repeat() {
-    let c = cluster_with(ClusterSpec {
+    let (c, root, keys, api) = init_plain_cluster(ClusterSpec {
         plugins: vec![plugin_bin()],
         ..ClusterSpec::raft("plugin-faults", 1, bao_bin())
     });
-    let (root, keys) = init_plain(&c);
-    let api = Api::new(&c, 0, &root);
     api.register_and_enable(&plugin_bin());
     api.ok("POST", "ethereum/config", Some(json!({ "chain_id": 1337 })));
     api.ok(

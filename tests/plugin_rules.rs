@@ -4,7 +4,7 @@
 //! accounts created exactly once, nonces that never overflow or move on a refusal, frozen
 //! counters that only rise, and fee and gas caps that hold across transaction types.
 
-mod support;
+use custody_test_support as support;
 
 use serde_json::{Value, json};
 
@@ -54,6 +54,11 @@ fn next_nonce(api: &Api, account: &str) -> u64 {
         .unwrap()
 }
 
+/// A plain transfer to `to`.
+fn tx_to(to: &str) -> Value {
+    json!({ "to": to, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" })
+}
+
 fn submit_block() -> Value {
     json!({ "to": FRAMEWORK, "data": format!("0xbaa47694{}", "ab".repeat(32)), "gas": 100000,
             "max_fee_per_gas": "2000000000", "max_priority_fee_per_gas": "1" })
@@ -67,8 +72,17 @@ fn every_signing_path_obeys_the_account() {
         "ethereum/config",
         Some(json!({ "chain_id": CHAIN })),
     );
+    step_the_authority_signs_only_its_call(&api);
+    step_typed_data_only_for_this_chain_and_the_allowed_contracts(&api);
+    step_messages_where_allowed_recovered_by_eth_account(&api);
+    step_no_allow_list_no_transaction_unrestricted_only_on_request(&api);
+    step_fee_gas_and_value_caps_hold_in_both_types(&api);
+    step_nonces_never_past_the_last_and_frozen_counters_only_rise(&api);
+    step_forced_counter_change_waits_for_signatures_in_flight(&api);
+}
 
-    // The Authority as the ceremony creates it: one call allowed, no messages, no typed data.
+/// The Authority as the ceremony creates it: one call allowed, no messages, no typed data.
+fn step_the_authority_signs_only_its_call(api: &Api) {
     let authority = api.ok(
         "POST",
         "ethereum/accounts/authority",
@@ -105,8 +119,10 @@ fn every_signing_path_obeys_the_account() {
         "ethereum/accounts/authority/sign-tx",
         Some(submit_block()),
     );
+}
 
-    // Typed data allowed: only this chain, only the allow-list's contracts.
+/// Typed data allowed: only this chain, only the allow-list's contracts.
+fn step_typed_data_only_for_this_chain_and_the_allowed_contracts(api: &Api) {
     let typed = api.ok(
         "POST",
         "ethereum/accounts/typed",
@@ -175,8 +191,10 @@ fn every_signing_path_obeys_the_account() {
         );
         assert_eq!(v["from"], typed["address"]);
     }
+}
 
-    // Messages allowed: signed, recovered by eth-account.
+/// Messages allowed: signed, recovered by eth-account.
+fn step_messages_where_allowed_recovered_by_eth_account(api: &Api) {
     let talker = api.ok(
         "POST",
         "ethereum/accounts/talker",
@@ -191,10 +209,11 @@ fn every_signing_path_obeys_the_account() {
         json!({ "kind": "message", "message": "hello", "encoding": "utf8", "signature": s["signature"] }),
     );
     assert_eq!(v["from"], talker["address"]);
+}
 
-    // No allow-list and not unrestricted: no transaction at all. Unrestricted only on request,
-    // and never together with an allow-list.
-    let tx_to = |to: &str| json!({ "to": to, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" });
+/// No allow-list and not unrestricted: no transaction at all. Unrestricted only on request,
+/// and never together with an allow-list.
+fn step_no_allow_list_no_transaction_unrestricted_only_on_request(api: &Api) {
     api.refused(
         "ethereum/accounts/talker/sign-tx",
         tx_to(RECIPIENT),
@@ -220,8 +239,10 @@ fn every_signing_path_obeys_the_account() {
         api.ok("GET", "ethereum/accounts/open", None)["unrestricted"],
         true
     );
+}
 
-    // Fee, gas and value caps, in both transaction types, at the cap and one above.
+/// Fee, gas and value caps, in both transaction types, at the cap and one above.
+fn step_fee_gas_and_value_caps_hold_in_both_types(api: &Api) {
     api.ok(
         "POST",
         "ethereum/accounts/capped",
@@ -266,10 +287,10 @@ fn every_signing_path_obeys_the_account() {
         403,
         "field 'value': 11 is above max_value_wei 10",
     );
-    assert_eq!(next_nonce(&api, "capped"), 0, "a refusal used a nonce");
+    assert_eq!(next_nonce(api, "capped"), 0, "a refusal used a nonce");
     api.ok("POST", capped, Some(legacy("100", 50000, "10")));
     api.ok("POST", capped, Some(dynamic("100", "100", 50000)));
-    assert_eq!(next_nonce(&api, "capped"), 2);
+    assert_eq!(next_nonce(api, "capped"), 2);
     for (body, needle) in [
         (json!({ "max_fee_per_gas_wei": "0" }), "max_fee_per_gas_wei"),
         (json!({ "max_gas": 20999 }), "field 'max_gas'"),
@@ -278,8 +299,10 @@ fn every_signing_path_obeys_the_account() {
         api.refused("ethereum/accounts/badcap", body, 400, needle);
     }
     assert_eq!(api.read("ethereum/accounts/badcap").0, 404);
+}
 
-    // Nonces: never past the last one (EIP-2681); while frozen, a counter only rises.
+/// Nonces: never past the last one (EIP-2681); while frozen, a counter only rises.
+fn step_nonces_never_past_the_last_and_frozen_counters_only_rise(api: &Api) {
     api.refused("ethereum/accounts/open/sign-tx",
         json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1", "nonce": u64::MAX.to_string() }),
         400,
@@ -291,7 +314,7 @@ fn every_signing_path_obeys_the_account() {
         400,
         "field 'next_nonce'",
     );
-    assert_eq!(next_nonce(&api, "open"), 2);
+    assert_eq!(next_nonce(api, "open"), 2);
     // The last nonce is 2^53 - 2: every counter and nonce then crosses OpenBao's float64 JSON
     // exactly. Past it, nothing is signed.
     let last: u64 = (1 << 53) - 2;
@@ -311,7 +334,7 @@ fn every_signing_path_obeys_the_account() {
         api.ok("POST", "ethereum/accounts/edge/sign-tx", Some(at(last)))["nonce"],
         last
     );
-    assert_eq!(next_nonce(&api, "edge"), last + 1);
+    assert_eq!(next_nonce(api, "edge"), last + 1);
     api.refused(
         "ethereum/accounts/edge/sign-tx",
         tx_to(RECIPIENT),
@@ -356,10 +379,12 @@ fn every_signing_path_obeys_the_account() {
         )["nonce"],
         4
     );
-    assert_eq!(next_nonce(&api, "authority"), 1);
+    assert_eq!(next_nonce(api, "authority"), 1);
+}
 
-    // A forced counter change waits for the signatures in flight, like a freeze: none of them
-    // is voided or signed twice; each got its nonce wholly before or wholly after the change.
+/// A forced counter change waits for the signatures in flight, like a freeze: none of them
+/// is voided or signed twice; each got its nonce wholly before or wholly after the change.
+fn step_forced_counter_change_waits_for_signatures_in_flight(api: &Api) {
     let mut calls: Vec<(String, String, Option<Value>)> = (0..24)
         .map(|_| {
             (

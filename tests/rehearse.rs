@@ -1,6 +1,6 @@
 //! The main job: `custody rehearse` on a fresh machine after the set-up.
 
-mod support;
+use custody_test_support as support;
 
 use support::*;
 

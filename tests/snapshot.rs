@@ -2,53 +2,41 @@
 //! Authority and a few hundred KV entries, verify (offline and by a restore test), every kind of
 //! damage refused, and a restore into a second cluster that only the original quorum unseals.
 
-mod support;
+use custody_test_support as support;
 
 use std::io::Write;
 
 use serde_json::json;
 
-use support::plugin::{Api, plugin_bin};
+use std::path::{Path, PathBuf};
+
+use support::plugin::{Api, active_node, green_cluster, plugin_bin, plugin_cluster};
 use support::*;
 
 #[test]
 fn snapshot_save_verify_restore_test_and_restore_into_green() {
-    let mut blue = cluster_with(ClusterSpec {
-        plugins: vec![plugin_bin()],
-        ..ClusterSpec::raft("blue", 3, bao_bin())
-    });
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    let out = dir.join("shares");
-    let c = Custody::for_cluster(dir, &blue);
-
-    let args = init_five_holders(&out);
-    c.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .expect(0);
-    let gpg = Gpg::with_secret_keys(&["holder1", "holder3", "holder5", "operator"]);
-    let plain = |h: &str| gpg.decrypt(&out.join(format!("{}.share.asc", fpr(h))), None);
-    let pass5 = fixture("holder5.passphrase");
-    let s5 = gpg.decrypt(
-        &out.join(format!("{}.share.asc", fpr("holder5"))),
-        Some(&pass5),
+    let mut u = init_and_unseal(
+        plugin_cluster("blue", 3),
+        &["holder1", "holder3", "holder5", "operator"],
     );
-    let quorum = format!("{}\n{}\n{}\n", plain("holder1"), plain("holder3"), s5);
-    c.run_stdin(&["unseal", "--share-stdin"], Some(quorum.as_bytes()))
-        .expect(0);
-    let root_file = dir.join("root.token");
-    std::fs::write(
-        &root_file,
-        gpg.decrypt(
-            &out.join(format!("root-token.{}.asc", fpr("operator"))),
-            None,
-        )
-        .trim(),
-    )
-    .unwrap();
-    let root_text = std::fs::read_to_string(&root_file).unwrap();
-    let as_root = c.with_token_file(&root_file);
+    let as_root = u.custody.with_token_file(&u.root_file);
+    let (address, ceremony_file) = step_authority_ceremony_token_and_kv_entries(&u, &as_root);
+    let snap = step_save(&u, &as_root, &address);
+    step_verify_offline_then_by_a_restore_test(&u, &snap, &ceremony_file, &address);
+    step_damage_of_every_kind_refused_and_unrecorded(&u, &snap);
+    step_restore_refused_over_the_source_cluster(&as_root, &snap);
+    step_restore_refused_while_a_peer_is_not_a_healthy_voter(&mut u, &as_root, &snap);
+    step_restore_into_green_opened_by_the_original_quorum(&u, &snap, &address);
+}
 
-    // The Authority, a ceremony token (kept valid in the snapshot), and 300 KV entries.
+/// The Authority, a ceremony token (kept valid in the snapshot), and 300 KV entries.
+/// The Authority's address and the ceremony token's file.
+fn step_authority_ceremony_token_and_kv_entries(
+    u: &Unsealed,
+    as_root: &Custody,
+) -> (String, PathBuf) {
+    let dir = u.dir();
+    let (blue, gpg, root_text) = (&u.cluster, &u.gpg, &u.root_token);
     as_root
         .run(&[
             "plugin",
@@ -85,7 +73,7 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
         .expect(0);
     let ceremony_file = dir.join("ceremony.token");
     std::fs::write(&ceremony_file, gpg.decrypt(&ceremony_asc, None).trim()).unwrap();
-    let api = Api::new(&blue, 0, &root_text);
+    let api = Api::new(blue, 0, root_text);
     api.ok("POST", "sys/mounts/kv", Some(json!({ "type": "kv" })));
     let writes = (0..300)
         .map(|i| {
@@ -98,7 +86,12 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
         .collect();
     assert!(api.concurrent(writes).iter().all(|(s, _)| *s == 204));
 
-    // Save.
+    (address, ceremony_file)
+}
+
+/// Save: the manifest names the Authority and every node, the file is 0600, never overwritten.
+fn step_save(u: &Unsealed, as_root: &Custody, address: &str) -> PathBuf {
+    let dir = u.dir();
     let snap = dir.join("blue.snap");
     let r = as_root.run(&[
         "--format",
@@ -110,7 +103,7 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
     ]);
     r.expect(0);
     let manifest = r.json()["manifest"].clone();
-    assert_eq!(manifest["accounts"]["authority"], address.as_str());
+    assert_eq!(manifest["accounts"]["authority"], address);
     assert_eq!(manifest["nodes"].as_array().unwrap().len(), 3);
     assert!(manifest["raft_index"].as_u64().unwrap() > 300);
     assert_eq!(
@@ -127,8 +120,19 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
         .expect(4)
         .stderr_has("never overwrites");
 
-    // Verify offline (no server: no --addr at all), then by a restore test that must generate a
-    // root token on the throwaway server with the ceremony token and the quorum.
+    snap
+}
+
+/// Verify offline (no server: no --addr at all), then by a restore test that must generate a
+/// root token on the throwaway server with the ceremony token and the quorum.
+fn step_verify_offline_then_by_a_restore_test(
+    u: &Unsealed,
+    snap: &Path,
+    ceremony_file: &Path,
+    address: &str,
+) {
+    let dir = u.dir();
+    let quorum = &u.quorum;
     let offline = Custody::new(dir);
     let r = offline.run(&[
         "--format",
@@ -159,15 +163,16 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
         Some(quorum.as_bytes()),
     );
     r.expect(0);
-    assert_eq!(
-        r.json()["verify"]["restore_test"]["address"],
-        address.as_str()
-    );
+    assert_eq!(r.json()["verify"]["restore_test"]["address"], address);
+}
 
-    // Damage of every kind: exit 3 (or 1 for not a snapshot), naming it, writing nothing.
+/// Damage of every kind: exit 3 (or 1 for not a snapshot), naming it, writing nothing.
+fn step_damage_of_every_kind_refused_and_unrecorded(u: &Unsealed, snap: &Path) {
+    let dir = u.dir();
+    let offline = Custody::new(dir);
     let transcript = dir.join("custody-transcript.jsonl");
     let before = std::fs::read(&transcript).unwrap();
-    let bytes = std::fs::read(&snap).unwrap();
+    let bytes = std::fs::read(snap).unwrap();
     let damaged = |name: &str, data: &[u8], with_manifest: bool| {
         let p = dir.join(name);
         std::fs::write(&p, data).unwrap();
@@ -231,32 +236,7 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
         .stderr_has("sha256");
     // A tar with a member missing (state.bin), its SHA256SUMS still listing it.
     let missing = dir.join("missing.snap");
-    {
-        let gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(&missing).unwrap(),
-            flate2::Compression::fast(),
-        );
-        let mut builder = tar::Builder::new(gz);
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            if entry.path().unwrap().to_str() == Some("state.bin") {
-                continue;
-            }
-            let mut header = entry.header().clone();
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
-            let path = entry.path().unwrap().into_owned();
-            builder.append_data(&mut header, path, &data[..]).unwrap();
-        }
-        builder
-            .into_inner()
-            .unwrap()
-            .finish()
-            .unwrap()
-            .flush()
-            .unwrap();
-    }
+    write_without_state_bin(&bytes, &missing);
     offline
         .run(&["snapshot", "verify", missing.to_str().unwrap()])
         .expect(3)
@@ -271,21 +251,58 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
         1,
         "only the good copy's verify is recorded: {added:?}"
     );
+}
 
-    // Restore refused over the source cluster.
+/// `bytes` (a snapshot) rewritten to `missing` without its state.bin member, its SHA256SUMS
+/// still listing it.
+fn write_without_state_bin(bytes: &[u8], missing: &Path) {
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(missing).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut builder = tar::Builder::new(gz);
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("state.bin") {
+            continue;
+        }
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        let path = entry.path().unwrap().into_owned();
+        builder.append_data(&mut header, path, &data[..]).unwrap();
+    }
+    builder
+        .into_inner()
+        .unwrap()
+        .finish()
+        .unwrap()
+        .flush()
+        .unwrap();
+}
+
+/// Restore refused over the source cluster.
+fn step_restore_refused_over_the_source_cluster(as_root: &Custody, snap: &Path) {
     as_root
         .run(&["snapshot", "restore", snap.to_str().unwrap()])
         .expect(4)
         .stderr_has("came from");
+}
 
-    // Restore refused while a Raft peer of the target is not a healthy voter (a follower that is
-    // behind would keep the target's old keys); even --force does not skip it.
-    let active = (0..3)
-        .find(|i| Api::new(&blue, *i, "").read("sys/health").0 == 200)
-        .expect("blue has an active node");
+/// Restore refused while a Raft peer of the target is not a healthy voter (a follower that is
+/// behind would keep the target's old keys); even --force does not skip it.
+fn step_restore_refused_while_a_peer_is_not_a_healthy_voter(
+    u: &mut Unsealed,
+    as_root: &Custody,
+    snap: &Path,
+) {
+    let root_text = u.root_token.clone();
+    let blue = &mut u.cluster;
+    let active = active_node(blue).expect("blue has an active node");
     let follower = (0..3).find(|i| *i != active).unwrap();
     blue.stop_node(follower);
-    let blue_api = Api::new(&blue, active, &root_text);
+    let blue_api = Api::new(blue, active, &root_text);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while blue_api.read("sys/storage/raft/autopilot/state").1["data"]["healthy"] != false {
         assert!(
@@ -312,18 +329,16 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
         "blue is still active and unsealed"
     );
     assert_eq!(blue_api.ok("GET", "kv/entry-299", None)["value"], "v299");
+}
 
-    // Green: a second cluster, initialized by its own throwaway key.
-    let green = cluster_with(ClusterSpec {
-        plugins: vec![plugin_bin()],
-        ..ClusterSpec::raft("green", 1, bao_bin())
-    });
-    let (green_root, green_keys) = support::plugin::init_plain_n(&green, 5, 3);
-    let green_root_file = dir.join("green-root.token");
-    std::fs::write(&green_root_file, &green_root).unwrap();
-    let g = Custody::for_cluster(dir, &green);
-    let as_green_root = g.with_token_file(&green_root_file);
-    let r = as_green_root.run(&["snapshot", "restore", snap.to_str().unwrap()]);
+/// Green: a second cluster, initialized by its own throwaway key.
+fn step_restore_into_green_opened_by_the_original_quorum(u: &Unsealed, snap: &Path, address: &str) {
+    let dir = u.dir();
+    let (quorum, root_file, root_text) = (&u.quorum, &u.root_file, &u.root_token);
+    let green = green_cluster(dir);
+    let green_keys = &green.keys;
+    let g = green.custody(dir);
+    let r = green.restore(dir, snap);
     r.expect(0);
     assert!(r.stdout().contains("ORIGINAL quorum"), "{}", r.stdout());
     // The target's own share no longer opens it; the source's quorum does.
@@ -333,10 +348,10 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
         .stderr_has("throwaway init");
     g.run_stdin(&["unseal", "--share-stdin"], Some(quorum.as_bytes()))
         .expect(0);
-    let as_blue_root_on_green = g.with_token_file(&root_file);
+    let as_blue_root_on_green = g.with_token_file(root_file);
     let r = as_blue_root_on_green.run(&["--format", "json", "wallet", "show", "authority"]);
     r.expect(0);
-    assert_eq!(r.json()["account"]["address"], address.as_str());
-    let green_api = Api::new(&green, 0, &root_text);
+    assert_eq!(r.json()["account"]["address"], address);
+    let green_api = Api::new(&green.cluster, 0, root_text);
     assert_eq!(green_api.ok("GET", "kv/entry-299", None)["value"], "v299");
 }

@@ -1,7 +1,7 @@
 //! Holders sign the transcript's head with their own OpenPGP keys; a witness checks every
 //! signature against the certificates of the holders recorded at init.
 
-mod support;
+use custody_test_support as support;
 
 use serde_json::json;
 

@@ -1,13 +1,44 @@
 //! Plugin test helpers: the built plugin binary, a plain JSON client for the server's HTTP API,
 //! the independent signature checker (eth-account) and a real chain (anvil).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{ClusterSpec, TestCluster, bao_bin, cluster_with, root};
+use custody::localcluster::haproxy::LocalHaproxy;
+
+use super::{ClusterSpec, Custody, Run, TestCluster, bao_bin, cluster_with, root};
+
+/// A Raft cluster of `nodes` TLS nodes with the plugin in each node's plugin directory
+/// (registered and enabled by nobody yet).
+pub fn plugin_cluster(name: &str, nodes: usize) -> TestCluster {
+    cluster_with(ClusterSpec {
+        plugins: vec![plugin_bin()],
+        ..ClusterSpec::raft(name, nodes, bao_bin())
+    })
+}
+
+/// A cluster started from `spec`, initialized with one plaintext key and unsealed: the cluster,
+/// its root token, the key, and a client with the root token on node 0.
+pub fn init_plain_cluster(spec: ClusterSpec) -> (TestCluster, String, Vec<String>, Api) {
+    let cluster = cluster_with(spec);
+    let (root, keys) = init_plain(&cluster);
+    let api = Api::new(&cluster, 0, &root);
+    (cluster, root, keys, api)
+}
+
+/// Whether node `node` is the active, unsealed node (`sys/health` answers 200).
+pub fn is_active(cluster: &TestCluster, node: usize) -> bool {
+    Api::new(cluster, node, "").read("sys/health").0 == 200
+}
+
+/// The node that is active now, if any.
+pub fn active_node(cluster: &TestCluster) -> Option<usize> {
+    (0..cluster.nodes.len()).find(|i| is_active(cluster, *i))
+}
 
 /// A dev server with the plugin in its plugin directory, mounted at `ethereum/`.
 pub fn dev_server_with_plugin(name: &str) -> (TestCluster, Api) {
@@ -28,18 +59,10 @@ pub fn dev_server_with_plugin(name: &str) -> (TestCluster, Api) {
 
 /// The plugin binary cargo built beside this test (`scripts/test` builds every binary first).
 pub fn plugin_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps/..");
-    let p = profile_dir.join("custody-signer");
-    assert!(
-        p.is_file(),
-        "the plugin binary {} is missing: build it first (cargo build --workspace --bins; scripts/test does)",
-        p.display()
-    );
-    p
+    super::target_bin(
+        "custody-signer",
+        "build it first (cargo build --workspace --bins; scripts/test does)",
+    )
 }
 
 pub fn sha256_file(p: &std::path::Path) -> String {
@@ -366,19 +389,21 @@ impl Drop for Anvil {
 /// The recipient every test Authority may send to.
 pub const RECIPIENT: &str = "0x2222222222222222222222222222222222222222";
 
+/// The body of a plain transfer to [`RECIPIENT`] (`sign-tx`), which every test Authority signs.
+pub fn transfer_tx() -> Value {
+    json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "2", "max_priority_fee_per_gas": "1" })
+}
+
 /// A cluster with the plugin, the Authority and a signer token; (cluster, root, keys, signer, address).
 pub fn authority_cluster(
     name: &str,
     dir: &Path,
-) -> (super::TestCluster, String, Vec<String>, String, String) {
-    let cl = super::cluster_with(super::ClusterSpec {
-        plugins: vec![plugin_bin()],
-        ..super::ClusterSpec::raft(name, 1, super::bao_bin())
-    });
+) -> (TestCluster, String, Vec<String>, String, String) {
+    let cl = plugin_cluster(name, 1);
     let (root, keys) = init_plain_n(&cl, 5, 3);
     let root_file = dir.join(format!("{name}-root.token"));
     std::fs::write(&root_file, &root).unwrap();
-    let mut c = super::Custody::for_cluster(dir, &cl);
+    let mut c = Custody::for_cluster(dir, &cl);
     c.base
         .extend(["--token-file".into(), root_file.display().to_string()]);
     c.run(&[
@@ -410,41 +435,116 @@ pub fn authority_cluster(
     (cl, root, keys, signer, address)
 }
 
+/// A 1-node "green" cluster with the plugin, initialized by its own throwaway key (5 shares,
+/// threshold 3, plaintext: test clusters only), its root token in `dir/green-root.token`: the
+/// target a snapshot is restored into.
+pub struct Green {
+    pub cluster: TestCluster,
+    pub keys: Vec<String>,
+    pub root_file: PathBuf,
+}
+
+pub fn green_cluster(dir: &Path) -> Green {
+    let cluster = plugin_cluster("green", 1);
+    let (root, keys) = init_plain_n(&cluster, 5, 3);
+    let root_file = dir.join("green-root.token");
+    std::fs::write(&root_file, &root).unwrap();
+    Green {
+        cluster,
+        keys,
+        root_file,
+    }
+}
+
+impl Green {
+    /// custody pointed at green, working in `dir`.
+    pub fn custody(&self, dir: &Path) -> Custody {
+        Custody::for_cluster(dir, &self.cluster)
+    }
+
+    /// `custody snapshot restore SNAP` into green with green's own root token.
+    pub fn restore(&self, dir: &Path, snap: &Path) -> Run {
+        self.custody(dir).with_token_file(&self.root_file).run(&[
+            "snapshot",
+            "restore",
+            snap.to_str().unwrap(),
+        ])
+    }
+}
+
+/// Each server of HAProxy's `vault` backend and its status (UP, MAINT, DOWN, ...).
+pub fn lb_states(lb: &LocalHaproxy) -> BTreeMap<String, String> {
+    custody::lb::haproxy::Haproxy::new(&lb.socket)
+        .servers("vault")
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.status))
+        .collect()
+}
+
 /// Blue (with the Authority) and green restored from it and unsealed by blue's keys, HAProxy in
 /// front (blue1 in service, green1 in maintenance, waited until blue1 is UP), and a CA bundle of
 /// both: the starting point of every cutover.
 pub struct BlueGreen {
-    pub blue: super::TestCluster,
-    pub green: super::TestCluster,
+    pub blue: TestCluster,
+    pub green: TestCluster,
     pub lb: custody::localcluster::haproxy::LocalHaproxy,
     pub root: String,
-    pub root_file: std::path::PathBuf,
+    pub root_file: PathBuf,
     pub keys: Vec<String>,
     pub signer: String,
     pub address: String,
-    pub both_ca: std::path::PathBuf,
+    pub both_ca: PathBuf,
+}
+
+impl BlueGreen {
+    /// The operator's custody for a cutover: both clusters' CAs and blue's root token.
+    pub fn operator(&self, dir: &Path) -> Custody {
+        Custody::with_ca_and_token(dir, &self.both_ca, &self.root_file)
+    }
+
+    /// `--lb` for the balancer's runtime API.
+    pub fn lb_spec(&self) -> String {
+        format!("haproxy:{}", self.lb.socket.display())
+    }
+
+    /// `cutover` from blue1 to `to` through the balancer `lb_spec`, green's server named
+    /// `green_server` in the `vault` backend, 20 s to drain.
+    pub fn cutover_args(&self, to: &str, lb_spec: &str, green_server: &str) -> Vec<String> {
+        vec![
+            "cutover".into(),
+            "--from".into(),
+            self.blue.nodes[0].addr().to_string(),
+            "--to".into(),
+            to.into(),
+            "--lb".into(),
+            lb_spec.into(),
+            "--lb-backend".into(),
+            "vault".into(),
+            "--blue-server".into(),
+            "blue1".into(),
+            "--green-server".into(),
+            green_server.into(),
+            "--lb-url".into(),
+            self.lb.url(),
+            "--drain-timeout".into(),
+            "20s".into(),
+        ]
+    }
 }
 
 pub fn blue_green_behind_haproxy(dir: &Path) -> BlueGreen {
-    use custody::localcluster::haproxy::{LbServer, LocalHaproxy};
+    use custody::localcluster::haproxy::LbServer;
     let (blue, root, keys, signer, address) = authority_cluster("blue", dir);
     let root_file = dir.join("blue-root.token");
-    let green = super::cluster_with(super::ClusterSpec {
-        plugins: vec![plugin_bin()],
-        ..super::ClusterSpec::raft("green", 1, super::bao_bin())
-    });
-    let (green_root, _) = init_plain_n(&green, 5, 3);
+    let green = green_cluster(dir);
     let snap = dir.join("blue.snap");
-    super::Custody::for_cluster(dir, &blue)
+    Custody::for_cluster(dir, &blue)
         .with_token_file(&root_file)
         .run(&["snapshot", "save", "--out", snap.to_str().unwrap()])
         .expect(0);
-    let green_root_file = dir.join("green-root.token");
-    std::fs::write(&green_root_file, &green_root).unwrap();
-    super::Custody::for_cluster(dir, &green)
-        .with_token_file(&green_root_file)
-        .run(&["snapshot", "restore", snap.to_str().unwrap()])
-        .expect(0);
+    green.restore(dir, &snap).expect(0);
+    let green = green.cluster;
     unseal_plain(&green, &keys[..3]);
     let lb = LocalHaproxy::start(
         &dir.join("lb"),
@@ -465,9 +565,8 @@ pub fn blue_green_behind_haproxy(dir: &Path) -> BlueGreen {
         ],
     )
     .unwrap();
-    let ha = custody::lb::haproxy::Haproxy::new(&lb.socket);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while ha.servers("vault").unwrap()["blue1"].status != "UP" {
+    while lb_states(&lb)["blue1"] != "UP" {
         assert!(Instant::now() < deadline, "blue1 never came UP");
         std::thread::sleep(Duration::from_millis(100));
     }

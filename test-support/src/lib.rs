@@ -1,7 +1,8 @@
 //! The test harness: real OpenBao clusters (through custody's own `localcluster`), the custody
 //! binary run as an operator would run it, and the holders' own gpg and sq.
-
-#![allow(dead_code)]
+//!
+//! A workspace crate (as cargo's own `cargo-test-support`), shared by the integration tests in
+//! `tests/` and the benches in `benches/`: `use custody_test_support as support;`.
 
 pub mod plugin;
 
@@ -11,8 +12,33 @@ use std::process::{Command, Output, Stdio};
 
 pub use custody::localcluster::{ClusterSpec, LocalCluster};
 
+/// The repository root (this crate lives in `test-support/`).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    here.canonicalize()
+        .unwrap_or_else(|e| panic!("the repository root {}: {e}", here.display()))
+}
+
+/// A binary cargo built beside the running test or bench: the test runs as
+/// `target/<profile>/deps/<test>-<hash>`, the binaries sit in `target/<profile>/`.
+/// (`env!("CARGO_BIN_EXE_...")` exists only in the package's own tests, not in this crate.)
+pub fn target_bin(name: &str, hint: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps/..");
+    let p = profile_dir.join(name);
+    assert!(p.is_file(), "the binary {} is missing: {hint}", p.display());
+    p
+}
+
+/// The custody binary (cargo builds it for the package's integration tests and benches).
+pub fn custody_bin() -> PathBuf {
+    target_bin(
+        "custody",
+        "build it first (cargo build --workspace --bins; cargo test and cargo bench build it for custody's tests)",
+    )
 }
 
 pub fn fixtures() -> PathBuf {
@@ -128,6 +154,19 @@ impl Custody {
         c
     }
 
+    /// Points at no server of its own (`--addr` comes with each command, or through a balancer):
+    /// the CA bundle `ca` and `--token-file FILE`.
+    pub fn with_ca_and_token(cwd: &Path, ca: &Path, token_file: &Path) -> Custody {
+        let mut c = Custody::new(cwd);
+        c.base.extend([
+            "--ca-cert".into(),
+            ca.display().to_string(),
+            "--token-file".into(),
+            token_file.display().to_string(),
+        ]);
+        c
+    }
+
     /// The same custody with `--token-file FILE`.
     pub fn with_token_file(&self, token_file: &Path) -> Custody {
         let mut c = Custody {
@@ -141,7 +180,7 @@ impl Custody {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
+        let mut cmd = Command::new(custody_bin());
         cmd.current_dir(&self.cwd)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -243,6 +282,87 @@ pub fn init_five_holders(out: &Path) -> Vec<String> {
     args.push(fixture("operator.pub.asc").display().to_string());
     args.extend(["--out".into(), out.display().to_string()]);
     args
+}
+
+/// The file `init` wrote holder `holder`'s encrypted share to, in `out`.
+pub fn share_file(out: &Path, holder: &str) -> PathBuf {
+    out.join(format!("{}.share.asc", fpr(holder)))
+}
+
+/// A cluster after ceremonies 1 and 2: `--yes init` with the five fixture holders (threshold 3,
+/// the operator's key for the root token, shares in `out`), unsealed by holders 1, 3 and 5 on
+/// stdin, the init root token decrypted by the operator into `root_file`.
+pub struct Unsealed {
+    pub cluster: TestCluster,
+    pub work: tempfile::TempDir,
+    /// The shares directory `init` wrote.
+    pub out: PathBuf,
+    /// custody pointed at the cluster, working (and keeping its transcript) in `work`.
+    pub custody: Custody,
+    pub gpg: Gpg,
+    /// Holders 1, 3 and 5's shares as gpg printed them, one a line: `--share-stdin`'s input.
+    pub quorum: String,
+    /// The init root token (trimmed), also in `root_file`.
+    pub root_token: String,
+    pub root_file: PathBuf,
+}
+
+impl Unsealed {
+    pub fn dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// A holder's share, decrypted with their own gpg (holder 5's key needs its passphrase).
+    pub fn plain(&self, holder: &str) -> String {
+        let pass5 = fixture("holder5.passphrase");
+        self.gpg.decrypt(
+            &share_file(&self.out, holder),
+            (holder == "holder5").then_some(pass5.as_path()),
+        )
+    }
+}
+
+/// Ceremonies 1 and 2 on `cluster` (see [`Unsealed`]); `gpg_keys` are the secret keys the
+/// holders' gpg holds (at least holder1, holder3, holder5 and operator).
+pub fn init_and_unseal(cluster: TestCluster, gpg_keys: &[&str]) -> Unsealed {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let out = dir.join("shares");
+    let custody = Custody::for_cluster(dir, &cluster);
+    let args = init_five_holders(&out);
+    custody
+        .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .expect(0);
+    let gpg = Gpg::with_secret_keys(gpg_keys);
+    let mut u = Unsealed {
+        cluster,
+        out,
+        custody,
+        gpg,
+        quorum: String::new(),
+        root_token: String::new(),
+        root_file: dir.join("init-root.token"),
+        work,
+    };
+    u.quorum = format!(
+        "{}\n{}\n{}\n",
+        u.plain("holder1"),
+        u.plain("holder3"),
+        u.plain("holder5")
+    );
+    u.custody
+        .run_stdin(&["unseal", "--share-stdin"], Some(u.quorum.as_bytes()))
+        .expect(0);
+    u.root_token = u
+        .gpg
+        .decrypt(
+            &u.out.join(format!("root-token.{}.asc", fpr("operator"))),
+            None,
+        )
+        .trim()
+        .to_owned();
+    std::fs::write(&u.root_file, &u.root_token).unwrap();
+    u
 }
 
 /// A holder's own gpg, with a private home holding their secret key.
@@ -368,7 +488,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// the hidden-prompt path a holder at a terminal takes.
 pub fn run_on_terminal(c: &Custody, args: &[&str], prompt: &str, input: &str) -> Run {
     require_tool("script", "install Debian's bsdutils (util-linux `script`)");
-    let mut line = vec![env!("CARGO_BIN_EXE_custody").to_owned()];
+    let mut line = vec![custody_bin().display().to_string()];
     line.extend(c.base.iter().cloned());
     line.extend(args.iter().map(|s| s.to_string()));
     let mut cmd = Command::new("script");
