@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use support::plugin::{
-    Api, BlueGreen, authority_cluster, blue_green_behind_haproxy, lb_states as states, transfer_tx,
-    unseal_plain,
+    Anvil, Api, BlueGreen, authority_cluster, blue_green_behind_haproxy, lb_states as states,
+    transfer_tx, unseal_plain,
 };
 use support::*;
 
@@ -24,7 +24,7 @@ fn cutover_under_load_refusals_and_rollback() {
     let bg = blue_green_behind_haproxy(dir);
     step_preflight_refusals_leave_the_balancer_untouched(&bg, dir);
     let n = step_cutover_under_load_loses_no_read_and_no_nonce(&bg, dir);
-    step_rollback_on_demand(&bg, dir, n);
+    step_rollback(&bg, dir, n);
 }
 
 /// custody with `args`, as the operator runs it.
@@ -237,30 +237,64 @@ fn step_cutover_under_load_loses_no_read_and_no_nonce(bg: &BlueGreen, dir: &Path
     n
 }
 
-/// Rollback on demand: blue serves and signs again, from green's counter (`n`).
-fn step_rollback_on_demand(bg: &BlueGreen, dir: &Path, n: u64) {
+/// Rollback: refused while green's counters cannot be read (blue stays frozen, the balancer
+/// untouched) and with an RPC of another chain; on demand once green answers (blue goes on from
+/// green's counter `n`); and, with green sealed again, from the chain's pending nonce
+/// (--nonce-floor-from-rpc), recorded as such.
+fn step_rollback(bg: &BlueGreen, dir: &Path, n: u64) {
     let BlueGreen {
+        blue,
         green,
         lb,
         root,
+        keys,
         signer,
+        address,
         ..
     } = bg;
     let op = bg.operator(dir);
-    let sock = bg.lb_spec();
     let green_addr = green.nodes[0].addr().to_string();
-    let mut rb = bg.cutover_args(&green_addr, &sock, "green1");
-    rb.insert(1, "rollback".into());
-    run_args(&op, rb).expect(0);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while states(lb)["blue1"] != "UP" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "blue1 never came back UP: {:?}",
-            states(lb)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let rollback = |rpc: Option<&str>| {
+        let mut args = vec!["--format".to_owned(), "json".to_owned()];
+        args.extend(bg.cutover_args(&green_addr, &bg.lb_spec(), "green1"));
+        args.insert(3, "rollback".into());
+        if let Some(url) = rpc {
+            args.extend(["--nonce-floor-from-rpc".into(), url.to_owned()]);
+        }
+        run_args(&op, args)
+    };
+    let blue_frozen =
+        || Api::new(blue, 0, root).ok("GET", "ethereum/config", None)["frozen"].clone();
+    let blue_next = || {
+        Api::new(blue, 0, root).ok("GET", "ethereum/accounts/authority/nonce", None)["next_nonce"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // Green sealed: its counters cannot be read, and nothing tells blue which nonces green used.
+    Api::new(green, 0, root).ok("POST", "sys/seal", None);
+    rollback(None)
+        .expect(4)
+        .stderr_has("cannot be read")
+        .stderr_has("--nonce-floor-from-rpc");
+    assert_eq!(blue_frozen(), true, "a refused rollback unfroze blue");
+    assert_eq!(
+        states(lb)["blue1"],
+        "MAINT",
+        "a refused rollback moved the balancer"
+    );
+    let other_chain = Anvil::start(5);
+    rollback(Some(&other_chain.url))
+        .expect(3)
+        .stderr_has("serves chain 5");
+    assert_eq!(blue_frozen(), true);
+    assert_eq!(states(lb)["blue1"], "MAINT");
+    drop(other_chain);
+
+    // Green back: its counters are carried to blue.
+    unseal_plain(green, &keys[..3]);
+    rollback(None).expect(0);
+    wait_up(lb, "blue1");
     assert_eq!(states(lb)["green1"], "MAINT");
     assert_eq!(
         Api::new(green, 0, root).ok("GET", "ethereum/config", None)["frozen"],
@@ -269,6 +303,37 @@ fn step_rollback_on_demand(bg: &BlueGreen, dir: &Path, n: u64) {
     let (status, v) = reqwest::blocking_free_sign(&lb.url(), signer);
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["nonce"], n);
+
+    // Green sealed again; the chain has seen more of the Authority's transactions than blue
+    // has signed: blue goes on from the chain's pending nonce.
+    Api::new(green, 0, root).ok("POST", "sys/seal", None);
+    let chain = Anvil::start(1);
+    let floor = n + 7;
+    chain.rpc("anvil_setNonce", json!([address, format!("{floor:#x}")]));
+    let r = rollback(Some(&chain.url));
+    r.expect(0);
+    let facts = &r.json()["rollback"];
+    assert_eq!(facts["counters_from"], json!(["chain"]), "{facts}");
+    assert_eq!(facts["nonces_back"]["authority"]["chain"], floor, "{facts}");
+    assert!(facts["green_error"].is_string(), "{facts}");
+    assert_eq!(blue_next(), floor);
+    assert_eq!(blue_frozen(), false);
+    let (status, v) = reqwest::blocking_free_sign(&lb.url(), signer);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["nonce"], floor);
+}
+
+/// Waits (up to 20 s) until HAProxy counts `server` UP.
+fn wait_up(lb: &custody::localcluster::haproxy::LocalHaproxy, server: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while states(lb)[server] != "UP" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{server} never came back UP: {:?}",
+            states(lb)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 mod reqwest {

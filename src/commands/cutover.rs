@@ -562,6 +562,9 @@ impl Cutover<'_> {
             self.servers_exist(h)?;
         }
         let accounts = accounts(vault, blue, &plan.mount).await?;
+        if let Some(rpc) = &plan.rpc {
+            self.same_chain(rpc, blue).await?;
+        }
         let from_green = match &green {
             Ok(g) => self.freeze_and_read(g, &accounts).await,
             Err(why) => Err(Error::precondition(why.clone())),
@@ -586,7 +589,7 @@ impl Cutover<'_> {
             Lb::Exec(e) => e.run("rollback")?,
         }
         let from_chain = match &plan.rpc {
-            Some(rpc) => Some(self.chain_floor(rpc, blue, &accounts).await?),
+            Some(rpc) => Some(self.chain_nonces(rpc, &accounts).await?),
             None => None,
         };
         let mut nonces = serde_json::Map::new();
@@ -635,14 +638,8 @@ impl Cutover<'_> {
         Ok(out)
     }
 
-    /// The next nonce the chain expects from each account (its pending transaction count), once
-    /// the chain is shown to be the mount's.
-    async fn chain_floor(
-        &self,
-        rpc: &Rpc,
-        blue: &Addr,
-        accounts: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, u64>> {
+    /// The RPC serves the chain the mount signs for (checked before anything changes).
+    async fn same_chain(&self, rpc: &Rpc, blue: &Addr) -> Result<()> {
         let mount = &self.plan.mount;
         let config = self
             .vault
@@ -654,11 +651,20 @@ impl Cutover<'_> {
         if config["chain_id"].as_u64() != Some(chain_id) {
             return Err(Error::verification(format!(
                 "--nonce-floor-from-rpc {} serves chain {chain_id}, but {mount}/ signs for chain {}; \
-                 blue stays frozen",
+                 nothing was changed",
                 rpc.url(),
                 config["chain_id"]
             )));
         }
+        Ok(())
+    }
+
+    /// The next nonce the chain expects from each account: its pending transaction count.
+    async fn chain_nonces(
+        &self,
+        rpc: &Rpc,
+        accounts: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, u64>> {
         let mut out = BTreeMap::new();
         for (name, address) in accounts {
             out.insert(name.clone(), rpc.pending_nonce(address).await?);

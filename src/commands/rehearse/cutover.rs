@@ -48,10 +48,11 @@ pub(super) async fn phase2(
     }
     seen.verdict()?;
     Ok(format!(
-        "ceremonies/blue-green-2.toml: HAProxy switched blue → green in {:.1} s under load: {} reads, 0 failed; {} signatures with consecutive nonces, \
-         {} answered \"frozen\" (retryable) during the pause",
+        "ceremonies/blue-green-2.toml: HAProxy switched blue → green in {:.1} s under load: {} reads and {} sys/health reads, \
+         all answered by an active node; {} signatures with consecutive nonces, {} answered \"frozen\" (retryable) during the pause",
         took.as_secs_f64(),
         seen.reads_ok,
+        seen.health_ok,
         seen.nonces.len(),
         seen.frozen
     ))

@@ -1,16 +1,18 @@
 //! The load the rehearsal runs through the balancer while it cuts over: reads of the Authority
-//! with its reader token, and signatures with the signer token, until told to stop.
+//! with its reader token, reads of `sys/health` (only an active node answers 200: a standby the
+//! balancer sends one to answers 429), and signatures with the signer token, until told to stop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
-use crate::vault::Addr;
+use crate::vault::{Addr, HaRole};
 
 /// The two load tasks, running.
 pub(super) struct Load {
     stop: Arc<AtomicBool>,
     reads: tokio::task::JoinHandle<(u64, u64)>,
+    health: tokio::task::JoinHandle<(u64, Vec<String>)>,
     signatures: tokio::task::JoinHandle<(Vec<u64>, u64, u64)>,
 }
 
@@ -18,6 +20,9 @@ pub(super) struct Load {
 pub(super) struct LoadOutcome {
     pub reads_ok: u64,
     pub reads_failed: u64,
+    pub health_ok: u64,
+    /// Each `sys/health` read through the balancer that did not reach an active node, and why.
+    pub health_failed: Vec<String>,
     /// The nonces signed, in order.
     pub nonces: Vec<u64>,
     /// Signatures answered "frozen" (retryable) during the pause.
@@ -37,6 +42,22 @@ impl Load {
                         Ok(_) => ok += 1,
                         Err(_) => failed += 1,
                     }
+                }
+                (ok, failed)
+            })
+        };
+        let health = {
+            let (stop, a) = (stop.clone(), through.clone());
+            let anyone = Vault::new(None, None).expect("a client without a CA file");
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                while !stop.load(Ordering::SeqCst) {
+                    match anyone.health(&a).await {
+                        Ok((HaRole::Active, _)) => ok += 1,
+                        Ok((role, _)) => failed.push(format!("answered as {role:?}")),
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 (ok, failed)
             })
@@ -65,6 +86,7 @@ impl Load {
         Load {
             stop,
             reads,
+            health,
             signatures,
         }
     }
@@ -75,6 +97,10 @@ impl Load {
             .reads
             .await
             .with_kind(Kind::Internal, "the reads' load task")?;
+        let (health_ok, health_failed) = self
+            .health
+            .await
+            .with_kind(Kind::Internal, "the health reads' load task")?;
         let (nonces, frozen, sign_failed) = self
             .signatures
             .await
@@ -82,6 +108,8 @@ impl Load {
         Ok(LoadOutcome {
             reads_ok,
             reads_failed,
+            health_ok,
+            health_failed,
             nonces,
             frozen,
             sign_failed,
@@ -93,6 +121,13 @@ impl LoadOutcome {
     /// No read or signature failed, and the nonces run consecutively from the load's first
     /// signature (the Authority signed before it began): none twice, no gap.
     pub(super) fn verdict(&self) -> Result<()> {
+        if !self.health_failed.is_empty() {
+            return Err(Error::verification(format!(
+                "{} sys/health reads through the balancer did not reach an active node: {}",
+                self.health_failed.len(),
+                self.health_failed.join("; ")
+            )));
+        }
         if self.reads_failed > 0 || self.sign_failed > 0 {
             return Err(Error::verification(format!(
                 "under the cutover {} reads and {} signatures failed",
@@ -120,6 +155,8 @@ mod tests {
         LoadOutcome {
             reads_ok: 10,
             reads_failed,
+            health_ok: 5,
+            health_failed: Vec::new(),
             nonces: nonces.to_vec(),
             frozen: 0,
             sign_failed: 0,
@@ -136,5 +173,9 @@ mod tests {
         let read = outcome(&[5], 1).verdict().unwrap_err();
         assert!(read.message.contains("1 reads"), "{read}");
         assert_eq!(read.kind.exit_code(), 3);
+        let mut standby = outcome(&[5], 0);
+        standby.health_failed.push("answered as Standby".into());
+        let e = standby.verdict().unwrap_err();
+        assert!(e.message.contains("did not reach an active node"), "{e}");
     }
 }
