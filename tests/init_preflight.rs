@@ -204,9 +204,8 @@ fn init_refuses_bad_inputs_and_changes_nothing() {
     c.run(&no_yes).expect(2).stderr_has("--yes");
     assert!(!seal_status(&cluster)[0].initialized);
 
-    // Now the real thing, then a second init is refused.
-    c.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .expect(0);
+    // Now the real thing, with a fault between the checks and the writes: no share is lost.
+    step_outputs_that_cannot_be_written_are_printed(&c, &args, &out, &good);
     assert!(seal_status(&cluster)[0].initialized);
     let out2 = work.path().join("out2");
     let again = init_args(&good, "2", &root, &out2);
@@ -227,4 +226,82 @@ fn init_refuses_bad_inputs_and_changes_nothing() {
     assert_eq!(nodes[0]["state"], "unsealed");
     assert_eq!(nodes[1]["state"], "down");
     assert!(!seal_status(&cluster)[0].sealed);
+}
+
+/// The real init on a terminal; at its confirmation prompt (every check made, --out created
+/// 0700) --out is replaced by a file, so no output can be written after `sys/init`. Every share
+/// and the root token are printed armored with their holder's fingerprint, custody exits 1, and
+/// the operator saves each one where init would have: the next steps unseal with them.
+fn step_outputs_that_cannot_be_written_are_printed(
+    c: &Custody,
+    args: &[String],
+    out: &Path,
+    holders: &[PathBuf],
+) {
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--yes")
+        .collect();
+    let moved = out.with_extension("moved");
+    if out.exists() {
+        std::fs::remove_dir(out).expect("--out is empty before the real init");
+    }
+    let r = run_on_terminal_at(
+        c,
+        &args,
+        "confirmed by each holder?",
+        || {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(out).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "--out was not made 0700");
+            std::fs::rename(out, &moved).unwrap();
+            std::fs::write(out, "not a directory").unwrap();
+        },
+        "y",
+    );
+    assert_eq!(r.code(), 1, "{}", r.stdout());
+    let text = r.stdout().replace("\r\n", "\n");
+    assert!(text.contains("could not be written"), "{text}");
+    std::fs::remove_file(out).unwrap();
+    std::fs::rename(&moved, out).unwrap();
+    let mut rescued = 0;
+    for (i, holder) in holders.iter().enumerate() {
+        let name = holder
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(".pub.asc");
+        let label = format!("share {} of {}", i + 1, fpr(name));
+        let block = rescued_block(&text, &label);
+        assert!(
+            block.starts_with("-----BEGIN PGP MESSAGE-----"),
+            "{label}: {block}"
+        );
+        std::fs::write(share_file(out, name), format!("{block}\n")).unwrap();
+        rescued += 1;
+    }
+    let root_label = format!("the root token ({})", fpr("operator"));
+    assert!(rescued_block(&text, &root_label).starts_with("-----BEGIN PGP MESSAGE-----"));
+    assert_eq!(rescued, holders.len());
+    // What was rescued is each holder's own share: their own tool decrypts it.
+    let share1 = sq_decrypt(&fixture("holder1.sec.asc"), &share_file(out, "holder1"));
+    assert!(!share1.trim().is_empty());
+}
+
+/// The text between custody's ==== lines for `label`.
+fn rescued_block(text: &str, label: &str) -> String {
+    let start = format!("==== custody init could not write {label}: ");
+    let end = format!("==== end of {label}\n");
+    let from = text
+        .find(&start)
+        .unwrap_or_else(|| panic!("{label} was not printed:\n{text}"));
+    let body = &text[from..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    body[..body
+        .find(&end)
+        .unwrap_or_else(|| panic!("{label} has no end line"))]
+        .trim()
+        .to_owned()
 }

@@ -112,8 +112,8 @@ pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     let addrs = ctx.require_addrs()?;
     let vault = ctx.vault()?;
     every_node_fresh(&vault, addrs).await?;
-    confirm_holders(ctx, &plan, &addrs[0])?;
     writable_out(&plan.out)?;
+    confirm_holders(ctx, &plan, &addrs[0])?;
     let response = vault
         .init(&addrs[0], &init_request(&plan)?)
         .await

@@ -487,6 +487,18 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// Runs custody on a pseudo-terminal (util-linux `script`), typing `input` once `prompt` shows:
 /// the hidden-prompt path a holder at a terminal takes.
 pub fn run_on_terminal(c: &Custody, args: &[&str], prompt: &str, input: &str) -> Run {
+    run_on_terminal_at(c, args, prompt, || {}, input)
+}
+
+/// [`run_on_terminal`], calling `at_prompt` once `prompt` shows and before `input` is typed:
+/// the moment a fault can strike between custody's checks and what it does next.
+pub fn run_on_terminal_at(
+    c: &Custody,
+    args: &[&str],
+    prompt: &str,
+    at_prompt: impl FnOnce(),
+    input: &str,
+) -> Run {
     require_tool("script", "install Debian's bsdutils (util-linux `script`)");
     let mut line = vec![custody_bin().display().to_string()];
     line.extend(c.base.iter().cloned());
@@ -527,6 +539,7 @@ pub fn run_on_terminal(c: &Custody, args: &[&str], prompt: &str, input: &str) ->
             ),
         }
     }
+    at_prompt();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{input}\r").as_bytes()).unwrap();
     let status = child.wait().unwrap();
