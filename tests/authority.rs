@@ -543,8 +543,19 @@ fn step_every_node_becomes_a_voter(root_api: &Api) {
 }
 
 fn step_no_standing_root(u: &Unsealed, as_root2: &Custody, root_api: &Api, ceremony: &Path) {
-    // No standing root: the quorum's root token is revoked too; both are refused.
-    as_root2.run(&["root", "revoke"]).expect(0);
+    // No standing root: the quorum's root token is revoked too; both are refused. A node that
+    // does not answer is reported as unconfirmed (exit 1), never counted as refusing it.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("https://127.0.0.1:{dead}");
+    as_root2
+        .run(&["--addr", &dead, "root", "revoke"])
+        .expect(1)
+        .stderr_has("not every node confirmed it")
+        .stderr_has(&dead);
     assert_eq!(
         status_of(root_api, "GET", "auth/token/lookup-self", None),
         403

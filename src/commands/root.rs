@@ -119,11 +119,13 @@ pub async fn revoke(ctx: &Ctx) -> Result<()> {
         .revoke_self(&addr)
         .await
         .map_err(|e| node_error("revoking the token", e))?;
-    // It must no longer work, on any node.
+    // It must no longer work, on any node; a node that does not answer is not counted as
+    // refusing it.
+    let mut unreachable = Vec::new();
     for a in ctx.require_addrs()? {
         match vault.lookup_self(a).await {
             Err(NodeError::Api { status: 403, .. }) => {}
-            Err(NodeError::Unreachable(_)) => {}
+            Err(e @ NodeError::Unreachable(_)) => unreachable.push(format!("{a} ({e})")),
             Ok(_) => {
                 return Err(Error::verification(format!(
                     "{a} still accepts the token after revocation"
@@ -136,12 +138,25 @@ pub async fn revoke(ctx: &Ctx) -> Result<()> {
         "configure",
         "revoke-token",
         "operator",
-        json!({ "accessor": accessor, "policies": policies, "refused_after": true }),
+        json!({ "accessor": accessor, "policies": policies, "refused_after": unreachable.is_empty(), "unreachable": unreachable }),
     ))?;
+    let revoked = if accessor.is_empty() {
+        String::new()
+    } else {
+        format!(" (accessor {accessor})")
+    };
+    if !unreachable.is_empty() {
+        return Err(Error::failed(format!(
+            "revoked{revoked} on {addr}, but not every node confirmed it: {} did not answer \
+             (recorded; transcript head {})",
+            unreachable.join(", "),
+            head.head_hash
+        ))
+        .hint("once the node is back, check that it refuses the token (any request with it answers 403)"));
+    }
     ctx.ui.result(
         &format!(
-            "Revoked{}; the cluster now refuses it.\nTranscript head: {}",
-            if accessor.is_empty() { String::new() } else { format!(" (accessor {accessor})") },
+            "Revoked{revoked}; the cluster now refuses it.\nTranscript head: {}",
             head.head_hash
         ),
         json!({ "revoked": true, "accessor": accessor, "policies": policies, "transcript_head": head.head_hash }),
