@@ -101,6 +101,24 @@ fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Pa
         r.stderr()
     );
     untouched("another snapshot");
+    // unseal sends no share to nodes of two clusters (red is another cluster, blue is unsealed
+    // and shows its id): refused before any share is read.
+    let blue_addr = blue.nodes[0].addr().to_string();
+    let red_addr = red.nodes[0].addr().to_string();
+    op_red
+        .run_stdin(
+            &[
+                "--addr",
+                &blue_addr,
+                "--addr",
+                &red_addr,
+                "unseal",
+                "--share-stdin",
+            ],
+            Some(b"not a share\n"),
+        )
+        .expect(4)
+        .stderr_has("not one cluster");
     drop(red);
 }
 

@@ -15,6 +15,7 @@ use crate::flows::unseal::{NodeState, UnsealReport, record, unseal_with};
 pub async fn run(ctx: &Ctx, args: &UnsealArgs) -> Result<()> {
     let addrs = ctx.require_addrs()?.to_vec();
     let vault = ctx.vault()?;
+    crate::flows::nodes::one_cluster(&crate::flows::nodes::all_status(&vault, &addrs).await)?;
     let need = if args.shares.uses_prompts() {
         prompt_need(ctx, &vault, &addrs).await?
     } else {

@@ -77,6 +77,47 @@ pub async fn all_status(vault: &Vault, addrs: &[Addr]) -> Vec<NodeStatus> {
     .await
 }
 
+/// The nodes are one cluster as far as they show it: every initialized node split the same way
+/// (shares and threshold; a sealed node shows no more), and every node that shows a cluster id
+/// shows the same one. Else a precondition error naming the odd ones: no share may go to a node
+/// of another cluster.
+pub fn one_cluster(nodes: &[NodeStatus]) -> crate::error::Result<()> {
+    let shown = |n: &NodeStatus| n.reachable && n.initialized;
+    let mut differ = Vec::new();
+    if let Some(first) = nodes.iter().find(|n| shown(n)) {
+        for n in nodes.iter().filter(|n| shown(n)) {
+            if (n.shares, n.threshold) != (first.shares, first.threshold) {
+                differ.push(format!(
+                    "{} is split {} of {}, {} {} of {}",
+                    n.addr, n.threshold, n.shares, first.addr, first.threshold, first.shares
+                ));
+            }
+        }
+    }
+    let ids = nodes
+        .iter()
+        .filter(|n| shown(n) && !n.cluster_id.is_empty());
+    if let Some(first) = ids.clone().next() {
+        for n in ids.filter(|n| n.cluster_id != first.cluster_id) {
+            differ.push(format!(
+                "{} belongs to cluster {}, {} to {}",
+                n.addr,
+                crate::ui::escape(&n.cluster_id),
+                first.addr,
+                crate::ui::escape(&first.cluster_id)
+            ));
+        }
+    }
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::precondition(format!(
+        "the --addr nodes are not one cluster: {}; no share was sent",
+        differ.join("; ")
+    ))
+    .hint("give the nodes of one cluster only (custody status shows each node's cluster)"))
+}
+
 pub fn table(nodes: &[NodeStatus]) -> String {
     let mut rows = vec![[
         "NODE".to_owned(),
@@ -144,4 +185,37 @@ pub fn table(nodes: &[NodeStatus]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(addr: &str, shape: (u32, u32), cluster_id: &str) -> NodeStatus {
+        NodeStatus {
+            addr: addr.into(),
+            reachable: true,
+            error: None,
+            initialized: shape.0 > 0,
+            sealed: cluster_id.is_empty(),
+            threshold: shape.1,
+            shares: shape.0,
+            progress: 0,
+            ha_role: None,
+            version: String::new(),
+            cluster_id: cluster_id.into(),
+            cluster_name: String::new(),
+        }
+    }
+
+    #[test]
+    fn nodes_of_two_clusters_are_told_apart() {
+        let a = node("a", (5, 3), "c1");
+        assert!(one_cluster(&[a.clone(), node("b", (5, 3), ""), node("c", (0, 0), "")]).is_ok());
+        let shape = one_cluster(&[a.clone(), node("b", (3, 2), "")]).unwrap_err();
+        assert!(shape.message.contains("b is split 2 of 3"), "{shape}");
+        assert_eq!(shape.kind.exit_code(), 4);
+        let id = one_cluster(&[a, node("b", (5, 3), "c2")]).unwrap_err();
+        assert!(id.message.contains("b belongs to cluster c2"), "{id}");
+    }
 }
