@@ -238,6 +238,33 @@ fn an_interrupted_ceremony_resumes_and_repeats_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(seal_status(&cluster)[0].sealed);
 
+    // The state resumes only this run: other parameter values, or a state that claims a step
+    // the script does not have, are refused before any step runs.
+    let other = dir.join("other-marker");
+    std::fs::write(&other, "ok").unwrap();
+    let mut other_args = run_args.to_vec();
+    let other_param = format!("marker={}", other.display());
+    other_args[4] = &other_param;
+    c.run(&other_args)
+        .expect(4)
+        .stderr_has("other parameter values");
+    let state = dir.join("custody-ceremony-resume.state.json");
+    let saved = std::fs::read_to_string(&state).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let forged: serde_json::Value = {
+        let mut v: serde_json::Value = serde_json::from_str(&saved).unwrap();
+        v["done"].as_array_mut().unwrap().push("skip-me".into());
+        v
+    };
+    std::fs::write(&state, forged.to_string()).unwrap();
+    c.run(&run_args).expect(3).stderr_has("no such step");
+    std::fs::write(&state, &saved).unwrap();
+    assert!(seal_status(&cluster)[0].sealed);
+
     // Third run: the shares arrive; it resumes at the unseal and finishes.
     let gpg = Gpg::with_secret_keys(&["holder1", "holder2"]);
     let shares: String = ["holder1", "holder2"]

@@ -60,7 +60,16 @@ pub fn load(name: &str) -> Result<(String, script::Checked)> {
 pub struct RunState {
     pub ceremony: String,
     pub script_sha256: String,
+    /// The sha256 of the run's parameter values (see [`params_sha256`]): a state resumes only
+    /// the run it was made for.
+    #[serde(default)]
+    pub params_sha256: String,
     pub done: BTreeSet<String>,
+}
+
+/// The sha256 of the parameter values (name → value, canonical JSON).
+pub fn params_sha256(values: &std::collections::BTreeMap<String, String>) -> String {
+    crate::digest::sha256_hex(&serde_json::to_vec(values).unwrap_or_default())
 }
 
 pub fn read_state(path: &Path) -> Result<Option<RunState>> {
@@ -73,17 +82,15 @@ pub fn read_state(path: &Path) -> Result<Option<RunState>> {
         .context(format!("{}: not a ceremony state", path.display()))
 }
 
-/// Written whole to a temporary file, synced, then renamed: a crash leaves the old or the new.
+/// Written whole to a new temporary file (0600, created exclusively), synced, then renamed: a
+/// crash leaves the old or the new.
 pub fn write_state(path: &Path, state: &RunState) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     let bytes = serde_json::to_vec_pretty(state).with_kind(
         crate::error::Kind::Internal,
         "serializing the ceremony's progress",
     )?;
-    let mut f = std::fs::File::create(&tmp).context(format!("creating {}", tmp.display()))?;
-    std::io::Write::write_all(&mut f, &bytes)
-        .and_then(|_| f.sync_all())
-        .context(format!("writing {}", tmp.display()))?;
+    crate::fsutil::write_private(&tmp, &bytes, false)?;
     std::fs::rename(&tmp, path).context(format!("renaming {} to {}", tmp.display(), path.display()))
 }
 

@@ -197,7 +197,7 @@ pub fn run(
             script.name.replace(['/', '.'], "-")
         ))
     });
-    let mut run_state = resume_state(&checked, &state_path)?;
+    let mut run_state = resume_state(&checked, &state_path, &values)?;
     let total = script.steps.len();
     if !run_state.done.is_empty() {
         ctx.ui.status(format!(
@@ -258,23 +258,50 @@ pub fn run(
     Ok(())
 }
 
-/// The state of an earlier run of this very script, or a fresh one.
-fn resume_state(checked: &ceremony::script::Checked, state_path: &Path) -> Result<RunState> {
+/// The state of an earlier run of this very script with these very parameter values, or a
+/// fresh one.
+fn resume_state(
+    checked: &ceremony::script::Checked,
+    state_path: &Path,
+    values: &BTreeMap<String, String>,
+) -> Result<RunState> {
     let script = &checked.script;
-    match ceremony::read_state(state_path)? {
-        Some(s) if s.script_sha256 != checked.sha256 => Err(Error::precondition(format!(
-            "{} belongs to another version of ceremony {}: the script changed since that run began; \
-             finish with the old script or remove the state file to start over",
-            state_path.display(),
-            script.name
-        ))),
-        Some(s) => Ok(s),
-        None => Ok(RunState {
+    let params = ceremony::params_sha256(values);
+    let Some(s) = ceremony::read_state(state_path)? else {
+        return Ok(RunState {
             ceremony: script.name.clone(),
             script_sha256: checked.sha256.clone(),
+            params_sha256: params,
             done: Default::default(),
-        }),
+        });
+    };
+    let shown = state_path.display();
+    if s.ceremony != script.name || s.script_sha256 != checked.sha256 {
+        return Err(Error::precondition(format!(
+            "{shown} belongs to another version of ceremony {}: the script changed since that run began; \
+             finish with the old script or remove the state file to start over",
+            script.name
+        )));
     }
+    if s.params_sha256 != params {
+        return Err(Error::precondition(format!(
+            "{shown} belongs to a run of {} with other parameter values: give the same --param \
+             values to resume it, or remove the state file to start over",
+            script.name
+        )));
+    }
+    if let Some(unknown) = s
+        .done
+        .iter()
+        .find(|id| !script.steps.iter().any(|st| &st.get_ref().id == *id))
+    {
+        return Err(Error::verification(format!(
+            "{shown} says step {:?} is done, but ceremony {} has no such step: the state was changed",
+            crate::ui::escape(unknown),
+            script.name
+        )));
+    }
+    Ok(s)
 }
 
 /// Before any step runs: a switch filled in from a parameter is "true" or "false", and no value
