@@ -3,14 +3,41 @@
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::flows::Ctx;
 use crate::flows::nodes::{all_status, table};
+use crate::flows::{Ctx, raft_peers};
+use crate::vault::HaRole;
 
 pub async fn run(ctx: &Ctx) -> Result<()> {
     let addrs = ctx.require_addrs()?;
     let vault = ctx.vault()?;
     let nodes = all_status(&vault, addrs).await;
-    ctx.ui.result(&table(&nodes), json!({ "nodes": nodes }));
+    let active = nodes
+        .iter()
+        .zip(addrs)
+        .find(|(n, _)| n.ha_role == Some(HaRole::Active))
+        .map(|(_, a)| a);
+    let raft = match (active, &ctx.token) {
+        (Some(a), Some(_)) => Some(raft_peers::raft_health(&vault, a).await),
+        _ => None,
+    };
+    let mut text = table(&nodes);
+    match &raft {
+        Some(Ok(h)) => text.push_str(&format!("Raft peers (autopilot):\n{}\n", h.describe())),
+        Some(Err(e)) => text.push_str(&format!("Raft peers: cannot read autopilot's state: {e}\n")),
+        None if active.is_some() => text.push_str(
+            "Raft peers: give a token (VAULT_TOKEN or --token-file) to see each peer's role and \
+             whether the cluster survives losing a node\n",
+        ),
+        None => {}
+    }
+    ctx.ui.result(
+        &text,
+        json!({
+            "nodes": nodes,
+            "raft": raft.as_ref().and_then(|r| r.as_ref().ok()),
+            "raft_error": raft.as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string),
+        }),
+    );
     let down = nodes.iter().filter(|n| !n.reachable).count();
     if down > 0 {
         return Err(Error::failed(format!(

@@ -8,9 +8,10 @@ use serde_json::json;
 
 use crate::cli::UnsealArgs;
 use crate::error::{Error, Kind, Result};
-use crate::flows::Ctx;
 use crate::flows::shares::{Shares, gather, prompt_need};
 use crate::flows::unseal::{NodeState, UnsealReport, record, unseal_with};
+use crate::flows::{Ctx, raft_peers};
+use crate::vault::{Addr, Vault};
 
 pub async fn run(ctx: &Ctx, args: &UnsealArgs) -> Result<()> {
     let addrs = ctx.require_addrs()?.to_vec();
@@ -30,10 +31,48 @@ pub async fn run(ctx: &Ctx, args: &UnsealArgs) -> Result<()> {
         Duration::from_secs(args.join_timeout),
     )
     .await?;
-    finish(ctx, &report, &shares)
+    let tolerance =
+        if report.nodes.len() > 1 && report.nodes.iter().all(|n| n.state == NodeState::Unsealed) {
+            Some(failure_tolerance(ctx, &vault, &addrs, args.join_timeout).await)
+        } else {
+            None
+        };
+    finish(ctx, &report, &shares, tolerance)
 }
 
-fn finish(ctx: &Ctx, report: &UnsealReport, shares: &Shares) -> Result<()> {
+/// Whether (and after how long) the unsealed cluster survives losing a node. Autopilot's state
+/// needs a token; without one, the line says how to find out.
+async fn failure_tolerance(ctx: &Ctx, vault: &Vault, addrs: &[Addr], bound: u64) -> String {
+    if ctx.token.is_none() {
+        return "Whether the cluster survives losing a node: autopilot makes joined nodes voters \
+                some 10-20 s after their unseal; `custody status` with a token shows it."
+            .to_owned();
+    }
+    let active = match crate::flows::active_node(vault, addrs).await {
+        Ok(a) => a,
+        Err(e) => return format!("Failure tolerance unknown: {e}"),
+    };
+    match raft_peers::wait_failure_tolerant(vault, &active, Duration::from_secs(bound)).await {
+        Ok((Some(took), h)) => format!(
+            "The cluster became failure tolerant {:.0} s after the unseal: it survives losing {} node{}.",
+            took.as_secs_f64(),
+            h.failure_tolerance,
+            if h.failure_tolerance == 1 { "" } else { "s" }
+        ),
+        Ok((None, h)) => format!(
+            "NOT yet failure tolerant after {bound} s:\n{}",
+            h.describe()
+        ),
+        Err(e) => format!("Failure tolerance unknown: {e}"),
+    }
+}
+
+fn finish(
+    ctx: &Ctx,
+    report: &UnsealReport,
+    shares: &Shares,
+    tolerance: Option<String>,
+) -> Result<()> {
     let head = record(ctx, report, shares)?;
     let mut text = String::new();
     for n in &report.nodes {
@@ -58,10 +97,14 @@ fn finish(ctx: &Ctx, report: &UnsealReport, shares: &Shares) -> Result<()> {
         };
         text.push_str(&format!("{}  {line}\n", n.addr));
     }
+    if let Some(t) = &tolerance {
+        text.push_str(t);
+        text.push('\n');
+    }
     text.push_str(&format!("Transcript head: {}", head.head_hash));
     ctx.ui.result(
         &text,
-        json!({ "unseal": report, "transcript_head": head.head_hash }),
+        json!({ "unseal": report, "failure_tolerance": tolerance, "transcript_head": head.head_hash }),
     );
 
     if let Some(n) = report.nodes.iter().find(|n| n.state == NodeState::Refused) {

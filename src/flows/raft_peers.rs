@@ -72,6 +72,97 @@ pub async fn wait_stable_voters(
     }
 }
 
+/// The Raft picture of a cluster as autopilot keeps it (read with a token on the active node):
+/// each peer's role and health, and how many voters the cluster can lose.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RaftHealth {
+    pub failure_tolerance: u32,
+    pub healthy: bool,
+    pub peers: Vec<crate::vault::AutopilotServer>,
+}
+
+impl RaftHealth {
+    /// Whether the cluster survives losing a node.
+    pub fn tolerates_a_failure(&self) -> bool {
+        self.failure_tolerance >= 1
+    }
+
+    /// One line per peer and a verdict, for people.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for p in &self.peers {
+            out.push_str(&format!(
+                "  {} ({}): {}, {}\n",
+                crate::ui::escape(&p.id),
+                crate::ui::escape(&p.address),
+                crate::ui::escape(&p.status),
+                if p.healthy { "healthy" } else { "NOT healthy" }
+            ));
+        }
+        if self.tolerates_a_failure() {
+            out.push_str(&format!(
+                "The cluster survives losing {} node{} (autopilot's failure tolerance).",
+                self.failure_tolerance,
+                if self.failure_tolerance == 1 { "" } else { "s" }
+            ));
+        } else if self.peers.len() > 1 {
+            out.push_str(
+                "The cluster cannot yet survive losing a node: autopilot has not made enough \
+                 healthy voters (it promotes a joined node some 10-20 s after its unseal).",
+            );
+        } else {
+            out.push_str("A single node: the cluster cannot survive losing it.");
+        }
+        out
+    }
+}
+
+/// Autopilot's view of the cluster, from its active node.
+pub async fn raft_health(vault: &Vault, active: &Addr) -> Result<RaftHealth> {
+    let state = vault.autopilot_state(active).await.map_err(|e| {
+        super::node_error(
+            &format!("reading autopilot's state from {active} (sys/storage/raft/autopilot/state)"),
+            e,
+        )
+    })?;
+    Ok(RaftHealth {
+        failure_tolerance: state.failure_tolerance,
+        healthy: state.healthy,
+        peers: state.servers.into_values().collect(),
+    })
+}
+
+/// Waits up to `bound` until the cluster survives losing a node: how long it took, or `None`
+/// with the last picture when it did not within the bound.
+pub async fn wait_failure_tolerant(
+    vault: &Vault,
+    active: &Addr,
+    bound: Duration,
+) -> Result<(Option<Duration>, RaftHealth)> {
+    let started = std::time::Instant::now();
+    let last = std::cell::RefCell::new(None);
+    let outcome = wait_for(bound, Duration::from_secs(1), || async {
+        let health = raft_health(vault, active).await?;
+        let ready = health.tolerates_a_failure();
+        *last.borrow_mut() = Some(health);
+        Ok::<_, Error>(if ready {
+            Check::Ready(())
+        } else {
+            Check::NotYet(String::new())
+        })
+    })
+    .await;
+    let last = last.into_inner();
+    match (outcome, last) {
+        (Ok(()), Some(h)) => Ok((Some(started.elapsed()), h)),
+        (Err(Stopped::TimedOut(_)), Some(h)) => Ok((None, h)),
+        (Err(Stopped::Failed(e)), _) => Err(e),
+        (_, None) => Err(Error::internal(
+            "the wait for failure tolerance never looked",
+        )),
+    }
+}
+
 /// The configured peers autopilot does not count as healthy voters, described; empty when
 /// every one is.
 fn unstable_peers(config: &RaftConfiguration, state: &AutopilotState) -> String {

@@ -147,10 +147,13 @@ impl std::fmt::Debug for InitResponse {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct AutopilotState {
+    /// How many voters the cluster can lose and keep its quorum.
+    pub failure_tolerance: u32,
+    pub healthy: bool,
     pub servers: std::collections::BTreeMap<String, AutopilotServer>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AutopilotServer {
     pub id: String,
