@@ -371,7 +371,7 @@ pub fn verify(
                 if names.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({names})")
+                    format!(": {names}")
                 }
             ));
             if unsigned.as_ref().is_some_and(|u| !u.is_empty()) {
