@@ -146,3 +146,275 @@ fn signatures_verify_and_every_bad_one_is_reported() {
     .expect(3)
     .stderr_has("line 2");
 }
+
+/// A transcript with an init step naming the five fixture holders, then an unseal step, written
+/// through custody's own transcript writer so the chain is genuine; and custody pointed at it.
+fn five_holder_transcript(dir: &std::path::Path) -> (std::path::PathBuf, Transcript, Custody) {
+    let t = dir.join("t.jsonl");
+    let transcript = Transcript::at(&t);
+    let holders: Vec<_> = ["holder1", "holder2", "holder3", "holder4", "holder5"]
+        .iter()
+        .map(|h| json!({ "fingerprint": fpr(h) }))
+        .collect();
+    transcript
+        .append(Step::new(
+            "init",
+            "sys/init",
+            "operator",
+            json!({ "holders": holders }),
+        ))
+        .unwrap();
+    transcript
+        .append(Step::new("unseal", "sys/unseal", "holders", json!({})))
+        .unwrap();
+    let mut c = Custody::new(dir);
+    c.base
+        .extend(["--transcript".into(), t.display().to_string()]);
+    (t, transcript, c)
+}
+
+fn key(h: &str) -> String {
+    fixture(&format!("{h}.sec.asc")).display().to_string()
+}
+
+/// `transcript verify --certs fixtures --require-signatures n`, in JSON or text.
+fn require(c: &Custody, t: &std::path::Path, n: u32, json: bool) -> Run {
+    let certs = fixtures().display().to_string();
+    let n = n.to_string();
+    let mut args = vec![];
+    if json {
+        args.extend(["--format", "json"]);
+    }
+    args.extend([
+        "transcript",
+        "verify",
+        t.to_str().unwrap(),
+        "--certs",
+        &certs,
+        "--require-signatures",
+        &n,
+    ]);
+    c.run(&args)
+}
+
+fn counted(r: &Run) -> Vec<String> {
+    r.json()["counted_signers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["fingerprint"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn unsigned(r: &Run) -> Vec<u64> {
+    r.json()["unsigned_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["line"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn require_signatures_counts_distinct_holders_over_a_head_that_covers_every_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, transcript, c) = five_holder_transcript(dir.path());
+    let before = std::fs::read_to_string(&t).unwrap();
+
+    // --require-signatures needs --certs (a usage error), and N is at least 1.
+    c.run(&[
+        "transcript",
+        "verify",
+        t.to_str().unwrap(),
+        "--require-signatures",
+        "1",
+    ])
+    .expect(2)
+    .stderr_has("--certs");
+    let certs = fixtures().display().to_string();
+    c.run(&[
+        "transcript",
+        "verify",
+        t.to_str().unwrap(),
+        "--certs",
+        &certs,
+        "--require-signatures",
+        "0",
+    ])
+    .expect(2);
+
+    // No signature yet: both lines are unsigned.
+    let r = require(&c, &t, 1, true);
+    r.expect(3);
+    assert_eq!(unsigned(&r), [1, 2]);
+    assert!(counted(&r).is_empty());
+    assert_eq!(r.json()["ok"], false);
+    assert_eq!(
+        std::fs::read_to_string(&t).unwrap(),
+        before,
+        "verify changes nothing"
+    );
+
+    // Holder 1 signs: one of two is not enough; the output names who signed.
+    c.run(&["transcript", "sign", "--secret-key", &key("holder1")])
+        .expect(0);
+    let r = require(&c, &t, 2, false);
+    r.expect(3)
+        .stderr_has("1 distinct holder(s) signed")
+        .stderr_has(&fpr("holder1"));
+    assert!(
+        r.stdout()
+            .contains("Signed by 1 of the 2 holder(s) required")
+            && r.stdout().contains(&fpr("holder1"))
+            && r.stdout().contains("Holder One"),
+        "{}",
+        r.stdout()
+    );
+    let r = require(&c, &t, 1, true);
+    r.expect(0);
+    assert_eq!(counted(&r), [fpr("holder1")]);
+    assert!(unsigned(&r).is_empty());
+    assert_eq!(r.json()["required_signatures"], 1);
+    assert_eq!(r.json()["ok"], true);
+
+    // Holder 1 signs again: still one holder.
+    c.run(&["transcript", "sign", "--secret-key", &key("holder1")])
+        .expect(0);
+    let r = require(&c, &t, 2, true);
+    r.expect(3);
+    assert_eq!(counted(&r), [fpr("holder1")]);
+    let sigs = r.json()["signatures"].as_array().unwrap().clone();
+    assert_eq!(sigs[1]["ok"], true);
+    assert_eq!(sigs[1]["counted"], false);
+    assert!(
+        sigs[1]["not_counted"]
+            .as_str()
+            .unwrap()
+            .contains("already counted (line 3)"),
+        "{sigs:?}"
+    );
+
+    // Holder 2 signs: two distinct holders.
+    c.run(&["transcript", "sign", "--secret-key", &key("holder2")])
+        .expect(0);
+    let r = require(&c, &t, 2, true);
+    r.expect(0);
+    assert_eq!(counted(&r), [fpr("holder1"), fpr("holder2")]);
+
+    // The operator's key is in --certs but was no holder at init: listed, not counted, and not
+    // a failure when enough holders signed (without --require-signatures it still is).
+    c.run(&["transcript", "sign", "--secret-key", &key("operator")])
+        .expect(0);
+    let r = require(&c, &t, 2, true);
+    r.expect(0);
+    assert_eq!(counted(&r), [fpr("holder1"), fpr("holder2")]);
+    let sigs = r.json()["signatures"].as_array().unwrap().clone();
+    assert_eq!(sigs[3]["signer"], fpr("operator"));
+    assert_eq!(sigs[3]["counted"], false);
+    assert!(
+        sigs[3]["not_counted"]
+            .as_str()
+            .unwrap()
+            .contains("not one of the holders"),
+        "{sigs:?}"
+    );
+    require(&c, &t, 3, false)
+        .expect(3)
+        .stderr_has("2 distinct holder(s)");
+    c.run(&[
+        "transcript",
+        "verify",
+        t.to_str().unwrap(),
+        "--certs",
+        &certs,
+    ])
+    .expect(3)
+    .stderr_has("do not check out");
+
+    // A step after the signatures: no signature covers it, so none counts and it is named.
+    transcript
+        .append(Step::new("unseal", "sys/unseal", "holders", json!({})))
+        .unwrap();
+    let r = require(&c, &t, 1, true);
+    r.expect(3);
+    assert!(counted(&r).is_empty());
+    assert_eq!(unsigned(&r), [7]);
+    let sigs = r.json()["signatures"].as_array().unwrap().clone();
+    assert_eq!(sigs[0]["ok"], true);
+    assert_eq!(sigs[0]["covers_lines"], 2);
+    assert!(
+        sigs[0]["not_counted"]
+            .as_str()
+            .unwrap()
+            .contains("covers lines 1 to 2 only, not line 7 (unseal sys/unseal)"),
+        "{sigs:?}"
+    );
+    let r = require(&c, &t, 1, false);
+    r.expect(3).stderr_has("sign again");
+    assert!(
+        r.stdout()
+            .contains("covers these 1 line(s):\n  line 7: unseal sys/unseal"),
+        "{}",
+        r.stdout()
+    );
+
+    // Holder 3 signs the new head: it counts, the older signatures still do not.
+    c.run(&["transcript", "sign", "--secret-key", &key("holder3")])
+        .expect(0);
+    let r = require(&c, &t, 1, true);
+    r.expect(0);
+    assert_eq!(counted(&r), [fpr("holder3")]);
+    assert!(unsigned(&r).is_empty());
+    require(&c, &t, 2, false)
+        .expect(3)
+        .stderr_has(&fpr("holder3"));
+}
+
+#[test]
+fn without_an_init_step_no_signature_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.jsonl");
+    Transcript::at(&t)
+        .append(Step::new("unseal", "sys/unseal", "holders", json!({})))
+        .unwrap();
+    let mut c = Custody::new(dir.path());
+    c.base
+        .extend(["--transcript".into(), t.display().to_string()]);
+    c.run(&["transcript", "sign", "--secret-key", &key("holder1")])
+        .expect(0);
+    let r = require(&c, &t, 1, false);
+    r.expect(3).stderr_has("has no init step");
+    assert!(r.stdout().contains("No init step"), "{}", r.stdout());
+}
+
+#[test]
+fn a_line_with_a_duplicate_key_is_refused_by_verify_and_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, _transcript, c) = five_holder_transcript(dir.path());
+    let good = std::fs::read_to_string(&t).unwrap();
+    // The duplicate comes first, so the last value (the one hashed) is the real one: the
+    // chain alone would pass it.
+    for (from, to, dup) in [
+        ("{\"actor\":", "{\"actor\":\"mallory\",\"actor\":", "actor"),
+        (
+            "\"facts\":{\"holders\":",
+            "\"facts\":{\"holders\":[],\"holders\":",
+            "facts.holders",
+        ),
+    ] {
+        let bad = good.replacen(from, to, 1);
+        assert_ne!(bad, good);
+        std::fs::write(&t, &bad).unwrap();
+        c.run(&["transcript", "verify", t.to_str().unwrap()])
+            .expect(3)
+            .stderr_has(&format!("line 1: the key {dup} appears twice"));
+        c.run(&["transcript", "sign", "--secret-key", &key("holder1")])
+            .expect(3)
+            .stderr_has(&format!("line 1: the key {dup} appears twice"));
+        assert_eq!(
+            std::fs::read_to_string(&t).unwrap(),
+            bad,
+            "sign changed nothing"
+        );
+    }
+}

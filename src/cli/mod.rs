@@ -411,6 +411,15 @@ pub enum TranscriptCommand {
         /// A directory of the holders' public certificates, to check the signatures by
         #[arg(long, value_name = "DIR")]
         certs: Option<PathBuf>,
+        /// Exit 3 unless at least N distinct holders recorded at init signed a head that covers
+        /// every line (needs --certs)
+        #[arg(
+            long,
+            value_name = "N",
+            requires = "certs",
+            value_parser = clap::value_parser!(u32).range(1..)
+        )]
+        require_signatures: Option<u32>,
     },
     /// Add your OpenPGP signature over the transcript's current head hash (--transcript)
     Sign {

@@ -84,9 +84,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 allow_exec,
             },
         ),
-        Command::Transcript(TranscriptCommand::Verify { file, certs }) => {
-            transcript::verify(&ctx, &file, certs.as_deref())
-        }
+        Command::Transcript(TranscriptCommand::Verify {
+            file,
+            certs,
+            require_signatures,
+        }) => transcript::verify(&ctx, &file, certs.as_deref(), require_signatures),
         Command::Transcript(TranscriptCommand::Sign {
             secret_key,
             passphrase_file,

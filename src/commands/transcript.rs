@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::error::{Context as _, Error, Kind, Result};
 use crate::flows::Ctx;
 use crate::pgp::SecretKeyFile;
-use crate::transcript::{Step, verify_file};
+use crate::transcript::{Step, read_verified, verify_file};
 
 /// What a holder signs: the head hash, with its context.
 pub fn signed_text(head: &str) -> String {
@@ -87,16 +87,50 @@ struct SignatureCheck {
     signed_head: String,
     ok: bool,
     problem: Option<String>,
+    /// The signed head is the head after this many lines (it covers lines 1 to this); None
+    /// when it is no head of this transcript before the signature's line.
+    covers_lines: Option<usize>,
+    /// Counts toward --require-signatures: it checks out, its head covers every line that is
+    /// not a signature, and it is its holder's first such signature.
+    counted: bool,
+    not_counted: Option<String>,
 }
 
-pub fn verify(ctx: &Ctx, file: &Path, certs_dir: Option<&Path>) -> Result<()> {
-    let head = verify_file(file)?;
-    let text = std::fs::read_to_string(file).context(format!("{}", file.display()))?;
-    let entries: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let holders: Vec<String> = entries
+/// A line no holder's good signature covers.
+#[derive(Debug, serde::Serialize)]
+struct UnsignedLine {
+    line: usize,
+    ceremony: String,
+    step: String,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct CountedSigner {
+    fingerprint: String,
+    user_id: String,
+    line: usize,
+}
+
+fn is_signature(e: &Value) -> bool {
+    e["ceremony"] == "witness" && e["step"] == "sign"
+}
+
+fn text_of(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+pub fn verify(
+    ctx: &Ctx,
+    file: &Path,
+    certs_dir: Option<&Path>,
+    require: Option<u32>,
+) -> Result<()> {
+    let (head, entries) = read_verified(file)?;
+    let has_init = entries
+        .iter()
+        .any(|e| e["ceremony"] == "init" && e["step"] == "sys/init");
+    let mut holders: Vec<String> = Vec::new();
+    for h in entries
         .iter()
         .filter(|e| e["ceremony"] == "init" && e["step"] == "sys/init")
         .flat_map(|e| {
@@ -106,20 +140,37 @@ pub fn verify(ctx: &Ctx, file: &Path, certs_dir: Option<&Path>) -> Result<()> {
                 .unwrap_or_default()
         })
         .filter_map(|h| h["fingerprint"].as_str().map(str::to_owned))
-        .collect();
+    {
+        if !holders.contains(&h) {
+            holders.push(h);
+        }
+    }
     let certs = match certs_dir {
         Some(d) => Some(load_certs(d)?),
         None => None,
     };
-    let mut checks = Vec::new();
-    for (i, e) in entries
+    if require.is_some() && certs.is_none() {
+        // clap requires --certs with --require-signatures; this keeps the rule for any caller
+        return Err(Error::usage(
+            "--require-signatures needs --certs DIR: a signature counts only once it verifies \
+             with its holder's certificate",
+        ));
+    }
+    // The last line that is not itself a signature: a counted signature's head covers it.
+    let last_content = entries
         .iter()
-        .enumerate()
-        .filter(|(_, e)| e["ceremony"] == "witness" && e["step"] == "sign")
-    {
+        .rposition(|e| !is_signature(e))
+        .map_or(0, |i| i + 1);
+    let mut checks = Vec::new();
+    for (i, e) in entries.iter().enumerate().filter(|(_, e)| is_signature(e)) {
         let facts = &e["facts"];
-        let signer = facts["signer"].as_str().unwrap_or_default().to_owned();
-        let signed_head = facts["signed_head"].as_str().unwrap_or_default().to_owned();
+        let signer = text_of(&facts["signer"]);
+        let signed_head = text_of(&facts["signed_head"]);
+        // entries[j]'s hash is the head after line j + 1
+        let covers_lines = entries[..i]
+            .iter()
+            .position(|earlier| earlier["hash"].as_str() == Some(signed_head.as_str()))
+            .map(|j| j + 1);
         let mut check = SignatureCheck {
             line: i + 1,
             signer: signer.clone(),
@@ -127,12 +178,17 @@ pub fn verify(ctx: &Ctx, file: &Path, certs_dir: Option<&Path>) -> Result<()> {
             signed_head: signed_head.clone(),
             ok: false,
             problem: None,
+            covers_lines,
+            counted: false,
+            not_counted: None,
         };
         let problem = if e["prev"].as_str() != Some(signed_head.as_str()) {
-            Some(
+            Some(if covers_lines.is_none() {
+                "it signs a head that is not one of this transcript's heads before it".to_owned()
+            } else {
                 "it signs an older head, not the transcript as it stood when it was added"
-                    .to_owned(),
-            )
+                    .to_owned()
+            })
         } else if !holders.contains(&signer) {
             Some("the signer is not one of the holders recorded at init".to_owned())
         } else if let Some(certs) = &certs {
@@ -163,33 +219,173 @@ pub fn verify(ctx: &Ctx, file: &Path, certs_dir: Option<&Path>) -> Result<()> {
         check.problem = problem;
         checks.push(check);
     }
+
+    // Which signatures count: good ones whose head covers every line, once per holder.
+    let mut counted: Vec<CountedSigner> = Vec::new();
+    for c in &mut checks {
+        let covers = c.covers_lines.unwrap_or(0);
+        c.not_counted = if let Some(p) = &c.problem {
+            Some(p.clone())
+        } else if covers < last_content {
+            let first = entries[covers..]
+                .iter()
+                .position(|e| !is_signature(e))
+                .map_or(last_content, |j| covers + j + 1);
+            let e = &entries[first - 1];
+            Some(format!(
+                "its head covers lines 1 to {covers} only, not line {first} ({} {}) added after it",
+                text_of(&e["ceremony"]),
+                text_of(&e["step"])
+            ))
+        } else if let Some(earlier) = counted.iter().find(|s| s.fingerprint == c.signer) {
+            Some(format!(
+                "this holder is already counted (line {})",
+                earlier.line
+            ))
+        } else {
+            counted.push(CountedSigner {
+                fingerprint: c.signer.clone(),
+                user_id: c.user_id.clone(),
+                line: c.line,
+            });
+            None
+        };
+        c.counted = c.not_counted.is_none();
+    }
+    // The lines after the last head a holder's good signature covers (known only with --certs).
+    let unsigned: Option<Vec<UnsignedLine>> = certs.as_ref().map(|_| {
+        let covered = checks
+            .iter()
+            .filter(|c| c.ok)
+            .filter_map(|c| c.covers_lines)
+            .max()
+            .unwrap_or(0);
+        entries
+            .iter()
+            .enumerate()
+            .skip(covered)
+            .filter(|(_, e)| !is_signature(e))
+            .map(|(i, e)| UnsignedLine {
+                line: i + 1,
+                ceremony: text_of(&e["ceremony"]),
+                step: text_of(&e["step"]),
+            })
+            .collect()
+    });
+
+    let esc = crate::ui::escape;
     let mut lines = vec![format!(
         "{}: {} entries, chain intact.",
         file.display(),
         head.entries
     )];
     for c in &checks {
+        let counted_note = match (require, &c.not_counted, &c.problem) {
+            (None, _, _) => String::new(),
+            (Some(_), None, _) => ", counted".to_owned(),
+            (Some(_), Some(_), Some(_)) => "; not counted".to_owned(),
+            (Some(_), Some(why), None) => format!(", not counted: {}", esc(why)),
+        };
         lines.push(match &c.problem {
             None => format!(
-                "line {}: {} {} signed head {} — good",
-                c.line, c.signer, c.user_id, c.signed_head
+                "line {}: {} {} signed head {} — good{counted_note}",
+                c.line,
+                esc(&c.signer),
+                esc(&c.user_id),
+                esc(&c.signed_head)
             ),
             Some(p) => format!(
-                "line {}: {} signed head {} — {p}",
-                c.line, c.signer, c.signed_head
+                "line {}: {} signed head {} — {}{counted_note}",
+                c.line,
+                esc(&c.signer),
+                esc(&c.signed_head),
+                esc(p)
             ),
+        });
+    }
+    if let Some(unsigned) = unsigned.as_ref().filter(|u| !u.is_empty()) {
+        lines.push(format!(
+            "Unsigned: no holder's signature that checks out covers these {} line(s):",
+            unsigned.len()
+        ));
+        for u in unsigned {
+            lines.push(format!(
+                "  line {}: {} {}",
+                u.line,
+                esc(&u.ceremony),
+                esc(&u.step)
+            ));
+        }
+    }
+    let names = counted
+        .iter()
+        .map(|s| format!("{} ({})", esc(&s.fingerprint), esc(&s.user_id)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(n) = require {
+        lines.push(if !has_init {
+            "No init step (ceremony init, step sys/init): the transcript names no holders, so no \
+             signature counts."
+                .to_owned()
+        } else if counted.is_empty() {
+            format!(
+                "Signed by 0 of the {n} holder(s) required ({} recorded at init).",
+                holders.len()
+            )
+        } else {
+            format!(
+                "Signed by {} of the {n} holder(s) required ({} recorded at init): {names}.",
+                counted.len(),
+                holders.len()
+            )
         });
     }
     lines.push(format!("Head hash (write this down): {}", head.head_hash));
     let bad = checks.iter().filter(|c| !c.ok && certs.is_some()).count();
+    let satisfied = require.map(|n| counted.len() >= n as usize);
     ctx.ui.result(
         &lines.join("\n"),
-        json!({ "file": file.display().to_string(), "entries": head.entries, "head_hash": head.head_hash, "signatures": checks, "ok": bad == 0 }),
+        json!({
+            "file": file.display().to_string(),
+            "entries": head.entries,
+            "head_hash": head.head_hash,
+            "signatures": checks,
+            "ok": satisfied.unwrap_or(bad == 0),
+            "init_holders": holders,
+            "required_signatures": require,
+            "counted_signers": counted,
+            "unsigned_lines": unsigned,
+        }),
     );
-    if bad > 0 {
-        return Err(Error::verification(format!(
+    match (require, satisfied) {
+        (Some(n), Some(false)) if !has_init => Err(Error::verification(format!(
+            "--require-signatures {n}: {} has no init step (ceremony init, step sys/init), so it \
+             names no holders whose signatures could count",
+            file.display()
+        ))),
+        (Some(n), Some(false)) => {
+            let mut err = Error::verification(format!(
+                "--require-signatures {n}: {} distinct holder(s) signed a head that covers every \
+                 line{}",
+                counted.len(),
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {names}")
+                }
+            ));
+            if unsigned.as_ref().is_some_and(|u| !u.is_empty()) {
+                err = err.hint(
+                    "a signature covers only the lines before it: holders sign again after the \
+                     last step (custody --transcript FILE transcript sign --secret-key KEY)",
+                );
+            }
+            Err(err)
+        }
+        (Some(_), _) => Ok(()),
+        (None, _) if bad > 0 => Err(Error::verification(format!(
             "{bad} signature(s) in the transcript do not check out (see above)"
-        )));
+        ))),
+        (None, _) => Ok(()),
     }
-    Ok(())
 }

@@ -140,20 +140,37 @@ pub fn entry_hash(entry: &Value) -> String {
 /// Checks every line of the chain. Any change, removal, reordering or insertion is a
 /// verification failure naming the line.
 pub fn verify_file(path: &Path) -> Result<Head> {
+    read_verified(path).map(|(head, _)| head)
+}
+
+/// Checks every line of the chain, as [`verify_file`], and returns the lines as they were
+/// checked (one read of the file, so what the caller looks at is what was verified).
+///
+/// A line in which one object has the same key twice, at any depth, is refused: JSON readers
+/// differ on which of the values counts (serde_json keeps the last, others the first), so the
+/// hash could cover one reading while a witness's tool shows the other.
+pub fn read_verified(path: &Path) -> Result<(Head, Vec<Value>)> {
     let file = std::fs::File::open(path).with_kind(
         Kind::Usage,
         format!("transcript {}: cannot read it", path.display()),
     )?;
     let mut prev = GENESIS.to_owned();
-    let mut count = 0u64;
+    let mut entries = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let n = i + 1;
+        let count = entries.len() as u64;
         let line = line.context(format!("reading transcript {} line {n}", path.display()))?;
         let bad = |what: String| {
             Error::verification(format!("transcript {} line {n}: {what}", path.display()))
         };
         let entry: Value =
             serde_json::from_str(&line).map_err(|e| bad("not JSON".into()).caused_by(e))?;
+        if let Some(key) = duplicate_key(&line) {
+            return Err(bad(format!(
+                "the key {key} appears twice in one object; JSON readers differ on which value \
+                 counts, so the line is refused"
+            )));
+        }
         let stated = entry
             .get("hash")
             .and_then(Value::as_str)
@@ -175,12 +192,122 @@ pub fn verify_file(path: &Path) -> Result<Head> {
             )));
         }
         prev = actual;
-        count += 1;
+        entries.push(entry);
     }
-    Ok(Head {
-        entries: count,
-        head_hash: prev,
-    })
+    Ok((
+        Head {
+            entries: entries.len() as u64,
+            head_hash: prev,
+        },
+        entries,
+    ))
+}
+
+/// The first key that appears twice in one object of the JSON text `line`, at any depth, shown
+/// with where it is (`facts.holders[0].fingerprint`; keys escaped as text from others). None
+/// when every object's keys are distinct, or when `line` is not JSON.
+pub fn duplicate_key(line: &str) -> Option<String> {
+    use serde::Deserialize as _;
+    let mut de = serde_json::Deserializer::from_str(line);
+    let Dups(path) = Dups::deserialize(&mut de).ok()?;
+    let mut path = path?;
+    path.reverse();
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&crate::ui::escape(&k));
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    Some(out)
+}
+
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// The result of walking one JSON value: the path (innermost first) of its first duplicate key.
+struct Dups(Option<Vec<Seg>>);
+
+impl<'de> serde::Deserialize<'de> for Dups {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Dups, D::Error> {
+        d.deserialize_any(DupsVisitor)
+    }
+}
+
+struct DupsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DupsVisitor {
+    type Value = Dups;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Dups, E> {
+        Ok(Dups(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Dups, E> {
+        Ok(Dups(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Dups, E> {
+        Ok(Dups(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Dups, E> {
+        Ok(Dups(None))
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Dups, E> {
+        Ok(Dups(None))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Dups, E> {
+        Ok(Dups(None))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Dups, A::Error> {
+        let mut first = None;
+        let mut i = 0;
+        while let Some(Dups(inner)) = seq.next_element()? {
+            if first.is_none()
+                && let Some(mut path) = inner
+            {
+                path.push(Seg::Index(i));
+                first = Some(path);
+            }
+            i += 1;
+        }
+        Ok(Dups(first))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Dups, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut first = None;
+        // Every entry is read, even after a duplicate, so the parser ends where JSON says.
+        while let Some(key) = map.next_key::<String>()? {
+            let Dups(inner) = map.next_value()?;
+            if first.is_some() {
+                continue;
+            }
+            if seen.contains(&key) {
+                first = Some(vec![Seg::Key(key)]);
+            } else if let Some(mut path) = inner {
+                path.push(Seg::Key(key.clone()));
+                first = Some(path);
+                seen.insert(key);
+            } else {
+                seen.insert(key);
+            }
+        }
+        Ok(Dups(first))
+    }
 }
 
 #[cfg(test)]
@@ -262,5 +389,95 @@ mod tests {
         );
         assert_eq!(err.kind, crate::error::Kind::Verification);
         assert_eq!(err.causes().count(), 1);
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth() {
+        assert_eq!(duplicate_key(r#"{"a":1,"b":2}"#), None);
+        assert_eq!(duplicate_key(r#"{"a":1,"a":1}"#).as_deref(), Some("a"));
+        assert_eq!(
+            duplicate_key(r#"{"a":1,"facts":{"x":[1,{"k":1,"k":2}]}}"#).as_deref(),
+            Some("facts.x[1].k")
+        );
+        // the same key in sibling objects is no duplicate
+        assert_eq!(duplicate_key(r#"[{"k":1},{"k":2}]"#), None);
+        assert_eq!(duplicate_key(r#"{"o":{"k":1},"p":{"k":1}}"#), None);
+        // an escaped spelling is the same key
+        assert_eq!(duplicate_key(r#"{"a":1,"\u0061":2}"#).as_deref(), Some("a"));
+        // the first duplicate in document order is named, and nothing after it is missed
+        assert_eq!(
+            duplicate_key(r#"{"z":{"q":1,"q":2},"z":3}"#).as_deref(),
+            Some("z.q")
+        );
+        // a key that would rewrite the terminal is shown escaped
+        assert_eq!(
+            duplicate_key("{\"\\u001b[2J\":1,\"\\u001b[2J\":2}").as_deref(),
+            Some("\\u{1b}[2J")
+        );
+        assert_eq!(duplicate_key("{not json"), None);
+    }
+
+    /// A duplicate key whose last value is the one hashed passes the chain checks; only the
+    /// duplicate check refuses it. Reading, verifying and appending all refuse it.
+    #[test]
+    fn a_line_with_a_duplicate_key_is_refused_by_every_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let t = Transcript::at(&path);
+        t.append(Step::new(
+            "init",
+            "a",
+            "operator",
+            json!({"holders": ["x"]}),
+        ))
+        .unwrap();
+        t.append(Step::new("init", "b", "operator", json!({})))
+            .unwrap();
+        let good = std::fs::read_to_string(&path).unwrap();
+        for (n, from, to, key) in [
+            (
+                1,
+                "{\"actor\":",
+                "{\"actor\":\"mallory\",\"actor\":",
+                "actor",
+            ),
+            (
+                1,
+                "\"facts\":{\"holders\":",
+                "\"facts\":{\"holders\":[\"y\"],\"holders\":",
+                "facts.holders",
+            ),
+        ] {
+            let bad = good.replacen(from, to, 1);
+            assert_ne!(bad, good);
+            std::fs::write(&path, &bad).unwrap();
+            // serde_json alone sees nothing wrong: the hash holds for the last value
+            let entry: Value = serde_json::from_str(bad.lines().next().unwrap()).unwrap();
+            assert_eq!(entry_hash(&entry), entry["hash"].as_str().unwrap());
+
+            let err = verify_file(&path).unwrap_err();
+            assert_eq!(err.kind, crate::error::Kind::Verification);
+            assert!(
+                err.message.contains(&format!("line {n}:")),
+                "{}",
+                err.message
+            );
+            assert!(
+                err.message
+                    .contains(&format!("the key {key} appears twice")),
+                "{}",
+                err.message
+            );
+            assert!(read_verified(&path).is_err());
+            let err = t
+                .append(Step::new("init", "c", "operator", json!({})))
+                .unwrap_err();
+            assert_eq!(err.kind, crate::error::Kind::Verification);
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                bad,
+                "nothing appended"
+            );
+        }
     }
 }
