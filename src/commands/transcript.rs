@@ -87,6 +87,9 @@ struct SignatureCheck {
     signed_head: String,
     ok: bool,
     problem: Option<String>,
+    /// The line is no honest signature of this transcript: it signs no head it stood on, or
+    /// its signature does not verify. Always a failure.
+    forged: bool,
     /// The signed head is the head after this many lines (it covers lines 1 to this); None
     /// when it is no head of this transcript before the signature's line.
     covers_lines: Option<usize>,
@@ -178,11 +181,13 @@ pub fn verify(
             signed_head: signed_head.clone(),
             ok: false,
             problem: None,
+            forged: false,
             covers_lines,
             counted: false,
             not_counted: None,
         };
         let problem = if e["prev"].as_str() != Some(signed_head.as_str()) {
+            check.forged = true;
             Some(if covers_lines.is_none() {
                 "it signs a head that is not one of this transcript's heads before it".to_owned()
             } else {
@@ -208,6 +213,7 @@ pub fn verify(
                     ) {
                         None
                     } else {
+                        check.forged = true;
                         Some("the signature does not verify with that certificate".to_owned())
                     }
                 }
@@ -341,7 +347,12 @@ pub fn verify(
         });
     }
     lines.push(format!("Head hash (write this down): {}", head.head_hash));
-    let bad = checks.iter().filter(|c| !c.ok && certs.is_some()).count();
+    // Without --require-signatures every signature must check out; with it, a good signature
+    // by someone else (a witness) is listed and not counted, but a forged one still fails.
+    let bad = checks
+        .iter()
+        .filter(|c| certs.is_some() && if require.is_some() { c.forged } else { !c.ok })
+        .count();
     let satisfied = require.map(|n| counted.len() >= n as usize);
     ctx.ui.result(
         &lines.join("\n"),
@@ -350,7 +361,7 @@ pub fn verify(
             "entries": head.entries,
             "head_hash": head.head_hash,
             "signatures": checks,
-            "ok": satisfied.unwrap_or(bad == 0),
+            "ok": satisfied.unwrap_or(true) && bad == 0,
             "init_holders": holders,
             "required_signatures": require,
             "counted_signers": counted,
@@ -382,10 +393,9 @@ pub fn verify(
             }
             Err(err)
         }
-        (Some(_), _) => Ok(()),
-        (None, _) if bad > 0 => Err(Error::verification(format!(
+        _ if bad > 0 => Err(Error::verification(format!(
             "{bad} signature(s) in the transcript do not check out (see above)"
         ))),
-        (None, _) => Ok(()),
+        _ => Ok(()),
     }
 }
