@@ -60,7 +60,7 @@ fn authority_ceremony_from_init_to_no_standing_root() {
     let signer =
         step_signer_token_signs_only_for_the_authority(&u, &root_api, &signer_wrap, &address);
     let as_reader = step_wallet_show_as_reader(&u, &root_api, &address);
-    step_every_node_becomes_a_voter(&root_api);
+    step_every_node_becomes_a_voter(&u, &as_root2, &root_api);
     step_no_standing_root(&u, &as_root2, &root_api, &ceremony);
     step_failover(&mut u, &as_reader, &signer, &address);
 
@@ -520,26 +520,42 @@ fn step_wallet_show_as_reader(u: &Unsealed, root_api: &Api, address: &str) -> Cu
     as_reader
 }
 
-fn step_every_node_becomes_a_voter(root_api: &Api) {
+fn step_every_node_becomes_a_voter(u: &Unsealed, as_root: &Custody, root_api: &Api) {
     // Before any failover, every node must be a Raft voter (autopilot promotes a joined node
-    // some 10-20 s after it is unsealed).
+    // some 10-20 s after it is unsealed). `status` with a token says so; without one it says
+    // how to find out.
+    u.custody
+        .run(&["status"])
+        .expect(0)
+        .stdout_has("give a token");
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let servers =
-            root_api.ok("GET", "sys/storage/raft/configuration", None)["config"]["servers"].clone();
-        let voters = servers
-            .as_array()
-            .map(|a| a.iter().filter(|s| s["voter"] == true).count())
-            .unwrap_or(0);
-        if voters == 3 {
+        let r = as_root.run(&["--format", "json", "status"]);
+        r.expect(0);
+        let raft = r.json()["raft"].clone();
+        let peers = raft["peers"].as_array().cloned().unwrap_or_default();
+        if raft["failure_tolerance"].as_u64() >= Some(1) {
+            assert_eq!(peers.len(), 3, "{raft}");
+            assert!(peers.iter().all(|p| p["healthy"] == true), "{raft}");
+            as_root
+                .run(&["status"])
+                .expect(0)
+                .stdout_has("survives losing 1 node");
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "not every node became a voter: {servers}"
+            "the cluster never became failure tolerant: {raft}"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    let servers =
+        root_api.ok("GET", "sys/storage/raft/configuration", None)["config"]["servers"].clone();
+    let voters = servers
+        .as_array()
+        .map(|a| a.iter().filter(|s| s["voter"] == true).count())
+        .unwrap_or(0);
+    assert_eq!(voters, 3, "{servers}");
 }
 
 fn step_no_standing_root(u: &Unsealed, as_root2: &Custody, root_api: &Api, ceremony: &Path) {

@@ -257,6 +257,16 @@ impl Run {
         self
     }
     #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout lacks {needle:?}:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
     pub fn stderr_has(&self, needle: &str) -> &Run {
         assert!(
             self.stderr().contains(needle),
