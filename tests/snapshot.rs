@@ -24,6 +24,7 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
     let snap = step_save(&u, &as_root, &address);
     step_verify_offline_then_by_a_restore_test(&u, &snap, &ceremony_file, &address);
     step_damage_of_every_kind_refused_and_unrecorded(&u, &snap);
+    step_trusted_only_by_its_manifest_and_its_recorded_save(&u, &snap);
     step_restore_refused_over_the_source_cluster(&as_root, &snap);
     step_restore_refused_while_a_peer_is_not_a_healthy_voter(&mut u, &as_root, &snap);
     step_restore_into_green_opened_by_the_original_quorum(&u, &snap, &address);
@@ -143,6 +144,13 @@ fn step_verify_offline_then_by_a_restore_test(
     ]);
     r.expect(0);
     assert_eq!(r.json()["verify"]["manifest"], true);
+    assert_eq!(r.json()["verify"]["no_manifest"], false);
+    assert!(
+        r.json()["verify"]["recorded_save"]["seq"].is_u64(),
+        "the transcript's save of blue.snap is found: {}",
+        r.stdout()
+    );
+    assert!(r.json()["verify"]["recorded_save"]["sha256_matches"] == true);
     assert!(r.json()["archive"]["sealed_sums"].as_bool().unwrap());
     let mut by_ceremony = Custody::new(dir);
     by_ceremony
@@ -251,6 +259,127 @@ fn step_damage_of_every_kind_refused_and_unrecorded(u: &Unsealed, snap: &Path) {
         1,
         "only the good copy's verify is recorded: {added:?}"
     );
+}
+
+/// A snapshot is trusted only when its manifest says so, as OpenBao wrote it (one gzip member),
+/// and as the transcript recorded its save: each refusal exits 3, says why, and records nothing.
+fn step_trusted_only_by_its_manifest_and_its_recorded_save(u: &Unsealed, snap: &Path) {
+    let dir = u.dir();
+    let offline = Custody::new(dir);
+    let transcript = dir.join("custody-transcript.jsonl");
+    let bytes = std::fs::read(snap).unwrap();
+
+    // A real snapshot from OpenBao is one gzip member: nothing follows it.
+    let mut first = flate2::bufread::GzDecoder::new(&bytes[..]);
+    let mut tar_bytes = Vec::new();
+    std::io::Read::read_to_end(&mut first, &mut tar_bytes).unwrap();
+    assert!(
+        first.into_inner().is_empty(),
+        "OpenBao's snapshot has more than one gzip member"
+    );
+
+    let before = std::fs::read(&transcript).unwrap();
+    // Without its manifest: refused, unless --no-manifest, which says what was checked.
+    let bare = dir.join("bare.snap");
+    std::fs::write(&bare, &bytes).unwrap();
+    offline
+        .run(&["snapshot", "verify", bare.to_str().unwrap()])
+        .expect(3)
+        .stderr_has("no manifest")
+        .stderr_has("--no-manifest");
+    // Two gzip members: the real snapshot and a member appended (Go's reader would read on).
+    let two = dir.join("two.snap");
+    let mut appended = flate2::write::GzEncoder::new(bytes.clone(), flate2::Compression::fast());
+    appended.write_all(&tar_bytes).unwrap();
+    std::fs::write(&two, appended.finish().unwrap()).unwrap();
+    offline
+        .run(&["snapshot", "verify", "--no-manifest", two.to_str().unwrap()])
+        .expect(3)
+        .stderr_has("more bytes follow its gzip member")
+        .stderr_has("one gzip member");
+    // The same archive, gzip'd again (so another sha256) under the saved name in another
+    // directory, with a manifest that agrees with it: the transcript's save of blue.snap says
+    // otherwise.
+    let other_dir = dir.join("elsewhere");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other = other_dir.join("blue.snap");
+    let mut regz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    regz.write_all(&tar_bytes).unwrap();
+    let regz = regz.finish().unwrap();
+    assert_ne!(regz, bytes);
+    std::fs::write(&other, &regz).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("blue.snap.manifest.json")).unwrap())
+            .unwrap();
+    m["sha256"] = json!(support::plugin::sha256_file(&other));
+    m["size"] = json!(regz.len());
+    std::fs::write(
+        other_dir.join("blue.snap.manifest.json"),
+        serde_json::to_vec(&m).unwrap(),
+    )
+    .unwrap();
+    for explicit in [false, true] {
+        let mut args = vec![];
+        if explicit {
+            args.extend(["--transcript", transcript.to_str().unwrap()]);
+        }
+        args.extend(["snapshot", "verify", other.to_str().unwrap()]);
+        offline
+            .run(&args)
+            .expect(3)
+            .stderr_has(&format!("sha256 {}", support::plugin::sha256_file(snap)))
+            .stderr_has("not the snapshot that was saved");
+    }
+    assert_eq!(
+        std::fs::read(&transcript).unwrap(),
+        before,
+        "no refusal is recorded"
+    );
+
+    // --no-manifest: the archive alone, said so; a file of a name never saved is said so too.
+    let r = offline.run(&[
+        "--format",
+        "json",
+        "snapshot",
+        "verify",
+        "--no-manifest",
+        bare.to_str().unwrap(),
+    ]);
+    r.expect(0);
+    assert_eq!(r.json()["verify"]["manifest"], false);
+    assert_eq!(r.json()["verify"]["no_manifest"], true);
+    assert_eq!(r.json()["verify"]["recorded_save"], "none recorded");
+    let r = offline.run(&[
+        "snapshot",
+        "verify",
+        "--no-manifest",
+        bare.to_str().unwrap(),
+    ]);
+    r.expect(0);
+    assert!(
+        r.stdout()
+            .contains("only the archive's internal consistency was checked"),
+        "{}",
+        r.stdout()
+    );
+    assert!(
+        r.stdout().contains("no save of bare.snap recorded"),
+        "{}",
+        r.stdout()
+    );
+    // --restore-test still needs the manifest.
+    offline
+        .run(&[
+            "snapshot",
+            "verify",
+            "--no-manifest",
+            "--restore-test",
+            "--plugin-bin",
+            plugin_bin().to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ])
+        .expect(2)
+        .stderr_has("--restore-test");
 }
 
 /// `bytes` (a snapshot) rewritten to `missing` without its state.bin member, its SHA256SUMS

@@ -313,6 +313,11 @@ pub enum SnapshotCommand {
 pub struct SnapshotVerifyArgs {
     /// The snapshot file
     pub file: PathBuf,
+    /// Accept a snapshot without its manifest (FILE.manifest.json): only the archive's internal
+    /// consistency is then checked, not that it is the snapshot that was saved. A manifest that
+    /// is there is still checked
+    #[arg(long, conflicts_with = "restore_test")]
+    pub no_manifest: bool,
     /// Restore into a throwaway local OpenBao, unseal it with the quorum, compare the Authority
     #[arg(long, requires = "plugin_bin")]
     pub restore_test: bool,

@@ -1,10 +1,19 @@
 //! Reading an OpenBao/Vault Raft snapshot: a gzip'd tar holding `meta.json`, `state.bin`,
 //! `SHA256SUMS` and (OpenBao, Vault) `SHA256SUMS.sealed`. Everything is streamed: memory stays
 //! flat whatever the size.
+//!
+//! The archive is read as the server will read it, or refused. OpenBao writes a snapshot as one
+//! gzip member; Go's `gzip.Reader` reads concatenated members as one stream, so bytes after the
+//! first member would reach the server's tar reader although a single-member reader never saw
+//! them. custody therefore refuses any byte after the first member. The tar inside may unpack
+//! to at most [`MAX_UNPACKED`] bytes: past that the archive is refused, naming the cap.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, BufRead, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
@@ -13,6 +22,34 @@ use crate::error::{Context, Error, Kind, Result};
 
 /// The largest small member (meta.json, SHA256SUMS) custody reads into memory.
 const SMALL_MEMBER: u64 = 1 << 20;
+
+/// The most a snapshot's tar may unpack to: 4 GiB, some thousand times an Authority cluster's
+/// snapshot (a few hundred KB; 58 MB with 100,000 KV entries). A gzip that expands further is a
+/// decompression bomb, not a snapshot custody should vouch for.
+pub const MAX_UNPACKED: u64 = 4 << 30;
+
+/// The size of the pieces of the file whose sha256 a check records when asked
+/// ([`CheckOptions::chunk_digests`]), so that a later upload can send only bytes that were
+/// checked ([`crate::snapshot::VerifiedReader`]).
+pub const CHUNK: usize = 1 << 20;
+
+/// How [`check_open`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// The most the tar may unpack to (a decompression bomb is refused past it).
+    pub max_unpacked: u64,
+    /// Record the sha256 of every [`CHUNK`] of the file (for an upload of the same bytes).
+    pub chunk_digests: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            max_unpacked: MAX_UNPACKED,
+            chunk_digests: false,
+        }
+    }
+}
 
 /// `meta.json` of a snapshot (Raft's own snapshot metadata).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -38,6 +75,11 @@ pub struct ArchiveReport {
     /// member → sha256, as computed while reading.
     pub members: BTreeMap<String, String>,
     pub sealed_sums: bool,
+    /// The bytes the tar unpacked to (its one gzip member, decompressed).
+    pub unpacked_size: u64,
+    /// The sha256 of each [`CHUNK`] of the file, in order, when asked for.
+    #[serde(skip)]
+    pub chunks: Vec<[u8; 32]>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,11 +90,13 @@ pub struct MetaSummary {
     pub state_size: u64,
 }
 
-/// Counts and hashes every byte read through it.
+/// Counts and hashes every byte read through it; with [`HashingReader::with_chunks`], also
+/// each [`CHUNK`] of them on its own.
 pub struct HashingReader<R> {
     inner: R,
     ctx: digest::Context,
     pub bytes: u64,
+    chunk: Option<(digest::Context, Vec<[u8; 32]>)>,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -61,20 +105,103 @@ impl<R: Read> HashingReader<R> {
             inner,
             ctx: digest::Context::new(&digest::SHA256),
             bytes: 0,
+            chunk: None,
         }
     }
-    pub fn finish(self) -> (String, u64) {
-        (hex::encode(self.ctx.finish().as_ref()), self.bytes)
+    /// Also records the sha256 of every [`CHUNK`] (the last one may be shorter).
+    pub fn with_chunks(mut self) -> Self {
+        self.chunk = Some((digest::Context::new(&digest::SHA256), Vec::new()));
+        self
     }
+    pub fn finish(self) -> (String, u64) {
+        let (sha, bytes, _) = self.finish_with_chunks();
+        (sha, bytes)
+    }
+    /// (sha256, size, the chunks' sha256 when recorded).
+    pub fn finish_with_chunks(self) -> (String, u64, Vec<[u8; 32]>) {
+        let chunks = match self.chunk {
+            Some((ctx, mut done)) => {
+                if !self.bytes.is_multiple_of(CHUNK as u64) {
+                    done.push(digest_array(ctx.finish()));
+                }
+                done
+            }
+            None => Vec::new(),
+        };
+        (hex::encode(self.ctx.finish().as_ref()), self.bytes, chunks)
+    }
+}
+
+pub(crate) fn digest_array(d: digest::Digest) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.ctx.update(&buf[..n]);
+        if let Some((ctx, done)) = &mut self.chunk {
+            let mut rest = &buf[..n];
+            let mut at = self.bytes;
+            while !rest.is_empty() {
+                let room = CHUNK - (at % CHUNK as u64) as usize;
+                let take = room.min(rest.len());
+                ctx.update(&rest[..take]);
+                at += take as u64;
+                rest = &rest[take..];
+                if at.is_multiple_of(CHUNK as u64) {
+                    let full = std::mem::replace(ctx, digest::Context::new(&digest::SHA256));
+                    done.push(digest_array(full.finish()));
+                }
+            }
+        }
         self.bytes += n as u64;
         Ok(n)
     }
+}
+
+/// Counts what the gzip decoder yields, and fails past `cap`, noting that it did.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+    cap: u64,
+    hit: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.cap {
+            self.hit.set(true);
+            return Err(io::Error::other(format!(
+                "the archive unpacks to more than {} bytes",
+                self.cap
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// `n` bytes for people: GiB, MiB or KiB when exact, else bytes.
+fn size_text(n: u64) -> String {
+    for (unit, name) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+        if n >= unit && n.is_multiple_of(unit) {
+            return format!("{} {name}", n / unit);
+        }
+    }
+    format!("{n} bytes")
+}
+
+fn too_large(cap: u64) -> Error {
+    Error::verification(format!(
+        "the snapshot is refused: its tar unpacks to more than {} (custody's cap, far above any \
+         Authority cluster's snapshot); a gzip that expands this far is a decompression bomb, not \
+         a snapshot to vouch for",
+        size_text(cap)
+    ))
 }
 
 /// Why an archive failed: what is damaged, with nothing under it.
@@ -94,12 +221,26 @@ fn not_a_snapshot(path: &Path, why: &str) -> Error {
     Error::failed(format!("{} is not a Raft snapshot ({why})", path.display()))
 }
 
-/// Checks the whole archive: gzip and tar structure, the members present, each member's
-/// sha256 against `SHA256SUMS`, `meta.json` parsed and consistent with `state.bin`.
+/// Opens a snapshot to check it (and then, for a restore, to send the same bytes).
+pub fn open(path: &Path) -> Result<File> {
+    File::open(path).with_kind(Kind::Usage, format!("{}: cannot read it", path.display()))
+}
+
+/// [`check_open`] of the file at `path`, with the default options.
 pub fn check_file(path: &Path) -> Result<ArchiveReport> {
-    let file = std::fs::File::open(path)
-        .with_kind(Kind::Usage, format!("{}: cannot read it", path.display()))?;
-    let mut outer = HashingReader::new(io::BufReader::with_capacity(256 * 1024, file));
+    check_open(&open(path)?, path, CheckOptions::default())
+}
+
+/// Checks the whole archive, read from `file` (from where it stands, normally its start):
+/// gzip and tar structure, one gzip member and nothing after it, the tar within the unpack
+/// cap, the members present, each member's sha256 against `SHA256SUMS`, `meta.json` parsed and
+/// consistent with `state.bin`. `path` only names the file in messages.
+pub fn check_open(file: &File, path: &Path, opts: CheckOptions) -> Result<ArchiveReport> {
+    let mut hashing = HashingReader::new(file);
+    if opts.chunk_digests {
+        hashing = hashing.with_chunks();
+    }
+    let mut outer = io::BufReader::with_capacity(256 * 1024, hashing);
     let mut magic = [0u8; 2];
     let got = read_up_to(&mut outer, &mut magic).context(format!("reading {}", path.display()))?;
     if got == 0 {
@@ -108,63 +249,94 @@ pub fn check_file(path: &Path) -> Result<ArchiveReport> {
     if got < 2 || magic != [0x1f, 0x8b] {
         return Err(not_a_snapshot(path, "not a gzip archive"));
     }
-    let chained = io::Cursor::new(magic).chain(&mut outer);
+    let chained = io::Cursor::new(magic).chain(outer);
     let mut members: BTreeMap<String, String> = BTreeMap::new();
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     let mut meta_bytes = None;
     let mut sums_bytes = None;
-    {
-        let gz = flate2::read::GzDecoder::new(chained);
-        let mut archive = tar::Archive::new(gz);
-        let entries = archive
-            .entries()
-            .map_err(damaged_at("not a tar archive inside the gzip"))?;
-        for entry in entries {
-            let mut entry = entry.map_err(damaged_at("reading the tar"))?;
-            let name = entry
-                .path()
-                .map_err(damaged_at("a member name"))?
-                .to_string_lossy()
-                .into_owned();
-            if members.contains_key(&name) {
-                return Err(damaged(format!("member {name} appears twice")));
-            }
-            let mut ctx = digest::Context::new(&digest::SHA256);
-            let mut keep = Vec::new();
-            let small = name == "meta.json" || name == "SHA256SUMS";
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut n_total = 0u64;
-            loop {
-                let n = entry
-                    .read(&mut buf)
-                    .map_err(damaged_at(format!("member {name}")))?;
-                if n == 0 {
-                    break;
-                }
-                ctx.update(&buf[..n]);
-                n_total += n as u64;
-                if small {
-                    if n_total > SMALL_MEMBER {
-                        return Err(damaged(format!("member {name} is larger than 1 MiB")));
-                    }
-                    keep.extend_from_slice(&buf[..n]);
-                }
-            }
-            members.insert(name.clone(), hex::encode(ctx.finish().as_ref()));
-            sizes.insert(name.clone(), n_total);
-            match name.as_str() {
-                "meta.json" => meta_bytes = Some(keep),
-                "SHA256SUMS" => sums_bytes = Some(keep),
-                _ => {}
+    let cap = opts.max_unpacked;
+    let hit = Rc::new(Cell::new(false));
+    // A reader error, unless the cap was hit (then the cap is what to say).
+    let at = |where_: String| {
+        let hit = hit.clone();
+        move |e: io::Error| {
+            if hit.get() {
+                too_large(cap)
+            } else {
+                damaged(where_).caused_by(e)
             }
         }
-        // Whatever follows the tar inside the gzip is still read, so the gzip trailer (CRC)
-        // is checked and the file hash covers every byte.
-        let mut gz = archive.into_inner();
-        io::copy(&mut gz, &mut io::sink()).map_err(damaged_at("the gzip stream"))?;
+    };
+    // One gzip member only (flate2's bufread decoder stops at its end and leaves what
+    // follows in the reader under it).
+    let gz = flate2::bufread::GzDecoder::new(chained);
+    let mut archive = tar::Archive::new(Capped {
+        inner: gz,
+        read: 0,
+        cap,
+        hit: hit.clone(),
+    });
+    let entries = archive
+        .entries()
+        .map_err(at("not a tar archive inside the gzip".into()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(at("reading the tar".into()))?;
+        let name = entry
+            .path()
+            .map_err(damaged_at("a member name"))?
+            .to_string_lossy()
+            .into_owned();
+        if members.contains_key(&name) {
+            return Err(damaged(format!("member {name} appears twice")));
+        }
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        let mut keep = Vec::new();
+        let small = name == "meta.json" || name == "SHA256SUMS";
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n_total = 0u64;
+        loop {
+            let n = entry.read(&mut buf).map_err(at(format!("member {name}")))?;
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+            n_total += n as u64;
+            if small {
+                if n_total > SMALL_MEMBER {
+                    return Err(damaged(format!("member {name} is larger than 1 MiB")));
+                }
+                keep.extend_from_slice(&buf[..n]);
+            }
+        }
+        members.insert(name.clone(), hex::encode(ctx.finish().as_ref()));
+        sizes.insert(name.clone(), n_total);
+        match name.as_str() {
+            "meta.json" => meta_bytes = Some(keep),
+            "SHA256SUMS" => sums_bytes = Some(keep),
+            _ => {}
+        }
     }
-    io::copy(&mut outer, &mut io::sink()).context(format!("reading {}", path.display()))?;
-    let (sha256, size) = outer.finish();
+    // Whatever follows the tar inside the gzip member is still read (within the cap), so the
+    // gzip trailer (CRC) is checked.
+    let mut capped = archive.into_inner();
+    io::copy(&mut capped, &mut io::sink()).map_err(at("the gzip stream".into()))?;
+    let unpacked_size = capped.read;
+    let mut chained = capped.inner.into_inner();
+    let after = chained
+        .fill_buf()
+        .context(format!("reading {}", path.display()))?;
+    if !after.is_empty() {
+        return Err(Error::verification(format!(
+            "the snapshot is refused: more bytes follow its gzip member (a second member or \
+             trailing data). OpenBao writes a snapshot as one gzip member, and the server's gzip \
+             reader (Go's, which reads concatenated members as one stream) would take those \
+             bytes as more of the archive: custody cannot vouch for what a restore of {} would \
+             install",
+            path.display()
+        )));
+    }
+    let (_, outer) = chained.into_inner();
+    let (sha256, size, chunks) = outer.into_inner().finish_with_chunks();
 
     for required in ["meta.json", "state.bin", "SHA256SUMS"] {
         if !members.contains_key(required) {
@@ -231,6 +403,8 @@ pub fn check_file(path: &Path) -> Result<ArchiveReport> {
         },
         sealed_sums: members.contains_key("SHA256SUMS.sealed"),
         members,
+        unpacked_size,
+        chunks,
     })
 }
 
@@ -273,7 +447,7 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -298,5 +472,132 @@ mod tests {
         assert_eq!(err.message, "opening /nonexistent/x.snap");
         let source = std::error::Error::source(&err).expect("the io error is kept");
         assert!(source.downcast_ref::<io::Error>().is_some());
+    }
+    /// A gzip'd tar of the members OpenBao writes (meta.json, state.bin, SHA256SUMS), as one
+    /// gzip member; `state` is state.bin.
+    pub(crate) fn snapshot_bytes(state: &[u8]) -> Vec<u8> {
+        let meta = format!(
+            r#"{{"Version":1,"ID":"2-10-1","Index":10,"Term":2,"Size":{}}}"#,
+            state.len()
+        );
+        let sha = |b: &[u8]| crate::digest::sha256_hex(b);
+        let sums = format!(
+            "{}  meta.json\n{}  state.bin\n",
+            sha(meta.as_bytes()),
+            sha(state)
+        );
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        for (name, data) in [
+            ("meta.json", meta.as_bytes()),
+            ("state.bin", state),
+            ("SHA256SUMS", sums.as_bytes()),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            tar.append_data(&mut h, name, data).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn check_bytes(bytes: &[u8], opts: CheckOptions) -> Result<ArchiveReport> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.snap");
+        std::fs::write(&path, bytes).unwrap();
+        check_open(&open(&path).unwrap(), &path, opts)
+    }
+
+    #[test]
+    fn one_gzip_member_passes_and_is_hashed_whole_and_by_chunk() {
+        let state: Vec<u8> = (0..(CHUNK * 2 + 12345))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let bytes = snapshot_bytes(&state);
+        let report = check_bytes(
+            &bytes,
+            CheckOptions {
+                chunk_digests: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(report.sha256, crate::digest::sha256_hex(&bytes));
+        assert_eq!(report.size, bytes.len() as u64);
+        assert_eq!(report.meta.state_size, state.len() as u64);
+        assert!(report.unpacked_size > state.len() as u64);
+        let want: Vec<[u8; 32]> = bytes
+            .chunks(CHUNK)
+            .map(|c| digest_array(digest::digest(&digest::SHA256, c)))
+            .collect();
+        assert_eq!(report.chunks, want);
+        assert!(
+            check_bytes(&bytes, CheckOptions::default())
+                .unwrap()
+                .chunks
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_second_gzip_member_or_trailing_bytes_are_refused() {
+        let bytes = snapshot_bytes(b"state");
+        // What Go's multistream reader would read on: a second member (here, a tar member
+        // more), or any trailing bytes (Go fails on a bad header; custody refuses both).
+        let mut two = bytes.clone();
+        two.extend(gzip(&snapshot_bytes(b"other")));
+        let mut trailing = bytes.clone();
+        trailing.extend(b"\0\0\0\0");
+        for (what, data) in [("two members", two), ("trailing bytes", trailing)] {
+            let err = check_bytes(&data, CheckOptions::default()).unwrap_err();
+            assert_eq!(err.kind, Kind::Verification, "{what}");
+            assert!(
+                err.message.contains("more bytes follow its gzip member"),
+                "{what}: {}",
+                err.message
+            );
+            assert!(err.message.contains("one gzip member"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_naming_the_cap() {
+        // 64 MiB of zeros is a gzip of some 64 KiB: as a bare gzip, and as state.bin of a
+        // well-formed snapshot.
+        let zeros = vec![0u8; 64 << 20];
+        let bare = gzip(&zeros);
+        assert!(bare.len() < 1 << 20);
+        let in_tar = snapshot_bytes(&zeros);
+        for data in [bare, in_tar] {
+            let err = check_bytes(
+                &data,
+                CheckOptions {
+                    max_unpacked: 1 << 20,
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+            assert_eq!(err.kind, Kind::Verification);
+            assert!(
+                err.message.contains("unpacks to more than 1 MiB"),
+                "{}",
+                err.message
+            );
+            assert!(
+                err.message.contains("decompression bomb"),
+                "{}",
+                err.message
+            );
+        }
+        // The default cap is far above it.
+        check_bytes(&snapshot_bytes(&zeros), CheckOptions::default()).unwrap();
+        assert_eq!(size_text(MAX_UNPACKED), "4 GiB");
     }
 }

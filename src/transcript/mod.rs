@@ -310,6 +310,27 @@ impl<'de> serde::de::Visitor<'de> for DupsVisitor {
     }
 }
 
+/// Every entry of the transcript at `path`, after checking the whole chain (a broken chain is
+/// a verification failure, as for [`verify_file`]).
+pub fn read_entries(path: &Path) -> Result<Vec<Value>> {
+    verify_file(path)?;
+    let text = std::fs::read_to_string(path).with_kind(
+        Kind::Usage,
+        format!("transcript {}: cannot read it", path.display()),
+    )?;
+    text.lines()
+        .map(|l| {
+            serde_json::from_str(l).with_kind(
+                Kind::Verification,
+                format!(
+                    "transcript {}: a line changed while it was read",
+                    path.display()
+                ),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

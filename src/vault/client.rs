@@ -466,28 +466,94 @@ impl Vault {
         .await
     }
 
-    /// Restores a snapshot file, streamed from disk. `force` skips the server's check that the
+    /// Restores a snapshot from `reader` (an already-open file, or a reader that yields only
+    /// checked bytes), streamed as it is read: what was sent, with its sha256 computed over the
+    /// very bytes that went into the request body. `force` skips the server's check that the
     /// snapshot's keyring matches its own (a snapshot of another cluster needs it).
-    pub async fn snapshot_upload(&self, addr: &Addr, file: &Path, force: bool) -> NodeResult<()> {
-        let f = tokio::fs::File::open(file)
-            .await
-            .map_err(|e| NodeError::Failed {
-                what: format!("opening the snapshot {}", file.display()),
-                source: Arc::new(e),
-            })?;
+    pub async fn snapshot_upload<R>(&self, addr: &Addr, reader: R, force: bool) -> NodeResult<Sent>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    {
         let path = if force {
             "sys/storage/raft/snapshot-force"
         } else {
             "sys/storage/raft/snapshot"
         };
+        let tally = Arc::new(std::sync::Mutex::new(Tally::new()));
+        let body = HashingBody {
+            reader,
+            buf: vec![0u8; 256 * 1024].into_boxed_slice(),
+            tally: tally.clone(),
+        };
         self.send_ok(
             addr,
             Request::new(Method::POST, path)
-                .raw_body(reqwest::Body::from(f))
+                .raw_body(reqwest::Body::wrap_stream(body))
                 .timeout(SNAPSHOT_TIMEOUT),
         )
-        .await
-        .map(|_| ())
+        .await?;
+        let tally = std::mem::replace(
+            &mut *tally.lock().unwrap_or_else(|p| p.into_inner()),
+            Tally::new(),
+        );
+        Ok(tally.finish())
+    }
+}
+
+/// What an upload sent: its sha256 and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub sha256: String,
+    pub size: u64,
+}
+
+struct Tally {
+    ctx: aws_lc_rs::digest::Context,
+    size: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            ctx: aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256),
+            size: 0,
+        }
+    }
+    fn finish(self) -> Sent {
+        Sent {
+            sha256: hex::encode(self.ctx.finish().as_ref()),
+            size: self.size,
+        }
+    }
+}
+
+/// A request body read from `reader`, every byte hashed as it is handed to the HTTP stack.
+struct HashingBody<R> {
+    reader: R,
+    buf: Box<[u8]>,
+    tally: Arc<std::sync::Mutex<Tally>>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> futures_core::Stream for HashingBody<R> {
+    type Item = std::io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let mut rb = tokio::io::ReadBuf::new(&mut this.buf);
+        match std::task::ready!(std::pin::Pin::new(&mut this.reader).poll_read(cx, &mut rb)) {
+            Err(e) => std::task::Poll::Ready(Some(Err(e))),
+            Ok(()) if rb.filled().is_empty() => std::task::Poll::Ready(None),
+            Ok(()) => {
+                let chunk = rb.filled();
+                let mut tally = this.tally.lock().unwrap_or_else(|p| p.into_inner());
+                tally.ctx.update(chunk);
+                tally.size += chunk.len() as u64;
+                std::task::Poll::Ready(Some(Ok(bytes::Bytes::copy_from_slice(chunk))))
+            }
+        }
     }
 }
 
@@ -575,5 +641,99 @@ mod tests {
                 "unexpected answer: GET sys/seal-status: {parser_text}"
             )]
         );
+    }
+    /// A one-request HTTP/1.1 server on loopback that reads a chunked upload and answers 204:
+    /// its address, and the request line and body bytes it received (all of them, or those
+    /// before the client gave up).
+    async fn one_upload_server() -> (Addr, tokio::task::JoinHandle<(String, Vec<u8>)>) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = Addr::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let task = tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            let mut r = tokio::io::BufReader::new(sock);
+            let mut request_line = String::new();
+            r.read_line(&mut request_line).await.unwrap();
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).await.unwrap();
+                if h == "\r\n" || h.is_empty() {
+                    break;
+                }
+                assert!(!h.to_ascii_lowercase().starts_with("content-length"), "{h}");
+            }
+            let mut body = Vec::new();
+            loop {
+                let mut size = String::new();
+                if r.read_line(&mut size).await.unwrap_or(0) == 0 {
+                    return (request_line, body);
+                }
+                let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0u8; n + 2];
+                if r.read_exact(&mut chunk).await.is_err() {
+                    return (request_line, body);
+                }
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+            r.get_mut()
+                .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            (request_line, body)
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn an_upload_sends_the_open_file_and_reports_the_sha256_of_what_it_sent() {
+        let (_dir, _path, bytes, file, report) =
+            crate::snapshot::verified::tests::checked_snapshot();
+        let (addr, server) = one_upload_server().await;
+        let vault = Vault::new(None, None).unwrap();
+        let reader = crate::snapshot::VerifiedReader::new(&file, &report)
+            .await
+            .unwrap();
+        let sent = vault.snapshot_upload(&addr, reader, true).await.unwrap();
+        let (request_line, received) = server.await.unwrap();
+        assert!(
+            request_line.starts_with("POST /v1/sys/storage/raft/snapshot-force "),
+            "{request_line}"
+        );
+        assert_eq!(received, bytes);
+        assert_eq!(sent.sha256, crate::digest::sha256_hex(&received));
+        assert_eq!(sent.sha256, report.sha256);
+        assert_eq!(sent.size, bytes.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn an_upload_of_a_file_changed_after_its_check_sends_only_checked_bytes() {
+        let (_dir, path, bytes, file, report) =
+            crate::snapshot::verified::tests::checked_snapshot();
+        let mut changed = bytes.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &changed))
+            .unwrap();
+        let (addr, server) = one_upload_server().await;
+        let vault = Vault::new(None, None).unwrap();
+        let reader = crate::snapshot::VerifiedReader::new(&file, &report)
+            .await
+            .unwrap();
+        let flag = reader.changed_flag();
+        let err = vault
+            .snapshot_upload(&addr, reader, true)
+            .await
+            .unwrap_err();
+        assert!(flag.changed(), "{err}");
+        let (_, received) = server.await.unwrap();
+        let whole_chunks = (bytes.len() - 1) / crate::snapshot::CHUNK * crate::snapshot::CHUNK;
+        assert!(received.len() <= whole_chunks, "{} bytes", received.len());
+        assert_eq!(received, bytes[..received.len()], "only checked bytes");
     }
 }

@@ -21,9 +21,26 @@ pub use verify::{verify, verify_with_shares};
 /// How long a restored node may take to seal itself (6–8 s measured on OpenBao 2.7.2).
 const RESEAL_BOUND: Duration = Duration::from_secs(60);
 
-/// The archive's own checks, then the manifest's, naming whatever differs.
-fn check_against_manifest(file: &Path) -> Result<(ArchiveReport, Option<Manifest>)> {
-    let report = snapshot::check_file(file)?;
+/// A snapshot checked: what the archive holds, its manifest if any, and the open file the
+/// check read (an upload sends from it, so the bytes sent are the bytes checked).
+struct Checked {
+    report: ArchiveReport,
+    manifest: Option<Manifest>,
+    open: std::fs::File,
+}
+
+/// The archive's own checks, then the manifest's, naming whatever differs. `for_upload`
+/// records the digests an upload of the same open file needs ([`snapshot::VerifiedReader`]).
+fn check_against_manifest(file: &Path, for_upload: bool) -> Result<Checked> {
+    let open = snapshot::open(file)?;
+    let report = snapshot::check_open(
+        &open,
+        file,
+        snapshot::CheckOptions {
+            chunk_digests: for_upload,
+            ..Default::default()
+        },
+    )?;
     let manifest = snapshot::manifest::read(file)?;
     if let Some(m) = &manifest {
         let mismatch = |field: &str, manifest: String, file: String| {
@@ -56,7 +73,48 @@ fn check_against_manifest(file: &Path) -> Result<(ArchiveReport, Option<Manifest
             ));
         }
     }
-    Ok((report, manifest))
+    Ok(Checked {
+        report,
+        manifest,
+        open,
+    })
+}
+
+/// Sends the checked bytes of `checked`'s open file to `addr` as a restore, and makes sure the
+/// bytes sent are the bytes verified: a file changed in place since the check stops the upload
+/// before a changed byte is sent (exit 3).
+async fn upload_checked(
+    vault: &Vault,
+    addr: &Addr,
+    checked: &Checked,
+    file: &Path,
+    doing: &str,
+) -> Result<crate::vault::Sent> {
+    let reader = snapshot::VerifiedReader::new(&checked.open, &checked.report).await?;
+    let changed = reader.changed_flag();
+    let sent = match vault.snapshot_upload(addr, reader, true).await {
+        Err(e) if changed.changed() => {
+            return Err(Error::verification(format!(
+                "{doing}: {} changed after it was verified, so custody stopped the upload before \
+                 any byte that was not verified left. The server got a cut-short archive, which it \
+                 cannot restore from; check {addr} (`custody status`), keep the file where nobody \
+                 writes to it, and verify and restore again",
+                file.display()
+            ))
+            .caused_by(e));
+        }
+        other => other,
+    };
+    let sent = sent.map_err(|e| crate::flows::node_error(doing, e))?;
+    if sent.sha256 != checked.report.sha256 || sent.size != checked.report.size {
+        return Err(Error::verification(format!(
+            "{doing}: the server was sent {} bytes with sha256 {}, not the {} bytes with sha256 {} \
+             that were verified: it got something unverified; check {addr} and restore again from a \
+             verified file",
+            sent.size, sent.sha256, checked.report.size, checked.report.sha256
+        )));
+    }
+    Ok(sent)
 }
 
 async fn wait_sealed(vault: &Vault, addr: &Addr, bound: Duration) -> Result<()> {

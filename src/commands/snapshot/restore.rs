@@ -6,21 +6,22 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{RESEAL_BOUND, check_against_manifest, wait_sealed};
+use super::{RESEAL_BOUND, check_against_manifest, upload_checked, wait_sealed};
 use crate::error::{Error, Result};
 use crate::flows::nodes::NodeStatus;
-use crate::flows::{Ctx, active_node, node_error};
+use crate::flows::{Ctx, active_node};
 use crate::snapshot::Manifest;
 use crate::transcript::Step;
 use crate::vault::Addr;
 
 pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -> Result<()> {
     ctx.require_token("snapshot restore (the target cluster's own token)")?;
-    let (report, manifest) = check_against_manifest(file)?;
+    let checked = check_against_manifest(file, true)?;
+    let (report, manifest) = (&checked.report, &checked.manifest);
     let vault = ctx.vault()?;
     let addrs = ctx.require_addrs()?;
     let nodes = crate::flows::nodes::all_status(&vault, addrs).await;
-    match &manifest {
+    match manifest {
         None if !force => {
             return Err(Error::precondition(format!(
                 "{} has no manifest: custody cannot tell whether this cluster is the one it came from; \
@@ -31,7 +32,7 @@ pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -
         Some(m) if !force => not_the_source(m, &nodes, addrs)?,
         _ => {}
     }
-    if let Some(m) = &manifest {
+    if let Some(m) = manifest {
         sealed_as_the_source(m, &nodes)?;
     }
     let addr = active_node(&vault, addrs).await?;
@@ -46,10 +47,14 @@ pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -
     )
     .await?;
     let started = Instant::now();
-    vault
-        .snapshot_upload(&addr, file, true)
-        .await
-        .map_err(|e| node_error(&format!("restoring {} into {addr}", file.display()), e))?;
+    let sent = upload_checked(
+        &vault,
+        &addr,
+        &checked,
+        file,
+        &format!("restoring {} into {addr}", file.display()),
+    )
+    .await?;
     wait_sealed(&vault, &addr, RESEAL_BOUND).await?;
     let facts = json!({
         "file": file.display().to_string(),
@@ -59,6 +64,8 @@ pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -
         "restored_into": addr.to_string(),
         "source_cluster": manifest.as_ref().map(|m| m.cluster_name.clone()),
         "forced": force,
+        "sent_sha256": sent.sha256,
+        "sent_bytes": sent.size,
     });
     let head = ctx.transcript.append(Step::new(
         "blue-green",

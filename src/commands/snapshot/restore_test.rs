@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{RESEAL_BOUND, wait_active, wait_sealed};
+use super::{Checked, RESEAL_BOUND, upload_checked, wait_active, wait_sealed};
 use crate::cli::SnapshotVerifyArgs;
 use crate::error::{Error, Result};
 use crate::flows::shares::Shares;
@@ -28,6 +28,7 @@ pub(super) async fn restore_test(
     ctx: &Ctx,
     args: &SnapshotVerifyArgs,
     manifest: &Manifest,
+    checked: &Checked,
     given: Option<&Shares>,
 ) -> Result<RestoreTest> {
     let token = ctx.token.clone().ok_or_else(|| {
@@ -53,7 +54,7 @@ pub(super) async fn restore_test(
         vault: Vault::new(Some(&cluster.ca_cert), None)?,
         addr: cluster.addrs()[0].clone(),
     };
-    throwaway.restore(args, manifest).await?;
+    throwaway.restore(args, manifest, checked).await?;
     let gathered;
     let shares = match given {
         Some(s) => s,
@@ -94,9 +95,14 @@ struct Throwaway {
 
 impl Throwaway {
     /// A throwaway init, its keys held only in memory, so the restore can be sent; then the
-    /// restore, after which the server seals itself. A restored server keeps its own seal
-    /// configuration, so it is split as the source's was.
-    async fn restore(&self, args: &SnapshotVerifyArgs, manifest: &Manifest) -> Result<()> {
+    /// restore of the checked bytes, after which the server seals itself. A restored server
+    /// keeps its own seal configuration, so it is split as the source's was.
+    async fn restore(
+        &self,
+        args: &SnapshotVerifyArgs,
+        manifest: &Manifest,
+        checked: &Checked,
+    ) -> Result<()> {
         let (vault, addr) = (&self.vault, &self.addr);
         let init = vault
             .init(
@@ -114,11 +120,14 @@ impl Throwaway {
                 .map_err(|e| node_error("unsealing the throwaway server", e))?;
         }
         wait_active(vault, addr, ACTIVE_BOUND).await?;
-        vault
-            .with_token(Some(root))
-            .snapshot_upload(addr, &args.file, true)
-            .await
-            .map_err(|e| node_error("restoring the snapshot into the throwaway server", e))?;
+        upload_checked(
+            &vault.with_token(Some(root)),
+            addr,
+            checked,
+            &args.file,
+            "restoring the snapshot into the throwaway server",
+        )
+        .await?;
         wait_sealed(vault, addr, RESEAL_BOUND).await
     }
 

@@ -1,9 +1,11 @@
-//! `custody snapshot verify [--restore-test]`: the archive's checks offline, then (asked) a
-//! restore into a throwaway server that the quorum unseals.
+//! `custody snapshot verify [--restore-test]`: the archive's checks offline, the manifest's
+//! (required unless --no-manifest), the sha256 recorded by the transcript's save of the file,
+//! then (asked) a restore into a throwaway server that the quorum unseals.
 
+use std::path::Path;
 use std::time::Instant;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::check_against_manifest;
 use super::restore_test::{RestoreTest, restore_test};
@@ -24,14 +26,27 @@ pub async fn verify_with_shares(
     given: Option<&crate::flows::shares::Shares>,
 ) -> Result<RestoreTest> {
     let started = Instant::now();
-    let (report, manifest) = check_against_manifest(&args.file)?;
+    let checked = check_against_manifest(&args.file, args.restore_test)?;
+    let (report, manifest) = (&checked.report, &checked.manifest);
+    let manifest_file = manifest_path(&args.file);
+    if manifest.is_none() && !args.no_manifest {
+        return Err(Error::verification(format!(
+            "{}: no manifest ({}): nothing says this is the snapshot `snapshot save` wrote, only \
+             that the archive is consistent with itself. Put the manifest beside it, or give \
+             --no-manifest to check the archive alone",
+            args.file.display(),
+            manifest_file.display()
+        )));
+    }
+    let recorded = recorded_save(ctx.transcript.path(), &args.file, &report.sha256)?;
     let offline_secs = started.elapsed().as_secs_f64();
     let mut lines = vec![
         format!(
-            "{}: a Raft snapshot, {} bytes, sha256 {}",
+            "{}: a Raft snapshot, {} bytes, sha256 {}, one gzip member unpacking to {} bytes",
             args.file.display(),
             report.size,
-            report.sha256
+            report.sha256,
+            report.unpacked_size
         ),
         format!(
             "members {} — each matches SHA256SUMS",
@@ -54,16 +69,19 @@ pub async fn verify_with_shares(
                 .into(),
         );
     }
-    match &manifest {
+    match manifest {
         Some(_) => lines.push(format!(
             "{}: sha256, size, raft index and term match",
-            manifest_path(&args.file).display()
+            manifest_file.display()
         )),
         None => lines.push(format!(
-            "no manifest ({}): only the archive's own checksums were checked",
-            manifest_path(&args.file).display()
+            "no manifest ({}); --no-manifest: only the archive's internal consistency was checked \
+             (gzip, tar, every member against SHA256SUMS, meta.json), not that this is the \
+             snapshot that was saved",
+            manifest_file.display()
         )),
     }
+    lines.push(recorded.line(ctx.transcript.path(), &args.file));
     let mut restore = None;
     if args.restore_test {
         let m = manifest.as_ref().ok_or_else(|| {
@@ -71,7 +89,7 @@ pub async fn verify_with_shares(
                 "--restore-test compares with the manifest written by snapshot save; there is none",
             )
         })?;
-        let r = restore_test(ctx, args, m, given).await?;
+        let r = restore_test(ctx, args, m, &checked, given).await?;
         lines.push(format!(
             "restore test: restored into a throwaway OpenBao, unsealed with the quorum, {} is {} as recorded, raft index {} ≥ {}",
             args.account, r.address, r.raft_index, m.raft_index
@@ -85,6 +103,8 @@ pub async fn verify_with_shares(
         "raft_index": report.meta.index,
         "raft_term": report.meta.term,
         "manifest": manifest.is_some(),
+        "no_manifest": args.no_manifest,
+        "recorded_save": recorded.fact(),
         "restore_test": restore,
     });
     let head = ctx
@@ -101,4 +121,133 @@ pub async fn verify_with_shares(
         seconds: 0.0,
         token: "",
     }))
+}
+
+/// What the transcript records of this file's save.
+enum Recorded {
+    /// No transcript file, or an empty one.
+    NoTranscript,
+    /// A transcript without a save of a file of this name.
+    NoSave,
+    /// A save of this name with this sha256, at entry `seq`.
+    Matches { seq: u64 },
+}
+
+impl Recorded {
+    fn line(&self, transcript: &Path, file: &Path) -> String {
+        match self {
+            Recorded::NoTranscript => format!(
+                "no transcript at {} (or it is empty): the sha256 was not compared with one recorded at save",
+                transcript.display()
+            ),
+            Recorded::NoSave => format!(
+                "transcript {}: no save of {} recorded, so the sha256 was not compared with one recorded at save",
+                transcript.display(),
+                file_name(file)
+            ),
+            Recorded::Matches { seq } => format!(
+                "transcript {}: the sha256 is the one recorded when it was saved (entry {seq})",
+                transcript.display()
+            ),
+        }
+    }
+
+    fn fact(&self) -> Value {
+        match self {
+            Recorded::NoTranscript => json!("no transcript"),
+            Recorded::NoSave => json!("none recorded"),
+            Recorded::Matches { seq } => json!({ "seq": seq, "sha256_matches": true }),
+        }
+    }
+}
+
+fn file_name(file: &Path) -> String {
+    file.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The transcript's `snapshot`/`save` steps of a file with this name (the transcript defaults
+/// to `custody-transcript.jsonl`, so it counts as given when that file exists and has entries):
+/// one with this sha256 is a match; only others are a verification failure naming them.
+fn recorded_save(transcript: &Path, file: &Path, sha256: &str) -> Result<Recorded> {
+    if !transcript.exists() {
+        return Ok(Recorded::NoTranscript);
+    }
+    let entries = crate::transcript::read_entries(transcript)?;
+    if entries.is_empty() {
+        return Ok(Recorded::NoTranscript);
+    }
+    let name = file_name(file);
+    let saves: Vec<(u64, &str)> = entries
+        .iter()
+        .filter(|e| e["ceremony"] == "snapshot" && e["step"] == "save")
+        .filter(|e| e["facts"]["file"].as_str() == Some(name.as_str()))
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap_or_default(),
+                e["facts"]["sha256"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    if let Some((seq, _)) = saves.iter().rev().find(|(_, s)| *s == sha256) {
+        return Ok(Recorded::Matches { seq: *seq });
+    }
+    let Some((seq, recorded)) = saves.last() else {
+        return Ok(Recorded::NoSave);
+    };
+    Err(Error::verification(format!(
+        "{}: the transcript {} records its save (entry {seq}) with sha256 {recorded}; this file has \
+         sha256 {sha256}: it is not the snapshot that was saved",
+        file.display(),
+        transcript.display()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcript::Transcript;
+
+    #[test]
+    fn the_recorded_save_decides() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("t.jsonl");
+        let snap = dir.path().join("sub").join("blue.snap");
+        assert!(matches!(
+            recorded_save(&t, &snap, "aa").unwrap(),
+            Recorded::NoTranscript
+        ));
+        let transcript = Transcript::at(&t);
+        transcript
+            .append(Step::new("init", "init", "operator", json!({})))
+            .unwrap();
+        assert!(matches!(
+            recorded_save(&t, &snap, "aa").unwrap(),
+            Recorded::NoSave
+        ));
+        transcript
+            .append(Step::new(
+                "snapshot",
+                "save",
+                "operator",
+                json!({ "file": "blue.snap", "sha256": "aa" }),
+            ))
+            .unwrap();
+        assert!(matches!(
+            recorded_save(&t, &snap, "aa").unwrap(),
+            Recorded::Matches { seq: 1 }
+        ));
+        assert!(matches!(
+            recorded_save(&t, &dir.path().join("green.snap"), "bb").unwrap(),
+            Recorded::NoSave
+        ));
+        let err = match recorded_save(&t, &snap, "bb") {
+            Err(e) => e,
+            Ok(_) => panic!("a different sha256 passed"),
+        };
+        assert_eq!(err.kind, crate::error::Kind::Verification);
+        assert!(err.message.contains("sha256 aa"), "{}", err.message);
+        assert!(err.message.contains("not the snapshot that was saved"));
+    }
 }
