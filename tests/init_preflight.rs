@@ -26,6 +26,19 @@ fn init_args(keys: &[PathBuf], threshold: &str, root: &Path, out: &Path) -> Vec<
     a
 }
 
+/// A valid v4 certificate whose user ID tries to forge a line of init's holder list and to
+/// clear the terminal's line.
+fn crafted_cert(dir: &Path) -> PathBuf {
+    let uid = "Mallory\n  9. FAKE0000000000000000000000000000000000000  Holder Nine\u{1b}[2K";
+    let (cert, _) = openpgp::cert::CertBuilder::general_purpose(Some(uid))
+        .set_cipher_suite(openpgp::cert::CipherSuite::Cv25519)
+        .generate()
+        .unwrap();
+    let p = dir.join("crafted.pub.asc");
+    std::fs::write(&p, cert.armored().to_vec().unwrap()).unwrap();
+    p
+}
+
 fn v6_cert(dir: &Path) -> PathBuf {
     let (cert, _) = openpgp::cert::CertBuilder::general_purpose(Some("v6 <v6@custody.test>"))
         .set_cipher_suite(openpgp::cert::CipherSuite::Cv25519)
@@ -202,6 +215,16 @@ fn init_refuses_bad_inputs_and_changes_nothing() {
         .filter(|a| *a != "--yes")
         .collect();
     c.run(&no_yes).expect(2).stderr_has("--yes");
+    assert!(!seal_status(&cluster)[0].initialized);
+
+    // A crafted user ID is shown as data: it cannot add a line to the list the holders confirm.
+    let crafted = crafted_cert(work.path());
+    let mut with_crafted = init_args(&with(crafted), "2", &root, &out);
+    with_crafted.retain(|a| a != "--yes");
+    let r = c.run(&with_crafted.iter().map(String::as_str).collect::<Vec<_>>());
+    r.expect(2).stderr_has("Mallory\\n  9. FAKE");
+    assert!(!r.stderr().contains('\u{1b}'), "{}", r.stderr());
+    assert!(!r.stderr().contains("\n  9. FAKE"), "{}", r.stderr());
     assert!(!seal_status(&cluster)[0].initialized);
 
     // Now the real thing, with a fault between the checks and the writes: no share is lost.

@@ -61,10 +61,12 @@ impl HolderCert {
             .any(|k| k.key().key_handle().aliases(handle))
     }
 
+    /// The first user ID, its control and reordering characters escaped: text the holder's
+    /// certificate chose, shown as data.
     pub fn display_name(&self) -> String {
         self.user_ids
             .first()
-            .cloned()
+            .map(|u| crate::ui::escape(u))
             .unwrap_or_else(|| "(no user id)".to_owned())
     }
 }

@@ -65,9 +65,9 @@ impl Ui {
     }
 
     pub fn error(&self, err: &Error) {
-        eprintln!("error: {}", err.message);
+        eprintln!("error: {}", escape_keep_lines(&err.message));
         for cause in err.causes() {
-            eprintln!("caused by: {cause}");
+            eprintln!("caused by: {}", escape(&cause));
         }
         if err.kind == crate::error::Kind::Internal {
             eprintln!("this is a bug in custody: please report it with the lines above");
@@ -167,9 +167,18 @@ impl Ui {
 /// Text from others (server answers, certificate user IDs) shown as data: control characters
 /// escaped, so nothing received can move the cursor or rewrite what the operator reads.
 pub fn escape(text: &str) -> String {
+    escape_but(text, |_| false)
+}
+
+/// [`escape`], leaving the line breaks: for custody's own messages that carry text from others.
+pub fn escape_keep_lines(text: &str) -> String {
+    escape_but(text, |c| c == '\n')
+}
+
+fn escape_but(text: &str, keep: impl Fn(char) -> bool) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() {
+            if !keep(c) && (c.is_control() || reorders_text(c)) {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
@@ -178,11 +187,20 @@ pub fn escape(text: &str) -> String {
         .collect()
 }
 
+/// Invisible characters that reorder or hide text on a terminal (bidirectional overrides and
+/// isolates, zero-width marks): shown escaped, so a crafted user ID cannot disguise itself.
+fn reorders_text(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 #[cfg(test)]
 mod escape_tests {
     #[test]
     fn control_characters_are_shown_escaped() {
         assert_eq!(super::escape("a\u{1b}[2Jb\n"), "a\\u{1b}[2Jb\\n");
         assert_eq!(super::escape("Zoë"), "Zoë");
+        // A right-to-left override would show "Mallory\u{202e}cba" as "Malloryabc".
+        assert_eq!(super::escape("x\u{202e}cba"), "x\\u{202e}cba");
+        assert_eq!(super::escape_keep_lines("a\nb\rc"), "a\nb\\rc");
     }
 }
