@@ -164,6 +164,45 @@ fn invalid_scripts_are_refused_naming_the_line() {
     .expect(2)
     .stderr_has("step 1 (a): `with.share_stdin` is \"yes\"")
     .stderr_has("nothing was run");
+
+    // A value that would read as a flag, and a balancer command the operator did not allow.
+    let marker = dir.path().join("ran");
+    let bg2 = |lb: &str, blue: &str| {
+        vec![
+            "ceremony".to_owned(),
+            "run".into(),
+            "blue-green-2".into(),
+            "--param".into(),
+            format!("blue={blue}"),
+            "--param".into(),
+            "green=https://127.0.0.1:2".into(),
+            "--param".into(),
+            format!("lb={lb}"),
+            "--param".into(),
+            "blue_servers=blue1".into(),
+            "--param".into(),
+            "green_servers=green1".into(),
+            "--param".into(),
+            "lb_url=https://127.0.0.1:3".into(),
+            "--param".into(),
+            "token_file=root.token".into(),
+        ]
+    };
+    let run = |args: Vec<String>| c.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let exec = format!("exec:/usr/bin/touch {}", marker.display());
+    run(bg2("haproxy:/x.sock", "--force"))
+        .expect(2)
+        .stderr_has("starts with '-'");
+    run(bg2(&exec, "https://127.0.0.1:1"))
+        .expect(2)
+        .stderr_has("--allow-exec");
+    let mut dry = bg2(&exec, "https://127.0.0.1:1");
+    dry.push("--dry-run".into());
+    run(dry).expect(0).stderr_has(&format!("--lb {exec}"));
+    assert!(
+        !marker.exists(),
+        "a refused or dry run ran the balancer command"
+    );
 }
 
 #[test]
@@ -262,6 +301,15 @@ fn an_interrupted_ceremony_resumes_and_repeats_nothing() {
     };
     std::fs::write(&state, forged.to_string()).unwrap();
     c.run(&run_args).expect(3).stderr_has("no such step");
+    let skipped: serde_json::Value = {
+        let mut v: serde_json::Value = serde_json::from_str(&saved).unwrap();
+        v["done"].as_array_mut().unwrap().push("unseal".into());
+        v
+    };
+    std::fs::write(&state, skipped.to_string()).unwrap();
+    c.run(&run_args)
+        .expect(3)
+        .stderr_has("does not record them");
     std::fs::write(&state, &saved).unwrap();
     assert!(seal_status(&cluster)[0].sealed);
 

@@ -198,6 +198,7 @@ pub fn run(
         ))
     });
     let mut run_state = resume_state(&checked, &state_path, &values)?;
+    recorded_in_transcript(ctx, script, &run_state, &state_path)?;
     let total = script.steps.len();
     if !run_state.done.is_empty() {
         ctx.ui.status(format!(
@@ -207,7 +208,9 @@ pub fn run(
         ));
     }
     check_switches(script, &values)?;
-    check_exec(script, &values, allow_exec)?;
+    if !dry_run {
+        check_exec(script, &values, allow_exec)?;
+    }
     let runner = StepRunner {
         ctx,
         global,
@@ -302,6 +305,50 @@ fn resume_state(
         )));
     }
     Ok(s)
+}
+
+/// Every step the state says is done is in the transcript, as each finished step is: a state
+/// edited to skip a step is refused.
+fn recorded_in_transcript(
+    ctx: &Ctx,
+    script: &ceremony::script::Script,
+    state: &RunState,
+    state_path: &Path,
+) -> Result<()> {
+    if state.done.is_empty() {
+        return Ok(());
+    }
+    let transcript = ctx.transcript.path();
+    let entries = if transcript.exists() {
+        crate::transcript::read_verified(transcript)?.1
+    } else {
+        Vec::new()
+    };
+    let missing: Vec<&String> = state
+        .done
+        .iter()
+        .filter(|id| {
+            !entries.iter().any(|e| {
+                e["ceremony"].as_str() == Some(script.name.as_str())
+                    && e["step"].as_str() == Some(id.as_str())
+            })
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::verification(format!(
+        "{} says step(s) {} of ceremony {} are done, but the transcript {} does not record them: \
+         the state was changed, or belongs to another transcript; nothing was run",
+        state_path.display(),
+        missing
+            .iter()
+            .map(|m| format!("{:?}", crate::ui::escape(m)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        script.name,
+        transcript.display()
+    )))
 }
 
 /// Before any step runs: a switch filled in from a parameter is "true" or "false", and no value
