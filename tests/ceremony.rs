@@ -371,4 +371,25 @@ fn an_interrupted_ceremony_resumes_and_repeats_nothing() {
     let r = c.run(&run_args);
     r.expect(0);
     assert_eq!(r.stderr().matches("done earlier").count(), 6);
+
+    // Killed between a step's transcript line and the state's write: the state lacks the step
+    // the transcript records. The rerun takes it as done and repeats nothing.
+    let mut behind: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    behind["done"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s != "status-after" && s != "unseal");
+    std::fs::write(&state, behind.to_string()).unwrap();
+    let r = c.run(&run_args);
+    r.expect(0)
+        .stderr_has("recorded in the transcript but not in");
+    assert_eq!(r.stderr().matches("done earlier").count(), 6);
+    let text = std::fs::read_to_string(&transcript).unwrap();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("\"ceremony\":\"resume\"") && l.contains("\"step\":\"unseal\""))
+            .count(),
+        1
+    );
 }

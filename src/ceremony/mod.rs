@@ -64,6 +64,10 @@ pub struct RunState {
     /// the run it was made for.
     #[serde(default)]
     pub params_sha256: String,
+    /// How many lines the transcript had when the run began: the lines from there on are this
+    /// run's record.
+    #[serde(default)]
+    pub transcript_from: u64,
     pub done: BTreeSet<String>,
 }
 

@@ -197,8 +197,9 @@ pub fn run(
             script.name.replace(['/', '.'], "-")
         ))
     });
-    let mut run_state = resume_state(&checked, &state_path, &values)?;
-    recorded_in_transcript(ctx, script, &run_state, &state_path)?;
+    let record = transcript_lines(ctx)?;
+    let (mut run_state, fresh) = resume_state(&checked, &state_path, &values, record.len())?;
+    reconcile(ctx, script, &mut run_state, &record, &state_path)?;
     let total = script.steps.len();
     if !run_state.done.is_empty() {
         ctx.ui.status(format!(
@@ -210,6 +211,10 @@ pub fn run(
     check_switches(script, &values)?;
     if !dry_run {
         check_exec(script, &values, allow_exec)?;
+        if fresh {
+            // Written before the first step: a run killed at any point after it resumes.
+            ceremony::write_state(&state_path, &run_state)?;
+        }
     }
     let runner = StepRunner {
         ctx,
@@ -267,16 +272,19 @@ fn resume_state(
     checked: &ceremony::script::Checked,
     state_path: &Path,
     values: &BTreeMap<String, String>,
-) -> Result<RunState> {
+    transcript_lines: usize,
+) -> Result<(RunState, bool)> {
     let script = &checked.script;
     let params = ceremony::params_sha256(values);
     let Some(s) = ceremony::read_state(state_path)? else {
-        return Ok(RunState {
+        let fresh = RunState {
             ceremony: script.name.clone(),
             script_sha256: checked.sha256.clone(),
             params_sha256: params,
+            transcript_from: transcript_lines as u64,
             done: Default::default(),
-        });
+        };
+        return Ok((fresh, true));
     };
     let shown = state_path.display();
     if s.ceremony != script.name || s.script_sha256 != checked.sha256 {
@@ -304,51 +312,66 @@ fn resume_state(
             script.name
         )));
     }
-    Ok(s)
+    Ok((s, false))
 }
 
-/// Every step the state says is done is in the transcript, as each finished step is: a state
-/// edited to skip a step is refused.
-fn recorded_in_transcript(
+/// The transcript's lines (its chain checked), or none when it does not exist yet.
+fn transcript_lines(ctx: &Ctx) -> Result<Vec<serde_json::Value>> {
+    let path = ctx.transcript.path();
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(crate::transcript::read_verified(path)?.1)
+}
+
+/// The state and this run's transcript lines agree. Every step the state says is done is
+/// recorded (a state edited to skip a step is refused); a step recorded but not yet in the
+/// state (the run was killed between the two writes) is done.
+fn reconcile(
     ctx: &Ctx,
     script: &ceremony::script::Script,
-    state: &RunState,
+    state: &mut RunState,
+    record: &[serde_json::Value],
     state_path: &Path,
 ) -> Result<()> {
-    if state.done.is_empty() {
-        return Ok(());
-    }
-    let transcript = ctx.transcript.path();
-    let entries = if transcript.exists() {
-        crate::transcript::read_verified(transcript)?.1
-    } else {
-        Vec::new()
-    };
+    let from = usize::try_from(state.transcript_from).unwrap_or(usize::MAX);
+    let recorded: Vec<&str> = record
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["ceremony"].as_str() == Some(script.name.as_str()))
+        .filter_map(|e| e["step"].as_str())
+        .collect();
     let missing: Vec<&String> = state
         .done
         .iter()
-        .filter(|id| {
-            !entries.iter().any(|e| {
-                e["ceremony"].as_str() == Some(script.name.as_str())
-                    && e["step"].as_str() == Some(id.as_str())
-            })
-        })
+        .filter(|id| !recorded.contains(&id.as_str()))
         .collect();
-    if missing.is_empty() {
-        return Ok(());
+    if !missing.is_empty() {
+        return Err(Error::verification(format!(
+            "{} says step(s) {} of ceremony {} are done, but the transcript {} does not record \
+             them: the state was changed, or belongs to another transcript; nothing was run",
+            state_path.display(),
+            missing
+                .iter()
+                .map(|m| format!("{:?}", crate::ui::escape(m)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            script.name,
+            ctx.transcript.path().display()
+        )));
     }
-    Err(Error::verification(format!(
-        "{} says step(s) {} of ceremony {} are done, but the transcript {} does not record them: \
-         the state was changed, or belongs to another transcript; nothing was run",
-        state_path.display(),
-        missing
-            .iter()
-            .map(|m| format!("{:?}", crate::ui::escape(m)))
-            .collect::<Vec<_>>()
-            .join(", "),
-        script.name,
-        transcript.display()
-    )))
+    for spanned in &script.steps {
+        let id = &spanned.get_ref().id;
+        if recorded.contains(&id.as_str()) && state.done.insert(id.clone()) {
+            ctx.ui.status(format!(
+                "Step {id} is recorded in the transcript but not in {}: the last run stopped \
+                 right after it; it is done",
+                state_path.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Before any step runs: a switch filled in from a parameter is "true" or "false", and no value
