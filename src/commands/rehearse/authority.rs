@@ -39,14 +39,31 @@ pub(super) async fn authority(
     ];
     let quorum = pick(holders, &[1, 3, 4]);
     let shares = share_lines(&decrypt_shares(inner, out, &quorum)?);
+    // The plug pulled right after a step: the reruns resume, repeating nothing (revoking the
+    // init root token twice would fail: it is revoked).
+    let killed = run_ceremony_killed_after(
+        dir,
+        &globals,
+        "authority",
+        &params,
+        inner.transcript.path(),
+        "revoke-init-root",
+    )?;
     let runs = run_until_done(dir, &globals, &params, &shares, operator)?;
+    each_step_once(inner.transcript.path())?;
     let root = decrypt_token(&dir.join("root-token.quorum.asc"), &operator.secret)?;
     let as_root = as_token(inner, Some(root.clone()));
     let (address, signer) = signing_service(&as_root, dir, contract).await?;
     let summary = format!(
-        "ceremonies/authority.toml in {runs} runs (it resumed after each token the operator decrypted): ceremony token, \
+        "ceremonies/authority.toml in {} runs ({}it resumed after each token the operator decrypted): ceremony token, \
          init root revoked, root from holders 2, 4, 5, plugin mounted, Authority {address} (submitBlock only) signed by \
-         its unwrapped signer token, which was refused a message, typed data and a fee above the cap (no nonce used)"
+         its unwrapped signer token, which was refused a message, typed data and a fee above the cap (no nonce used)",
+        runs + 1,
+        if killed {
+            "SIGKILLed right after revoke-init-root, "
+        } else {
+            ""
+        }
     );
     Ok(Authority {
         summary,
@@ -54,6 +71,33 @@ pub(super) async fn authority(
         address,
         signer,
     })
+}
+
+/// Every step of the authority ceremony is in the transcript exactly once, and the mount holds
+/// one account: nothing was repeated after the kill.
+fn each_step_once(transcript: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(transcript).context("reading the transcript")?;
+    for step in [
+        "ceremony-token",
+        "revoke-init-root",
+        "decrypt-ceremony-token",
+        "root-generate",
+        "decrypt-root-token",
+        "plugin-install",
+        "wallet-create",
+    ] {
+        let needle = format!("\"step\":\"{step}\"");
+        let n = text
+            .lines()
+            .filter(|l| l.contains("\"ceremony\":\"authority\"") && l.contains(&needle))
+            .count();
+        if n != 1 {
+            return Err(Error::verification(format!(
+                "the authority ceremony recorded step {step} {n} times"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Runs the script until it finishes: each time it stops for a token file, the operator
@@ -105,6 +149,16 @@ async fn signing_service(
         .await
         .map_err(|e| crate::flows::node_error("reading the Authority", e))?;
     let address = account["address"].as_str().unwrap_or_default().to_owned();
+    let names = vault
+        .signer(MOUNT)
+        .account_names(&addr)
+        .await
+        .map_err(|e| crate::flows::node_error("listing the accounts", e))?;
+    if names != [AUTHORITY] {
+        return Err(Error::verification(format!(
+            "the mount holds {names:?}, not the one Authority"
+        )));
+    }
     let wrapping =
         crate::flows::files::read_token(&dir.join("authority-signer.wrap"), "the wrapping token")?;
     let (signer, _) = vault

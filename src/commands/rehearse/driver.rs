@@ -30,6 +30,61 @@ pub(super) fn run_ceremony(
     params: &[(&str, String)],
     stdin: Option<&[u8]>,
 ) -> Result<i32> {
+    let mut child = spawn_ceremony(dir, globals, name, params, stdin)?;
+    let status = child.wait().context(format!("ceremony {name}"))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// [`run_ceremony`], pulling the plug: SIGKILL the moment `transcript` records `step` of the
+/// ceremony (before it can record the step in its state, when the kill lands first). Whether the
+/// kill landed before the run ended by itself.
+pub(super) fn run_ceremony_killed_after(
+    dir: &Path,
+    globals: &[String],
+    name: &str,
+    params: &[(&str, String)],
+    transcript: &Path,
+    step: &str,
+) -> Result<bool> {
+    let mut child = spawn_ceremony(dir, globals, name, params, None)?;
+    let needle = format!("\"ceremony\":\"{name}\"");
+    let step_needle = format!("\"step\":\"{step}\"");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child
+            .try_wait()
+            .context(format!("ceremony {name}"))?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let text = std::fs::read_to_string(transcript).unwrap_or_default();
+        if text
+            .lines()
+            .any(|l| l.contains(&needle) && l.contains(&step_needle))
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::failed(format!(
+                "ceremony {name} never recorded step {step}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn spawn_ceremony(
+    dir: &Path,
+    globals: &[String],
+    name: &str,
+    params: &[(&str, String)],
+    stdin: Option<&[u8]>,
+) -> Result<std::process::Child> {
     let bao = find_bao(None).ok();
     use std::io::Write as _;
     let exe = std::env::current_exe().context("finding custody itself")?;
@@ -38,7 +93,7 @@ pub(super) fn run_ceremony(
         .create(true)
         .append(true)
         .open(&log)
-        .context(format!("{}", log.display()))?;
+        .context(format!("opening {}", log.display()))?;
     let err = out
         .try_clone()
         .context(format!("{}: a second handle for stderr", log.display()))?;
@@ -67,8 +122,7 @@ pub(super) fn run_ceremony(
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let _ = pipe.write_all(data);
     }
-    let status = child.wait().context(format!("ceremony {name}"))?;
-    Ok(status.code().unwrap_or(1))
+    Ok(child)
 }
 
 pub(super) fn ceremony_failed(dir: &Path, name: &str, code: i32) -> Error {

@@ -32,7 +32,10 @@ mod snapshots;
 
 use authority::{Authority, authority, submit_block};
 use cutover::phase2;
-use driver::{ceremony_failed, ceremony_globals, expect_ceremony, run_ceremony, share_lines};
+use driver::{
+    ceremony_failed, ceremony_globals, expect_ceremony, run_ceremony, run_ceremony_killed_after,
+    share_lines,
+};
 use snapshots::snapshots;
 
 const HOLDERS: usize = 5;
