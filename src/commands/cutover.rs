@@ -526,7 +526,12 @@ impl Cutover<'_> {
             Err(r) => Err(Error::failed(format!(
                 "the cutover failed: {e}; and the rollback failed too"
             ))
-            .caused_by(r)),
+            .caused_by(r)
+            .hint(
+                "blue stays frozen unless the rollback got that far: once green and the balancer \
+                 answer, run `custody cutover rollback` with the same arguments (or with \
+                 --nonce-floor-from-rpc URL when green's counters cannot be read)",
+            )),
         }
     }
 
