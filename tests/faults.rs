@@ -69,9 +69,12 @@ fn step_node_killed_during_unseal(u: &mut Unsealed) {
     assert_eq!(states, ["unsealed", "unsealed", "down"], "{report}");
     u.cluster.stop_node(2);
     u.cluster.start_node(2).unwrap();
+    // With a token, unseal ends by saying when the cluster became failure tolerant.
     u.custody
+        .with_token_file(&u.root_file)
         .run_stdin(&["unseal", "--share-stdin"], Some(u.quorum.as_bytes()))
-        .expect(0);
+        .expect(0)
+        .stdout_has("became failure tolerant");
     assert!(seal_status(&u.cluster).iter().all(|s| !s.sealed));
 }
 

@@ -11,29 +11,8 @@ use support::*;
 #[test]
 fn signatures_verify_and_every_bad_one_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let t = dir.path().join("t.jsonl");
-    let transcript = Transcript::at(&t);
-    let holders: Vec<_> = ["holder1", "holder2", "holder3", "holder4", "holder5"]
-        .iter()
-        .map(|h| json!({ "fingerprint": fpr(h) }))
-        .collect();
-    transcript
-        .append(Step::new(
-            "init",
-            "sys/init",
-            "operator",
-            json!({ "holders": holders }),
-        ))
-        .unwrap();
-    transcript
-        .append(Step::new("unseal", "sys/unseal", "holders", json!({})))
-        .unwrap();
-
-    let mut c = Custody::new(dir.path());
-    c.base
-        .extend(["--transcript".into(), t.display().to_string()]);
+    let (t, transcript, c) = five_holder_transcript(dir.path());
     let certs = fixtures().display().to_string();
-    let key = |h: &str| fixture(&format!("{h}.sec.asc")).display().to_string();
 
     // Holder 1 (RSA) and holder 5 (passphrase-protected) sign, one after the other.
     c.run(&["transcript", "sign", "--secret-key", &key("holder1")])
