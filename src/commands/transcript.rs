@@ -129,13 +129,67 @@ pub fn verify(
     require: Option<u32>,
 ) -> Result<()> {
     let (head, entries) = read_verified(file)?;
-    let has_init = entries
+    let (has_init, holders) = init_holders(&entries);
+    let certs = match certs_dir {
+        Some(d) => Some(load_certs(d)?),
+        None => None,
+    };
+    if require.is_some() && certs.is_none() {
+        // clap requires --certs with --require-signatures; this keeps the rule for any caller
+        return Err(Error::usage(
+            "--require-signatures needs --certs DIR: a signature counts only once it verifies \
+             with its holder's certificate",
+        ));
+    }
+    let mut checks = check_signatures(&entries, &holders, certs.as_ref());
+    let counted = count(&entries, &mut checks);
+    // The lines after the last head a holder's good signature covers (known only with --certs).
+    let unsigned = certs.as_ref().map(|_| unsigned_lines(&entries, &checks));
+    let review = Review {
+        file,
+        has_init,
+        holders,
+        require,
+        checks,
+        counted,
+        unsigned,
+    };
+    let mut lines = review.lines(head.entries);
+    lines.push(format!("Head hash (write this down): {}", head.head_hash));
+    // Without --require-signatures every signature must check out; with it, a good signature
+    // by someone else (a witness) is listed and not counted, but a forged one still fails.
+    let bad = review
+        .checks
         .iter()
-        .any(|e| e["ceremony"] == "init" && e["step"] == "sys/init");
+        .filter(|c| certs.is_some() && if require.is_some() { c.forged } else { !c.ok })
+        .count();
+    let satisfied = require.map(|n| review.counted.len() >= n as usize);
+    ctx.ui.result(
+        &lines.join("\n"),
+        json!({
+            "file": file.display().to_string(),
+            "entries": head.entries,
+            "head_hash": head.head_hash,
+            "signatures": review.checks,
+            "ok": satisfied.unwrap_or(true) && bad == 0,
+            "init_holders": review.holders,
+            "required_signatures": require,
+            "counted_signers": review.counted,
+            "unsigned_lines": review.unsigned,
+        }),
+    );
+    review.verdict(satisfied, bad)
+}
+
+/// Whether the transcript has an init step, and the holders' fingerprints it names, in order.
+fn init_holders(entries: &[Value]) -> (bool, Vec<String>) {
+    let inits = || {
+        entries
+            .iter()
+            .filter(|e| e["ceremony"] == "init" && e["step"] == "sys/init")
+    };
     let mut holders: Vec<String> = Vec::new();
-    for h in entries
-        .iter()
-        .filter(|e| e["ceremony"] == "init" && e["step"] == "sys/init")
+    for h in inits()
         .flat_map(|e| {
             e["facts"]["holders"]
                 .as_array()
@@ -148,22 +202,16 @@ pub fn verify(
             holders.push(h);
         }
     }
-    let certs = match certs_dir {
-        Some(d) => Some(load_certs(d)?),
-        None => None,
-    };
-    if require.is_some() && certs.is_none() {
-        // clap requires --certs with --require-signatures; this keeps the rule for any caller
-        return Err(Error::usage(
-            "--require-signatures needs --certs DIR: a signature counts only once it verifies \
-             with its holder's certificate",
-        ));
-    }
-    // The last line that is not itself a signature: a counted signature's head covers it.
-    let last_content = entries
-        .iter()
-        .rposition(|e| !is_signature(e))
-        .map_or(0, |i| i + 1);
+    (inits().next().is_some(), holders)
+}
+
+/// Each signature line checked: the head it signs, its signer among the init holders, and (with
+/// certificates) the signature itself.
+fn check_signatures(
+    entries: &[Value],
+    holders: &[String],
+    certs: Option<&BTreeMap<String, Cert>>,
+) -> Vec<SignatureCheck> {
     let mut checks = Vec::new();
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| is_signature(e)) {
         let facts = &e["facts"];
@@ -196,7 +244,7 @@ pub fn verify(
             })
         } else if !holders.contains(&signer) {
             Some("the signer is not one of the holders recorded at init".to_owned())
-        } else if let Some(certs) = &certs {
+        } else if let Some(certs) = certs {
             match certs.get(&signer) {
                 None => Some(format!("no certificate {signer} in --certs")),
                 Some(cert) => {
@@ -226,9 +274,19 @@ pub fn verify(
         checks.push(check);
     }
 
-    // Which signatures count: good ones whose head covers every line, once per holder.
+    checks
+}
+
+/// Which signatures count: good ones whose head covers every line, once per holder. Marks each
+/// check; the holders counted.
+fn count(entries: &[Value], checks: &mut [SignatureCheck]) -> Vec<CountedSigner> {
+    // The last line that is not itself a signature: a counted signature's head covers it.
+    let last_content = entries
+        .iter()
+        .rposition(|e| !is_signature(e))
+        .map_or(0, |i| i + 1);
     let mut counted: Vec<CountedSigner> = Vec::new();
-    for c in &mut checks {
+    for c in checks.iter_mut() {
         let covers = c.covers_lines.unwrap_or(0);
         c.not_counted = if let Some(p) = &c.problem {
             Some(p.clone())
@@ -258,78 +316,110 @@ pub fn verify(
         };
         c.counted = c.not_counted.is_none();
     }
-    // The lines after the last head a holder's good signature covers (known only with --certs).
-    let unsigned: Option<Vec<UnsignedLine>> = certs.as_ref().map(|_| {
-        let covered = checks
-            .iter()
-            .filter(|c| c.ok)
-            .filter_map(|c| c.covers_lines)
-            .max()
-            .unwrap_or(0);
-        entries
-            .iter()
-            .enumerate()
-            .skip(covered)
-            .filter(|(_, e)| !is_signature(e))
-            .map(|(i, e)| UnsignedLine {
-                line: i + 1,
-                ceremony: text_of(&e["ceremony"]),
-                step: text_of(&e["step"]),
-            })
-            .collect()
-    });
+    counted
+}
 
-    let esc = crate::ui::escape;
-    let mut lines = vec![format!(
-        "{}: {} entries, chain intact.",
-        file.display(),
-        head.entries
-    )];
-    for c in &checks {
-        let counted_note = match (require, &c.not_counted, &c.problem) {
-            (None, _, _) => String::new(),
-            (Some(_), None, _) => ", counted".to_owned(),
-            (Some(_), Some(_), Some(_)) => "; not counted".to_owned(),
-            (Some(_), Some(why), None) => format!(", not counted: {}", esc(why)),
-        };
-        lines.push(match &c.problem {
-            None => format!(
-                "line {}: {} {} signed head {} — good{counted_note}",
-                c.line,
-                esc(&c.signer),
-                esc(&c.user_id),
-                esc(&c.signed_head)
-            ),
-            Some(p) => format!(
-                "line {}: {} signed head {} — {}{counted_note}",
-                c.line,
-                esc(&c.signer),
-                esc(&c.signed_head),
-                esc(p)
-            ),
-        });
-    }
-    if let Some(unsigned) = unsigned.as_ref().filter(|u| !u.is_empty()) {
-        lines.push(format!(
-            "Unsigned: no holder's signature that checks out covers these {} line(s):",
-            unsigned.len()
-        ));
-        for u in unsigned {
-            lines.push(format!(
-                "  line {}: {} {}",
-                u.line,
-                esc(&u.ceremony),
-                esc(&u.step)
-            ));
-        }
-    }
-    let names = counted
+/// The lines (other than signatures) after the last head a holder's good signature covers.
+fn unsigned_lines(entries: &[Value], checks: &[SignatureCheck]) -> Vec<UnsignedLine> {
+    let covered = checks
         .iter()
-        .map(|s| format!("{} ({})", esc(&s.fingerprint), esc(&s.user_id)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Some(n) = require {
-        lines.push(if !has_init {
+        .filter(|c| c.ok)
+        .filter_map(|c| c.covers_lines)
+        .max()
+        .unwrap_or(0);
+    entries
+        .iter()
+        .enumerate()
+        .skip(covered)
+        .filter(|(_, e)| !is_signature(e))
+        .map(|(i, e)| UnsignedLine {
+            line: i + 1,
+            ceremony: text_of(&e["ceremony"]),
+            step: text_of(&e["step"]),
+        })
+        .collect()
+}
+
+/// What verify found, to show and to judge.
+struct Review<'a> {
+    file: &'a Path,
+    has_init: bool,
+    holders: Vec<String>,
+    require: Option<u32>,
+    checks: Vec<SignatureCheck>,
+    counted: Vec<CountedSigner>,
+    unsigned: Option<Vec<UnsignedLine>>,
+}
+
+impl Review<'_> {
+    /// The counted holders, for people.
+    fn names(&self) -> String {
+        let esc = crate::ui::escape;
+        self.counted
+            .iter()
+            .map(|s| format!("{} ({})", esc(&s.fingerprint), esc(&s.user_id)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The report for people, text from the transcript escaped.
+    fn lines(&self, entries: u64) -> Vec<String> {
+        let (file, require, checks, counted, holders, has_init) = (
+            self.file,
+            self.require,
+            &self.checks,
+            &self.counted,
+            &self.holders,
+            self.has_init,
+        );
+        let unsigned = &self.unsigned;
+        let names = self.names();
+        let esc = crate::ui::escape;
+        let mut lines = vec![format!(
+            "{}: {} entries, chain intact.",
+            file.display(),
+            entries
+        )];
+        for c in checks {
+            let counted_note = match (require, &c.not_counted, &c.problem) {
+                (None, _, _) => String::new(),
+                (Some(_), None, _) => ", counted".to_owned(),
+                (Some(_), Some(_), Some(_)) => "; not counted".to_owned(),
+                (Some(_), Some(why), None) => format!(", not counted: {}", esc(why)),
+            };
+            lines.push(match &c.problem {
+                None => format!(
+                    "line {}: {} {} signed head {} — good{counted_note}",
+                    c.line,
+                    esc(&c.signer),
+                    esc(&c.user_id),
+                    esc(&c.signed_head)
+                ),
+                Some(p) => format!(
+                    "line {}: {} signed head {} — {}{counted_note}",
+                    c.line,
+                    esc(&c.signer),
+                    esc(&c.signed_head),
+                    esc(p)
+                ),
+            });
+        }
+        if let Some(unsigned) = unsigned.as_ref().filter(|u| !u.is_empty()) {
+            lines.push(format!(
+                "Unsigned: no holder's signature that checks out covers these {} line(s):",
+                unsigned.len()
+            ));
+            for u in unsigned {
+                lines.push(format!(
+                    "  line {}: {} {}",
+                    u.line,
+                    esc(&u.ceremony),
+                    esc(&u.step)
+                ));
+            }
+        }
+        if let Some(n) = require {
+            lines.push(if !has_init {
             "No init step (ceremony init, step sys/init): the transcript names no holders, so no \
              signature counts."
                 .to_owned()
@@ -345,57 +435,49 @@ pub fn verify(
                 holders.len()
             )
         });
-    }
-    lines.push(format!("Head hash (write this down): {}", head.head_hash));
-    // Without --require-signatures every signature must check out; with it, a good signature
-    // by someone else (a witness) is listed and not counted, but a forged one still fails.
-    let bad = checks
-        .iter()
-        .filter(|c| certs.is_some() && if require.is_some() { c.forged } else { !c.ok })
-        .count();
-    let satisfied = require.map(|n| counted.len() >= n as usize);
-    ctx.ui.result(
-        &lines.join("\n"),
-        json!({
-            "file": file.display().to_string(),
-            "entries": head.entries,
-            "head_hash": head.head_hash,
-            "signatures": checks,
-            "ok": satisfied.unwrap_or(true) && bad == 0,
-            "init_holders": holders,
-            "required_signatures": require,
-            "counted_signers": counted,
-            "unsigned_lines": unsigned,
-        }),
-    );
-    match (require, satisfied) {
-        (Some(n), Some(false)) if !has_init => Err(Error::verification(format!(
-            "--require-signatures {n}: {} has no init step (ceremony init, step sys/init), so it \
-             names no holders whose signatures could count",
-            file.display()
-        ))),
-        (Some(n), Some(false)) => {
-            let mut err = Error::verification(format!(
-                "--require-signatures {n}: {} distinct holder(s) signed a head that covers every \
-                 line{}",
-                counted.len(),
-                if names.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {names}")
-                }
-            ));
-            if unsigned.as_ref().is_some_and(|u| !u.is_empty()) {
-                err = err.hint(
-                    "a signature covers only the lines before it: holders sign again after the \
-                     last step (custody --transcript FILE transcript sign --secret-key KEY)",
-                );
-            }
-            Err(err)
         }
-        _ if bad > 0 => Err(Error::verification(format!(
-            "{bad} signature(s) in the transcript do not check out (see above)"
-        ))),
-        _ => Ok(()),
+        lines
+    }
+
+    /// Exit 3 when fewer holders than required signed, or a signature is forged.
+    fn verdict(&self, satisfied: Option<bool>, bad: usize) -> Result<()> {
+        let (file, require, counted, unsigned, has_init) = (
+            self.file,
+            self.require,
+            &self.counted,
+            &self.unsigned,
+            self.has_init,
+        );
+        let names = self.names();
+        match (require, satisfied) {
+            (Some(n), Some(false)) if !has_init => Err(Error::verification(format!(
+                "--require-signatures {n}: {} has no init step (ceremony init, step sys/init), so it \
+             names no holders whose signatures could count",
+                file.display()
+            ))),
+            (Some(n), Some(false)) => {
+                let mut err = Error::verification(format!(
+                    "--require-signatures {n}: {} distinct holder(s) signed a head that covers every \
+                 line{}",
+                    counted.len(),
+                    if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {names}")
+                    }
+                ));
+                if unsigned.as_ref().is_some_and(|u| !u.is_empty()) {
+                    err = err.hint(
+                        "a signature covers only the lines before it: holders sign again after the \
+                     last step (custody --transcript FILE transcript sign --secret-key KEY)",
+                    );
+                }
+                Err(err)
+            }
+            _ if bad > 0 => Err(Error::verification(format!(
+                "{bad} signature(s) in the transcript do not check out (see above)"
+            ))),
+            _ => Ok(()),
+        }
     }
 }
