@@ -263,7 +263,7 @@ pub fn check_open(file: &File, path: &Path, opts: CheckOptions) -> Result<Archiv
             if hit.get() {
                 too_large(cap)
             } else {
-                damaged(where_).caused_by(e)
+                damaged(where_.clone()).caused_by(e)
             }
         }
     };
@@ -289,26 +289,10 @@ pub fn check_open(file: &File, path: &Path, opts: CheckOptions) -> Result<Archiv
         if members.contains_key(&name) {
             return Err(damaged(format!("member {name} appears twice")));
         }
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        let mut keep = Vec::new();
         let small = name == "meta.json" || name == "SHA256SUMS";
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut n_total = 0u64;
-        loop {
-            let n = entry.read(&mut buf).map_err(at(format!("member {name}")))?;
-            if n == 0 {
-                break;
-            }
-            ctx.update(&buf[..n]);
-            n_total += n as u64;
-            if small {
-                if n_total > SMALL_MEMBER {
-                    return Err(damaged(format!("member {name} is larger than 1 MiB")));
-                }
-                keep.extend_from_slice(&buf[..n]);
-            }
-        }
-        members.insert(name.clone(), hex::encode(ctx.finish().as_ref()));
+        let (sha256, n_total, keep) =
+            read_member(&mut entry, &name, small, at(format!("member {name}")))?;
+        members.insert(name.clone(), sha256);
         sizes.insert(name.clone(), n_total);
         match name.as_str() {
             "meta.json" => meta_bytes = Some(keep),
@@ -338,6 +322,56 @@ pub fn check_open(file: &File, path: &Path, opts: CheckOptions) -> Result<Archiv
     let (_, outer) = chained.into_inner();
     let (sha256, size, chunks) = outer.into_inner().finish_with_chunks();
 
+    check_sums(&members, sums_bytes)?;
+    let (meta, state_size) = check_meta(meta_bytes, &sizes)?;
+    Ok(ArchiveReport {
+        sha256,
+        size,
+        meta: MetaSummary {
+            index: meta.index,
+            term: meta.term,
+            id: meta.id,
+            state_size,
+        },
+        sealed_sums: members.contains_key("SHA256SUMS.sealed"),
+        members,
+        unpacked_size,
+        chunks,
+    })
+}
+
+/// One tar member read whole: its sha256, its size, and (for `keep`, the small members custody
+/// parses) its bytes, at most 1 MiB.
+fn read_member(
+    entry: &mut impl Read,
+    name: &str,
+    keep: bool,
+    failed: impl Fn(io::Error) -> Error,
+) -> Result<(String, u64, Vec<u8>)> {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = entry.read(&mut buf).map_err(&failed)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+        size += n as u64;
+        if keep {
+            if size > SMALL_MEMBER {
+                return Err(damaged(format!("member {name} is larger than 1 MiB")));
+            }
+            kept.extend_from_slice(&buf[..n]);
+        }
+    }
+    Ok((hex::encode(ctx.finish().as_ref()), size, kept))
+}
+
+/// Every required member is there, `SHA256SUMS` lists `meta.json` and `state.bin`, and each
+/// member it lists has the sha256 it says.
+fn check_sums(members: &BTreeMap<String, String>, sums_bytes: Option<Vec<u8>>) -> Result<()> {
     for required in ["meta.json", "state.bin", "SHA256SUMS"] {
         if !members.contains_key(required) {
             return Err(damaged(format!("member {required} is missing")));
@@ -383,6 +417,11 @@ pub fn check_open(file: &File, path: &Path, opts: CheckOptions) -> Result<Archiv
             Some(_) => {}
         }
     }
+    Ok(())
+}
+
+/// `meta.json` parses and agrees with `state.bin`'s size: the metadata, and that size.
+fn check_meta(meta_bytes: Option<Vec<u8>>, sizes: &BTreeMap<String, u64>) -> Result<(Meta, u64)> {
     let meta: Meta = serde_json::from_slice(&meta_bytes.unwrap_or_default())
         .map_err(damaged_at("meta.json does not parse"))?;
     let state_size = sizes.get("state.bin").copied().unwrap_or(0);
@@ -392,20 +431,7 @@ pub fn check_open(file: &File, path: &Path, opts: CheckOptions) -> Result<Archiv
             meta.size
         )));
     }
-    Ok(ArchiveReport {
-        sha256,
-        size,
-        meta: MetaSummary {
-            index: meta.index,
-            term: meta.term,
-            id: meta.id,
-            state_size,
-        },
-        sealed_sums: members.contains_key("SHA256SUMS.sealed"),
-        members,
-        unpacked_size,
-        chunks,
-    })
+    Ok((meta, state_size))
 }
 
 /// `meta.json` only: the first member, read from the start of the file without the rest.
