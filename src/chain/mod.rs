@@ -85,6 +85,85 @@ impl Rpc {
     }
 }
 
+impl Rpc {
+    /// `eth_blockNumber`.
+    pub async fn block_number(&self) -> Result<u64> {
+        let v = self.call("eth_blockNumber", json!([])).await?;
+        quantity(&v).map_err(|e| e.doing("eth_blockNumber"))
+    }
+
+    /// `eth_getCode ADDRESS BLOCK`: the contract's code (empty where there is none).
+    pub async fn code(&self, address: &str, block: u64) -> Result<Vec<u8>> {
+        let v = self
+            .call("eth_getCode", json!([address, format!("{block:#x}")]))
+            .await?;
+        data(&v).map_err(|e| e.doing(format!("eth_getCode {address}")))
+    }
+
+    /// `eth_call` of a function without arguments at `block`: the raw return data.
+    pub async fn call_view(&self, to: &str, signature: &str, block: u64) -> Result<Vec<u8>> {
+        let input = format!("0x{}", hex::encode(selector(signature)));
+        let v = self
+            .call(
+                "eth_call",
+                json!([{ "to": to, "data": input }, format!("{block:#x}")]),
+            )
+            .await?;
+        data(&v).map_err(|e| e.doing(format!("eth_call {signature} on {to}")))
+    }
+}
+
+/// The 4-byte selector of a function signature such as `authority()`.
+pub fn selector(signature: &str) -> [u8; 4] {
+    let hash = keccak256(signature.as_bytes());
+    [hash[0], hash[1], hash[2], hash[3]]
+}
+
+/// Keccak-256, Ethereum's hash (a contract's code hash, a selector).
+pub fn keccak256(bytes: &[u8]) -> [u8; 32] {
+    use sha3::Digest as _;
+    sha3::Keccak256::digest(bytes).into()
+}
+
+/// An ABI-encoded address (one 32-byte word, 12 zero bytes then 20): its checksummed text.
+pub fn abi_address(word: &[u8]) -> Option<String> {
+    if word.len() != 32 || word[..12].iter().any(|b| *b != 0) {
+        return None;
+    }
+    Some(checksum(&word[12..]))
+}
+
+/// EIP-55: an address with the case of each hex letter set by its hash.
+pub fn checksum(address: &[u8]) -> String {
+    let lower = hex::encode(address);
+    let hash = keccak256(lower.as_bytes());
+    let mut out = String::from("0x");
+    for (i, c) in lower.chars().enumerate() {
+        let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0x0f;
+        out.push(if c.is_ascii_alphabetic() && nibble >= 8 {
+            c.to_ascii_uppercase()
+        } else {
+            c
+        });
+    }
+    out
+}
+
+/// A JSON-RPC data value: "0x" and an even number of hex digits.
+fn data(v: &Value) -> Result<Vec<u8>> {
+    let bad = || {
+        Error::failed(format!(
+            "{} is not hex data",
+            crate::ui::escape(&v.to_string())
+        ))
+    };
+    let digits = v
+        .as_str()
+        .and_then(|s| s.strip_prefix("0x"))
+        .ok_or_else(bad)?;
+    hex::decode(digits).map_err(|_| bad())
+}
+
 /// A JSON-RPC quantity: "0x" and hex digits without leading zeros, at most 64 bits here.
 fn quantity(v: &Value) -> Result<u64> {
     let bad = || {
@@ -122,6 +201,21 @@ mod tests {
         ] {
             assert!(quantity(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn selectors_and_checksums_are_ethereum_s() {
+        assert_eq!(hex::encode(selector("submitBlock(bytes32)")), "baa47694");
+        assert_eq!(hex::encode(selector("authority()")), "bf7e214f");
+        // EIP-55's own example.
+        let a = hex::decode("5aaeb6053f3e94c9b9a09f33669435e7ef1beaed").unwrap();
+        assert_eq!(checksum(&a), "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
+        let mut word = vec![0u8; 12];
+        word.extend_from_slice(&a);
+        assert_eq!(abi_address(&word).unwrap(), checksum(&a));
+        word[0] = 1;
+        assert!(abi_address(&word).is_none());
+        assert!(abi_address(&word[..31]).is_none());
     }
 
     #[test]

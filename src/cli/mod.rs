@@ -230,6 +230,9 @@ pub enum PluginCommand {
 pub enum WalletCommand {
     /// Create the account (key generated inside the plugin), its policies and a wrapped signer token
     Create(WalletCreateArgs),
+    /// Bind an account created without an allow-list to one call of its contract, once the
+    /// chain shows the contract names it (a quorum step)
+    Bind(WalletBindArgs),
     /// Address, next nonce and constraints of an account
     Show {
         /// The account name
@@ -238,6 +241,27 @@ pub enum WalletCommand {
         #[arg(long, default_value = "ethereum")]
         mount: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct WalletBindArgs {
+    /// The account name (for example authority)
+    pub name: String,
+    /// An Ethereum node's JSON-RPC, on the chain the mount signs for
+    #[arg(long, value_name = "URL")]
+    pub rpc: String,
+    /// The contract the account may call (deployed with the account's address)
+    #[arg(long, value_name = "ADDRESS")]
+    pub contract: String,
+    /// The one function the account may call on it
+    #[arg(long, value_name = "SIGNATURE", default_value = "submitBlock(bytes32)")]
+    pub call: String,
+    /// The contract's getter that must return the account's address
+    #[arg(long, value_name = "SIGNATURE", default_value = "authority()")]
+    pub authority_getter: String,
+    /// Where the plugin is mounted
+    #[arg(long, default_value = "ethereum")]
+    pub mount: String,
 }
 
 #[derive(Debug, Args)]

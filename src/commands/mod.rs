@@ -1,5 +1,6 @@
 //! One module per command. Each validates its whole plan before any side effect.
 
+pub mod bind;
 pub mod ceremony;
 pub mod completions;
 pub mod cutover;
@@ -52,6 +53,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await
         }
         Command::Wallet(WalletCommand::Create(args)) => wallet::create(&ctx, &args).await,
+        Command::Wallet(WalletCommand::Bind(args)) => bind::run(&ctx, &args).await,
         Command::Wallet(WalletCommand::Show { name, mount }) => {
             wallet::show(&ctx, &name, &mount).await
         }

@@ -91,6 +91,25 @@ impl SignerMount<'_> {
         ))
     }
 
+    /// Binds an account made without an allow-list to `allowed_calls` (CONTRACT:SIGNATURE), once;
+    /// a path the signer policy does not grant.
+    pub async fn bind(
+        &self,
+        addr: &Addr,
+        name: &str,
+        allowed_calls: &[String],
+    ) -> NodeResult<Value> {
+        Ok(data_of(
+            self.vault
+                .post(
+                    addr,
+                    &self.path(&format!("accounts/{name}/bind")),
+                    &json!({ "allowed_calls": allowed_calls }),
+                )
+                .await?,
+        ))
+    }
+
     pub async fn config(&self, addr: &Addr) -> NodeResult<Value> {
         Ok(data_of(self.vault.get(addr, &self.path("config")).await?))
     }

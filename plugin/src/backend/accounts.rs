@@ -1,5 +1,6 @@
-//! `accounts/`, `accounts/NAME`, `accounts/NAME/nonce`: accounts whose key is generated inside
-//! the plugin and never leaves it, with the constraints every signature is checked against.
+//! `accounts/`, `accounts/NAME`, `accounts/NAME/nonce`, `accounts/NAME/bind`: accounts whose key
+//! is generated inside the plugin and never leaves it, with the constraints every signature is
+//! checked against.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -149,6 +150,75 @@ impl SignerBackend {
         let view = account.view(0);
         if let Ok(mut m) = self.accounts.lock() {
             m.insert(name.to_owned(), Arc::new(account));
+        }
+        Ok(Reply::Data(view))
+    }
+
+    /// Binds an account created without an allow-list (so it signs no transaction) to the calls
+    /// it may make, once: the Authority is created first, its address given out, the contract
+    /// deployed with it, and only then bound. A second bind to the same calls changes nothing;
+    /// to other calls, or of an unrestricted account, it is refused.
+    pub(super) async fn bind_account(&self, name: &str, f: &Fields) -> HandlerResult {
+        f.only(&["allowed_calls"])?;
+        let calls = f.list("allowed_calls")?.unwrap_or_default();
+        if calls.is_empty() {
+            return Err(invalid(
+                "field 'allowed_calls': give the calls to bind the account to",
+            ));
+        }
+        let mut wanted = Vec::new();
+        for c in &calls {
+            wanted.push(
+                eth::parse_allowed_call(c)
+                    .map_err(|e| invalid(format!("field 'allowed_calls': {e}")))?,
+            );
+        }
+        // No signature in flight while the rules change, and no create or delete racing it.
+        let _exclusive = self.gate.write().await;
+        let _one_create = self.create_lock.lock().await;
+        let Some(mut record) = self.read_record(name).await? else {
+            return Ok(Reply::NotFound);
+        };
+        if record.unrestricted {
+            return Err(invalid(format!(
+                "account {name} was created unrestricted; only an account created without an \
+                 allow-list can be bound"
+            )));
+        }
+        if !record.allowed_to.is_empty() || !record.allowed_calls.is_empty() {
+            let bound: Result<Vec<_>, _> = record
+                .allowed_calls
+                .iter()
+                .map(|c| eth::parse_allowed_call(c))
+                .collect();
+            if record.allowed_to.is_empty() && bound.as_ref().ok() == Some(&wanted) {
+                let account = self.account(name).await?;
+                let mut view = account.view(account.nonce.next().await);
+                view["already_bound"] = json!(true);
+                return Ok(Reply::Data(view));
+            }
+            return Err(invalid(format!(
+                "account {name} is already bound (allowed_to {:?}, allowed_calls {:?}); an \
+                 allow-list never changes once set",
+                record.allowed_to, record.allowed_calls
+            )));
+        }
+        record.allowed_calls = calls;
+        let bytes = zeroize::Zeroizing::new(
+            serde_json::to_vec(&record).map_err(|e| Reply::Coded(500, e.to_string()))?,
+        );
+        self.store()?
+            .put(&format!("{ACCOUNTS_PREFIX}{name}"), bytes.to_vec())
+            .await?;
+        let counter = match self.accounts.lock().ok().and_then(|m| m.get(name).cloned()) {
+            Some(old) => old.nonce.clone(),
+            None => Arc::new(NonceCounter::new(self.load_nonce(name).await?)),
+        };
+        let account =
+            Arc::new(Account::decode(name, &record, counter).map_err(|e| Reply::Coded(500, e))?);
+        let view = account.view(account.nonce.next().await);
+        if let Ok(mut m) = self.accounts.lock() {
+            m.insert(name.to_owned(), account);
         }
         Ok(Reply::Data(view))
     }

@@ -124,9 +124,10 @@ impl SignerBackend {
                     ("sign-typed-data", "update" | "create") => {
                         self.sign_typed_data(name, &fields()?).await
                     }
+                    ("bind", "update" | "create") => self.bind_account(name, &fields()?).await,
                     ("nonce", "read") => self.read_nonce(name).await,
                     ("nonce", "update" | "create") => self.write_nonce(name, &fields()?).await,
-                    ("sign-tx" | "sign-message" | "sign-typed-data" | "nonce", _) => {
+                    ("sign-tx" | "sign-message" | "sign-typed-data" | "nonce" | "bind", _) => {
                         Err(Reply::UnsupportedOperation)
                     }
                     _ => Err(Reply::UnsupportedPath),

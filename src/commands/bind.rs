@@ -1,0 +1,205 @@
+//! `custody wallet bind`: the quorum binds an account created without an allow-list (so it signs
+//! nothing) to one call of the contract that was deployed with its address, once the chain shows
+//! that contract names it. Every check is made before anything is written.
+
+use serde_json::json;
+
+use crate::chain::{Rpc, abi_address, checksum, keccak256};
+use crate::cli::WalletBindArgs;
+use crate::error::{Error, Result};
+use crate::flows::{Ctx, active_node, node_error};
+use crate::transcript::Step;
+use crate::vault::NodeError;
+
+pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
+    ctx.require_token("wallet bind (the quorum's root token)")?;
+    let contract = parse_address("--contract", &args.contract)?;
+    for (flag, signature) in [
+        ("--call", &args.call),
+        ("--authority-getter", &args.authority_getter),
+    ] {
+        check_signature(flag, signature)?;
+    }
+    let rpc = Rpc::new(&args.rpc)?;
+    let vault = ctx.vault()?;
+    let addr = active_node(&vault, ctx.require_addrs()?).await?;
+    let signer = vault.signer(&args.mount);
+    let account = match signer.account(&addr, &args.name).await {
+        Ok(a) => a,
+        Err(NodeError::Api { status: 404, .. }) => {
+            return Err(Error::precondition(format!(
+                "no account {} at {}/",
+                args.name, args.mount
+            )));
+        }
+        Err(e) => return Err(node_error(&format!("reading the account {}", args.name), e)),
+    };
+    let address = account["address"].as_str().unwrap_or_default().to_owned();
+    let config = signer
+        .config(&addr)
+        .await
+        .map_err(|e| node_error(&format!("reading {}/config", args.mount), e))?;
+    let seen = on_chain(&rpc, &contract, args, config["chain_id"].as_u64(), &address).await?;
+    let allowed = format!("{contract}:{}", args.call);
+    let bound = signer
+        .bind(&addr, &args.name, std::slice::from_ref(&allowed))
+        .await
+        .map_err(|e| node_error(&format!("binding {} to {allowed}", args.name), e))?;
+    let facts = json!({
+        "account": args.name,
+        "address": address,
+        "allowed_call": allowed,
+        "authority_getter": args.authority_getter,
+        "chain_id": seen.chain_id,
+        "block_number": seen.block,
+        "code_keccak256": seen.code_hash,
+        "rpc": rpc.url(),
+        "already_bound": bound["already_bound"] == true,
+    });
+    let head =
+        ctx.transcript
+            .append(Step::new("bind", "wallet-bind", "operator", facts.clone()))?;
+    ctx.ui.result(
+        &format!(
+            "{} ({address}) is bound to {allowed}{}.\n\
+             Checked at block {} of chain {}: code at {contract} (keccak256 {}), and {} returns the \
+             account's address.\nTranscript head: {}",
+            args.name,
+            if bound["already_bound"] == true {
+                " (it already was)"
+            } else {
+                ""
+            },
+            seen.block,
+            seen.chain_id,
+            seen.code_hash,
+            args.authority_getter,
+            head.head_hash
+        ),
+        json!({ "bind": facts, "transcript_head": head.head_hash }),
+    );
+    Ok(())
+}
+
+/// What the chain showed, at one block.
+struct Seen {
+    chain_id: u64,
+    block: u64,
+    code_hash: String,
+}
+
+/// The RPC serves the mount's chain, code exists at the contract, and its getter returns the
+/// account's address, all read at one block. Any mismatch: exit 3, nothing written.
+async fn on_chain(
+    rpc: &Rpc,
+    contract: &str,
+    args: &WalletBindArgs,
+    mount_chain: Option<u64>,
+    address: &str,
+) -> Result<Seen> {
+    let nothing = "nothing was written";
+    let chain_id = rpc.chain_id().await?;
+    if mount_chain != Some(chain_id) {
+        return Err(Error::verification(format!(
+            "{} serves chain {chain_id}, but {}/ signs for chain {}; {nothing}",
+            rpc.url(),
+            args.mount,
+            mount_chain.map_or("(none)".to_owned(), |c| c.to_string())
+        )));
+    }
+    let block = rpc.block_number().await?;
+    let code = rpc.code(contract, block).await?;
+    if code.is_empty() {
+        return Err(Error::verification(format!(
+            "no contract code at {contract} on chain {chain_id} (block {block}); {nothing}"
+        )));
+    }
+    let returned = rpc
+        .call_view(contract, &args.authority_getter, block)
+        .await?;
+    let named = abi_address(&returned).ok_or_else(|| {
+        Error::verification(format!(
+            "{} of {contract} did not return an address (0x{}); {nothing}",
+            args.authority_getter,
+            hex::encode(&returned)
+        ))
+    })?;
+    if !named.eq_ignore_ascii_case(address) {
+        return Err(Error::verification(format!(
+            "{} of {contract} returns {named}, not {} ({address}); {nothing}",
+            args.authority_getter, args.name
+        )));
+    }
+    Ok(Seen {
+        chain_id,
+        block,
+        code_hash: format!("0x{}", hex::encode(keccak256(&code))),
+    })
+}
+
+/// `0x` and 40 hex digits: the address, checksummed.
+fn parse_address(flag: &str, text: &str) -> Result<String> {
+    let bytes = text
+        .strip_prefix("0x")
+        .filter(|h| h.len() == 40)
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "{flag} {:?}: an address is 0x and 40 hex digits",
+                crate::ui::escape(text)
+            ))
+        })?;
+    Ok(checksum(&bytes))
+}
+
+/// `name(types)`, with no spaces: the text Solidity hashes for a selector.
+fn check_signature(flag: &str, text: &str) -> Result<()> {
+    let ok = text.split_once('(').is_some_and(|(name, rest)| {
+        !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && rest.ends_with(')')
+            && !rest.contains(['(', ' '])
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "{flag} {:?}: give a function signature such as submitBlock(bytes32)",
+            crate::ui::escape(text)
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_signatures_are_checked_before_anything() {
+        assert_eq!(
+            parse_address("--contract", "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed").unwrap(),
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+        );
+        for bad in ["5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "0x12", "0xzz"] {
+            assert_eq!(
+                parse_address("--contract", bad)
+                    .unwrap_err()
+                    .kind
+                    .exit_code(),
+                2
+            );
+        }
+        assert!(check_signature("--call", "submitBlock(bytes32)").is_ok());
+        assert!(check_signature("--call", "authority()").is_ok());
+        for bad in [
+            "submitBlock",
+            "submit Block(bytes32)",
+            "f(uint256, bytes32)",
+            "(x)",
+            "1f()",
+        ] {
+            assert!(check_signature("--call", bad).is_err(), "{bad}");
+        }
+    }
+}

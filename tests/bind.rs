@@ -1,0 +1,217 @@
+//! Binding the Authority to its contract on a real chain (anvil): the Authority is created with
+//! no allow-list, the contract is deployed with its address, and `custody wallet bind` writes the
+//! one allowed call only once the chain shows the contract names the Authority. Every mismatch
+//! is refused with nothing written; the bound Authority's submitBlock is mined; the signer token
+//! cannot bind.
+
+use custody_test_support as support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use support::plugin::{Anvil, Api, dev_server_with_plugin};
+use support::*;
+
+const CHAIN: u64 = 31337;
+
+#[test]
+fn the_test_contract_bytecode_is_what_solc_makes_of_its_source() {
+    let solcjs = root().join("tools/npm/node_modules/solc/solc.js");
+    assert!(
+        solcjs.is_file(),
+        "the test needs solc-js at {}: run scripts/setup",
+        solcjs.display()
+    );
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("node")
+        .current_dir(root())
+        .arg(&solcjs)
+        .args(["--bin", "--optimize", "--base-path", "contracts", "-o"])
+        .arg(out.path())
+        .arg("contracts/PlasmaAuthority.sol")
+        .status()
+        .expect("node (Debian's nodejs; scripts/setup needs it for npm)");
+    assert!(status.success());
+    let made = std::fs::read_to_string(out.path().join("PlasmaAuthority_sol_PlasmaAuthority.bin"))
+        .unwrap();
+    let committed = std::fs::read_to_string(root().join("contracts/PlasmaAuthority.bin")).unwrap();
+    assert_eq!(
+        made.trim(),
+        committed.trim(),
+        "contracts/PlasmaAuthority.bin is stale: recompile it (see contracts/README.md)"
+    );
+}
+
+/// The deployment of PlasmaAuthority naming `authority`, from anvil's first (unlocked) account:
+/// the contract's address.
+fn deploy(anvil: &Anvil, authority: &str) -> String {
+    let code = std::fs::read_to_string(root().join("contracts/PlasmaAuthority.bin")).unwrap();
+    let arg = format!("{:0>64}", authority.trim_start_matches("0x").to_lowercase());
+    let from = anvil.rpc("eth_accounts", json!([]))[0].clone();
+    let hash = anvil.rpc(
+        "eth_sendTransaction",
+        json!([{ "from": from, "data": format!("0x{}{arg}", code.trim()), "gas": "0x100000" }]),
+    );
+    mined(anvil, &hash)["contractAddress"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn mined(anvil: &Anvil, hash: &Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = anvil.rpc("eth_getTransactionReceipt", json!([hash]));
+        if !r.is_null() {
+            assert_eq!(r["status"], "0x1", "{r}");
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{hash} was never mined");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn bind(c: &Custody, rpc: &str, contract: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "--format",
+        "json",
+        "wallet",
+        "bind",
+        "authority",
+        "--rpc",
+        rpc,
+        "--contract",
+        contract,
+    ];
+    args.extend(extra);
+    c.run(&args)
+}
+
+#[test]
+fn the_authority_is_bound_only_to_the_contract_that_names_it() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let anvil = Anvil::start(CHAIN);
+    let (cluster, api) = dev_server_with_plugin("bind");
+    let root_file = dir.join("root.token");
+    std::fs::write(&root_file, &api.token).unwrap();
+    let c = Custody::for_cluster(dir, &cluster).with_token_file(&root_file);
+    let wrap = dir.join("signer.wrap");
+    let r = c.run(&[
+        "--format",
+        "json",
+        "wallet",
+        "create",
+        "authority",
+        "--chain-id",
+        &CHAIN.to_string(),
+        "--signer-token-out",
+        wrap.to_str().unwrap(),
+    ]);
+    r.expect(0);
+    let address = r.json()["wallet"]["address"].as_str().unwrap().to_owned();
+    let contract = deploy(&anvil, &address);
+    let unbound = |what: &str| {
+        let a = api.ok("GET", "ethereum/accounts/authority", None);
+        assert_eq!(a["allowed_calls"], json!([]), "{what}: {a}");
+    };
+
+    step_refusals_write_nothing(&anvil, &c, &address, &unbound);
+    step_bound_to_the_contract_that_names_it(&anvil, &c, &cluster, &contract, dir, &wrap, &address);
+}
+
+fn step_refusals_write_nothing(anvil: &Anvil, c: &Custody, address: &str, unbound: &dyn Fn(&str)) {
+    let decoy = deploy(anvil, "0x2222222222222222222222222222222222222222");
+    bind(c, &anvil.url, &decoy, &[])
+        .expect(3)
+        .stderr_has("not authority");
+    unbound("a contract naming someone else");
+    bind(
+        c,
+        &anvil.url,
+        "0x3333333333333333333333333333333333333333",
+        &[],
+    )
+    .expect(3)
+    .stderr_has("no contract code");
+    unbound("an address without code");
+    let other = Anvil::start(5);
+    let there = deploy(&other, address);
+    bind(c, &other.url, &there, &[])
+        .expect(3)
+        .stderr_has("serves chain 5");
+    unbound("another chain");
+    bind(c, &anvil.url, "0x12", &[]).expect(2);
+    bind(c, &anvil.url, &decoy, &["--call", "submit Block(bytes32)"]).expect(2);
+    unbound("bad arguments");
+}
+
+fn step_bound_to_the_contract_that_names_it(
+    anvil: &Anvil,
+    c: &Custody,
+    cluster: &TestCluster,
+    contract: &str,
+    dir: &Path,
+    wrap: &Path,
+    address: &str,
+) {
+    let api = Api::new(
+        cluster,
+        0,
+        &std::fs::read_to_string(dir.join("root.token")).unwrap(),
+    );
+    let r = bind(c, &anvil.url, contract, &[]);
+    r.expect(0);
+    let facts = r.json()["bind"].clone();
+    let proof = anvil.rpc("eth_getProof", json!([contract, [], "latest"]));
+    assert_eq!(facts["code_keccak256"], proof["codeHash"], "{facts}");
+    assert_eq!(facts["chain_id"], CHAIN);
+    let a = api.ok("GET", "ethereum/accounts/authority", None);
+    let calls = a["allowed_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{a}");
+    assert!(
+        calls[0]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .starts_with(&contract.to_lowercase()),
+        "{a}"
+    );
+    let transcript = std::fs::read_to_string(dir.join("custody-transcript.jsonl")).unwrap();
+    assert!(transcript.contains("\"step\":\"wallet-bind\""));
+
+    // The same bind again changes nothing; another call is refused: an allow-list never changes.
+    bind(c, &anvil.url, contract, &[]).expect(0);
+    let r = bind(c, &anvil.url, contract, &["--call", "blocks(uint256)"]);
+    assert_ne!(r.code(), 0);
+    r.stderr_has("never changes");
+
+    // The signing service's token signs submitBlock, which the chain mines; it cannot bind.
+    let wrapping = std::fs::read_to_string(wrap).unwrap().trim().to_owned();
+    let (_, v) = Api::new(cluster, 0, &wrapping).write("sys/wrapping/unwrap", json!({}));
+    let signer = Api::new(cluster, 0, v["auth"]["client_token"].as_str().unwrap());
+    let (status, _) = signer.write(
+        "ethereum/accounts/authority/bind",
+        json!({ "allowed_calls": [format!("{contract}:blocks(uint256)")] }),
+    );
+    assert_eq!(status, 403);
+    anvil.rpc("anvil_setBalance", json!([address, "0x56BC75E2D63100000"]));
+    let call = format!("0xbaa47694{}", "ab".repeat(32));
+    let tx = signer.ok(
+        "POST",
+        "ethereum/accounts/authority/sign-tx",
+        Some(json!({ "to": contract, "data": call, "gas": 150000, "max_fee_per_gas": "4000000000", "max_priority_fee_per_gas": "1000000000" })),
+    );
+    let hash = anvil.rpc("eth_sendRawTransaction", json!([tx["signed_tx"]]));
+    mined(anvil, &hash);
+    let next = anvil.rpc(
+        "eth_call",
+        json!([{ "to": contract, "data": "0x4ca8714f" }, "latest"]),
+    );
+    assert_eq!(
+        u64::from_str_radix(next.as_str().unwrap().trim_start_matches("0x"), 16).unwrap(),
+        2000
+    );
+}
