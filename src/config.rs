@@ -43,3 +43,10 @@ pub fn env_token() -> Result<Option<crate::secret::SecretString>> {
 pub fn bao_bin_env() -> Option<PathBuf> {
     std::env::var_os("CUSTODY_BAO_BIN").map(PathBuf::from)
 }
+
+/// `CUSTODY_ANVIL_BIN`: the anvil the rehearsal's throwaway chain runs.
+pub fn anvil_bin_env() -> Option<PathBuf> {
+    std::env::var_os("CUSTODY_ANVIL_BIN")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}

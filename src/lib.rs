@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod lb;
 pub mod localcluster;
 pub mod pgp;
+pub mod poll;
 pub mod secret;
 pub mod shamir;
 pub mod snapshot;

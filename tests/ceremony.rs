@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-const BUILTIN: [&str; 7] = [
+const BUILTIN: [&str; 8] = [
     "init",
     "unseal",
     "remove-bastion",
     "authority",
+    "bind-authority",
     "snapshot",
     "blue-green-1",
     "blue-green-2",
@@ -25,7 +26,7 @@ fn shipped_scripts_parse_and_dry_run_touches_nothing() {
     let c = Custody::new(dir.path());
     let r = c.run(&["--format", "json", "ceremony", "list"]);
     r.expect(0);
-    assert_eq!(r.json()["ceremonies"].as_array().unwrap().len(), 7);
+    assert_eq!(r.json()["ceremonies"].as_array().unwrap().len(), BUILTIN.len());
     for name in BUILTIN {
         let show = c.run(&["--format", "json", "ceremony", "show", name]);
         show.expect(0);

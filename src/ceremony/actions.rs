@@ -32,6 +32,11 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
         ],
     ),
     ("wallet-show", &["name"], &["mount"]),
+    (
+        "wallet-bind",
+        &["name", "rpc", "contract"],
+        &["call", "authority_getter", "mount"],
+    ),
     ("snapshot-save", &["out"], &["mount"]),
     (
         "snapshot-verify",
@@ -196,6 +201,18 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
             a.extend(["wallet".into(), "show".into(), get("name")]);
             flag(&mut a, "--mount", "mount");
         }
+        "wallet-bind" => {
+            a.extend(["wallet".into(), "bind".into(), get("name")]);
+            a.extend([
+                "--rpc".into(),
+                get("rpc"),
+                "--contract".into(),
+                get("contract"),
+            ]);
+            flag(&mut a, "--call", "call");
+            flag(&mut a, "--authority-getter", "authority_getter");
+            flag(&mut a, "--mount", "mount");
+        }
         "snapshot-save" => {
             a.extend(["snapshot".into(), "save".into(), "--out".into(), get("out")]);
             flag(&mut a, "--mount", "mount");
@@ -268,7 +285,10 @@ mod tests {
             | "allow_sign_message"
             | "allow_sign_typed_data"
             | "lb_shell" => "true",
-            "nonce_floor_from_rpc" => "http://127.0.0.1:8545",
+            "nonce_floor_from_rpc" | "rpc" => "http://127.0.0.1:8545",
+            "contract" => "0x1111111111111111111111111111111111111111",
+            "call" => "submitBlock(bytes32)",
+            "authority_getter" => "authority()",
             "unrestricted" => "false",
             "from" | "to" | "lb_url" => "https://127.0.0.1:8200",
             "lb" => "haproxy:/run/haproxy.sock",

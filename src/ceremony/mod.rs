@@ -20,6 +20,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../ceremonies/remove-bastion.toml"),
     ),
     ("authority", include_str!("../../ceremonies/authority.toml")),
+    (
+        "bind-authority",
+        include_str!("../../ceremonies/bind-authority.toml"),
+    ),
     ("snapshot", include_str!("../../ceremonies/snapshot.toml")),
     (
         "blue-green-1",

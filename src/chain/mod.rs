@@ -1,5 +1,6 @@
 //! The chain the Authority serves, through an Ethereum node's JSON-RPC: the only code that
-//! speaks to a chain. Read-only: custody never sends a transaction.
+//! speaks to a chain. Read-only: custody never sends a transaction (the rehearsal deploys its
+//! test contract to its own throwaway anvil, through `localcluster::anvil`).
 
 use std::time::Duration;
 
@@ -36,6 +37,11 @@ impl Rpc {
 
     pub fn url(&self) -> &str {
         self.url.as_str()
+    }
+
+    /// Any call, for the rehearsal's own throwaway chain (`localcluster::anvil`).
+    pub(crate) async fn raw_call(&self, method: &str, params: Value) -> Result<Value> {
+        self.call(method, params).await
     }
 
     /// One call: its `result`, or the node's error.

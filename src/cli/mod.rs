@@ -466,6 +466,9 @@ pub struct RehearseArgs {
     /// OpenBao server binary [default: CUSTODY_BAO_BIN, tools/bin/bao, or bao on PATH]
     #[arg(long, value_name = "FILE")]
     pub bao_bin: Option<PathBuf>,
+    /// anvil, the throwaway chain [default: CUSTODY_ANVIL_BIN, tools/bin/anvil, or anvil on PATH]
+    #[arg(long, value_name = "FILE")]
+    pub anvil_bin: Option<PathBuf>,
     /// Keep the rehearsal's directory (keys, configs, logs, transcript) instead of deleting it
     #[arg(long)]
     pub keep: bool,

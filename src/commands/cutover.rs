@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::chain::Rpc;
 use crate::cli::CutoverArgs;
 use crate::error::{Error, Result};
-use crate::flows::poll::{Check, Stopped, wait_for};
 use crate::flows::{Ctx, node_error, parse_addrs};
 use crate::lb::Lb;
+use crate::poll::{Check, Stopped, wait_for};
 use crate::transcript::Step;
 use crate::vault::{Addr, HaRole, Vault};
 

@@ -5,7 +5,6 @@
 pub mod context;
 pub mod files;
 pub mod nodes;
-pub mod poll;
 pub mod raft_peers;
 pub mod root_generation;
 pub mod shares;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::poll::{Check, Stopped, wait_for};
+use crate::poll::{Check, Stopped, wait_for};
 
 use crate::error::{Error, Result};
 use crate::ui::Ui;

@@ -1,6 +1,7 @@
 //! Throwaway OpenBao Raft clusters on 127.0.0.1 with TLS, free ports and a private directory:
 //! the one implementation behind `custody rehearse` and the test harness.
 
+pub mod anvil;
 pub mod haproxy;
 mod process;
 mod tls;
@@ -23,34 +24,51 @@ const START_BOUND: Duration = Duration::from_secs(30);
 /// Finds OpenBao's `bao`: the given path, `CUSTODY_BAO_BIN`, `tools/bin/bao` here or above the
 /// running executable (the project's set-up script puts it there), or `bao` on PATH.
 pub fn find_bao(explicit: Option<&Path>) -> Result<PathBuf> {
-    let hint =
-        "run scripts/setup (it installs OpenBao 2.7.2 into tools/bin/bao), or give --bao-bin FILE";
-    if let Some(p) = explicit
-        .map(Path::to_path_buf)
-        .or_else(crate::config::bao_bin_env)
-    {
+    find_binary(
+        "bao",
+        "OpenBao server binary",
+        explicit
+            .map(Path::to_path_buf)
+            .or_else(crate::config::bao_bin_env),
+        "run scripts/setup (it installs OpenBao 2.7.2 into tools/bin/bao), or give --bao-bin FILE",
+    )
+}
+
+/// Finds anvil, the rehearsal's throwaway chain: the given path, `CUSTODY_ANVIL_BIN`,
+/// `tools/bin/anvil` here or above the running executable, or `anvil` on PATH.
+pub fn find_anvil(explicit: Option<&Path>) -> Result<PathBuf> {
+    find_binary(
+        "anvil",
+        "anvil (Foundry's local Ethereum node)",
+        explicit
+            .map(Path::to_path_buf)
+            .or_else(crate::config::anvil_bin_env),
+        "run scripts/setup (it installs anvil into tools/bin/anvil), or give --anvil-bin FILE",
+    )
+}
+
+fn find_binary(name: &str, what: &str, explicit: Option<PathBuf>, hint: &str) -> Result<PathBuf> {
+    if let Some(p) = explicit {
         if p.is_file() {
             return std::fs::canonicalize(&p).context(format!("resolving {}", p.display()));
         }
-        return Err(Error::precondition(format!(
-            "OpenBao server binary {} not found",
-            p.display()
-        ))
-        .hint(hint));
+        return Err(Error::precondition(format!("{what} {} not found", p.display())).hint(hint));
     }
-    let mut candidates = vec![PathBuf::from("tools/bin/bao")];
+    let mut candidates = vec![PathBuf::from("tools/bin").join(name)];
     if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).map(|d| d.join("tools/bin/bao")));
+        candidates.extend(
+            exe.ancestors()
+                .skip(1)
+                .map(|d| d.join("tools/bin").join(name)),
+        );
     }
     if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|d| d.join("bao")));
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join(name)));
     }
     let found = candidates
         .into_iter()
         .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::precondition("OpenBao's `bao` server binary was not found").hint(hint)
-        })?;
+        .ok_or_else(|| Error::precondition(format!("{what} was not found")).hint(hint))?;
     // The servers run in their own directory, so a relative path would not resolve there.
     std::fs::canonicalize(&found).context(format!("resolving {}", found.display()))
 }

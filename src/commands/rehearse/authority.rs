@@ -1,9 +1,11 @@
 //! Ceremony 4 in the rehearsal: the Authority, and what its signer token may and may not do.
 
 use super::*;
+use crate::localcluster::anvil::LocalChain;
 
 /// Ceremony 4: the ceremony token, no standing root, the quorum's root token, the plugin, the
-/// Authority, a signature by its signer token, and the root revoked again.
+/// Authority created with no allow-list; then the contract deployed with its address on the
+/// rehearsal's chain and the Authority bound to it; a signature by its signer token, mined.
 pub(super) async fn authority(
     inner: &Ctx,
     dir: &Path,
@@ -11,6 +13,7 @@ pub(super) async fn authority(
     holders: &[Holder],
     operator: &Holder,
     plugin: &Path,
+    chain: &LocalChain,
 ) -> Result<Authority> {
     // The operator decrypts each token into a 0600 file when the script says so; the script
     // stops where a file it needs is missing, and resumes once it is there.
@@ -22,7 +25,6 @@ pub(super) async fn authority(
     write_private(&init_root_file, init_root.expose().as_bytes(), false)?;
     let ceremony_file = dir.join("ceremony.token");
     let root_file = dir.join("root.token");
-    let contract = CONTRACT;
     let globals = ceremony_globals(
         &inner.addrs,
         inner.ca_cert.as_deref().expect("the rehearsal's CA"),
@@ -34,8 +36,7 @@ pub(super) async fn authority(
         ("ceremony_token_file", ceremony_file.display().to_string()),
         ("root_token_file", root_file.display().to_string()),
         ("plugin_bin", plugin.display().to_string()),
-        ("chain_id", "31337".to_owned()),
-        ("contract", contract.to_owned()),
+        ("chain_id", CHAIN_ID.to_string()),
     ];
     let quorum = pick(holders, &[1, 3, 4]);
     let shares = share_lines(&decrypt_shares(inner, out, &quorum)?);
@@ -53,11 +54,18 @@ pub(super) async fn authority(
     each_step_once(inner.transcript.path())?;
     let root = decrypt_token(&dir.join("root-token.quorum.asc"), &operator.secret)?;
     let as_root = as_token(inner, Some(root.clone()));
-    let (address, signer) = signing_service(&as_root, dir, contract).await?;
+    let (address, signer) = unwrapped_signer(&as_root, dir).await?;
+    let contract = bind(
+        &as_root, dir, &globals, chain, &address, &signer, &root_file,
+    )
+    .await?;
+    signing_service(&as_root, &signer, &address, &contract, chain).await?;
     let summary = format!(
         "ceremonies/authority.toml in {} runs ({}it resumed after each token the operator decrypted): ceremony token, \
-         init root revoked, root from holders 2, 4, 5, plugin mounted, Authority {address} (submitBlock only) signed by \
-         its unwrapped signer token, which was refused a message, typed data and a fee above the cap (no nonce used)",
+         init root revoked, root from holders 2, 4, 5, plugin mounted, Authority {address} created signing nothing; \
+         ceremonies/bind-authority.toml bound it to submitBlock on {contract}, deployed with its address on anvil; \
+         its unwrapped signer token's submitBlock was mined (nextChildBlock 2000), and it was refused a message, \
+         typed data and a fee above the cap (no nonce used)",
         runs + 1,
         if killed {
             "SIGKILLed right after revoke-init-root, "
@@ -70,6 +78,7 @@ pub(super) async fn authority(
         root,
         address,
         signer,
+        contract,
     })
 }
 
@@ -134,13 +143,9 @@ fn run_until_done(
     }
 }
 
-/// The signing service's side: unwrap the signer token once, sign an allowed call, be refused
-/// the mount's config and everything the rules forbid. The Authority's address and the token.
-async fn signing_service(
-    as_root: &Ctx,
-    dir: &Path,
-    contract: &str,
-) -> Result<(String, SecretString)> {
+/// The signer token, unwrapped once from the file `wallet create` wrote, and the Authority's
+/// address; the mount holds the one Authority.
+async fn unwrapped_signer(as_root: &Ctx, dir: &Path) -> Result<(String, SecretString)> {
     let vault = as_root.vault()?;
     let addr = crate::flows::active_node(&vault, &as_root.addrs).await?;
     let account = vault
@@ -166,6 +171,64 @@ async fn signing_service(
         .unwrap_token(&addr)
         .await
         .map_err(|e| crate::flows::node_error("unwrapping the signer token", e))?;
+    Ok((address, signer))
+}
+
+/// Unbound, the Authority signs nothing; the contract is deployed with its address and the
+/// quorum binds it by the bind-authority ceremony: the contract's address.
+async fn bind(
+    as_root: &Ctx,
+    dir: &Path,
+    globals: &[String],
+    chain: &LocalChain,
+    address: &str,
+    signer: &SecretString,
+    root_file: &Path,
+) -> Result<String> {
+    let vault = as_root.vault()?;
+    let addr = crate::flows::active_node(&vault, &as_root.addrs).await?;
+    let call = format!("0xbaa47694{}", "00".repeat(32));
+    let anywhere = submit_block("0x1111111111111111111111111111111111111111", &call);
+    match vault
+        .with_token(Some(signer.clone()))
+        .signer(MOUNT)
+        .sign(&addr, AUTHORITY, Signing::Tx, &anywhere)
+        .await
+    {
+        Err(crate::vault::NodeError::Api { status: 403, .. }) => {}
+        other => {
+            return Err(Error::verification(format!(
+                "the unbound Authority was not refused a transaction: {other:?}"
+            )));
+        }
+    }
+    let contract = chain.deploy_plasma_authority(address).await?;
+    expect_ceremony(
+        dir,
+        globals,
+        "bind-authority",
+        &[
+            ("rpc", chain.rpc.url().to_owned()),
+            ("contract", contract.clone()),
+            ("root_token_file", root_file.display().to_string()),
+        ],
+        None,
+    )?;
+    Ok(contract)
+}
+
+/// The signing service's side: sign submitBlock on the bound contract (the chain mines it and
+/// the contract counts the block), be refused the mount's config and everything the rules
+/// forbid.
+async fn signing_service(
+    as_root: &Ctx,
+    signer: &SecretString,
+    address: &str,
+    contract: &str,
+    chain: &LocalChain,
+) -> Result<()> {
+    let vault = as_root.vault()?;
+    let addr = crate::flows::active_node(&vault, &as_root.addrs).await?;
     let as_signer = vault.with_token(Some(signer.clone()));
     let call = format!("0xbaa47694{}", "00".repeat(32));
     let tx = as_signer
@@ -178,10 +241,26 @@ async fn signing_service(
         )
         .await
         .map_err(|e| crate::flows::node_error("signing submitBlock with the signer token", e))?;
-    if tx["from"] != address.as_str() {
+    if tx["from"] != address {
         return Err(Error::verification(
             "the signature does not come from the Authority",
         ));
+    }
+    chain.fund(address).await?;
+    chain.send_raw(&tx["signed_tx"]).await?;
+    let next = chain
+        .rpc
+        .call_view(
+            contract,
+            "nextChildBlock()",
+            chain.rpc.block_number().await?,
+        )
+        .await?;
+    if next.last() != Some(&0xd0) || next.get(30) != Some(&0x07) {
+        return Err(Error::verification(format!(
+            "after one submitBlock the contract's nextChildBlock is 0x{}, not 2000",
+            hex::encode(&next)
+        )));
     }
     if as_signer
         .signer(MOUNT)
@@ -193,8 +272,7 @@ async fn signing_service(
             "the signer token could change the mount's config",
         ));
     }
-    signer_rules_hold(&as_signer, &vault, &addr, contract, &tx).await?;
-    Ok((address, signer))
+    signer_rules_hold(&as_signer, &vault, &addr, contract, &tx).await
 }
 
 /// What a stolen signer token would try, refused by the Authority's rules (403), with no nonce
@@ -262,4 +340,6 @@ pub(super) struct Authority {
     pub(super) root: SecretString,
     pub(super) address: String,
     pub(super) signer: SecretString,
+    /// The contract it is bound to, on the rehearsal's chain.
+    pub(super) contract: String,
 }

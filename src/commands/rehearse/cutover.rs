@@ -28,6 +28,7 @@ pub(super) async fn phase2(
         &Addr::parse(&lb.url())?,
         Vault::new(None, Some(reader_token.clone()))?,
         Vault::new(None, Some(auth.signer.clone()))?,
+        &auth.contract,
     );
     tokio::time::sleep(Duration::from_millis(800)).await;
     let params = cutover_params(dir, blue_cluster, green, &lb);
@@ -74,7 +75,7 @@ async fn green_whole(blue: &Ctx, green: &LocalCluster, auth: &Authority) -> Resu
 }
 
 /// HAProxy with blue's nodes in service (blue1, blue2, ...) and green's in maintenance
-/// (green1, ...), once it has seen blue's active node UP.
+/// (green1, ...), once it has seen blue's active node UP and each standby DOWN.
 async fn start_balancer(
     dir: &Path,
     blue: &LocalCluster,
@@ -94,25 +95,33 @@ async fn start_balancer(
     all.extend(servers(green, "green", true));
     let lb = LocalHaproxy::start(&dir.join("haproxy"), "vault", &all)?;
     let ha = crate::lb::haproxy::Haproxy::new(&lb.socket);
+    // HAProxy starts every enabled server UP, before its first check: a blue standby would get
+    // requests (and answer sys/health with 429) until its checks fail. Wait until each blue
+    // server is classified, as the cutover waits for green's.
     poll(
         Duration::from_secs(20),
         Duration::from_millis(100),
         || async {
-            match ha.servers("vault") {
-                Ok(servers)
-                    if servers
-                        .values()
-                        .any(|s| s.name.starts_with("blue") && s.status == "UP") =>
-                {
-                    Ok(())
-                }
-                Ok(_) => Err("no blue server is UP".to_owned()),
-                Err(e) => Err(e.to_string()),
+            let servers = ha.servers("vault").map_err(|e| e.to_string())?;
+            let blue: Vec<_> = servers
+                .values()
+                .filter(|s| s.name.starts_with("blue"))
+                .collect();
+            let up = blue.iter().any(|s| s.status == "UP");
+            let unsettled: Vec<String> = blue
+                .iter()
+                .filter(|s| !s.classified())
+                .map(|s| format!("{} {} ({})", s.name, s.status, s.check_status))
+                .collect();
+            match (up, unsettled.is_empty()) {
+                (true, true) => Ok(()),
+                (false, _) => Err("no blue server is UP".to_owned()),
+                (true, false) => Err(format!("not yet classified: {}", unsettled.join(", "))),
             }
         },
     )
     .await
-    .map_err(|why| Error::failed(format!("HAProxy never saw blue's active node UP ({why})")))?;
+    .map_err(|why| Error::failed(format!("HAProxy never settled on blue's servers ({why})")))?;
     Ok(lb)
 }
 

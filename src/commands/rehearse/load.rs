@@ -31,7 +31,7 @@ pub(super) struct LoadOutcome {
 }
 
 impl Load {
-    pub(super) fn start(through: &Addr, reader: Vault, signer: Vault) -> Load {
+    pub(super) fn start(through: &Addr, reader: Vault, signer: Vault, contract: &str) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let reads = {
             let (stop, a) = (stop.clone(), through.clone());
@@ -64,10 +64,10 @@ impl Load {
         };
         let signatures = {
             let (stop, a) = (stop.clone(), through.clone());
+            let call = format!("0xbaa47694{}", "11".repeat(32));
+            let body = submit_block(contract, &call);
             tokio::spawn(async move {
                 let (mut nonces, mut frozen, mut failed) = (Vec::new(), 0u64, 0u64);
-                let call = format!("0xbaa47694{}", "11".repeat(32));
-                let body = submit_block(CONTRACT, &call);
                 while !stop.load(Ordering::SeqCst) {
                     match signer
                         .signer(MOUNT)

@@ -11,12 +11,12 @@ use crate::cli::RehearseArgs;
 use crate::error::{Context as _, Error, Kind, Result};
 use crate::flows::Ctx;
 use crate::flows::nodes::{NodeStatus, all_status};
-use crate::flows::poll::poll;
 use crate::flows::shares::{Shares, decrypt_share_file};
 use crate::flows::unseal::{NodeState, UnsealReport, record, unseal_with};
 use crate::fsutil::write_private;
 use crate::localcluster::{ClusterSpec, LocalCluster, find_bao};
 use crate::pgp::keygen::generate_cv25519;
+use crate::poll::poll;
 use crate::secret::SecretString;
 use crate::shamir;
 use crate::transcript::{Transcript, verify_file};
@@ -39,11 +39,11 @@ use driver::{
 use snapshots::snapshots;
 
 const HOLDERS: usize = 5;
-/// Where the rehearsal mounts the signer, the Authority's account name, and the contract its
-/// allow-list names (the rehearsal never reaches a chain).
+/// Where the rehearsal mounts the signer, the Authority's account name, and the chain of its
+/// throwaway anvil.
 const MOUNT: &str = "ethereum";
 const AUTHORITY: &str = "authority";
-const CONTRACT: &str = "0x1111111111111111111111111111111111111111";
+const CHAIN_ID: u64 = 31337;
 const THRESHOLD: u32 = 3;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -62,6 +62,7 @@ struct Holder {
 
 pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     let bao = find_bao(args.bao_bin.as_deref())?;
+    let anvil = crate::localcluster::find_anvil(args.anvil_bin.as_deref())?;
     let plugin = find_plugin(args.plugin_bin.as_deref())?;
     let work = tempfile::Builder::new()
         .prefix("custody-rehearsal-")
@@ -69,7 +70,7 @@ pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
         .context("making the rehearsal directory")?;
     let dir = work.path().to_owned();
     let started = Instant::now();
-    let result = rehearse(ctx, &bao, &plugin, &dir).await;
+    let result = rehearse(ctx, &bao, &anvil, &plugin, &dir).await;
     let elapsed = started.elapsed();
     match &result {
         Ok(_) if !args.keep => drop(work),
@@ -124,6 +125,7 @@ fn find_plugin(explicit: Option<&Path>) -> Result<PathBuf> {
 async fn rehearse(
     ctx: &Ctx,
     bao: &Path,
+    anvil: &Path,
     plugin: &Path,
     dir: &Path,
 ) -> Result<(Vec<Proof>, String)> {
@@ -168,7 +170,10 @@ async fn rehearse(
     );
 
     let out = &blue.out;
-    let auth = authority(&inner, dir, out, &holders, &operator, plugin).await?;
+    let chain =
+        crate::localcluster::anvil::LocalChain::start(anvil, CHAIN_ID, &dir.join("anvil.log"))
+            .await?;
+    let auth = authority(&inner, dir, out, &holders, &operator, plugin, &chain).await?;
     proofs.prove("authority (ceremony 4)", auth.summary.clone());
 
     let (snap, green, reader) = snapshots(&inner, dir, bao, plugin, out, &holders, &auth).await?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::flows::poll::poll;
+use crate::poll::poll;
 use crate::snapshot::{self, ArchiveReport, Manifest};
 use crate::vault::{Addr, Vault};
 

@@ -1,4 +1,5 @@
-//! Waiting for a server to reach a state: the one polling loop.
+//! Waiting for a server (or anything slow) to reach a state: the one polling loop, a leaf every
+//! layer may use.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
