@@ -26,7 +26,10 @@ fn shipped_scripts_parse_and_dry_run_touches_nothing() {
     let c = Custody::new(dir.path());
     let r = c.run(&["--format", "json", "ceremony", "list"]);
     r.expect(0);
-    assert_eq!(r.json()["ceremonies"].as_array().unwrap().len(), BUILTIN.len());
+    assert_eq!(
+        r.json()["ceremonies"].as_array().unwrap().len(),
+        BUILTIN.len()
+    );
     for name in BUILTIN {
         let show = c.run(&["--format", "json", "ceremony", "show", name]);
         show.expect(0);
