@@ -214,4 +214,39 @@ fn step_bound_to_the_contract_that_names_it(
         u64::from_str_radix(next.as_str().unwrap().trim_start_matches("0x"), 16).unwrap(),
         2000
     );
+
+    // The chain's view beside the plugin's: even; ahead when a signature was not broadcast;
+    // behind (exit 3) when the chain has a nonce the plugin would sign again.
+    let show = |expect: i32| {
+        let r = c.run(&[
+            "--format",
+            "json",
+            "wallet",
+            "show",
+            "authority",
+            "--rpc",
+            &anvil.url,
+        ]);
+        r.expect(expect);
+        r
+    };
+    let even = show(0);
+    let chain = &even.json()["chain"];
+    assert_eq!(chain["standing"], "even", "{chain}");
+    assert_eq!(chain["pending_nonce"], 1);
+    assert_eq!(chain["mined_nonce"], 1);
+    assert_eq!(chain["plugin_next_nonce"], 1);
+    assert_eq!(chain["chain_id"], CHAIN);
+    signer.ok(
+        "POST",
+        "ethereum/accounts/authority/sign-tx",
+        Some(json!({ "to": contract, "data": call, "gas": 150000, "max_fee_per_gas": "4000000000", "max_priority_fee_per_gas": "1000000000" })),
+    );
+    let ahead = show(0);
+    ahead.stderr_has("1 transaction(s) authority signed are not on the chain");
+    assert_eq!(ahead.json()["chain"]["standing"], "ahead");
+    anvil.rpc("anvil_setNonce", json!([address, "0x5"]));
+    let behind = show(3);
+    behind.stderr_has("3 behind the chain");
+    assert_eq!(behind.json()["chain"]["by"], 3);
 }

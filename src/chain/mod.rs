@@ -92,6 +92,33 @@ impl Rpc {
 }
 
 impl Rpc {
+    /// `eth_getTransactionCount ADDRESS latest`: the transactions from `address` mined so far.
+    pub async fn mined_nonce(&self, address: &str) -> Result<u64> {
+        let v = self
+            .call("eth_getTransactionCount", json!([address, "latest"]))
+            .await?;
+        quantity(&v).map_err(|e| e.doing(format!("eth_getTransactionCount {address} latest")))
+    }
+
+    /// `eth_getBalance ADDRESS latest`, in wei (decimal).
+    pub async fn balance(&self, address: &str) -> Result<String> {
+        let v = self
+            .call("eth_getBalance", json!([address, "latest"]))
+            .await?;
+        let digits = v
+            .as_str()
+            .and_then(|s| s.strip_prefix("0x"))
+            .filter(|d| !d.is_empty() && d.len() <= 32)
+            .and_then(|d| u128::from_str_radix(d, 16).ok())
+            .ok_or_else(|| {
+                Error::failed(format!(
+                    "eth_getBalance {address}: {} is not a balance",
+                    crate::ui::escape(&v.to_string())
+                ))
+            })?;
+        Ok(digits.to_string())
+    }
+
     /// `eth_blockNumber`.
     pub async fn block_number(&self) -> Result<u64> {
         let v = self.call("eth_blockNumber", json!([])).await?;
@@ -116,6 +143,25 @@ impl Rpc {
             )
             .await?;
         data(&v).map_err(|e| e.doing(format!("eth_call {signature} on {to}")))
+    }
+}
+
+/// Where a signer's next nonce stands against the chain's pending nonce for the same account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The signer would sign the nonce the chain expects next.
+    Even,
+    /// The signer would sign a nonce the chain already has (mined or pending): by how many.
+    Behind(u64),
+    /// The signer signed transactions the chain has not seen: how many.
+    Ahead(u64),
+}
+
+pub fn standing(signer_next: u64, chain_pending: u64) -> Standing {
+    match signer_next.cmp(&chain_pending) {
+        std::cmp::Ordering::Equal => Standing::Even,
+        std::cmp::Ordering::Less => Standing::Behind(chain_pending - signer_next),
+        std::cmp::Ordering::Greater => Standing::Ahead(signer_next - chain_pending),
     }
 }
 
@@ -222,6 +268,13 @@ mod tests {
         word[0] = 1;
         assert!(abi_address(&word).is_none());
         assert!(abi_address(&word[..31]).is_none());
+    }
+
+    #[test]
+    fn a_signer_behind_the_chain_is_told_from_one_ahead() {
+        assert_eq!(standing(5, 5), Standing::Even);
+        assert_eq!(standing(3, 5), Standing::Behind(2));
+        assert_eq!(standing(7, 5), Standing::Ahead(2));
     }
 
     #[test]

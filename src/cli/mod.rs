@@ -233,13 +233,17 @@ pub enum WalletCommand {
     /// Bind an account created without an allow-list to one call of its contract, once the
     /// chain shows the contract names it (a quorum step)
     Bind(WalletBindArgs),
-    /// Address, next nonce and constraints of an account
+    /// Address, next nonce and constraints of an account; with --rpc, the chain's view of it
     Show {
         /// The account name
         name: String,
         /// Where the plugin is mounted
         #[arg(long, default_value = "ethereum")]
         mount: String,
+        /// An Ethereum node's JSON-RPC: compare the plugin's next nonce with the chain's (exit 3
+        /// when the plugin is behind: it would sign a nonce the chain already has)
+        #[arg(long, value_name = "URL")]
+        rpc: Option<String>,
     },
 }
 

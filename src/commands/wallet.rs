@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::chain::{Rpc, Standing, standing};
 use crate::cli::WalletCreateArgs;
 use crate::error::{Error, Result};
 use crate::flows::{Ctx, active_node, node_error};
@@ -248,19 +249,40 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn show(ctx: &Ctx, name: &str, mount: &str) -> Result<()> {
+pub async fn show(ctx: &Ctx, name: &str, mount: &str, rpc: Option<&str>) -> Result<()> {
     ctx.require_token("wallet show (a reader token or better)")?;
+    let rpc = rpc.map(Rpc::new).transpose()?;
     let vault = ctx.vault()?;
     let mut last = None;
     for addr in ctx.require_addrs()? {
         match vault.signer(mount).account(addr, name).await {
             Ok(a) => {
-                let a = &a;
+                let chain = match &rpc {
+                    Some(rpc) => Some(chain_view(&vault, addr, mount, &a, rpc).await?),
+                    None => None,
+                };
+                let mut text = show_text(&a);
+                if let Some(c) = &chain {
+                    text.push('\n');
+                    text.push_str(&c.text());
+                }
                 ctx.ui.result(
-                    &show_text(a),
-                    json!({ "account": a, "addr": addr.to_string() }),
+                    &text,
+                    json!({ "account": a, "addr": addr.to_string(), "chain": chain.as_ref().map(ChainView::json) }),
                 );
-                return Ok(());
+                return match chain.map(|c| c.standing) {
+                    Some(Standing::Behind(by)) => Err(Error::verification(format!(
+                        "the plugin is {by} behind the chain: its next nonce for {name} is one the chain already has; \
+                         raise it (cutover rollback --nonce-floor-from-rpc, or the nonce path) before it signs"
+                    ))),
+                    Some(Standing::Ahead(by)) => {
+                        ctx.ui.warn(format!(
+                            "{by} transaction(s) {name} signed are not on the chain (mined or pending)"
+                        ));
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                };
             }
             Err(NodeError::Api { status: 404, .. }) => {
                 return Err(Error::precondition(format!(
@@ -275,6 +297,97 @@ pub async fn show(ctx: &Ctx, name: &str, mount: &str) -> Result<()> {
         &format!("reading {mount}/accounts/{name} (last tried {addr})"),
         e,
     ))
+}
+
+/// The chain's view of an account beside the plugin's.
+struct ChainView {
+    chain_id: u64,
+    /// The mount's chain id, when the token may read the mount's config.
+    mount_chain_id: Option<u64>,
+    mined: u64,
+    pending: u64,
+    balance_wei: String,
+    plugin_next: u64,
+    standing: Standing,
+}
+
+impl ChainView {
+    fn text(&self) -> String {
+        let standing = match self.standing {
+            Standing::Even => "even: the plugin signs the nonce the chain expects next".to_owned(),
+            Standing::Behind(by) => {
+                format!("BEHIND by {by}: the plugin would sign a nonce the chain has")
+            }
+            Standing::Ahead(by) => format!("ahead by {by}: signed, not on the chain"),
+        };
+        [
+            ("Chain", self.chain_id.to_string()),
+            ("Mined nonce", self.mined.to_string()),
+            ("Pending nonce", self.pending.to_string()),
+            ("Balance wei", self.balance_wei.clone()),
+            ("Plugin vs chain", standing),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{:<16}{v}", format!("{k}:")))
+        .collect::<Vec<_>>()
+        .join("\n")
+    }
+
+    fn json(&self) -> Value {
+        let (standing, by) = match self.standing {
+            Standing::Even => ("even", 0),
+            Standing::Behind(by) => ("behind", by),
+            Standing::Ahead(by) => ("ahead", by),
+        };
+        json!({
+            "chain_id": self.chain_id,
+            "mount_chain_id": self.mount_chain_id,
+            "mined_nonce": self.mined,
+            "pending_nonce": self.pending,
+            "balance_wei": self.balance_wei,
+            "plugin_next_nonce": self.plugin_next,
+            "standing": standing,
+            "by": by,
+        })
+    }
+}
+
+/// Reads the chain's nonces and balance for the account; a chain other than the mount's (when
+/// the token may read the mount's config) is exit 3.
+async fn chain_view(
+    vault: &Vault,
+    addr: &Addr,
+    mount: &str,
+    account: &Value,
+    rpc: &Rpc,
+) -> Result<ChainView> {
+    let address = account["address"].as_str().unwrap_or_default();
+    let chain_id = rpc.chain_id().await?;
+    let mount_chain_id = vault
+        .signer(mount)
+        .config(addr)
+        .await
+        .ok()
+        .and_then(|c| c["chain_id"].as_u64());
+    if let Some(m) = mount_chain_id
+        && m != chain_id
+    {
+        return Err(Error::verification(format!(
+            "{} serves chain {chain_id}, but {mount}/ signs for chain {m}",
+            rpc.url()
+        )));
+    }
+    let plugin_next = account["next_nonce"].as_u64().unwrap_or_default();
+    let pending = rpc.pending_nonce(address).await?;
+    Ok(ChainView {
+        chain_id,
+        mount_chain_id,
+        mined: rpc.mined_nonce(address).await?,
+        pending,
+        balance_wei: rpc.balance(address).await?,
+        plugin_next,
+        standing: standing(plugin_next, pending),
+    })
 }
 
 fn show_text(a: &Value) -> String {
