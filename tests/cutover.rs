@@ -22,8 +22,9 @@ fn cutover_under_load_refusals_and_rollback() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let bg = blue_green_behind_haproxy(dir);
-    step_preflight_refusals_leave_the_balancer_untouched(&bg, dir);
-    let n = step_cutover_under_load_loses_no_read_and_no_nonce(&bg, dir);
+    let chain = Anvil::start(1);
+    step_preflight_refusals_leave_the_balancer_untouched(&bg, dir, &chain);
+    let n = step_cutover_under_load_loses_no_read_and_no_nonce(&bg, dir, &chain);
     step_rollback(&bg, dir, n);
 }
 
@@ -33,7 +34,7 @@ fn run_args(op: &Custody, args: Vec<String>) -> Run {
 }
 
 /// Pre-flight refusals: the balancer untouched each time.
-fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Path) {
+fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Path, chain: &Anvil) {
     let BlueGreen {
         blue,
         green,
@@ -73,6 +74,15 @@ fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Pa
         .expect(4)
         .stderr_has("no server green9");
     untouched("unknown server");
+    // --rpc: the chain has seen more of the Authority than blue and green signed: refused.
+    chain.rpc("anvil_setNonce", json!([address, "0x3e8"]));
+    let mut ahead_chain = cut(&green_addr, &sock, "green1");
+    ahead_chain.extend(["--rpc".into(), chain.url.clone()]);
+    run(ahead_chain)
+        .expect(4)
+        .stderr_has("behind the chain's pending nonce 1000");
+    untouched("a chain ahead of both");
+    chain.rpc("anvil_setNonce", json!([address, "0x0"]));
     Api::new(green, 0, root).ok("POST", "sys/seal", None);
     run(cut(&green_addr, &sock, "green1"))
         .expect(4)
@@ -124,7 +134,11 @@ fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Pa
 
 /// The cutover under continuous load through HAProxy: no read fails, every signature's nonce
 /// is 0..n exactly once, green's counter goes on from n, blue is frozen; n.
-fn step_cutover_under_load_loses_no_read_and_no_nonce(bg: &BlueGreen, dir: &Path) -> u64 {
+fn step_cutover_under_load_loses_no_read_and_no_nonce(
+    bg: &BlueGreen,
+    dir: &Path,
+    chain: &Anvil,
+) -> u64 {
     let BlueGreen {
         blue,
         green,
@@ -205,7 +219,9 @@ fn step_cutover_under_load_loses_no_read_and_no_nonce(bg: &BlueGreen, dir: &Path
         }));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let r = run_args(&op, bg.cutover_args(&green_addr, &sock, "green1"));
+    let mut args = bg.cutover_args(&green_addr, &sock, "green1");
+    args.extend(["--rpc".into(), chain.url.clone()]);
+    let r = run_args(&op, args);
     r.expect(0);
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::SeqCst);

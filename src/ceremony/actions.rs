@@ -55,7 +55,13 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
             "green_servers",
             "lb_url",
         ],
-        &["drain_timeout", "mount", "nonce_floor_from_rpc", "lb_shell"],
+        &[
+            "drain_timeout",
+            "mount",
+            "nonce_floor_from_rpc",
+            "lb_shell",
+            "rpc",
+        ],
     ),
     ("transcript-verify", &["file"], &["certs"]),
 ];
@@ -250,6 +256,7 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
             flag(&mut a, "--drain-timeout", "drain_timeout");
             flag(&mut a, "--mount", "mount");
             flag(&mut a, "--nonce-floor-from-rpc", "nonce_floor_from_rpc");
+            flag(&mut a, "--rpc", "rpc");
             if p.get("lb_shell").is_some_and(|v| v == "true") {
                 a.push("--lb-shell".into());
             }

@@ -433,6 +433,10 @@ pub struct CutoverArgs {
     /// Run the exec:COMMAND balancer through /bin/sh -c (by default its words are run directly)
     #[arg(long)]
     pub lb_shell: bool,
+    /// An Ethereum node's JSON-RPC: the pre-flight refuses when green's counters (after the
+    /// carry) are behind the chain's pending nonce, and the switch checks them again
+    #[arg(long, value_name = "URL")]
+    pub rpc: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

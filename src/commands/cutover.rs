@@ -54,6 +54,8 @@ struct Plan {
     green_servers: Vec<String>,
     /// Where a rollback reads the chain's pending nonces (--nonce-floor-from-rpc).
     rpc: Option<Rpc>,
+    /// Where the cutover checks green's counters against the chain (--rpc).
+    watch: Option<Rpc>,
 }
 
 /// The characters HAProxy allows in a proxy or server name.
@@ -104,6 +106,7 @@ fn plan(args: &CutoverArgs) -> Result<Plan> {
             .as_deref()
             .map(Rpc::new)
             .transpose()?,
+        watch: args.rpc.as_deref().map(Rpc::new).transpose()?,
     })
 }
 
@@ -192,11 +195,27 @@ async fn carry_nonces(
     Ok(Value::Object(out))
 }
 
+/// `next` (whose counter `whose` says) is not behind the chain's pending nonce for the account:
+/// else it would sign a nonce the chain already has (exit 4).
+async fn not_behind(rpc: &Rpc, name: &str, address: &str, next: u64, whose: &str) -> Result<()> {
+    let pending = rpc.pending_nonce(address).await?;
+    match crate::chain::standing(next, pending) {
+        crate::chain::Standing::Behind(by) => Err(Error::precondition(format!(
+            "{whose} next nonce for {name} is {next}, {by} behind the chain's pending nonce \
+             {pending}: it would sign a nonce the chain already has; nothing was switched"
+        ))
+        .hint("raise the counters first (custody cutover rollback --nonce-floor-from-rpc URL raises blue's)")),
+        _ => Ok(()),
+    }
+}
+
 /// What the pre-flight found: the two active nodes and what they share.
 struct Checked {
     blue: Addr,
     green: Addr,
     names: Vec<String>,
+    /// Each account's address, by name.
+    accounts: BTreeMap<String, String>,
 }
 
 /// One cutover (or rollback) between the plan's two clusters.
@@ -251,7 +270,8 @@ impl Cutover<'_> {
              then run the cutover again",
         )
         .await?;
-        let names = self.same_accounts(&blue, &green).await?;
+        let accounts = self.same_accounts(&blue, &green).await?;
+        let names: Vec<String> = accounts.keys().cloned().collect();
         let plugin_sha = self.same_plugin(&blue, &green).await?;
         if frozen(vault, &green, &plan.mount).await? {
             return Err(Error::precondition(
@@ -263,6 +283,15 @@ impl Cutover<'_> {
                 "blue is already frozen: a cutover may have stopped half-way; run `custody cutover rollback`",
             ));
         }
+        if let Some(rpc) = &plan.watch {
+            self.same_chain(rpc, &blue).await?;
+            for (name, address) in &accounts {
+                let after_carry = next_nonce(vault, &blue, &plan.mount, name)
+                    .await?
+                    .max(next_nonce(vault, &green, &plan.mount, name).await?);
+                not_behind(rpc, name, address, after_carry, "after the carry, green's").await?;
+            }
+        }
         if let Lb::Haproxy(h) = &plan.lb {
             self.green_passes_checks(h).await?;
         }
@@ -273,11 +302,16 @@ impl Cutover<'_> {
             names.len(),
             &plugin_sha[..plugin_sha.len().min(12)]
         ));
-        Ok(Checked { blue, green, names })
+        Ok(Checked {
+            blue,
+            green,
+            names,
+            accounts,
+        })
     }
 
-    /// Green holds blue's accounts (it was restored from this blue): their names.
-    async fn same_accounts(&self, blue: &Addr, green: &Addr) -> Result<Vec<String>> {
+    /// Green holds blue's accounts (it was restored from this blue): their addresses, by name.
+    async fn same_accounts(&self, blue: &Addr, green: &Addr) -> Result<BTreeMap<String, String>> {
         let mount = &self.plan.mount;
         let blue_accounts = accounts(&self.vault, blue, mount).await?;
         let green_accounts = accounts(&self.vault, green, mount).await?;
@@ -291,7 +325,7 @@ impl Cutover<'_> {
                 "green's accounts differ from blue's: blue {blue_accounts:?}, green {green_accounts:?}; was green restored from this blue?"
             )));
         }
-        Ok(blue_accounts.into_keys().collect())
+        Ok(blue_accounts)
     }
 
     /// Both run the same plugin binary: its sha256.
@@ -411,6 +445,12 @@ impl Cutover<'_> {
             json!({ "blue": c.blue.to_string() }),
         ))?;
         let nonces = carry_nonces(vault, &c.blue, &c.green, &plan.mount, &c.names).await?;
+        if let Some(rpc) = &plan.watch {
+            for (name, address) in &c.accounts {
+                let green_next = next_nonce(vault, &c.green, &plan.mount, name).await?;
+                not_behind(rpc, name, address, green_next, "green's").await?;
+            }
+        }
         self.lb(&plan.green_servers, "ready", "ready-green")?;
         self.lb(&plan.blue_servers, "drain", "drain-blue")?;
         let pause = t_freeze.elapsed();
