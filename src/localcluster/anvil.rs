@@ -74,7 +74,7 @@ impl LocalChain {
                 json!([{ "from": from, "data": format!("0x{}{arg}", PLASMA_AUTHORITY.trim()), "gas": "0x100000" }]),
             )
             .await?;
-        let receipt = self.receipt(&hash).await?;
+        let receipt = receipt(&self.rpc, &hash).await?;
         receipt["contractAddress"]
             .as_str()
             .map(str::to_owned)
@@ -95,41 +95,44 @@ impl LocalChain {
 
     /// Broadcasts a signed transaction: its receipt, once mined with status 1.
     pub async fn send_raw(&self, signed: &Value) -> Result<Value> {
-        let hash = self
-            .rpc
-            .raw_call("eth_sendRawTransaction", json!([signed]))
-            .await?;
-        self.receipt(&hash).await
+        send_raw_via(&self.rpc, signed).await
     }
+}
 
-    /// The receipt of transaction `hash`, once mined with status 1.
-    async fn receipt(&self, hash: &Value) -> Result<Value> {
-        let got = wait_for(
-            Duration::from_secs(20),
-            Duration::from_millis(50),
-            || async {
-                let r = self
-                    .rpc
-                    .raw_call("eth_getTransactionReceipt", json!([hash]))
-                    .await?;
-                Ok::<_, Error>(if r.is_null() {
-                    Check::NotYet(format!("{hash} is not mined"))
-                } else {
-                    Check::Ready(r)
-                })
-            },
-        )
-        .await;
-        let receipt = match got {
-            Ok(r) => r,
-            Err(Stopped::Failed(e)) => return Err(e),
-            Err(Stopped::TimedOut(why)) => return Err(Error::failed(why)),
-        };
-        if receipt["status"] != "0x1" {
-            return Err(Error::failed(format!("{hash} failed: {receipt}")));
-        }
-        Ok(receipt)
+/// Broadcasts a signed transaction through `rpc`: its receipt, once mined with status 1.
+pub async fn send_raw_via(rpc: &Rpc, signed: &Value) -> Result<Value> {
+    let hash = rpc
+        .raw_call("eth_sendRawTransaction", json!([signed]))
+        .await?;
+    receipt(rpc, &hash).await
+}
+
+/// The receipt of transaction `hash`, once mined with status 1.
+async fn receipt(rpc: &Rpc, hash: &Value) -> Result<Value> {
+    let got = wait_for(
+        Duration::from_secs(20),
+        Duration::from_millis(10),
+        || async {
+            let r = rpc
+                .raw_call("eth_getTransactionReceipt", json!([hash]))
+                .await?;
+            Ok::<_, Error>(if r.is_null() {
+                Check::NotYet(format!("{hash} is not mined"))
+            } else {
+                Check::Ready(r)
+            })
+        },
+    )
+    .await;
+    let receipt = match got {
+        Ok(r) => r,
+        Err(Stopped::Failed(e)) => return Err(e),
+        Err(Stopped::TimedOut(why)) => return Err(Error::failed(why)),
+    };
+    if receipt["status"] != "0x1" {
+        return Err(Error::failed(format!("{hash} failed: {receipt}")));
     }
+    Ok(receipt)
 }
 
 impl Drop for LocalChain {

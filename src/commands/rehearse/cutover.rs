@@ -2,6 +2,7 @@
 
 use super::load::Load;
 use super::*;
+use crate::localcluster::anvil::LocalChain;
 use crate::localcluster::haproxy::{LbServer, LocalHaproxy};
 use crate::vault::Addr;
 
@@ -14,6 +15,7 @@ pub(super) async fn phase2(
     dir: &Path,
     auth: &Authority,
     reader_token: &SecretString,
+    chain: &LocalChain,
 ) -> Result<String> {
     green_whole(blue, green, auth).await?;
     let lb = start_balancer(dir, blue_cluster, green).await?;
@@ -24,11 +26,13 @@ pub(super) async fn phase2(
     )?;
     // Reads with the Authority's reader token (made before the snapshot, so green holds it too);
     // the root token is revoked by the script itself.
+    let through = Addr::parse(&lb.url())?;
     let load = Load::start(
-        &Addr::parse(&lb.url())?,
+        &through,
         Vault::new(None, Some(reader_token.clone()))?,
         Vault::new(None, Some(auth.signer.clone()))?,
         &auth.contract,
+        chain.rpc.clone(),
     );
     tokio::time::sleep(Duration::from_millis(800)).await;
     let params = cutover_params(dir, blue_cluster, green, &lb);
@@ -48,15 +52,61 @@ pub(super) async fn phase2(
         code => return Err(ceremony_failed(dir, "blue-green-2", code)),
     }
     seen.verdict()?;
+    let reader = Vault::new(None, Some(reader_token.clone()))?;
+    let blocks = chain_followed(chain, auth, &reader, &through, &seen).await?;
     Ok(format!(
         "ceremonies/blue-green-2.toml: HAProxy switched blue → green in {:.1} s under load: {} reads and {} sys/health reads, \
-         all answered by an active node; {} signatures with consecutive nonces, {} answered \"frozen\" (retryable) during the pause",
+         all answered by an active node; a block submitter (submitBlock signed through HAProxy, broadcast to anvil) had \
+         {blocks} blocks mined in order with consecutive nonces, nextChildBlock up by 1000 each, the chain's nonce equal to \
+         the plugin's, none refused; longest gap between two blocks {:.0} ms; {} answered \"frozen\" (retryable) during the pause",
         took.as_secs_f64(),
         seen.reads_ok,
         seen.health_ok,
-        seen.nonces.len(),
+        seen.longest_gap().as_secs_f64() * 1000.0,
         seen.frozen
     ))
+}
+
+/// The chain followed the cutover: `nextChildBlock` counts every block (the authority phase
+/// submitted the first), and the chain's nonce for the Authority equals the plugin's next nonce.
+/// How many blocks the load submitted.
+async fn chain_followed(
+    chain: &LocalChain,
+    auth: &Authority,
+    reader: &Vault,
+    through: &Addr,
+    seen: &super::load::LoadOutcome,
+) -> Result<usize> {
+    let blocks = seen.mined_at.len();
+    let latest = chain.rpc.block_number().await?;
+    let word = chain
+        .rpc
+        .call_view(&auth.contract, "nextChildBlock()", latest)
+        .await?;
+    let next_child = word
+        .get(24..32)
+        .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+        .unwrap_or_default();
+    let expected = 2000 + 1000 * blocks as u64;
+    if next_child != expected {
+        return Err(Error::verification(format!(
+            "after {blocks} blocks nextChildBlock is {next_child}, not {expected}"
+        )));
+    }
+    let on_chain = chain.rpc.mined_nonce(&auth.address).await?;
+    let plugin = reader
+        .signer(MOUNT)
+        .next_nonce(through, AUTHORITY)
+        .await
+        .map_err(|e| {
+            crate::flows::node_error("reading the Authority's nonce through the balancer", e)
+        })?;
+    if on_chain != plugin {
+        return Err(Error::verification(format!(
+            "the chain's nonce for the Authority is {on_chain}, the plugin's next is {plugin}"
+        )));
+    }
+    Ok(blocks)
 }
 
 /// The cutover wants every green peer a Raft voter (autopilot promotes a joined node 10-20 s

@@ -1,11 +1,14 @@
 //! The load the rehearsal runs through the balancer while it cuts over: reads of the Authority
 //! with its reader token, reads of `sys/health` (only an active node answers 200: a standby the
-//! balancer sends one to answers 429), and signatures with the signer token, until told to stop.
+//! balancer sends one to answers 429), and a block submitter: `submitBlock` signed with the
+//! signer token through the balancer and broadcast to the rehearsal's chain, one block after
+//! another, until told to stop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
+use crate::localcluster::anvil::send_raw_via;
 use crate::vault::{Addr, HaRole};
 
 /// The two load tasks, running.
@@ -13,7 +16,19 @@ pub(super) struct Load {
     stop: Arc<AtomicBool>,
     reads: tokio::task::JoinHandle<(u64, u64)>,
     health: tokio::task::JoinHandle<(u64, Vec<String>)>,
-    signatures: tokio::task::JoinHandle<(Vec<u64>, u64, u64)>,
+    signatures: tokio::task::JoinHandle<Submitted>,
+}
+
+/// What the block submitter saw.
+#[derive(Default)]
+struct Submitted {
+    nonces: Vec<u64>,
+    frozen: u64,
+    failed: u64,
+    /// When each block was mined (since the load began).
+    mined_at: Vec<Duration>,
+    /// Transactions the chain refused, and why.
+    refused: Vec<String>,
 }
 
 /// What the load saw.
@@ -28,10 +43,21 @@ pub(super) struct LoadOutcome {
     /// Signatures answered "frozen" (retryable) during the pause.
     pub frozen: u64,
     pub sign_failed: u64,
+    /// When each block was mined, since the load began.
+    pub mined_at: Vec<Duration>,
+    /// Transactions the chain refused, and why.
+    pub chain_refused: Vec<String>,
 }
 
 impl Load {
-    pub(super) fn start(through: &Addr, reader: Vault, signer: Vault, contract: &str) -> Load {
+    pub(super) fn start(
+        through: &Addr,
+        reader: Vault,
+        signer: Vault,
+        contract: &str,
+        chain: crate::chain::Rpc,
+    ) -> Load {
+        let began = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         let reads = {
             let (stop, a) = (stop.clone(), through.clone());
@@ -63,24 +89,32 @@ impl Load {
             })
         };
         let signatures = {
-            let (stop, a) = (stop.clone(), through.clone());
-            let call = format!("0xbaa47694{}", "11".repeat(32));
-            let body = submit_block(contract, &call);
+            let (stop, a, contract) = (stop.clone(), through.clone(), contract.to_owned());
             tokio::spawn(async move {
-                let (mut nonces, mut frozen, mut failed) = (Vec::new(), 0u64, 0u64);
+                let mut seen = Submitted::default();
                 while !stop.load(Ordering::SeqCst) {
+                    let root = format!("{:064x}", seen.nonces.len() + 1);
+                    let body = submit_block(&contract, &format!("0xbaa47694{root}"));
                     match signer
                         .signer(MOUNT)
                         .sign(&a, AUTHORITY, Signing::Tx, &body)
                         .await
                     {
-                        Ok(r) => nonces.push(r["nonce"].as_u64().unwrap_or(u64::MAX)),
-                        Err(e) if e.message_contains("frozen") => frozen += 1,
-                        Err(_) => failed += 1,
+                        Ok(r) => {
+                            seen.nonces.push(r["nonce"].as_u64().unwrap_or(u64::MAX));
+                            match send_raw_via(&chain, &r["signed_tx"]).await {
+                                Ok(_) => seen.mined_at.push(began.elapsed()),
+                                Err(e) => seen.refused.push(e.to_string()),
+                            }
+                        }
+                        Err(e) if e.message_contains("frozen") => {
+                            seen.frozen += 1;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Err(_) => seen.failed += 1,
                     }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                (nonces, frozen, failed)
+                seen
             })
         };
         Load {
@@ -101,23 +135,34 @@ impl Load {
             .health
             .await
             .with_kind(Kind::Internal, "the health reads' load task")?;
-        let (nonces, frozen, sign_failed) = self
+        let submitted = self
             .signatures
             .await
-            .with_kind(Kind::Internal, "the signatures' load task")?;
+            .with_kind(Kind::Internal, "the block submitter's task")?;
         Ok(LoadOutcome {
             reads_ok,
             reads_failed,
             health_ok,
             health_failed,
-            nonces,
-            frozen,
-            sign_failed,
+            nonces: submitted.nonces,
+            frozen: submitted.frozen,
+            sign_failed: submitted.failed,
+            mined_at: submitted.mined_at,
+            chain_refused: submitted.refused,
         })
     }
 }
 
 impl LoadOutcome {
+    /// The longest time between two blocks mined one after the other.
+    pub(super) fn longest_gap(&self) -> Duration {
+        self.mined_at
+            .windows(2)
+            .map(|w| w[1].saturating_sub(w[0]))
+            .max()
+            .unwrap_or_default()
+    }
+
     /// No read or signature failed, and the nonces run consecutively from the load's first
     /// signature (the Authority signed before it began): none twice, no gap.
     pub(super) fn verdict(&self) -> Result<()> {
@@ -126,6 +171,13 @@ impl LoadOutcome {
                 "{} sys/health reads through the balancer did not reach an active node: {}",
                 self.health_failed.len(),
                 self.health_failed.join("; ")
+            )));
+        }
+        if !self.chain_refused.is_empty() {
+            return Err(Error::verification(format!(
+                "the chain refused {} of the submitted blocks: {}",
+                self.chain_refused.len(),
+                self.chain_refused.join("; ")
             )));
         }
         if self.reads_failed > 0 || self.sign_failed > 0 {
@@ -157,6 +209,8 @@ mod tests {
             reads_failed,
             health_ok: 5,
             health_failed: Vec::new(),
+            mined_at: Vec::new(),
+            chain_refused: Vec::new(),
             nonces: nonces.to_vec(),
             frozen: 0,
             sign_failed: 0,

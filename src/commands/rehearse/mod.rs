@@ -179,7 +179,7 @@ async fn rehearse(
     let (snap, green, reader) = snapshots(&inner, dir, bao, plugin, out, &holders, &auth).await?;
     proofs.prove("snapshot + green (ceremony 5, phase 1)", snap);
 
-    let switched = phase2(&inner, &cluster, &green, dir, &auth, &reader).await?;
+    let switched = phase2(&inner, &cluster, &green, dir, &auth, &reader, &chain).await?;
     proofs.prove("cutover (phase 2)", switched);
 
     let revoked = blue::root_revoked(&cluster, &green, &auth).await?;
