@@ -50,3 +50,10 @@ pub fn anvil_bin_env() -> Option<PathBuf> {
         .filter(|s| !s.is_empty())
         .map(PathBuf::from)
 }
+
+/// `CUSTODY_BLUE_BAO_BIN`: the OpenBao the rehearsal's blue runs (its upgrade's old version).
+pub fn blue_bao_bin_env() -> Option<PathBuf> {
+    std::env::var_os("CUSTODY_BLUE_BAO_BIN")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}

@@ -437,6 +437,9 @@ pub struct CutoverArgs {
     /// carry) are behind the chain's pending nonce, and the switch checks them again
     #[arg(long, value_name = "URL")]
     pub rpc: Option<String>,
+    /// Cut over even when green runs an older OpenBao than blue
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -471,9 +474,14 @@ pub enum TranscriptCommand {
 
 #[derive(Debug, Args)]
 pub struct RehearseArgs {
-    /// OpenBao server binary [default: CUSTODY_BAO_BIN, tools/bin/bao, or bao on PATH]
-    #[arg(long, value_name = "FILE")]
+    /// Green's OpenBao server binary, the version upgraded to, also the restore test's
+    /// [default: CUSTODY_BAO_BIN, tools/bin/bao, or bao on PATH]
+    #[arg(long, value_name = "FILE", visible_alias = "green-bao-bin")]
     pub bao_bin: Option<PathBuf>,
+    /// Blue's OpenBao server binary, the version upgraded from
+    /// [default: CUSTODY_BLUE_BAO_BIN or tools/openbao-2.6.2/bao]
+    #[arg(long, value_name = "FILE")]
+    pub blue_bao_bin: Option<PathBuf>,
     /// anvil, the throwaway chain [default: CUSTODY_ANVIL_BIN, tools/bin/anvil, or anvil on PATH]
     #[arg(long, value_name = "FILE")]
     pub anvil_bin: Option<PathBuf>,

@@ -56,6 +56,7 @@ struct Plan {
     rpc: Option<Rpc>,
     /// Where the cutover checks green's counters against the chain (--rpc).
     watch: Option<Rpc>,
+    allow_downgrade: bool,
 }
 
 /// The characters HAProxy allows in a proxy or server name.
@@ -107,6 +108,7 @@ fn plan(args: &CutoverArgs) -> Result<Plan> {
             .map(Rpc::new)
             .transpose()?,
         watch: args.rpc.as_deref().map(Rpc::new).transpose()?,
+        allow_downgrade: args.allow_downgrade,
     })
 }
 
@@ -195,6 +197,16 @@ async fn carry_nonces(
     Ok(Value::Object(out))
 }
 
+/// "2.7.2" (or "2.7.2-beta") as numbers to compare: (2, 7, 2).
+fn version_of(text: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = text
+        .trim_start_matches('v')
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
 /// `next` (whose counter `whose` says) is not behind the chain's pending nonce for the account:
 /// else it would sign a nonce the chain already has (exit 4).
 async fn not_behind(rpc: &Rpc, name: &str, address: &str, next: u64, whose: &str) -> Result<()> {
@@ -261,6 +273,7 @@ impl Cutover<'_> {
             }
         }
         let green = active_of(vault, &plan.green, "green").await?;
+        let versions = self.no_downgrade(&blue, &green).await?;
         crate::flows::raft_peers::wait_stable_voters(
             &self.ctx.ui,
             vault,
@@ -296,11 +309,13 @@ impl Cutover<'_> {
             self.green_passes_checks(h).await?;
         }
         self.ctx.ui.status(format!(
-            "pre-flight passed: green {} matches blue {} ({} accounts, plugin {})",
+            "pre-flight passed: green {} matches blue {} ({} accounts, plugin {}); OpenBao {} → {}",
             green,
             blue,
             names.len(),
-            &plugin_sha[..plugin_sha.len().min(12)]
+            &plugin_sha[..plugin_sha.len().min(12)],
+            versions.0,
+            versions.1
         ));
         Ok(Checked {
             blue,
@@ -308,6 +323,27 @@ impl Cutover<'_> {
             names,
             accounts,
         })
+    }
+
+    /// Blue's and green's OpenBao versions; green older than blue (a downgrade) is refused
+    /// unless --allow-downgrade.
+    async fn no_downgrade(&self, blue: &Addr, green: &Addr) -> Result<(String, String)> {
+        let b = crate::flows::nodes::node_status(&self.vault, blue)
+            .await
+            .version;
+        let g = crate::flows::nodes::node_status(&self.vault, green)
+            .await
+            .version;
+        if let (Some(bv), Some(gv)) = (version_of(&b), version_of(&g))
+            && gv < bv
+            && !self.plan.allow_downgrade
+        {
+            return Err(Error::precondition(format!(
+                "green runs OpenBao {g}, older than blue's {b}: a cutover would downgrade; nothing \
+                 changed (give --allow-downgrade if that is what you want)"
+            )));
+        }
+        Ok((b, g))
     }
 
     /// Green holds blue's accounts (it was restored from this blue): their addresses, by name.
@@ -739,5 +775,19 @@ impl Cutover<'_> {
                 .try_for_each(|s| h.set_state(&self.plan.backend, s, state)),
             Lb::Exec(e) => e.run(exec_action),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_of;
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        assert_eq!(version_of("2.7.2"), Some((2, 7, 2)));
+        assert_eq!(version_of("v2.10.0-beta1"), Some((2, 10, 0)));
+        assert!(version_of("2.6.2") < version_of("2.7.2"));
+        assert!(version_of("2.9.9") < version_of("2.10.0"));
+        assert_eq!(version_of("dev"), None);
     }
 }

@@ -47,6 +47,54 @@ pub fn find_anvil(explicit: Option<&Path>) -> Result<PathBuf> {
     )
 }
 
+/// The older OpenBao the rehearsal's blue runs, to upgrade from: the given path,
+/// `CUSTODY_BLUE_BAO_BIN`, or `tools/openbao-2.6.2/bao` here or above the running executable.
+pub fn find_blue_bao(explicit: Option<&Path>) -> Result<PathBuf> {
+    let hint = "run scripts/setup (it installs OpenBao 2.6.2 into tools/openbao-2.6.2/bao), or \
+                give --blue-bao-bin FILE (the same binary as green rehearses without an upgrade)";
+    let explicit = explicit
+        .map(Path::to_path_buf)
+        .or_else(crate::config::blue_bao_bin_env);
+    if let Some(p) = explicit {
+        return find_binary("bao", "blue's OpenBao server binary", Some(p), hint);
+    }
+    let mut candidates = vec![PathBuf::from(BLUE_BAO)];
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).map(|d| d.join(BLUE_BAO)));
+    }
+    let found = candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::precondition("OpenBao 2.6.2, blue's version in the rehearsal, was not found")
+                .hint(hint)
+        })?;
+    std::fs::canonicalize(&found).context(format!("resolving {}", found.display()))
+}
+
+/// What `BAO version` says of itself: "2.7.2" from "OpenBao v2.7.2 (...)".
+pub fn bao_version(bao: &Path) -> Result<String> {
+    let out = Command::new(bao)
+        .arg("version")
+        .output()
+        .context(format!("running {} version", bao.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix('v'))
+        .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Error::failed(format!(
+                "{} version said {:?}, no version number",
+                bao.display(),
+                crate::ui::escape(text.trim())
+            ))
+        })
+}
+
+/// Where scripts/setup puts the OpenBao the rehearsal upgrades from.
+const BLUE_BAO: &str = "tools/openbao-2.6.2/bao";
+
 fn find_binary(name: &str, what: &str, explicit: Option<PathBuf>, hint: &str) -> Result<PathBuf> {
     if let Some(p) = explicit {
         if p.is_file() {

@@ -61,7 +61,10 @@ struct Holder {
 }
 
 pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
-    let bao = find_bao(args.bao_bin.as_deref())?;
+    let bao = Versions {
+        blue: crate::localcluster::find_blue_bao(args.blue_bao_bin.as_deref())?,
+        green: find_bao(args.bao_bin.as_deref())?,
+    };
     let anvil = crate::localcluster::find_anvil(args.anvil_bin.as_deref())?;
     let plugin = find_plugin(args.plugin_bin.as_deref())?;
     let work = tempfile::Builder::new()
@@ -122,14 +125,24 @@ fn find_plugin(explicit: Option<&Path>) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The OpenBao binaries blue and green run: the upgrade the rehearsal makes.
+struct Versions {
+    blue: PathBuf,
+    green: PathBuf,
+}
+
 async fn rehearse(
     ctx: &Ctx,
-    bao: &Path,
+    bao: &Versions,
     anvil: &Path,
     plugin: &Path,
     dir: &Path,
 ) -> Result<(Vec<Proof>, String)> {
     let mut proofs = Proofs::new(&ctx.ui);
+    let versions = (
+        crate::localcluster::bao_version(&bao.blue)?,
+        crate::localcluster::bao_version(&bao.green)?,
+    );
     let (holders, operator) = blue::holder_keys(dir)?;
     proofs.prove(
         "holder keys",
@@ -139,7 +152,7 @@ async fn rehearse(
     let mut cluster = LocalCluster::start(ClusterSpec {
         dir: Some(dir.join("blue")),
         plugins: vec![plugin.to_owned()],
-        ..ClusterSpec::raft("rehearsal-blue", 3, bao.to_owned())
+        ..ClusterSpec::raft("rehearsal-blue", 3, bao.blue.clone())
     })?;
     let inner = Ctx {
         ui: Ui::silent(),
@@ -150,7 +163,10 @@ async fn rehearse(
     };
     proofs.prove(
         "cluster started",
-        "3 OpenBao nodes on 127.0.0.1, TLS from a CA made for this run, the signer in their plugin_directory".into(),
+        format!(
+            "3 OpenBao {} nodes (blue) on 127.0.0.1, TLS from a CA made for this run, the signer in their plugin_directory",
+            versions.0
+        ),
     );
 
     let blue = blue::Blue {
@@ -176,11 +192,25 @@ async fn rehearse(
     let auth = authority(&inner, dir, out, &holders, &operator, plugin, &chain).await?;
     proofs.prove("authority (ceremony 4)", auth.summary.clone());
 
-    let (snap, green, reader) = snapshots(&inner, dir, bao, plugin, out, &holders, &auth).await?;
-    proofs.prove("snapshot + green (ceremony 5, phase 1)", snap);
+    let (snap, green, reader) =
+        snapshots(&inner, dir, &bao.green, plugin, out, &holders, &auth).await?;
+    proofs.prove(
+        "snapshot + green (ceremony 5, phase 1)",
+        format!("green runs OpenBao {}: {snap}", versions.1),
+    );
 
     let switched = phase2(&inner, &cluster, &green, dir, &auth, &reader, &chain).await?;
-    proofs.prove("cutover (phase 2)", switched);
+    proofs.prove(
+        "cutover (phase 2)",
+        format!(
+            "{}: {switched}",
+            if versions.0 == versions.1 {
+                format!("blue and green both run OpenBao {}", versions.0)
+            } else {
+                format!("an upgrade, OpenBao {} → {}", versions.0, versions.1)
+            }
+        ),
+    );
 
     let revoked = blue::root_revoked(&cluster, &green, &auth).await?;
     drop(green);
