@@ -130,6 +130,38 @@ fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Pa
         .expect(4)
         .stderr_has("not one cluster");
     drop(red);
+
+    // A green on an older OpenBao (2.6.2) than blue (2.7.2): a downgrade, refused before any
+    // account or token is read.
+    let old_bao = support::root().join("tools/openbao-2.6.2/bao");
+    assert!(
+        old_bao.is_file(),
+        "the test needs OpenBao 2.6.2 at {}: run scripts/setup",
+        old_bao.display()
+    );
+    let old = cluster_with(ClusterSpec::raft("old-green", 1, old_bao));
+    support::plugin::init_plain_n(&old, 1, 1);
+    let old_ca = dir.join("old-ca.pem");
+    std::fs::write(
+        &old_ca,
+        [
+            std::fs::read(both_ca).unwrap(),
+            std::fs::read(&old.ca_cert).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    Custody::with_ca_and_token(dir, &old_ca, root_file)
+        .run(
+            &cut(&old.nodes[0].addr().to_string(), &sock, "green1")
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )
+        .expect(4)
+        .stderr_has("older than blue's 2.7.2");
+    untouched("an older green");
+    drop(old);
 }
 
 /// The cutover under continuous load through HAProxy: no read fails, every signature's nonce

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// The OpenBao the ceremonies' own throwaway servers run (the restore test): green's, the
+/// version a snapshot is about to be restored into. Set once, when the rehearsal starts.
+pub(super) static GREEN_BAO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 /// The global options of a ceremony run against `addrs`.
 pub(super) fn ceremony_globals(
     addrs: &[crate::vault::Addr],
@@ -85,7 +89,7 @@ fn spawn_ceremony(
     params: &[(&str, String)],
     stdin: Option<&[u8]>,
 ) -> Result<std::process::Child> {
-    let bao = find_bao(None).ok();
+    let bao = GREEN_BAO.get().cloned().or_else(|| find_bao(None).ok());
     use std::io::Write as _;
     let exe = std::env::current_exe().context("finding custody itself")?;
     let log = dir.join(format!("ceremony-{name}.log"));

@@ -65,6 +65,7 @@ pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
         blue: crate::localcluster::find_blue_bao(args.blue_bao_bin.as_deref())?,
         green: find_bao(args.bao_bin.as_deref())?,
     };
+    let _ = driver::GREEN_BAO.set(bao.green.clone());
     let anvil = crate::localcluster::find_anvil(args.anvil_bin.as_deref())?;
     let plugin = find_plugin(args.plugin_bin.as_deref())?;
     let work = tempfile::Builder::new()
