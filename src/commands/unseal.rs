@@ -48,21 +48,18 @@ async fn failure_tolerance(ctx: &Ctx, vault: &Vault, addrs: &[Addr], bound: u64)
                 some 10-20 s after their unseal; `custody status` with a token shows it."
             .to_owned();
     }
-    let active = match crate::flows::active_node(vault, addrs).await {
-        Ok(a) => a,
-        Err(e) => return format!("Failure tolerance unknown: {e}"),
-    };
-    match raft_peers::wait_failure_tolerant(vault, &active, Duration::from_secs(bound)).await {
-        Ok((Some(took), h)) => format!(
+    match raft_peers::wait_failure_tolerant(vault, addrs, Duration::from_secs(bound)).await {
+        Ok((Some(took), Ok(h))) => format!(
             "The cluster became failure tolerant {:.0} s after the unseal: it survives losing {} node{}.",
             took.as_secs_f64(),
             h.failure_tolerance,
             if h.failure_tolerance == 1 { "" } else { "s" }
         ),
-        Ok((None, h)) => format!(
+        Ok((_, Ok(h))) => format!(
             "NOT yet failure tolerant after {bound} s:\n{}",
             h.describe()
         ),
+        Ok((_, Err(why))) => format!("Failure tolerance unknown after {bound} s: {why}"),
         Err(e) => format!("Failure tolerance unknown: {e}"),
     }
 }

@@ -133,33 +133,56 @@ pub async fn raft_health(vault: &Vault, active: &Addr) -> Result<RaftHealth> {
 }
 
 /// Waits up to `bound` until the cluster survives losing a node: how long it took, or `None`
-/// with the last picture when it did not within the bound.
+/// with the last picture (or the last reason there was none) when it did not within the bound.
+/// Each look finds the active node again: just after an unseal the leadership may still move,
+/// and autopilot may answer 500 for a moment. A token that may not read autopilot's state ends
+/// the wait at once.
 pub async fn wait_failure_tolerant(
     vault: &Vault,
-    active: &Addr,
+    addrs: &[Addr],
     bound: Duration,
-) -> Result<(Option<Duration>, RaftHealth)> {
+) -> Result<(Option<Duration>, std::result::Result<RaftHealth, String>)> {
     let started = std::time::Instant::now();
-    let last = std::cell::RefCell::new(None);
+    let last = std::cell::RefCell::new(Err("no look yet".to_owned()));
     let outcome = wait_for(bound, Duration::from_secs(1), || async {
-        let health = raft_health(vault, active).await?;
-        let ready = health.tolerates_a_failure();
-        *last.borrow_mut() = Some(health);
-        Ok::<_, Error>(if ready {
-            Check::Ready(())
-        } else {
-            Check::NotYet(String::new())
-        })
+        let look = async {
+            let active = match super::active_node(vault, addrs).await {
+                Ok(a) => a,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            match vault.autopilot_state(&active).await {
+                Ok(state) => Ok(Ok(RaftHealth {
+                    failure_tolerance: state.failure_tolerance,
+                    healthy: state.healthy,
+                    peers: state.servers.into_values().collect(),
+                })),
+                Err(e @ crate::vault::NodeError::Api { status: 403, .. }) => Err(
+                    super::node_error(&format!("reading autopilot's state from {active}"), e),
+                ),
+                Err(e) => Ok(Err(format!("{active}: {e}"))),
+            }
+        };
+        match look.await? {
+            Ok(health) => {
+                let ready = health.tolerates_a_failure();
+                *last.borrow_mut() = Ok(health);
+                Ok::<_, Error>(if ready {
+                    Check::Ready(())
+                } else {
+                    Check::NotYet(String::new())
+                })
+            }
+            Err(why) => {
+                *last.borrow_mut() = Err(why.clone());
+                Ok(Check::NotYet(why))
+            }
+        }
     })
     .await;
-    let last = last.into_inner();
-    match (outcome, last) {
-        (Ok(()), Some(h)) => Ok((Some(started.elapsed()), h)),
-        (Err(Stopped::TimedOut(_)), Some(h)) => Ok((None, h)),
-        (Err(Stopped::Failed(e)), _) => Err(e),
-        (_, None) => Err(Error::internal(
-            "the wait for failure tolerance never looked",
-        )),
+    match outcome {
+        Ok(()) => Ok((Some(started.elapsed()), last.into_inner())),
+        Err(Stopped::TimedOut(_)) => Ok((None, last.into_inner())),
+        Err(Stopped::Failed(e)) => Err(e),
     }
 }
 
