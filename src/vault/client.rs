@@ -456,14 +456,28 @@ impl Vault {
     }
 }
 
+/// A snapshot being received: its body, chunk by chunk.
+pub struct SnapshotStream(reqwest::Response);
+
+impl SnapshotStream {
+    /// The next chunk of the snapshot; `None` at its end.
+    pub async fn next_chunk(&mut self) -> NodeResult<Option<bytes::Bytes>> {
+        self.0.chunk().await.map_err(|e| NodeError::Failed {
+            what: "the snapshot's stream broke off".to_owned(),
+            source: Arc::new(e),
+        })
+    }
+}
+
 impl Vault {
-    /// The Raft snapshot as a response whose body the caller streams.
-    pub async fn snapshot_download(&self, addr: &Addr) -> NodeResult<reqwest::Response> {
+    /// The Raft snapshot, as a stream of chunks the caller writes away.
+    pub async fn snapshot_download(&self, addr: &Addr) -> NodeResult<SnapshotStream> {
         self.send_ok(
             addr,
             Request::new(Method::GET, "sys/storage/raft/snapshot").timeout(SNAPSHOT_TIMEOUT),
         )
         .await
+        .map(SnapshotStream)
     }
 
     /// Restores a snapshot from `reader` (an already-open file, or a reader that yields only

@@ -10,7 +10,7 @@ pub mod types;
 
 pub use addr::Addr;
 pub use auth::{OrphanToken, WrapInfo};
-pub use client::{NodeError, NodeResult, Sent, Vault, data_of};
+pub use client::{NodeError, NodeResult, Sent, SnapshotStream, Vault, data_of};
 pub use generate_root::{Attempt, Family};
 pub use signer::{SignerMount, Signing};
 pub use types::*;

@@ -143,7 +143,11 @@ async fn download(ctx: &Ctx, vault: &Vault, addr: &Addr, partial: &Path) -> Resu
     let mut size = 0u64;
     let bar = ctx.ui.byte_progress("snapshot");
     let written: Result<()> = async {
-        while let Some(chunk) = resp.chunk().await.context("receiving the snapshot")? {
+        while let Some(chunk) = resp
+            .next_chunk()
+            .await
+            .map_err(|e| node_error("receiving the snapshot", e))?
+        {
             file.write_all(&chunk)
                 .context(format!("writing {}", partial.display()))?;
             hash.update(&chunk);
