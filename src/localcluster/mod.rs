@@ -25,11 +25,12 @@ const START_BOUND: Duration = Duration::from_secs(30);
 /// running executable (the project's set-up script puts it there), or `bao` on PATH.
 pub fn find_bao(explicit: Option<&Path>) -> Result<PathBuf> {
     find_binary(
-        "bao",
         "OpenBao server binary",
         explicit
             .map(Path::to_path_buf)
             .or_else(crate::config::bao_bin_env),
+        "tools/bin/bao",
+        Some("bao"),
         "run scripts/setup (it installs OpenBao 2.7.2 into tools/bin/bao), or give --bao-bin FILE",
     )
 }
@@ -38,38 +39,30 @@ pub fn find_bao(explicit: Option<&Path>) -> Result<PathBuf> {
 /// `tools/bin/anvil` here or above the running executable, or `anvil` on PATH.
 pub fn find_anvil(explicit: Option<&Path>) -> Result<PathBuf> {
     find_binary(
-        "anvil",
         "anvil (Foundry's local Ethereum node)",
         explicit
             .map(Path::to_path_buf)
             .or_else(crate::config::anvil_bin_env),
+        "tools/bin/anvil",
+        Some("anvil"),
         "run scripts/setup (it installs anvil into tools/bin/anvil), or give --anvil-bin FILE",
     )
 }
 
 /// The older OpenBao the rehearsal's blue runs, to upgrade from: the given path,
-/// `CUSTODY_BLUE_BAO_BIN`, or `tools/openbao-2.6.2/bao` here or above the running executable.
+/// `CUSTODY_BLUE_BAO_BIN`, or `tools/openbao-2.6.2/bao` here or above the running executable
+/// (never PATH: a `bao` there is no particular version).
 pub fn find_blue_bao(explicit: Option<&Path>) -> Result<PathBuf> {
-    let hint = "run scripts/setup (it installs OpenBao 2.6.2 into tools/openbao-2.6.2/bao), or \
-                give --blue-bao-bin FILE (the same binary as green rehearses without an upgrade)";
-    let explicit = explicit
-        .map(Path::to_path_buf)
-        .or_else(crate::config::blue_bao_bin_env);
-    if let Some(p) = explicit {
-        return find_binary("bao", "blue's OpenBao server binary", Some(p), hint);
-    }
-    let mut candidates = vec![PathBuf::from(BLUE_BAO)];
-    if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).map(|d| d.join(BLUE_BAO)));
-    }
-    let found = candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::precondition("OpenBao 2.6.2, blue's version in the rehearsal, was not found")
-                .hint(hint)
-        })?;
-    std::fs::canonicalize(&found).context(format!("resolving {}", found.display()))
+    find_binary(
+        "OpenBao 2.6.2, blue's server binary in the rehearsal,",
+        explicit
+            .map(Path::to_path_buf)
+            .or_else(crate::config::blue_bao_bin_env),
+        "tools/openbao-2.6.2/bao",
+        None,
+        "run scripts/setup (it installs OpenBao 2.6.2 into tools/openbao-2.6.2/bao), or \
+         give --blue-bao-bin FILE (the same binary as green rehearses without an upgrade)",
+    )
 }
 
 /// What `BAO version` says of itself: "2.7.2" from "OpenBao v2.7.2 (...)".
@@ -92,25 +85,26 @@ pub fn bao_version(bao: &Path) -> Result<String> {
         })
 }
 
-/// Where scripts/setup puts the OpenBao the rehearsal upgrades from.
-const BLUE_BAO: &str = "tools/openbao-2.6.2/bao";
-
-fn find_binary(name: &str, what: &str, explicit: Option<PathBuf>, hint: &str) -> Result<PathBuf> {
+/// A binary: `explicit` when given (it must exist), else `project_path` here or above the
+/// running executable, else `on_path` in PATH; canonicalized.
+fn find_binary(
+    what: &str,
+    explicit: Option<PathBuf>,
+    project_path: &str,
+    on_path: Option<&str>,
+    hint: &str,
+) -> Result<PathBuf> {
     if let Some(p) = explicit {
         if p.is_file() {
             return std::fs::canonicalize(&p).context(format!("resolving {}", p.display()));
         }
         return Err(Error::precondition(format!("{what} {} not found", p.display())).hint(hint));
     }
-    let mut candidates = vec![PathBuf::from("tools/bin").join(name)];
+    let mut candidates = vec![PathBuf::from(project_path)];
     if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(
-            exe.ancestors()
-                .skip(1)
-                .map(|d| d.join("tools/bin").join(name)),
-        );
+        candidates.extend(exe.ancestors().skip(1).map(|d| d.join(project_path)));
     }
-    if let Some(path) = std::env::var_os("PATH") {
+    if let (Some(name), Some(path)) = (on_path, std::env::var_os("PATH")) {
         candidates.extend(std::env::split_paths(&path).map(|d| d.join(name)));
     }
     let found = candidates
