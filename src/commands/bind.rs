@@ -98,15 +98,10 @@ async fn on_chain(
     address: &str,
 ) -> Result<Seen> {
     let nothing = "nothing was written";
-    let chain_id = rpc.chain_id().await?;
-    if mount_chain != Some(chain_id) {
-        return Err(Error::verification(format!(
-            "{} serves chain {chain_id}, but {}/ signs for chain {}; {nothing}",
-            rpc.url(),
-            args.mount,
-            mount_chain.map_or("(none)".to_owned(), |c| c.to_string())
-        )));
-    }
+    let chain_id = rpc
+        .expect_chain(&args.mount, mount_chain)
+        .await
+        .map_err(|e| e.hint(nothing))?;
     let block = rpc.block_number().await?;
     let code = rpc.code(contract, block).await?;
     if code.is_empty() {

@@ -728,15 +728,9 @@ impl Cutover<'_> {
             .config(blue)
             .await
             .map_err(|e| node_error(&format!("reading {mount}/config on {blue}"), e))?;
-        let chain_id = rpc.chain_id().await?;
-        if config["chain_id"].as_u64() != Some(chain_id) {
-            return Err(Error::verification(format!(
-                "--nonce-floor-from-rpc {} serves chain {chain_id}, but {mount}/ signs for chain {}; \
-                 nothing was changed",
-                rpc.url(),
-                config["chain_id"]
-            )));
-        }
+        rpc.expect_chain(mount, config["chain_id"].as_u64())
+            .await
+            .map_err(|e| e.hint("nothing was changed"))?;
         Ok(())
     }
 

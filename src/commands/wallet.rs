@@ -362,21 +362,17 @@ async fn chain_view(
     rpc: &Rpc,
 ) -> Result<ChainView> {
     let address = account["address"].as_str().unwrap_or_default();
-    let chain_id = rpc.chain_id().await?;
+    // A reader token may not read the mount's config: then the chain id is shown, not checked.
     let mount_chain_id = vault
         .signer(mount)
         .config(addr)
         .await
         .ok()
         .and_then(|c| c["chain_id"].as_u64());
-    if let Some(m) = mount_chain_id
-        && m != chain_id
-    {
-        return Err(Error::verification(format!(
-            "{} serves chain {chain_id}, but {mount}/ signs for chain {m}",
-            rpc.url()
-        )));
-    }
+    let chain_id = match mount_chain_id {
+        Some(_) => rpc.expect_chain(mount, mount_chain_id).await?,
+        None => rpc.chain_id().await?,
+    };
     let plugin_next = account["next_nonce"].as_u64().unwrap_or_default();
     let pending = rpc.pending_nonce(address).await?;
     Ok(ChainView {
