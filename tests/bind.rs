@@ -189,9 +189,7 @@ fn step_bound_to_the_contract_that_names_it(
     r.stderr_has("never changes");
 
     // The signing service's token signs submitBlock, which the chain mines; it cannot bind.
-    let wrapping = std::fs::read_to_string(wrap).unwrap().trim().to_owned();
-    let (_, v) = Api::new(cluster, 0, &wrapping).write("sys/wrapping/unwrap", json!({}));
-    let signer = Api::new(cluster, 0, v["auth"]["client_token"].as_str().unwrap());
+    let signer = Api::new(cluster, 0, &support::plugin::unwrap_signer(cluster, wrap));
     let (status, _) = signer.write(
         "ethereum/accounts/authority/bind",
         json!({ "allowed_calls": [format!("{contract}:blocks(uint256)")] }),

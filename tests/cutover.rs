@@ -91,16 +91,7 @@ fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Pa
     unseal_plain(green, &keys[..3]);
     let (red, _red_root, _, _, red_address) = authority_cluster("red", dir);
     assert_ne!(&red_address, address);
-    let red_ca = dir.join("three-ca.pem");
-    std::fs::write(
-        &red_ca,
-        [
-            std::fs::read(both_ca).unwrap(),
-            std::fs::read(&red.ca_cert).unwrap(),
-        ]
-        .concat(),
-    )
-    .unwrap();
+    let red_ca = ca_bundle(&dir.join("three-ca.pem"), &[both_ca, &red.ca_cert]);
     let op_red = Custody::with_ca_and_token(dir, &red_ca, root_file);
     // red's own root token is not valid on blue: use a token valid on both sides of the check.
     let red_args = cut(&red.nodes[0].addr().to_string(), &sock, "green1");
@@ -141,16 +132,7 @@ fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Pa
     );
     let old = cluster_with(ClusterSpec::raft("old-green", 1, old_bao));
     support::plugin::init_plain_n(&old, 1, 1);
-    let old_ca = dir.join("old-ca.pem");
-    std::fs::write(
-        &old_ca,
-        [
-            std::fs::read(both_ca).unwrap(),
-            std::fs::read(&old.ca_cert).unwrap(),
-        ]
-        .concat(),
-    )
-    .unwrap();
+    let old_ca = ca_bundle(&dir.join("old-ca.pem"), &[both_ca, &old.ca_cert]);
     Custody::with_ca_and_token(dir, &old_ca, root_file)
         .run(
             &cut(&old.nodes[0].addr().to_string(), &sock, "green1")

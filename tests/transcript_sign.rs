@@ -12,7 +12,6 @@ use support::*;
 fn signatures_verify_and_every_bad_one_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (t, transcript, c) = five_holder_transcript(dir.path());
-    let certs = fixtures().display().to_string();
 
     // Holder 1 (RSA) and holder 5 (passphrase-protected) sign, one after the other.
     c.run(&["transcript", "sign", "--secret-key", &key("holder1")])
@@ -30,15 +29,7 @@ fn signatures_verify_and_every_bad_one_is_reported() {
         &pass,
     ])
     .expect(0);
-    let r = c.run(&[
-        "--format",
-        "json",
-        "transcript",
-        "verify",
-        t.to_str().unwrap(),
-        "--certs",
-        &certs,
-    ]);
+    let r = verify(&c, &t, true, None);
     r.expect(0);
     let sigs = r.json()["signatures"].as_array().unwrap().clone();
     assert_eq!(sigs.len(), 2);
@@ -56,24 +47,10 @@ fn signatures_verify_and_every_bad_one_is_reported() {
     // A key not in the init set.
     c.run(&["transcript", "sign", "--secret-key", &key("operator")])
         .expect(0);
-    c.run(&[
-        "transcript",
-        "verify",
-        t.to_str().unwrap(),
-        "--certs",
-        &certs,
-    ])
-    .expect(3)
-    .stderr_has("do not check out");
-    let r = c.run(&[
-        "--format",
-        "json",
-        "transcript",
-        "verify",
-        t.to_str().unwrap(),
-        "--certs",
-        &certs,
-    ]);
+    verify(&c, &t, false, None)
+        .expect(3)
+        .stderr_has("do not check out");
+    let r = verify(&c, &t, true, None);
     assert!(
         r.stdout().contains("not one of the holders"),
         "{}",
@@ -96,15 +73,7 @@ fn signatures_verify_and_every_bad_one_is_reported() {
     transcript
         .append(Step::new("witness", "sign", "holder", sig["facts"].clone()))
         .unwrap();
-    let r = c.run(&[
-        "--format",
-        "json",
-        "transcript",
-        "verify",
-        t.to_str().unwrap(),
-        "--certs",
-        &certs,
-    ]);
+    let r = verify(&c, &t, true, None);
     r.expect(3);
     assert!(r.stdout().contains("older head"), "{}", r.stdout());
 
@@ -115,15 +84,7 @@ fn signatures_verify_and_every_bad_one_is_reported() {
             .replacen("sys/unseal", "sys/unseal2", 1),
     )
     .unwrap();
-    c.run(&[
-        "transcript",
-        "verify",
-        t.to_str().unwrap(),
-        "--certs",
-        &certs,
-    ])
-    .expect(3)
-    .stderr_has("line 2");
+    verify(&c, &t, false, None).expect(3).stderr_has("line 2");
 }
 
 /// A transcript with an init step naming the five fixture holders, then an unseal step, written
@@ -158,8 +119,13 @@ fn key(h: &str) -> String {
 
 /// `transcript verify --certs fixtures --require-signatures n`, in JSON or text.
 fn require(c: &Custody, t: &std::path::Path, n: u32, json: bool) -> Run {
+    verify(c, t, json, Some(n))
+}
+
+/// `transcript verify T --certs fixtures [--require-signatures N]`, in JSON or text.
+fn verify(c: &Custody, t: &std::path::Path, json: bool, require: Option<u32>) -> Run {
     let certs = fixtures().display().to_string();
-    let n = n.to_string();
+    let n = require.map(|n| n.to_string());
     let mut args = vec![];
     if json {
         args.extend(["--format", "json"]);
@@ -170,9 +136,10 @@ fn require(c: &Custody, t: &std::path::Path, n: u32, json: bool) -> Run {
         t.to_str().unwrap(),
         "--certs",
         &certs,
-        "--require-signatures",
-        &n,
     ]);
+    if let Some(n) = &n {
+        args.extend(["--require-signatures", n]);
+    }
     c.run(&args)
 }
 
@@ -300,15 +267,9 @@ fn require_signatures_counts_distinct_holders_over_a_head_that_covers_every_line
     require(&c, &t, 3, false)
         .expect(3)
         .stderr_has("2 distinct holder(s)");
-    c.run(&[
-        "transcript",
-        "verify",
-        t.to_str().unwrap(),
-        "--certs",
-        &certs,
-    ])
-    .expect(3)
-    .stderr_has("do not check out");
+    verify(&c, &t, false, None)
+        .expect(3)
+        .stderr_has("do not check out");
 
     // A step after the signatures: no signature covers it, so none counts and it is named.
     transcript

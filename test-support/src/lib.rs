@@ -49,6 +49,17 @@ pub fn fixture(name: &str) -> PathBuf {
     fixtures().join(name)
 }
 
+/// `out`, written with the PEM certificates of `cas` one after another: a CA bundle for a
+/// custody that talks to several clusters.
+pub fn ca_bundle(out: &Path, cas: &[&Path]) -> PathBuf {
+    let pem: Vec<u8> = cas
+        .iter()
+        .flat_map(|ca| std::fs::read(ca).unwrap())
+        .collect();
+    std::fs::write(out, pem).unwrap();
+    out.to_owned()
+}
+
 pub fn fpr(holder: &str) -> String {
     std::fs::read_to_string(fixture(&format!("{holder}.fpr")))
         .unwrap()

@@ -429,10 +429,16 @@ pub fn authority_cluster(
     ]);
     r.expect(0);
     let address = r.json()["wallet"]["address"].as_str().unwrap().to_owned();
-    let wrapping = std::fs::read_to_string(&wrap).unwrap().trim().to_owned();
-    let (_, v) = Api::new(&cl, 0, &wrapping).write("sys/wrapping/unwrap", json!({}));
-    let signer = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    let signer = unwrap_signer(&cl, &wrap);
     (cl, root, keys, signer, address)
+}
+
+/// The signer token, unwrapped (once) from the file `wallet create --signer-token-out` wrote.
+pub fn unwrap_signer(cluster: &TestCluster, wrap: &Path) -> String {
+    let wrapping = std::fs::read_to_string(wrap).unwrap().trim().to_owned();
+    let (status, v) = Api::new(cluster, 0, &wrapping).write("sys/wrapping/unwrap", json!({}));
+    assert_eq!(status, 200, "unwrapping the signer token: {v}");
+    v["auth"]["client_token"].as_str().unwrap().to_owned()
 }
 
 /// A 1-node "green" cluster with the plugin, initialized by its own throwaway key (5 shares,
@@ -570,16 +576,7 @@ pub fn blue_green_behind_haproxy(dir: &Path) -> BlueGreen {
         assert!(Instant::now() < deadline, "blue1 never came UP");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let both_ca = dir.join("both-ca.pem");
-    std::fs::write(
-        &both_ca,
-        [
-            std::fs::read(&blue.ca_cert).unwrap(),
-            std::fs::read(&green.ca_cert).unwrap(),
-        ]
-        .concat(),
-    )
-    .unwrap();
+    let both_ca = super::ca_bundle(&dir.join("both-ca.pem"), &[&blue.ca_cert, &green.ca_cert]);
     BlueGreen {
         blue,
         green,
