@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::chain::Rpc;
 use crate::cli::CutoverArgs;
 use crate::error::{Error, Result};
+use crate::flows::nodes::NodeStatus;
 use crate::flows::{Ctx, node_error, parse_addrs};
 use crate::lb::Lb;
 use crate::poll::{Check, Stopped, wait_for};
@@ -114,6 +115,15 @@ fn plan(args: &CutoverArgs) -> Result<Plan> {
 
 async fn active_of(vault: &Vault, addrs: &[Addr], which: &str) -> Result<Addr> {
     let nodes = crate::flows::nodes::all_status(vault, addrs).await;
+    active_in(addrs, &nodes, which).map(|(addr, _)| addr)
+}
+
+/// The one active node among `nodes` (the status of `addrs`, in order), with its status.
+fn active_in<'a>(
+    addrs: &[Addr],
+    nodes: &'a [NodeStatus],
+    which: &str,
+) -> Result<(Addr, &'a NodeStatus)> {
     let active: Vec<usize> = nodes
         .iter()
         .enumerate()
@@ -121,7 +131,7 @@ async fn active_of(vault: &Vault, addrs: &[Addr], which: &str) -> Result<Addr> {
         .map(|(i, _)| i)
         .collect();
     match active.as_slice() {
-        [i] => Ok(addrs[*i].clone()),
+        [i] => Ok((addrs[*i].clone(), &nodes[*i])),
         [] => Err(Error::precondition(format!("{which} has no active node"))),
         _ => Err(Error::precondition(format!(
             "{which} has {} active nodes",
@@ -262,8 +272,10 @@ impl Cutover<'_> {
     /// Every check before anything changes.
     async fn preflight(&self) -> Result<Checked> {
         let (vault, plan) = (&self.vault, &self.plan);
-        let blue = active_of(vault, &plan.blue, "blue").await?;
-        for n in crate::flows::nodes::all_status(vault, &plan.green).await {
+        let blue_nodes = crate::flows::nodes::all_status(vault, &plan.blue).await;
+        let (blue, blue_status) = active_in(&plan.blue, &blue_nodes, "blue")?;
+        let green_nodes = crate::flows::nodes::all_status(vault, &plan.green).await;
+        for n in &green_nodes {
             if !n.reachable || n.sealed || !n.initialized {
                 return Err(Error::precondition(format!(
                     "green node {} is not unsealed ({})",
@@ -272,8 +284,8 @@ impl Cutover<'_> {
                 )));
             }
         }
-        let green = active_of(vault, &plan.green, "green").await?;
-        let versions = self.no_downgrade(&blue, &green).await?;
+        let (green, green_status) = active_in(&plan.green, &green_nodes, "green")?;
+        let versions = self.no_downgrade(&blue_status.version, &green_status.version)?;
         crate::flows::raft_peers::wait_stable_voters(
             &self.ctx.ui,
             vault,
@@ -327,14 +339,8 @@ impl Cutover<'_> {
 
     /// Blue's and green's OpenBao versions; green older than blue (a downgrade) is refused
     /// unless --allow-downgrade.
-    async fn no_downgrade(&self, blue: &Addr, green: &Addr) -> Result<(String, String)> {
-        let b = crate::flows::nodes::node_status(&self.vault, blue)
-            .await
-            .version;
-        let g = crate::flows::nodes::node_status(&self.vault, green)
-            .await
-            .version;
-        if let (Some(bv), Some(gv)) = (version_of(&b), version_of(&g))
+    fn no_downgrade(&self, b: &str, g: &str) -> Result<(String, String)> {
+        if let (Some(bv), Some(gv)) = (version_of(b), version_of(g))
             && gv < bv
             && !self.plan.allow_downgrade
         {
@@ -343,7 +349,7 @@ impl Cutover<'_> {
                  changed (give --allow-downgrade if that is what you want)"
             )));
         }
-        Ok((b, g))
+        Ok((b.to_owned(), g.to_owned()))
     }
 
     /// Green holds blue's accounts (it was restored from this blue): their addresses, by name.
