@@ -86,6 +86,10 @@ pub enum Command {
     Init(InitArgs),
     /// Submit unseal shares to every node (ceremony 2)
     Unseal(UnsealArgs),
+    /// Rotate the unseal shares to a new set of holders; the new holders prove them (--verify)
+    RotateShares(RotateSharesArgs),
+    /// Each holder of the current share set: when and how they last proved their share
+    Holders(HoldersArgs),
     /// Root tokens only through the quorum: ceremony token, generate, revoke (ceremony 4)
     #[command(subcommand)]
     Root(RootCommand),
@@ -164,6 +168,40 @@ impl ShareArgs {
     pub fn uses_prompts(&self) -> bool {
         self.share_file.is_none() && !self.share_stdin
     }
+}
+
+#[derive(Debug, Args)]
+pub struct RotateSharesArgs {
+    /// A new holder's OpenPGP public key (repeat, in holder order); starts a rotation
+    #[arg(long = "pgp-key", value_name = "FILE", required_unless_present_any = ["verify", "cancel"])]
+    pub pgp_keys: Vec<PathBuf>,
+    /// How many of the new shares unseal
+    #[arg(long, value_name = "T", required_unless_present_any = ["verify", "cancel"])]
+    pub threshold: Option<u32>,
+    /// Where the new encrypted shares go, one DIR/<FPR>.share.asc per new holder
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["verify", "cancel"])]
+    pub out: Option<PathBuf>,
+    /// Ask the server to keep a backup of the new encrypted shares (OpenBao sys/rotate/root/backup)
+    #[arg(long)]
+    pub backup: bool,
+    /// The new holders prove their new shares; the rotation takes effect when a quorum has
+    #[arg(long, conflicts_with_all = ["pgp_keys", "threshold", "out", "backup", "cancel"])]
+    pub verify: bool,
+    /// Cancel the rotation in progress; the old shares stay in force
+    #[arg(long, conflicts_with_all = ["pgp_keys", "threshold", "out", "backup", "share_file", "share_stdin"])]
+    pub cancel: bool,
+    #[command(flatten)]
+    pub shares: ShareArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HoldersArgs {
+    /// Transcripts to read (default: the --transcript file)
+    #[arg(value_name = "TRANSCRIPT")]
+    pub transcripts: Vec<PathBuf>,
+    /// Exit 3 when a holder of the current share set has not proven their share within DAYS
+    #[arg(long, value_name = "DAYS")]
+    pub stale_after: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -4,11 +4,13 @@ pub mod bind;
 pub mod ceremony;
 pub mod completions;
 pub mod cutover;
+pub mod holders;
 pub mod init;
 pub mod man;
 pub mod plugin;
 pub mod rehearse;
 pub mod root;
+pub mod rotate_shares;
 pub mod snapshot;
 pub mod status;
 pub mod transcript;
@@ -30,6 +32,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Status => status::run(&ctx).await,
         Command::Init(args) => init::run(&ctx, &args).await,
         Command::Unseal(args) => unseal::run(&ctx, &args).await,
+        Command::RotateShares(args) => rotate_shares::run(&ctx, &args).await,
+        Command::Holders(args) => holders::run(&ctx, &args),
         Command::Root(RootCommand::CeremonyToken { pgp_key, out }) => {
             root::ceremony_token(&ctx, &pgp_key, &out).await
         }
