@@ -3,29 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use serde_json::json;
 
 use crate::cli::InitArgs;
-use crate::error::{Context as _, Error, Kind, Result};
+use crate::error::{Context as _, Error, Result};
 use crate::flows::Ctx;
-use crate::flows::files::{root_token_path, share_path};
+use crate::flows::files::root_token_path;
+use crate::flows::new_holders::{self, Rescued, WrittenShare};
 use crate::flows::nodes::all_status;
-use crate::fsutil::write_private;
 use crate::pgp::addressed_only_to;
 use crate::pgp::{self, HolderCert};
 use crate::transcript::Step;
 use crate::vault::{Addr, InitRequest, Vault};
-
-#[derive(Debug, serde::Serialize)]
-pub struct WrittenShare {
-    pub index: usize,
-    pub fingerprint: String,
-    pub user_id: String,
-    pub file: String,
-    pub sha256: String,
-    pub recipient_ok: bool,
-}
 
 #[derive(Debug, serde::Serialize)]
 pub struct InitOutcome {
@@ -47,51 +36,10 @@ pub struct InitPlan {
 }
 
 pub fn plan(args: &InitArgs) -> Result<InitPlan> {
-    let n = args.pgp_keys.len();
-    if n < 2 {
-        return Err(Error::usage(format!(
-            "init needs at least 2 holders' keys (--pgp-key); {n} given"
-        )));
-    }
-    if n > 255 {
-        return Err(Error::usage("Shamir sharing allows at most 255 holders"));
-    }
-    let t = args.threshold as usize;
-    if t < 2 || t > n {
-        return Err(Error::usage(format!(
-            "--threshold {t}: must be at least 2 and at most the number of holders ({n})"
-        )));
-    }
-    let mut holders: Vec<HolderCert> = Vec::new();
-    for path in &args.pgp_keys {
-        let cert = pgp::load_holder_cert(path)?;
-        if let Some(first) = holders.iter().find(|h| h.fingerprint == cert.fingerprint) {
-            return Err(Error::precondition(format!(
-                "{}: certificate {} was already given as {}; each holder needs their own key",
-                path.display(),
-                cert.fingerprint,
-                first.path.display()
-            )));
-        }
-        holders.push(cert);
-    }
+    let holders = new_holders::load(&args.pgp_keys, args.threshold, "init")?;
     let root_key = pgp::load_holder_cert(&args.root_token_pgp_key)?;
 
-    if args.out.exists() && !args.out.is_dir() {
-        return Err(Error::precondition(format!(
-            "--out {}: exists and is not a directory",
-            args.out.display()
-        )));
-    }
-    for h in &holders {
-        let p = share_path(&args.out, &h.fingerprint);
-        if p.exists() {
-            return Err(Error::precondition(format!(
-                "{} already exists; custody never overwrites a share",
-                p.display()
-            )));
-        }
-    }
+    new_holders::refuse_existing_shares(&args.out, &holders)?;
     let rt = root_token_path(&args.out, &root_key.fingerprint);
     if rt.exists() {
         return Err(Error::precondition(format!(
@@ -112,7 +60,7 @@ pub async fn run(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     let addrs = ctx.require_addrs()?;
     let vault = ctx.vault()?;
     every_node_fresh(&vault, addrs).await?;
-    writable_out(&plan.out)?;
+    new_holders::writable_out(&plan.out, "init")?;
     confirm_holders(ctx, &plan, &addrs[0])?;
     let response = vault
         .init(&addrs[0], &init_request(&plan)?)
@@ -141,18 +89,7 @@ fn rescue(
     outcome: &InitOutcome,
     rescued: &[Rescued],
 ) -> Error {
-    for r in rescued {
-        let block = format!(
-            "==== custody init could not write {}: {}\n{}\n==== end of {}\n",
-            r.label,
-            r.why,
-            r.text.trim_end(),
-            r.label
-        );
-        if let Err(e) = ctx.ui.raw(block.as_bytes()) {
-            ctx.ui.warn(format!("printing {}: {e}", r.label));
-        }
-    }
+    new_holders::print_rescued(ctx, "init", rescued);
     let mut step = init_step(plan, addrs, outcome);
     step.facts["rescued"] = rescued.iter().map(|r| r.label.clone()).collect();
     let recorded = ctx.transcript.append(step).err();
@@ -201,15 +138,7 @@ fn confirm_holders(ctx: &Ctx, plan: &InitPlan, addr: &Addr) -> Result<()> {
         plan.holders.len(),
         plan.threshold
     );
-    for (i, h) in plan.holders.iter().enumerate() {
-        summary.push_str(&format!(
-            "  {}. {}  {}  ({})\n",
-            i + 1,
-            h.fingerprint,
-            h.display_name(),
-            h.path.display()
-        ));
-    }
+    summary.push_str(&new_holders::holder_lines(&plan.holders));
     summary.push_str(&format!(
         "Root token encrypted to: {}  {}\nEach holder: check that your fingerprint above is yours.",
         plan.root_key.fingerprint,
@@ -229,11 +158,7 @@ fn init_request(plan: &InitPlan) -> Result<InitRequest> {
     Ok(InitRequest {
         secret_shares: plan.holders.len() as u32,
         secret_threshold: plan.threshold,
-        pgp_keys: plan
-            .holders
-            .iter()
-            .map(HolderCert::vault_encoding)
-            .collect::<Result<_>>()?,
+        pgp_keys: new_holders::vault_encodings(&plan.holders)?,
         root_token_pgp_key: plan.root_key.vault_encoding()?,
     })
 }
@@ -249,13 +174,7 @@ fn init_step(plan: &InitPlan, addrs: &[Addr], outcome: &InitOutcome) -> Step {
             "nodes": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "shares": plan.holders.len(),
             "threshold": plan.threshold,
-            "holders": plan.holders.iter().enumerate().map(|(i, h)| json!({
-                "index": i + 1,
-                "fingerprint": h.fingerprint,
-                "user_id": h.display_name(),
-                "certificate_sha256": h.file_sha256,
-                "encryption_keys": h.encryption_keys,
-            })).collect::<Vec<_>>(),
+            "holders": new_holders::holder_facts(&plan.holders),
             "root_token_recipient": plan.root_key.fingerprint,
             "recipients_verified": outcome.shares.iter().all(|s| s.recipient_ok) && outcome.root_token_recipient_ok,
         }),
@@ -319,70 +238,27 @@ fn recipients_verified(outcome: &InitOutcome) -> Result<()> {
     Ok(())
 }
 
-/// An output that could not be written after `sys/init`: printed instead, so that no share
-/// exists nowhere.
-pub struct Rescued {
-    /// Whose it is: "share 2 of FPR" or "the root token (FPR)".
-    pub label: String,
-    /// The armored message, or the server's base64 when it did not decode.
-    pub text: String,
-    pub why: String,
-}
-
-/// Writes every output it can (losing the server's only copy of a share would be worse than
-/// any mismatch), rescues the others, then reports which recipients check out.
+/// Writes every output it can, rescues the others, then reports which recipients check out.
 fn write_outputs(
     plan: &InitPlan,
     addr: &str,
     keys_base64: &[String],
     root_token: &str,
 ) -> (InitOutcome, Vec<Rescued>) {
-    let mut rescued = Vec::new();
-    if keys_base64.len() != plan.holders.len() {
-        // Nothing tells which share is whose: every one is printed as the server sent it.
-        for (i, enc) in keys_base64.iter().enumerate() {
-            rescued.push(Rescued {
-                label: format!("share {} as the server sent it (base64)", i + 1),
-                text: enc.clone(),
-                why: format!(
-                    "the server returned {} shares for {} holders",
-                    keys_base64.len(),
-                    plan.holders.len()
-                ),
-            });
-        }
-    }
-    let mut shares = Vec::new();
-    if rescued.is_empty() {
-        for (i, (holder, enc)) in plan.holders.iter().zip(keys_base64).enumerate() {
-            let label = format!("share {} of {}", i + 1, holder.fingerprint);
-            let path = share_path(&plan.out, &holder.fingerprint);
-            match write_one(&path, enc) {
-                Ok((binary, sha256)) => shares.push(WrittenShare {
-                    index: i + 1,
-                    fingerprint: holder.fingerprint.clone(),
-                    user_id: holder.display_name(),
-                    file: path.display().to_string(),
-                    sha256,
-                    recipient_ok: addressed_only_to(&binary, holder),
-                }),
-                Err((text, why)) => rescued.push(Rescued { label, text, why }),
-            }
-        }
-    }
+    let (shares, mut rescued) = new_holders::write_shares(&plan.out, &plan.holders, keys_base64);
     let rt_path = root_token_path(&plan.out, &plan.root_key.fingerprint);
-    let (root_token_sha256, root_token_recipient_ok) = match write_one(&rt_path, root_token.trim())
-    {
-        Ok((binary, sha256)) => (sha256, addressed_only_to(&binary, &plan.root_key)),
-        Err((text, why)) => {
-            rescued.push(Rescued {
-                label: format!("the root token ({})", plan.root_key.fingerprint),
-                text,
-                why,
-            });
-            (String::new(), false)
-        }
-    };
+    let (root_token_sha256, root_token_recipient_ok) =
+        match new_holders::write_one(&rt_path, root_token.trim()) {
+            Ok((binary, sha256)) => (sha256, addressed_only_to(&binary, &plan.root_key)),
+            Err((text, why)) => {
+                rescued.push(Rescued {
+                    label: format!("the root token ({})", plan.root_key.fingerprint),
+                    text,
+                    why,
+                });
+                (String::new(), false)
+            }
+        };
     let outcome = InitOutcome {
         addr: addr.to_owned(),
         shares,
@@ -393,48 +269,4 @@ fn write_outputs(
         root_token_recipient_ok,
     };
     (outcome, rescued)
-}
-
-/// One output: the server's base64, armored and written 0600 to `path`. The binary message and
-/// the file's sha256; or what to print instead (the armored text, else the base64) and why.
-fn write_one(path: &Path, enc: &str) -> std::result::Result<(Vec<u8>, String), (String, String)> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let binary = b64.decode(enc).map_err(|e| {
-        (
-            enc.to_owned(),
-            format!("the server's text is not base64: {e}"),
-        )
-    })?;
-    let armored = pgp::armor_message(&binary).map_err(|e| (enc.to_owned(), e.to_string()))?;
-    match write_private(path, &armored, false) {
-        Ok(()) => Ok((binary, crate::digest::sha256_hex(&armored))),
-        Err(e) => Err((
-            String::from_utf8_lossy(&armored).into_owned(),
-            e.to_string(),
-        )),
-    }
-}
-
-/// Proves --out can take the shares before anything is sent: a directory (made 0700 when
-/// missing) where custody can create a file.
-fn writable_out(out: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let shown = out.display();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(out)
-        .with_kind(
-            Kind::Precondition,
-            format!("--out {shown}: cannot create it"),
-        )?;
-    let probe = out.join(format!(".custody-init-probe-{}", std::process::id()));
-    write_private(&probe, b"probe", false)
-        .and_then(|()| std::fs::remove_file(&probe).context(format!("removing {}", probe.display())))
-        .map_err(|e| {
-            Error::precondition(format!(
-                "--out {shown}: custody cannot write there; init sends nothing until the shares have somewhere to go"
-            ))
-            .caused_by(e)
-        })
 }

@@ -19,11 +19,23 @@ use crate::transcript::Step;
 use crate::vault::{Addr, Attempt, Family, NodeError, OrphanToken, Vault};
 
 pub const CEREMONY_POLICY: &str = "custody-ceremony";
-/// The ceremony token's only power: the authenticated root generation of OpenBao 2.6+.
+/// The ceremony token's only powers: the authenticated root generation of OpenBao 2.6+ and the
+/// rotation of the unseal shares (2.4+); each still needs the holders' quorum.
 pub const CEREMONY_POLICY_TEXT: &str = r#"# custody: the ceremony token may only start, advance and cancel a root generation,
-# which still needs the holders' quorum.
+# which still needs the holders' quorum,
 path "sys/generate-root-token/*" {
   capabilities = ["create", "read", "update", "delete", "sudo"]
+}
+# and rotate the unseal shares to new holders, which needs the old quorum and the new
+# holders' proof of their shares.
+path "sys/rotate/root/init" {
+  capabilities = ["read", "update", "delete"]
+}
+path "sys/rotate/root/update" {
+  capabilities = ["update"]
+}
+path "sys/rotate/root/verify" {
+  capabilities = ["read", "update", "delete"]
 }
 "#;
 

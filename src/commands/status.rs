@@ -20,6 +20,10 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         (Some(a), Some(_)) => Some(raft_peers::raft_health(&vault, a).await),
         _ => None,
     };
+    let rotation = match (active, &ctx.token) {
+        (Some(a), Some(_)) => Some(crate::flows::rotation::describe(&vault, a).await),
+        _ => None,
+    };
     let mut text = table(&nodes);
     match &raft {
         Some(Ok(h)) => text.push_str(&format!("Raft peers (autopilot):\n{}\n", h.describe())),
@@ -30,12 +34,18 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         ),
         None => {}
     }
+    match &rotation {
+        Some(Ok(stage)) => text.push_str(&format!("Shares: {stage}\n")),
+        Some(Err(e)) => text.push_str(&format!("Shares: cannot read the share rotation: {e}\n")),
+        None => {}
+    }
     ctx.ui.result(
         &text,
         json!({
             "nodes": nodes,
             "raft": raft.as_ref().and_then(|r| r.as_ref().ok()),
             "raft_error": raft.as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string),
+            "share_rotation": rotation.as_ref().and_then(|r| r.as_ref().ok()),
         }),
     );
     let down = nodes.iter().filter(|n| !n.reachable).count();

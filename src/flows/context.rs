@@ -109,6 +109,15 @@ impl Ctx {
         }
         Ok(())
     }
+
+    /// The lines of this run's transcript, after checking its chain (none when it does not
+    /// exist yet).
+    pub fn recorded_lines(&self) -> Result<Vec<serde_json::Value>> {
+        if !self.transcript.path().exists() {
+            return Ok(Vec::new());
+        }
+        Ok(crate::transcript::read_verified(self.transcript.path())?.1)
+    }
 }
 
 /// The node to send writes to: the active one, or else any unsealed standby (it forwards).

@@ -4,9 +4,11 @@
 
 pub mod context;
 pub mod files;
+pub mod new_holders;
 pub mod nodes;
 pub mod raft_peers;
 pub mod root_generation;
+pub mod rotation;
 pub mod shares;
 pub mod unseal;
 

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod client;
 pub mod generate_root;
 pub mod plugins;
+pub mod rotate;
 pub mod signer;
 pub mod types;
 
@@ -12,6 +13,7 @@ pub use addr::Addr;
 pub use auth::{OrphanToken, WrapInfo};
 pub use client::{NodeError, NodeResult, Sent, SnapshotStream, Vault, data_of};
 pub use generate_root::{Attempt, Family};
+pub use rotate::{Rotation, RotationFamily, RotationRequest, Verification};
 pub use signer::{SignerMount, Signing};
 pub use types::*;
 

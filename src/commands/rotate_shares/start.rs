@@ -1,0 +1,412 @@
+//! Starting a rotation, or continuing the one in progress: the new holders checked and
+//! confirmed, the old holders' shares given, and on the last one the new shares written.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::{Target, refused_read};
+use crate::cli::RotateSharesArgs;
+use crate::error::{Error, Result};
+use crate::flows::Ctx;
+use crate::flows::new_holders::{self, Rescued, WrittenShare};
+use crate::flows::rotation::{self, STEP_NEW_SHARES, STEP_SHARE, STEP_START};
+use crate::flows::shares::{Shares, gather};
+use crate::pgp::HolderCert;
+use crate::transcript::Step;
+use crate::transcript::share_sets::{self, ROTATION, ShareSet};
+use crate::vault::{NodeError, Rotation, RotationRequest};
+
+struct Plan {
+    holders: Vec<HolderCert>,
+    threshold: u32,
+    out: PathBuf,
+    backup: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: &RotateSharesArgs) -> Result<()> {
+    let plan = plan(args)?;
+    let target = Target::find(ctx).await?;
+    let rotation = target.rotation().await?;
+    let lines = ctx.recorded_lines()?;
+    let current = share_sets::current(&lines);
+    if rotation.started {
+        same_rotation(&rotation, &plan, &lines)?;
+    }
+    let need = if args.shares.uses_prompts() {
+        old_shares_needed(&target, &rotation).await?
+    } else {
+        0
+    };
+    let shares = gather(ctx, &args.shares, need)?;
+    holders_of(&shares, current.as_ref())?;
+    new_holders::writable_out(&plan.out, "rotate-shares")?;
+    let rotation = if rotation.started {
+        rotation
+    } else {
+        begin(ctx, &target, &plan, current.as_ref()).await?
+    };
+    let (rotation, refused) = give_shares(ctx, &target, rotation, &shares).await?;
+    record_shares(ctx, &rotation, &shares, refused.as_deref())?;
+    if let Some(why) = refused {
+        return Err(Error::verification(why));
+    }
+    if !rotation.complete {
+        return report_progress(ctx, &rotation);
+    }
+    write_new_shares(ctx, &plan, &rotation)
+}
+
+fn plan(args: &RotateSharesArgs) -> Result<Plan> {
+    let threshold = args
+        .threshold
+        .ok_or_else(|| Error::usage("--threshold T is required to start a rotation"))?;
+    let out = args
+        .out
+        .clone()
+        .ok_or_else(|| Error::usage("--out DIR is required to start a rotation"))?;
+    let holders = new_holders::load(&args.pgp_keys, threshold, "rotate-shares")?;
+    new_holders::refuse_existing_shares(&out, &holders)?;
+    Ok(Plan {
+        holders,
+        threshold,
+        out,
+        backup: args.backup,
+    })
+}
+
+/// A rerun continues only the rotation it started: the same new holders and threshold, and
+/// only while the old holders are still giving shares.
+fn same_rotation(server: &Rotation, plan: &Plan, lines: &[Value]) -> Result<()> {
+    let cancel_hint = "`custody rotate-shares --cancel` cancels it; the old shares stay in force";
+    let recorded = rotation::recorded(lines, &server.nonce);
+    if server.awaiting_verification() {
+        let next = if recorded.new_shares_written {
+            "the new shares were written; the new holders now prove them with `custody \
+             rotate-shares --verify`"
+        } else {
+            "this transcript has no record of the new shares' files, so nobody can prove them: \
+             cancel it with `custody rotate-shares --cancel` and start again"
+        };
+        return Err(Error::precondition(format!(
+            "the share rotation {} is past the old holders: {next}",
+            server.nonce
+        )));
+    }
+    let fprs: Vec<&str> = plan
+        .holders
+        .iter()
+        .map(|h| h.fingerprint.as_str())
+        .collect();
+    let mut differs = Vec::new();
+    if server.n as usize != plan.holders.len() || server.t != plan.threshold {
+        differs.push(format!(
+            "it makes {} shares with threshold {}, not {} with threshold {}",
+            server.n,
+            server.t,
+            plan.holders.len(),
+            plan.threshold
+        ));
+    }
+    if let Some(server_fprs) = &server.pgp_fingerprints
+        && !same_fingerprints(server_fprs.iter().map(String::as_str), &fprs)
+    {
+        differs.push("its new holders' keys are not the ones given".to_owned());
+    }
+    if !recorded.started {
+        differs.push("this transcript has no record of its start".to_owned());
+    } else if !same_fingerprints(
+        recorded.holders.iter().map(|h| h.fingerprint.as_str()),
+        &fprs,
+    ) {
+        differs.push("the transcript records other new holders for it".to_owned());
+    }
+    if differs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::precondition(format!(
+        "another share rotation ({}) is in progress: {}",
+        server.nonce,
+        differs.join("; ")
+    ))
+    .hint(cancel_hint))
+}
+
+fn same_fingerprints<'a>(a: impl Iterator<Item = &'a str>, b: &[&str]) -> bool {
+    let a: Vec<&str> = a.collect();
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
+}
+
+/// How many old shares the rotation still needs (for the hidden prompts).
+async fn old_shares_needed(target: &Target, rotation: &Rotation) -> Result<u32> {
+    if rotation.started {
+        return Ok(rotation.required.saturating_sub(rotation.progress));
+    }
+    let seal = target
+        .vault
+        .seal_status(&target.addr)
+        .await
+        .map_err(|e| crate::flows::node_error("reading the seal's threshold", e))?;
+    Ok(seal.t)
+}
+
+/// A holder identified by their secret key must hold a share of the set in force.
+fn holders_of(shares: &Shares, current: Option<&ShareSet>) -> Result<()> {
+    let Some(set) = current else { return Ok(()) };
+    if let Some(stranger) = shares.holders.iter().find(|f| !set.holds(f)) {
+        return Err(Error::precondition(format!(
+            "secret key {stranger} holds no share of the set in force ({}); nothing was sent",
+            set.describe()
+        )));
+    }
+    Ok(())
+}
+
+/// Shows the new holders and asks, then starts the rotation and records its start.
+async fn begin(
+    ctx: &Ctx,
+    target: &Target,
+    plan: &Plan,
+    current: Option<&ShareSet>,
+) -> Result<Rotation> {
+    let mut summary = format!(
+        "Rotating the unseal shares of {} to {} new shares, threshold {}. The new holders, in order:\n",
+        target.addr,
+        plan.holders.len(),
+        plan.threshold
+    );
+    summary.push_str(&new_holders::holder_lines(&plan.holders));
+    if let Some(set) = current {
+        summary.push_str(&format!("The shares in force: {}\n", set.describe()));
+    }
+    summary.push_str(
+        "Each new holder: check that your fingerprint above is yours. The old shares stay in \
+         force until the new holders prove a quorum of theirs (`custody rotate-shares --verify`).",
+    );
+    ctx.ui.status(&summary);
+    if !ctx
+        .ui
+        .confirm("Are these the new holders' fingerprints, confirmed by each holder?")?
+    {
+        return Err(Error::failed("rotation cancelled; nothing was sent"));
+    }
+    let request = RotationRequest {
+        secret_shares: plan.holders.len() as u32,
+        secret_threshold: plan.threshold,
+        pgp_keys: new_holders::vault_encodings(&plan.holders)?,
+        backup: plan.backup,
+        require_verification: true,
+    };
+    let rotation = target
+        .vault
+        .rotation_start(&target.addr, target.family, &request)
+        .await
+        .map_err(|e| refused_read(e, "starting the share rotation"))?;
+    ctx.transcript.append(Step::new(
+        ROTATION,
+        STEP_START,
+        "operator",
+        json!({
+            "addr": target.addr.to_string(),
+            "endpoint": target.family.base(),
+            "nonce": rotation.nonce,
+            "shares": plan.holders.len(),
+            "threshold": plan.threshold,
+            "holders": new_holders::holder_facts(&plan.holders),
+            "backup": plan.backup,
+            "verification_required": rotation.verification_required,
+            "previous_set": current.map(|s| s.id.clone()),
+        }),
+    ))?;
+    if !rotation.verification_required {
+        return Err(Error::verification(format!(
+            "the server started rotation {} without requiring the new holders' proof; custody \
+             never finishes a rotation nobody has proven: cancel it with `custody rotate-shares \
+             --cancel`",
+            rotation.nonce
+        )));
+    }
+    Ok(rotation)
+}
+
+/// Gives each old share in turn; stops at the one that completes the rotation. The reason the
+/// server refused the shares, when it did.
+async fn give_shares(
+    ctx: &Ctx,
+    target: &Target,
+    mut rotation: Rotation,
+    shares: &Shares,
+) -> Result<(Rotation, Option<String>)> {
+    let nonce = rotation.nonce.clone();
+    for share in &shares.shares {
+        match target
+            .vault
+            .rotation_update(&target.addr, target.family, &share.text, &nonce)
+            .await
+        {
+            Ok(r) if r.complete => {
+                ctx.ui.status(format!(
+                    "{} accepted; the old quorum is complete",
+                    share.label
+                ));
+                return Ok((r, None));
+            }
+            Ok(r) => {
+                ctx.ui.status(format!(
+                    "{} accepted ({}/{})",
+                    share.label, r.progress, r.required
+                ));
+                rotation = r;
+            }
+            Err(e) if e.message_contains("already been provided") => {
+                ctx.ui.status(format!(
+                    "{}: this share was already given in this rotation",
+                    share.label
+                ));
+            }
+            Err(e @ NodeError::Api { status: 400, .. }) => {
+                let why = format!(
+                    "the server refused the old shares ({e}): at least one is not a share of \
+                     this cluster's shares in force (another cluster's, or of a set already \
+                     rotated away). The rotation is still open; give the right shares, or \
+                     `--cancel` it"
+                );
+                let now = target.rotation().await?;
+                return Ok((now, Some(why)));
+            }
+            Err(e) => return Err(refused_read(e, "giving a share to the rotation")),
+        }
+    }
+    Ok((rotation, None))
+}
+
+fn record_shares(
+    ctx: &Ctx,
+    rotation: &Rotation,
+    shares: &Shares,
+    refused: Option<&str>,
+) -> Result<()> {
+    let actor = if shares.holders.is_empty() {
+        "holders".to_owned()
+    } else {
+        format!("holder {}", shares.holders.join(", "))
+    };
+    ctx.transcript.append(Step::new(
+        ROTATION,
+        STEP_SHARE,
+        &actor,
+        json!({
+            "nonce": rotation.nonce,
+            "holders": shares.holders,
+            "shares_given": shares.shares.len(),
+            "progress": rotation.progress,
+            "required": rotation.required,
+            "complete": rotation.complete,
+            "refused": refused.is_some(),
+        }),
+    ))?;
+    Ok(())
+}
+
+fn report_progress(ctx: &Ctx, rotation: &Rotation) -> Result<()> {
+    let more = rotation.required.saturating_sub(rotation.progress);
+    ctx.ui.result(
+        &format!(
+            "Share rotation {}: {}/{} old shares given; needs {more} more holder{}. Each runs the \
+             same `custody rotate-shares` command with their share. The old shares stay in force.",
+            rotation.nonce,
+            rotation.progress,
+            rotation.required,
+            if more == 1 { "" } else { "s" }
+        ),
+        json!({ "nonce": rotation.nonce, "progress": rotation.progress, "required": rotation.required, "complete": false }),
+    );
+    Ok(())
+}
+
+/// The new shares, each written for its holder (or printed when it cannot be), recorded, and
+/// checked to be addressed to their holders.
+fn write_new_shares(ctx: &Ctx, plan: &Plan, rotation: &Rotation) -> Result<()> {
+    let (written, rescued) =
+        new_holders::write_shares(&plan.out, &plan.holders, &rotation.keys_base64);
+    new_holders::print_rescued(ctx, "rotate-shares", &rescued);
+    let mut step = Step::new(
+        ROTATION,
+        STEP_NEW_SHARES,
+        "operator",
+        json!({
+            "nonce": rotation.nonce,
+            "verification_nonce": rotation.verification_nonce,
+            "written": written.len(),
+            "shares": written,
+            "rescued": rescued.iter().map(|r| r.label.clone()).collect::<Vec<_>>(),
+            "recipients_verified": rescued.is_empty() && new_holders::misaddressed(&written).is_empty(),
+        }),
+    );
+    for s in &written {
+        step = step.file(Path::new(&s.file), &s.sha256);
+    }
+    let recorded = ctx.transcript.append(step);
+    if !rescued.is_empty() {
+        return Err(rescue_error(&rescued, recorded.err()));
+    }
+    let head = recorded?;
+    report_written(ctx, rotation, &written, &head.head_hash);
+    let bad = new_holders::misaddressed(&written);
+    if !bad.is_empty() {
+        return Err(Error::verification(format!(
+            "the server encrypted the new shares of {} to a key that is not the holder's \
+             encryption key; do not verify this rotation: cancel it with `custody rotate-shares \
+             --cancel`",
+            bad.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn rescue_error(rescued: &[Rescued], transcript: Option<Error>) -> Error {
+    let mut err = Error::failed(format!(
+        "the old holders are done, but {} new share(s) could not be written: {}. Each is printed \
+         above on standard output, between ==== lines; save each to a file now and give it to \
+         its holder (it is encrypted to them). Until the new holders prove their shares, the old \
+         ones stay in force",
+        rescued.len(),
+        rescued
+            .iter()
+            .map(|r| r.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    if let Some(e) = transcript {
+        err = err.hint(format!("the transcript was not written either: {e}"));
+    }
+    err
+}
+
+fn report_written(ctx: &Ctx, rotation: &Rotation, written: &[WrittenShare], head: &str) {
+    let mut text = String::from(
+        "The old quorum is complete. New shares written (each encrypted to its holder):\n",
+    );
+    for s in written {
+        text.push_str(&format!(
+            "  {}. {}  {}  {}\n",
+            s.index,
+            s.fingerprint,
+            s.file,
+            if s.recipient_ok {
+                "recipient verified"
+            } else {
+                "RECIPIENT MISMATCH"
+            }
+        ));
+    }
+    text.push_str(&format!(
+        "The old shares stay in force until {} of the new holders prove theirs: each runs \
+         `custody rotate-shares --verify` with their new share.\nTranscript head: {head}",
+        rotation.t
+    ));
+    ctx.ui.result(
+        &text,
+        json!({ "nonce": rotation.nonce, "complete": true, "shares": written, "transcript_head": head }),
+    );
+}
