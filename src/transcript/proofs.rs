@@ -118,16 +118,13 @@ pub fn current_set(sources: &[Source]) -> Option<ShareSet> {
 /// The set in force at line `line` of source `source` (dated `at`): the last put in force
 /// before it in its own transcript, or in another transcript at or before its time, whichever
 /// is later.
-fn in_force<'a>(
-    sets: &'a [Placed],
+fn in_force(
+    sets: &[Placed],
     source: usize,
     line: usize,
     at: Option<OffsetDateTime>,
-) -> Option<&'a ShareSet> {
-    let own = sets
-        .iter()
-        .filter(|p| p.source == source && p.line <= line)
-        .last();
+) -> Option<&ShareSet> {
+    let own = sets.iter().rfind(|p| p.source == source && p.line <= line);
     let other = at.and_then(|at| {
         sets.iter()
             .filter(|p| p.source != source && p.at.is_some_and(|t| t <= at))
@@ -411,7 +408,10 @@ mod tests {
         assert_eq!(h[0].last_proof.as_ref().unwrap().seq, 5);
         assert_eq!(h[0].last_proof.as_ref().unwrap().age_seconds, 2 * 86_400);
         assert!(!h[0].stale);
-        assert!(h[1].last_proof.is_none(), "a refused root generation proves nothing");
+        assert!(
+            h[1].last_proof.is_none(),
+            "a refused root generation proves nothing"
+        );
         assert!(h[2].last_proof.is_none(), "a refused unseal proves nothing");
         assert!(h[1].stale && h[2].stale);
     }
@@ -421,7 +421,13 @@ mod tests {
         let entries = vec![
             init(0, 60, &["A", "B", "C"]),
             line(1, 59, "snapshot", "save", json!({"file": "old.snap"})),
-            line(2, 58, "unseal", "sys/unseal", json!({"holders": ["A", "B", "C"]})),
+            line(
+                2,
+                58,
+                "unseal",
+                "sys/unseal",
+                json!({"holders": ["A", "B", "C"]}),
+            ),
             line(
                 3,
                 45,
@@ -429,10 +435,34 @@ mod tests {
                 "start",
                 json!({"threshold": 2, "nonce": "n1", "holders": set_holders(&["A", "B", "D"])}),
             ),
-            line(4, 45, ROTATION, "share", json!({"holders": ["A"], "nonce": "n1"})),
-            line(5, 45, ROTATION, "share", json!({"holders": ["B"], "nonce": "n1"})),
-            line(6, 44, ROTATION, "verify", json!({"holders": ["D"], "nonce": "n1"})),
-            line(7, 44, ROTATION, "verify", json!({"holders": ["A"], "nonce": "n1"})),
+            line(
+                4,
+                45,
+                ROTATION,
+                "share",
+                json!({"holders": ["A"], "nonce": "n1"}),
+            ),
+            line(
+                5,
+                45,
+                ROTATION,
+                "share",
+                json!({"holders": ["B"], "nonce": "n1"}),
+            ),
+            line(
+                6,
+                44,
+                ROTATION,
+                "verify",
+                json!({"holders": ["D"], "nonce": "n1"}),
+            ),
+            line(
+                7,
+                44,
+                ROTATION,
+                "verify",
+                json!({"holders": ["A"], "nonce": "n1"}),
+            ),
             line(
                 8,
                 44,
@@ -455,7 +485,10 @@ mod tests {
         // B gave an old share only: nothing for the new set
         assert!(h[1].last_proof.is_none());
         assert_eq!(kind_of(&h[2]), Some(ProofKind::Unseal));
-        assert!(h.iter().all(|h| h.stale), "every proof is older than 30 days");
+        assert!(
+            h.iter().all(|h| h.stale),
+            "every proof is older than 30 days"
+        );
         let (_, h) = review(&src, Some(60));
         assert_eq!(h.iter().filter(|h| h.stale).count(), 1);
 
@@ -517,8 +550,20 @@ mod tests {
         let entries = vec![
             init(0, 20, &["A", "B"]),
             line(1, 10, "unseal", "sys/unseal", json!({"holders": ["B"]})),
-            line(2, 5, ROTATION, "share", json!({"holders": ["A"], "nonce": "n2"})),
-            line(3, 4, ROTATION, "verify", json!({"holders": ["C"], "nonce": "n2"})),
+            line(
+                2,
+                5,
+                ROTATION,
+                "share",
+                json!({"holders": ["A"], "nonce": "n2"}),
+            ),
+            line(
+                3,
+                4,
+                ROTATION,
+                "verify",
+                json!({"holders": ["C"], "nonce": "n2"}),
+            ),
         ];
         let (set, h) = review(
             &[Source {
@@ -542,8 +587,20 @@ mod tests {
         ];
         let b = vec![
             line(0, 70, "unseal", "sys/unseal", json!({"holders": ["B"]})),
-            line(1, 60, ROTATION, "share", json!({"holders": ["C"], "nonce": "n"})),
-            line(2, 59, ROTATION, "verify", json!({"holders": ["X"], "nonce": "n"})),
+            line(
+                1,
+                60,
+                ROTATION,
+                "share",
+                json!({"holders": ["C"], "nonce": "n"}),
+            ),
+            line(
+                2,
+                59,
+                ROTATION,
+                "verify",
+                json!({"holders": ["X"], "nonce": "n"}),
+            ),
             line(
                 3,
                 59,
