@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Context as _, Error, Kind, Result};
 
 pub const FORMAT_VERSION: u64 = 1;
+pub mod proofs;
 pub mod share_sets;
 
 /// The `prev` of the first line.
