@@ -316,17 +316,27 @@ fn step_verification_refuses_an_old_share_then_completes(
         .expect(4)
         .stderr_has("not one of the new holders");
 
-    let rest = format!("{}\n{}\n", new("holder2"), new("holder3"));
-    let r = ceremony.run_stdin(
-        &[
-            "--format",
-            "json",
-            "rotate-shares",
-            "--verify",
-            "--share-stdin",
-        ],
-        Some(rest.as_bytes()),
+    // Holders 2 and 3 at one sitting, each with their own key; a key missing is refused first.
+    let verify = vec![
+        "--format".to_owned(),
+        "json".to_owned(),
+        "rotate-shares".to_owned(),
+        "--verify".to_owned(),
+    ];
+    let both = with_share_file(
+        with_share_file(verify.clone(), &share_file(out, "holder2"), "holder2"),
+        &share_file(out, "holder3"),
+        "holder3",
     );
+    let mut one_key = both.clone();
+    one_key.truncate(one_key.len() - 2);
+    one_key.push("--share-file".into());
+    one_key.push(share_file(out, "holder3").display().to_string());
+    ceremony
+        .run(&strs(&one_key))
+        .expect(2)
+        .stderr_has("in the same order");
+    let r = ceremony.run(&strs(&both));
     r.expect(0);
     let set = &r.json()["share_set"];
     assert_eq!(set["threshold"], 3);
@@ -349,7 +359,7 @@ fn step_verification_refuses_an_old_share_then_completes(
         .expect("a verified line");
     assert_eq!(
         verified["facts"]["proven_by"],
-        serde_json::json!([fpr("holder6")])
+        serde_json::json!([fpr("holder6"), fpr("holder2"), fpr("holder3")])
     );
     assert!(
         rotation_status(u, ceremony)

@@ -144,20 +144,22 @@ pub struct InitArgs {
 /// One holder's share (or the quorum's): the same three inputs wherever a share is needed.
 #[derive(Debug, Args)]
 pub struct ShareArgs {
-    /// One holder's encrypted share (the .share.asc file written by init)
+    /// A holder's encrypted share (the .share.asc file init or rotate-shares wrote); repeat it,
+    /// with one --secret-key each in the same order, for several holders at one sitting
     #[arg(
         long,
         value_name = "FILE",
         requires = "secret_key",
         conflicts_with = "share_stdin"
     )]
-    pub share_file: Option<PathBuf>,
-    /// That holder's OpenPGP secret key file
+    pub share_file: Vec<PathBuf>,
+    /// That holder's OpenPGP secret key file (one per --share-file, in the same order)
     #[arg(long, value_name = "FILE", requires = "share_file")]
-    pub secret_key: Option<PathBuf>,
-    /// File holding the secret key's passphrase (prompted for on a terminal when needed)
+    pub secret_key: Vec<PathBuf>,
+    /// File holding a secret key's passphrase (prompted for on a terminal when needed); several
+    /// are taken in order by the keys that need one
     #[arg(long, value_name = "FILE", requires = "secret_key")]
-    pub passphrase_file: Option<PathBuf>,
+    pub passphrase_file: Vec<PathBuf>,
     /// Read plaintext shares from stdin, one line per holder (as `gpg --decrypt` prints them)
     #[arg(long)]
     pub share_stdin: bool,
@@ -166,7 +168,7 @@ pub struct ShareArgs {
 impl ShareArgs {
     /// Neither a file nor stdin: the shares are typed at hidden prompts.
     pub fn uses_prompts(&self) -> bool {
-        self.share_file.is_none() && !self.share_stdin
+        self.share_file.is_empty() && !self.share_stdin
     }
 }
 

@@ -2,7 +2,7 @@
 //! or from hidden prompts; each checked before anything is sent, held in zeroizing memory.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::context::Ctx;
 use crate::cli::ShareArgs;
@@ -26,17 +26,13 @@ pub struct Shares {
 /// many hidden prompts to offer when neither a file nor stdin is given.
 pub fn gather(ctx: &Ctx, args: &ShareArgs, prompts: u32) -> Result<Shares> {
     let mut holders = Vec::new();
-    let raw: Vec<(SecretString, String)> =
-        if let (Some(share_file), Some(key_file)) = (&args.share_file, &args.secret_key) {
-            let (share, fpr) =
-                decrypt_share_file(ctx, share_file, key_file, args.passphrase_file.as_deref())?;
-            holders.push(fpr.clone());
-            vec![(share, format!("holder {fpr}"))]
-        } else if args.share_stdin {
-            read_stdin_shares()?
-        } else {
-            prompt_shares(ctx, prompts)?
-        };
+    let raw: Vec<(SecretString, String)> = if !args.share_file.is_empty() {
+        decrypt_share_files(ctx, args, &mut holders)?
+    } else if args.share_stdin {
+        read_stdin_shares()?
+    } else {
+        prompt_shares(ctx, prompts)?
+    };
     let mut shares = Vec::new();
     for (text, label) in &raw {
         shares.push(
@@ -52,11 +48,57 @@ pub fn gather(ctx: &Ctx, args: &ShareArgs, prompts: u32) -> Result<Shares> {
     Ok(Shares { shares, holders })
 }
 
+/// Each `--share-file` opened with its `--secret-key`; the fingerprints of the keys go to
+/// `holders`. Passphrase files are taken in order by the keys that need one.
+fn decrypt_share_files(
+    ctx: &Ctx,
+    args: &ShareArgs,
+    holders: &mut Vec<String>,
+) -> Result<Vec<(SecretString, String)>> {
+    if args.share_file.len() != args.secret_key.len() {
+        return Err(Error::usage(format!(
+            "{} --share-file and {} --secret-key given: give each holder's share file with their \
+             secret key, in the same order; nothing was sent",
+            args.share_file.len(),
+            args.secret_key.len()
+        )));
+    }
+    let mut passphrases = args.passphrase_file.iter().map(PathBuf::as_path);
+    let mut raw = Vec::new();
+    for (share_file, key_file) in args.share_file.iter().zip(&args.secret_key) {
+        let (share, fpr) = decrypt_with(ctx, share_file, key_file, &mut passphrases)?;
+        if holders.contains(&fpr) {
+            return Err(Error::usage(format!(
+                "secret key {fpr} was given twice: each holder gives one share; nothing was sent"
+            )));
+        }
+        holders.push(fpr.clone());
+        raw.push((share, format!("holder {fpr}")));
+    }
+    if passphrases.next().is_some() {
+        return Err(Error::usage(
+            "more --passphrase-file than secret keys that need a passphrase; nothing was sent",
+        ));
+    }
+    Ok(raw)
+}
+
 pub fn decrypt_share_file(
     ctx: &Ctx,
     share_file: &Path,
     key_file: &Path,
     passphrase_file: Option<&Path>,
+) -> Result<(SecretString, String)> {
+    decrypt_with(ctx, share_file, key_file, &mut passphrase_file.into_iter())
+}
+
+/// One holder's share file opened with their key; a protected key takes the next passphrase
+/// file, else asks on the terminal.
+fn decrypt_with<'a>(
+    ctx: &Ctx,
+    share_file: &Path,
+    key_file: &Path,
+    passphrases: &mut dyn Iterator<Item = &'a Path>,
 ) -> Result<(SecretString, String)> {
     let meta = std::fs::metadata(share_file).with_kind(
         Kind::Usage,
@@ -80,17 +122,16 @@ pub fn decrypt_share_file(
         }
     })?;
     let key = SecretKeyFile::load(key_file)?;
-    let passphrase = match passphrase_file {
-        Some(p) => Some(read_passphrase_file(p)?),
-        None => None,
-    };
-    let plain = match key.decrypt(&message, passphrase.as_ref()) {
+    let plain = match key.decrypt(&message, None) {
         Ok(p) => p,
         Err(DecryptError::NeedPassphrase { key: k }) => {
-            let pass = ctx.ui.secret(
-                &format!("Passphrase for secret key {k}"),
-                "the key is passphrase-protected: give --passphrase-file FILE",
-            )?;
+            let pass = match passphrases.next() {
+                Some(p) => read_passphrase_file(p)?,
+                None => ctx.ui.secret(
+                    &format!("Passphrase for secret key {k}"),
+                    "the key is passphrase-protected: give --passphrase-file FILE",
+                )?,
+            };
             key.decrypt(&message, Some(&pass))
                 .map_err(|e| decrypt_error(share_file, e))?
         }
