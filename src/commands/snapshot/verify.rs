@@ -342,6 +342,115 @@ mod tests {
     use super::*;
     use crate::transcript::Transcript;
 
+    fn holders(fprs: &[&str]) -> Value {
+        json!(
+            fprs.iter()
+                .enumerate()
+                .map(|(i, f)| json!({"index": i + 1, "fingerprint": f, "user_id": format!("h\u{1b}[2J{f}")}))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    #[test]
+    fn the_set_a_snapshot_needs_and_an_older_one_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transcript::at(dir.path().join("t.jsonl"));
+        let step = |c: &str, s: &str, facts: Value| {
+            t.append(Step::new(c, s, "operator", facts)).unwrap();
+        };
+        step(
+            "init",
+            "sys/init",
+            json!({"threshold": 2, "holders": holders(&["A", "B", "C"])}),
+        );
+        step(
+            "snapshot",
+            "save",
+            json!({"file": "a.snap", "sha256": "aa"}),
+        );
+        let entries = transcript_entries(t.path()).unwrap();
+        let old = share_sets::current(&entries).unwrap();
+        // No manifest: the transcript's save of these bytes says which set.
+        let (set, _) = snapshot_share_set(None, &entries, "aa").unwrap().unwrap();
+        assert_eq!(set.id, old.id);
+        assert!(snapshot_share_set(None, &entries, "bb").unwrap().is_none());
+        let lines = share_set_lines(&Some((set.clone(), SetSource::Transcript)), &entries);
+        assert!(lines[0].starts_with(&format!("share set {}: 2 of 3, from init ", old.id)));
+        assert_eq!(lines[1], "  1. A h\\u{1b}[2JA", "user ids are escaped");
+        assert!(!lines.join("\n").contains("OLDER"));
+
+        step(
+            share_sets::ROTATION,
+            "verified",
+            json!({"threshold": 2, "nonce": "n", "holders": holders(&["A", "B", "D"])}),
+        );
+        let entries = transcript_entries(t.path()).unwrap();
+        let new = share_sets::current(&entries).unwrap();
+        let lines = share_set_lines(&Some((set.clone(), SetSource::Manifest)), &entries);
+        assert!(
+            lines.last().unwrap().starts_with(&format!(
+                "this snapshot needs the shares of the OLDER set {} (from init ",
+                old.id
+            )) && lines
+                .last()
+                .unwrap()
+                .contains(&format!("not the current set {}", new.id)),
+            "{lines:?}"
+        );
+
+        // A manifest naming another set than the save line of the same bytes: refused.
+        step(
+            "snapshot",
+            "save",
+            json!({"file": "b.snap", "sha256": "cc", "share_set": serde_json::to_value(&new).unwrap()}),
+        );
+        let entries = transcript_entries(t.path()).unwrap();
+        let manifest = |share_set: Option<ShareSet>| Manifest {
+            schema_version: 1,
+            file: "b.snap".into(),
+            sha256: "cc".into(),
+            size: 1,
+            raft_index: 1,
+            raft_term: 1,
+            cluster_id: String::new(),
+            cluster_name: String::new(),
+            nodes: vec![],
+            server_version: String::new(),
+            seal_shares: 3,
+            seal_threshold: 2,
+            time: String::new(),
+            mount: String::new(),
+            accounts: Default::default(),
+            plugin_sha256: None,
+            custody_version: String::new(),
+            share_set,
+        };
+        let err = snapshot_share_set(Some(&manifest(Some(old.clone()))), &entries, "cc")
+            .err()
+            .expect("a changed manifest passed");
+        assert_eq!(err.kind, crate::error::Kind::Verification);
+        let (set, _) = snapshot_share_set(Some(&manifest(Some(new.clone()))), &entries, "cc")
+            .unwrap()
+            .unwrap();
+        assert_eq!(set.id, new.id);
+        // A manifest without a set, whose seal is not the transcript's set's shape: unknown.
+        let mut other_shape = manifest(None);
+        other_shape.seal_shares = 5;
+        assert!(
+            snapshot_share_set(Some(&other_shape), &entries, "aa")
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            snapshot_share_set(Some(&manifest(None)), &entries, "aa")
+                .unwrap()
+                .unwrap()
+                .0
+                .id,
+            old.id
+        );
+    }
+
     #[test]
     fn the_recorded_save_decides() {
         let dir = tempfile::tempdir().unwrap();
