@@ -22,7 +22,9 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
     let as_root = u.custody.with_token_file(&u.root_file);
     let (address, ceremony_file) = step_authority_ceremony_token_and_kv_entries(&u, &as_root);
     let snap = step_save(&u, &as_root, &address);
-    step_verify_offline_then_by_a_restore_test(&u, &snap, &ceremony_file, &address);
+    let set_id = step_save_without_a_known_share_set(&u, &as_root);
+    step_verify_offline_then_by_a_restore_test(&u, &snap, &ceremony_file, &address, &set_id);
+    step_an_older_set_and_keys_outside_it_refused(&u, &snap, &ceremony_file, &set_id);
     step_damage_of_every_kind_refused_and_unrecorded(&u, &snap);
     step_trusted_only_by_its_manifest_and_its_recorded_save(&u, &snap);
     step_restore_refused_over_the_source_cluster(&as_root, &snap);
@@ -116,6 +118,24 @@ fn step_save(u: &Unsealed, as_root: &Custody, address: &str) -> PathBuf {
         serde_json::from_slice(&std::fs::read(dir.join("blue.snap.manifest.json")).unwrap())
             .unwrap();
     assert_eq!(on_disk["sha256"], support::plugin::sha256_file(&snap));
+    // The share set init put in force: the five holders in order, three to open.
+    let set = &manifest["share_set"];
+    assert_eq!(set["threshold"], 3);
+    assert_eq!(set["origin"]["ceremony"], "init");
+    let fprs: Vec<&str> = (set["holders"].as_array().unwrap().iter())
+        .map(|h| h["fingerprint"].as_str().unwrap())
+        .collect();
+    assert_eq!(fprs, five_fprs());
+    assert_eq!(on_disk["share_set"], *set);
+    let (_, entries) = custody::transcript::read_verified(&dir.join("custody-transcript.jsonl"))
+        .expect("the transcript verifies");
+    let save = entries.last().unwrap();
+    assert_eq!(
+        (&save["ceremony"], &save["step"]),
+        (&json!("snapshot"), &json!("save"))
+    );
+    assert_eq!(save["facts"]["share_set"]["id"], set["id"]);
+    assert!(!r.stderr().contains("share set unknown"), "{}", r.stderr());
     as_root
         .run(&["snapshot", "save", "--out", snap.to_str().unwrap()])
         .expect(4)
@@ -124,16 +144,50 @@ fn step_save(u: &Unsealed, as_root: &Custody, address: &str) -> PathBuf {
     snap
 }
 
+fn five_fprs() -> Vec<String> {
+    ["holder1", "holder2", "holder3", "holder4", "holder5"]
+        .map(fpr)
+        .to_vec()
+}
+
+/// A save whose transcript records no init: the manifest names no share set, and the report
+/// warns why (not a failure). The set id the real save recorded.
+fn step_save_without_a_known_share_set(u: &Unsealed, as_root: &Custody) -> String {
+    let dir = u.dir();
+    let snap = dir.join("unknown-set.snap");
+    let r = as_root.run(&[
+        "--transcript",
+        dir.join("no-init.jsonl").to_str().unwrap(),
+        "snapshot",
+        "save",
+        "--out",
+        snap.to_str().unwrap(),
+    ]);
+    r.expect(0)
+        .stderr_has("share set unknown: no transcript at")
+        .stdout_has("Share set: unknown");
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("unknown-set.snap.manifest.json")).unwrap())
+            .unwrap();
+    assert!(on_disk.get("share_set").is_none(), "{on_disk}");
+    assert_eq!(on_disk["schema_version"], 1);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("blue.snap.manifest.json")).unwrap())
+            .unwrap();
+    m["share_set"]["id"].as_str().unwrap().to_owned()
+}
+
 /// Verify offline (no server: no --addr at all), then by a restore test that must generate a
-/// root token on the throwaway server with the ceremony token and the quorum.
+/// root token on the throwaway server with the ceremony token and the quorum; both name the
+/// share set the snapshot needs and its holders.
 fn step_verify_offline_then_by_a_restore_test(
     u: &Unsealed,
     snap: &Path,
     ceremony_file: &Path,
     address: &str,
+    set_id: &str,
 ) {
     let dir = u.dir();
-    let quorum = &u.quorum;
     let offline = Custody::new(dir);
     let r = offline.run(&[
         "--format",
@@ -152,26 +206,167 @@ fn step_verify_offline_then_by_a_restore_test(
     );
     assert!(r.json()["verify"]["recorded_save"]["sha256_matches"] == true);
     assert!(r.json()["archive"]["sealed_sums"].as_bool().unwrap());
+    assert_eq!(r.json()["verify"]["share_set"], set_id);
+    assert_eq!(r.json()["verify"]["holders"], json!([]));
+    assert_eq!(r.json()["current_share_set"], set_id);
+    let r = offline.run(&["snapshot", "verify", snap.to_str().unwrap()]);
+    r.expect(0)
+        .stdout_has(&format!("share set {set_id}: 3 of 5, from init "));
+    for (i, f) in five_fprs().iter().enumerate() {
+        r.stdout_has(&format!("  {}. {f} ", i + 1));
+    }
+    assert!(!r.stdout().contains("OLDER"), "{}", r.stdout());
     let mut by_ceremony = Custody::new(dir);
     by_ceremony
         .base
         .extend(["--token-file".into(), ceremony_file.display().to_string()]);
-    let r = by_ceremony.run_stdin(
-        &[
-            "--format",
-            "json",
+    // The drill: holders 1, 3 and 5 at one sitting, each opening their share with their own
+    // key, so the record says who proved a share.
+    let mut args: Vec<String> = [
+        "--format",
+        "json",
+        "snapshot",
+        "verify",
+        snap.to_str().unwrap(),
+        "--restore-test",
+        "--plugin-bin",
+        plugin_bin().to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    for h in ["holder1", "holder3", "holder5"] {
+        args.extend([
+            "--share-file".into(),
+            share_file(&u.out, h).display().to_string(),
+            "--secret-key".into(),
+            fixture(&format!("{h}.sec.asc")).display().to_string(),
+        ]);
+    }
+    args.extend([
+        "--passphrase-file".into(),
+        fixture("holder5.passphrase").display().to_string(),
+    ]);
+    let r = by_ceremony.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    r.expect(0);
+    assert_eq!(r.json()["verify"]["restore_test"]["address"], address);
+    assert_eq!(r.json()["verify"]["share_set"], set_id);
+    assert_eq!(
+        r.json()["verify"]["holders"],
+        json!([fpr("holder1"), fpr("holder3"), fpr("holder5")]),
+        "each share file's key names its holder"
+    );
+    r.stderr_has(&format!(
+        "This snapshot opens with the shares of set {set_id}: 3 of 5 of:"
+    ));
+    for f in five_fprs() {
+        r.stderr_has(&f);
+    }
+}
+
+/// After a rotation (a hand-made `rotate-shares`/`verified` line in a copy of the transcript),
+/// verify says the snapshot needs the OLDER set; a restore test refuses a key outside the
+/// snapshot's set (exit 4), and one holder's --share-file alone with no terminal for the others
+/// (exit 2), before any throwaway server starts (its TMPDIR stays empty) and recording nothing.
+fn step_an_older_set_and_keys_outside_it_refused(
+    u: &Unsealed,
+    snap: &Path,
+    ceremony_file: &Path,
+    old_id: &str,
+) {
+    let dir = u.dir();
+    let rotated = dir.join("rotated.jsonl");
+    std::fs::copy(dir.join("custody-transcript.jsonl"), &rotated).unwrap();
+    let new_holders = ["holder2", "holder3", "holder4", "operator"];
+    custody::transcript::Transcript::at(&rotated)
+        .append(custody::transcript::Step::new(
+            "rotate-shares",
+            "verified",
+            "operator",
+            json!({
+                "threshold": 3,
+                "nonce": "test-rotation-nonce",
+                "holders": new_holders.iter().enumerate().map(|(i, h)| json!({
+                    "index": i + 1, "fingerprint": fpr(h), "user_id": format!("new {h}"),
+                })).collect::<Vec<_>>(),
+            }),
+        ))
+        .unwrap();
+    let (_, entries) = custody::transcript::read_verified(&rotated).unwrap();
+    let new_id = custody::transcript::share_sets::current(&entries)
+        .unwrap()
+        .id;
+    assert_ne!(new_id, old_id);
+    let older = custody::transcript::share_sets::saved_needing_other_than(&entries, &new_id);
+    assert!(
+        older.iter().any(|s| s.file == "blue.snap"
+            && s.share_set.as_ref().map(|x| x.id.as_str()) == Some(old_id)),
+        "blue.snap still needs the old set"
+    );
+
+    let mut offline = Custody::new(dir);
+    offline
+        .base
+        .extend(["--transcript".into(), rotated.display().to_string()]);
+    let r = offline.run(&["snapshot", "verify", snap.to_str().unwrap()]);
+    r.expect(0)
+        .stdout_has(&format!(
+            "this snapshot needs the shares of the OLDER set {old_id} (from init "
+        ))
+        .stdout_has(&format!(
+            "not the current set {new_id} (from rotate-shares "
+        ))
+        .stdout_has(&format!("  1. {} ", fpr("holder1")));
+    let r = offline.run(&[
+        "--format",
+        "json",
+        "snapshot",
+        "verify",
+        snap.to_str().unwrap(),
+    ]);
+    r.expect(0);
+    assert_eq!(r.json()["verify"]["share_set"], old_id);
+    assert_eq!(r.json()["current_share_set"], new_id);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut restore = offline.with_token_file(ceremony_file);
+    restore
+        .env
+        .push(("TMPDIR".into(), tmp.path().display().to_string()));
+    let before = std::fs::read(&rotated).unwrap();
+    let restore_test = |holder: &str| {
+        let key = fixture(&format!("{holder}.sec.asc"));
+        restore.run(&[
             "snapshot",
             "verify",
             snap.to_str().unwrap(),
             "--restore-test",
             "--plugin-bin",
             plugin_bin().to_str().unwrap(),
-            "--share-stdin",
-        ],
-        Some(quorum.as_bytes()),
+            "--share-file",
+            share_file(&u.out, "holder1").to_str().unwrap(),
+            "--secret-key",
+            key.to_str().unwrap(),
+        ])
+    };
+    // The operator holds a share of the current set, not of the one this snapshot needs.
+    restore_test("operator")
+        .expect(4)
+        .stderr_has(&format!(
+            "the key {} is not a holder of set {old_id} (3 of 5, from init ",
+            fpr("operator")
+        ))
+        .stderr_has("nothing was sent");
+    // Holder 1 is a holder, but one file is one share of the three, and no terminal asks for more.
+    restore_test("holder1")
+        .expect(2)
+        .stderr_has("3 shares are needed and 1 given")
+        .stderr_has("--share-stdin");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "no throwaway server was started"
     );
-    r.expect(0);
-    assert_eq!(r.json()["verify"]["restore_test"]["address"], address);
+    assert_eq!(std::fs::read(&rotated).unwrap(), before, "nothing recorded");
 }
 
 /// Damage of every kind: exit 3 (or 1 for not a snapshot), naming it, writing nothing.

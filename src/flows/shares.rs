@@ -25,21 +25,20 @@ pub struct Shares {
 /// Reads the shares from the one input the holder chose, and checks them all. `prompts` is how
 /// many hidden prompts to offer when neither a file nor stdin is given.
 pub fn gather(ctx: &Ctx, args: &ShareArgs, prompts: u32) -> Result<Shares> {
+    gather_for(ctx, args, prompts, None)
+}
+
+/// [`gather`], the hidden prompts naming whose shares they ask for (`of`: `set ss-…`).
+pub fn gather_for(ctx: &Ctx, args: &ShareArgs, prompts: u32, of: Option<&str>) -> Result<Shares> {
     let mut holders = Vec::new();
     let raw: Vec<(SecretString, String)> = if !args.share_file.is_empty() {
         decrypt_share_files(ctx, args, &mut holders)?
     } else if args.share_stdin {
         read_stdin_shares()?
     } else {
-        prompt_shares(ctx, prompts)?
+        prompt_shares(ctx, prompts, of)?
     };
-    let mut shares = Vec::new();
-    for (text, label) in &raw {
-        shares.push(
-            shamir::parse_share(text, label)
-                .map_err(|m| Error::usage(format!("{m}; nothing was sent")))?,
-        );
-    }
+    let shares = parse_all(&raw)?;
     if shares.is_empty() {
         return Err(Error::usage("no share given; nothing was sent")
             .hint("give --share-file FILE --secret-key FILE, or pipe shares to --share-stdin, or run on a terminal"));
@@ -83,6 +82,36 @@ fn decrypt_share_files(
     Ok(raw)
 }
 
+fn parse_all(raw: &[(SecretString, String)]) -> Result<Vec<Share>> {
+    raw.iter()
+        .map(|(text, label)| {
+            shamir::parse_share(text, label)
+                .map_err(|m| Error::usage(format!("{m}; nothing was sent")))
+        })
+        .collect()
+}
+
+/// Tops `shares` up to `need` at hidden prompts (one holder's file given, the others typing
+/// theirs on the terminal), the prompts naming whose shares they ask for (`of`). Without a
+/// terminal it fails saying how many are missing.
+pub fn prompt_rest(ctx: &Ctx, shares: &mut Shares, need: u32, of: Option<&str>) -> Result<()> {
+    let have = shares.shares.len() as u32;
+    if have >= need {
+        return Ok(());
+    }
+    if !ctx.ui.can_prompt() {
+        return Err(Error::usage(format!(
+            "{need} shares are needed and {have} given: each --share-file is one holder's \
+             share, and there is no terminal for the others to type theirs at; nothing was sent"
+        ))
+        .hint("give every holder's --share-file with their --secret-key, run on a terminal, or pipe the decrypted shares of the quorum to --share-stdin"));
+    }
+    let raw = prompt_lines(ctx, have, need, of)?;
+    shares.shares.extend(parse_all(&raw)?);
+    shamir::check_distinct(&shares.shares)
+        .map_err(|m| Error::usage(format!("{m}; nothing was sent")))
+}
+
 pub fn decrypt_share_file(
     ctx: &Ctx,
     share_file: &Path,
@@ -94,11 +123,11 @@ pub fn decrypt_share_file(
 
 /// One holder's share file opened with their key; a protected key takes the next passphrase
 /// file, else asks on the terminal.
-fn decrypt_with<'a>(
+fn decrypt_with(
     ctx: &Ctx,
     share_file: &Path,
     key_file: &Path,
-    passphrases: &mut dyn Iterator<Item = &'a Path>,
+    passphrases: &mut dyn Iterator<Item = &Path>,
 ) -> Result<(SecretString, String)> {
     let meta = std::fs::metadata(share_file).with_kind(
         Kind::Usage,
@@ -230,17 +259,28 @@ pub async fn prompt_need(ctx: &Ctx, vault: &Vault, addrs: &[Addr]) -> Result<u32
 }
 
 /// Hidden prompts, one holder after another; an empty answer stops early.
-fn prompt_shares(ctx: &Ctx, need: u32) -> Result<Vec<(SecretString, String)>> {
+fn prompt_shares(ctx: &Ctx, need: u32, of: Option<&str>) -> Result<Vec<(SecretString, String)>> {
     if !ctx.ui.can_prompt() {
         return Err(Error::usage("no share given and no terminal to ask on").hint(
             "give --share-file FILE --secret-key FILE, or pipe the decrypted shares to --share-stdin",
         ));
     }
+    prompt_lines(ctx, 0, need, of)
+}
+
+/// Hidden prompts for holders `from + 1` to `need`; an empty answer stops early.
+fn prompt_lines(
+    ctx: &Ctx,
+    from: u32,
+    need: u32,
+    of: Option<&str>,
+) -> Result<Vec<(SecretString, String)>> {
+    let of = of.map(|o| format!(" ({o})")).unwrap_or_default();
     let mut out = Vec::new();
-    for i in 0..need {
+    for i in from..need {
         let s = ctx.ui.secret(
             &format!(
-                "Holder {} of {need}: your unseal share (hidden; leave empty to stop)",
+                "Holder {} of {need}{of}: your unseal share (hidden; leave empty to stop)",
                 i + 1
             ),
             "pipe the decrypted shares to --share-stdin",

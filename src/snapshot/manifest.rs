@@ -33,6 +33,11 @@ pub struct Manifest {
     #[serde(default)]
     pub plugin_sha256: Option<String>,
     pub custody_version: String,
+    /// The unseal shares whose root key seals this snapshot: the set the save's transcript had
+    /// in force, when its shape matched the cluster's seal. None when unknown (and in manifests
+    /// written before custody recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_set: Option<crate::transcript::share_sets::ShareSet>,
 }
 
 pub fn manifest_path(snapshot: &Path) -> PathBuf {

@@ -62,6 +62,11 @@ impl ShareSet {
             .any(|h| h.fingerprint.eq_ignore_ascii_case(fingerprint))
     }
 
+    /// Whether this set can be the one a seal of `shares` shares, `threshold` to open, uses.
+    pub fn fits_seal(&self, shares: u32, threshold: u32) -> bool {
+        self.holders.len() == shares as usize && self.threshold == threshold
+    }
+
     /// `ss-…: 3 of 5 (init 2026-…)`.
     pub fn describe(&self) -> String {
         format!(
@@ -164,6 +169,16 @@ pub fn saved_snapshots(entries: &[Value]) -> Vec<SavedSnapshot> {
         .collect()
 }
 
+/// The saved snapshots (as [`saved_snapshots`]) that do not open with the share set `id`: those
+/// that need another set, and those whose set is unknown (nothing says they open with `id`).
+/// After a rotation, called with the new set's id: these still need the old shares.
+pub fn saved_needing_other_than(entries: &[Value], id: &str) -> Vec<SavedSnapshot> {
+    saved_snapshots(entries)
+        .into_iter()
+        .filter(|s| s.share_set.as_ref().is_none_or(|set| set.id != id))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +245,52 @@ mod tests {
         let snaps = saved_snapshots(&entries);
         assert_eq!(snaps[0].share_set.as_ref().unwrap().id, first.id);
         assert_eq!(snaps[1].share_set.as_ref().unwrap().id, now.id);
+    }
+
+    #[test]
+    fn snapshots_needing_another_set() {
+        let init = line(
+            0,
+            "init",
+            "sys/init",
+            json!({"threshold": 2, "holders": holders(&["A", "B", "C"])}),
+        );
+        let old = set_from_line(&init).unwrap();
+        let entries = vec![
+            line(0, "snapshot", "save", json!({"file": "orphan.snap"})),
+            init,
+            line(2, "snapshot", "save", json!({"file": "one.snap"})),
+            line(
+                3,
+                ROTATION,
+                ROTATION_VERIFIED,
+                json!({"threshold": 2, "nonce": "n1", "holders": holders(&["A", "B", "D"])}),
+            ),
+            line(4, "snapshot", "save", json!({"file": "two.snap"})),
+            // A save whose manifest recorded the old set, though the new one was in force.
+            line(
+                5,
+                "snapshot",
+                "save",
+                json!({"file": "three.snap", "share_set": serde_json::to_value(&old).unwrap()}),
+            ),
+        ];
+        let new = current(&entries).unwrap();
+        let names = |v: Vec<SavedSnapshot>| v.into_iter().map(|s| s.file).collect::<Vec<_>>();
+        assert_eq!(
+            names(saved_needing_other_than(&entries, &new.id)),
+            ["orphan.snap", "one.snap", "three.snap"],
+            "the unknown, the one saved before the rotation, and the one recorded with the old set"
+        );
+        assert_eq!(
+            names(saved_needing_other_than(&entries, &old.id)),
+            ["orphan.snap", "two.snap"]
+        );
+        let older = saved_needing_other_than(&entries, &new.id);
+        assert_eq!(older[1].share_set.as_ref().unwrap().id, old.id);
+        assert!(older[0].share_set.is_none());
+        assert!(saved_needing_other_than(&entries[1..3], &old.id).is_empty());
+        assert!(old.fits_seal(3, 2) && !old.fits_seal(5, 2) && !old.fits_seal(3, 3));
     }
 
     #[test]

@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 use super::{Checked, RESEAL_BOUND, upload_checked, wait_active, wait_sealed};
 use crate::cli::SnapshotVerifyArgs;
 use crate::error::{Error, Result};
-use crate::flows::shares::Shares;
+use crate::flows::shares::{self, Shares};
 use crate::flows::{Ctx, node_error};
 use crate::localcluster::{ClusterSpec, LocalCluster, find_bao};
+use crate::pgp::SecretKeyFile;
 use crate::secret::SecretString;
 use crate::snapshot::Manifest;
+use crate::transcript::share_sets::ShareSet;
+use crate::ui::escape;
 use crate::vault::{Addr, NodeError, Vault};
 
 /// How long the throwaway server may take to become active after an unseal.
@@ -30,7 +33,8 @@ pub(super) async fn restore_test(
     manifest: &Manifest,
     checked: &Checked,
     given: Option<&Shares>,
-) -> Result<RestoreTest> {
+    set: Option<&ShareSet>,
+) -> Result<(RestoreTest, Vec<String>)> {
     let token = ctx.token.clone().ok_or_else(|| {
         Error::usage("--restore-test reads the account with a token valid in the snapshot: set VAULT_TOKEN or --token-file")
     })?;
@@ -45,6 +49,19 @@ pub(super) async fn restore_test(
         )));
     }
     let bao = find_bao(args.bao_bin.as_deref())?;
+    // The shares first, each holder checked against the snapshot's set, before any server work:
+    // a restored server keeps its own seal, split as the source's was.
+    let gathered;
+    let shares = match given {
+        Some(s) => s,
+        None => {
+            gathered = gather_shares(ctx, args, manifest.seal_threshold, set)?;
+            &gathered
+        }
+    };
+    for fpr in &shares.holders {
+        refuse_outsider(set, fpr)?;
+    }
     let started = Instant::now();
     let cluster = LocalCluster::start(ClusterSpec {
         plugins: vec![plugin.clone()],
@@ -55,15 +72,6 @@ pub(super) async fn restore_test(
         addr: cluster.addrs()[0].clone(),
     };
     throwaway.restore(args, manifest, checked).await?;
-    let gathered;
-    let shares = match given {
-        Some(s) => s,
-        None => {
-            gathered =
-                crate::flows::shares::gather(ctx, &args.shares, throwaway.threshold().await?)?;
-            &gathered
-        }
-    };
     throwaway.unseal(shares).await?;
     let path = format!("{}/accounts/{}", args.mount, args.account);
     let (address, how) = throwaway.read_address(token, &path, shares).await?;
@@ -79,12 +87,76 @@ pub(super) async fn restore_test(
         &address,
         leader.raft_committed_index,
     )?;
-    Ok(RestoreTest {
-        address,
-        raft_index: leader.raft_committed_index,
-        seconds: started.elapsed().as_secs_f64(),
-        token: how,
-    })
+    Ok((
+        RestoreTest {
+            address,
+            raft_index: leader.raft_committed_index,
+            seconds: started.elapsed().as_secs_f64(),
+            token: how,
+        },
+        shares.holders.clone(),
+    ))
+}
+
+/// The holders' shares for the restore test, `need` of them: the snapshot's set listed first
+/// (when known), the hidden prompts naming it; a `--secret-key` whose holder is not in the set
+/// refused before its share is decrypted; share files short of a quorum topped up at hidden prompts.
+fn gather_shares(
+    ctx: &Ctx,
+    args: &SnapshotVerifyArgs,
+    need: u32,
+    set: Option<&ShareSet>,
+) -> Result<Shares> {
+    if let Some(set) = set {
+        ctx.ui.status(holders_listing(set));
+    }
+    for key in &args.shares.secret_key {
+        refuse_outsider(set, &SecretKeyFile::load(key)?.fingerprint())?;
+    }
+    let of = set.map(|s| format!("set {}", s.id));
+    let mut shares = shares::gather_for(ctx, &args.shares, need, of.as_deref())?;
+    if !args.shares.share_file.is_empty() {
+        shares::prompt_rest(ctx, &mut shares, need, of.as_deref())?;
+    }
+    Ok(shares)
+}
+
+/// `This snapshot opens with the shares of set ss-…: 3 of 5 of:` and a line per holder.
+pub(super) fn holders_listing(set: &ShareSet) -> String {
+    let mut out = format!(
+        "This snapshot opens with the shares of set {}: {} of {} of:",
+        escape(&set.id),
+        set.threshold,
+        set.holders.len()
+    );
+    for h in &set.holders {
+        out.push_str(&format!(
+            "\n  {}. {} {}",
+            h.index,
+            escape(&h.fingerprint),
+            escape(&h.user_id)
+        ));
+    }
+    out
+}
+
+/// A holder identified by their key (`fpr`) who is not a holder of the snapshot's set holds no
+/// share that opens it: refused (exit 4) before anything is sent.
+fn refuse_outsider(set: Option<&ShareSet>, fpr: &str) -> Result<()> {
+    match set {
+        Some(set) if !set.holds(fpr) => Err(Error::precondition(format!(
+            "the key {} is not a holder of set {} ({} of {}, from {} {}), whose shares this \
+             snapshot needs: its share cannot open it; nothing was sent",
+            escape(fpr),
+            escape(&set.id),
+            set.threshold,
+            set.holders.len(),
+            escape(&set.origin.ceremony),
+            escape(&set.origin.time)
+        ))
+        .hint("the holders of that set are listed by `custody snapshot verify FILE`")),
+        _ => Ok(()),
+    }
 }
 
 /// The one node of the throwaway server.

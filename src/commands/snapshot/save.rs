@@ -13,6 +13,8 @@ use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::snapshot::{self, Manifest, manifest_path};
 use crate::transcript::Step;
+use crate::transcript::share_sets::{self, ShareSet};
+use crate::ui::escape;
 use crate::vault::{Addr, Vault};
 
 fn now_rfc3339() -> String {
@@ -51,6 +53,8 @@ pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
         .seal_status(&addr)
         .await
         .map_err(|e| node_error("reading the cluster's status", e))?;
+    // Read before anything is written: a transcript that fails its check stops the save here.
+    let (share_set, share_set_unknown) = share_set_in_force(ctx, status.n, status.t)?;
 
     let started = Instant::now();
     let (sha256, size) = download(ctx, &vault, &addr, &partial).await?;
@@ -86,6 +90,7 @@ pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
         accounts,
         plugin_sha256,
         custody_version: env!("CARGO_PKG_VERSION").to_owned(),
+        share_set,
     };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest)
         .with_kind(crate::error::Kind::Internal, "serializing the manifest")?;
@@ -107,8 +112,54 @@ pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
         &manifest_file,
         elapsed.as_secs_f64(),
         &head.head_hash,
+        share_set_unknown.as_deref(),
     );
     Ok(())
+}
+
+/// The share set the transcript has in force, when its shape is the cluster's seal (`shares`
+/// shares, `threshold` to open): the shares this snapshot's barrier opens with. Otherwise none,
+/// and why it is unknown.
+fn share_set_in_force(
+    ctx: &Ctx,
+    shares: u32,
+    threshold: u32,
+) -> Result<(Option<ShareSet>, Option<String>)> {
+    let path = ctx.transcript.path();
+    if !path.exists() {
+        return Ok((
+            None,
+            Some(format!(
+                "no transcript at {}, so nothing says whose shares open this snapshot",
+                path.display()
+            )),
+        ));
+    }
+    let (_, entries) = crate::transcript::read_verified(path)?;
+    let Some(set) = share_sets::current(&entries) else {
+        return Ok((
+            None,
+            Some(format!(
+                "the transcript {} records no init or proven rotation, so nothing says whose \
+                 shares open this snapshot",
+                path.display()
+            )),
+        ));
+    };
+    if !set.fits_seal(shares, threshold) {
+        return Ok((
+            None,
+            Some(format!(
+                "the transcript's set {} is {} of {}, the cluster's seal is {threshold} of \
+                 {shares}: it is not this cluster's set (another cluster's transcript, or a \
+                 rotation it did not record)",
+                set.id,
+                set.threshold,
+                set.holders.len()
+            )),
+        ));
+    }
+    Ok((Some(set), None))
 }
 
 /// Neither the snapshot, its manifest, nor a partial file of an interrupted save may exist: the
@@ -188,11 +239,30 @@ fn report(
     manifest_file: &Path,
     seconds: f64,
     head: &str,
+    share_set_unknown: Option<&str>,
 ) {
+    let shares_line = match (&manifest.share_set, share_set_unknown) {
+        (Some(set), _) => format!(
+            "Opens with the shares of set {}: {} of {} of {}",
+            escape(&set.id),
+            set.threshold,
+            set.holders.len(),
+            set.holders
+                .iter()
+                .map(|h| format!("{}. {}", h.index, escape(&h.fingerprint)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (None, why) => {
+            let why = why.unwrap_or("not recorded");
+            ctx.ui.warn(format!("share set unknown: {why}"));
+            format!("Share set: unknown ({why})")
+        }
+    };
     ctx.ui.result(
         &format!(
             "Snapshot of {} ({}) saved to {}: {} bytes, sha256 {}, raft index {} term {}, in {seconds:.1} s.\n\
-             Accounts recorded: {}\nManifest: {}\nTranscript head: {head}",
+             Accounts recorded: {}\n{shares_line}\nManifest: {}\nTranscript head: {head}",
             manifest.cluster_name,
             manifest.cluster_id,
             out.display(),
@@ -207,7 +277,12 @@ fn report(
             },
             manifest_file.display(),
         ),
-        json!({ "manifest": manifest, "seconds": seconds, "transcript_head": head }),
+        json!({
+            "manifest": manifest,
+            "seconds": seconds,
+            "transcript_head": head,
+            "share_set_unknown": share_set_unknown,
+        }),
     );
 }
 

@@ -12,8 +12,10 @@ use super::restore_test::{RestoreTest, restore_test};
 use crate::cli::SnapshotVerifyArgs;
 use crate::error::{Error, Result};
 use crate::flows::Ctx;
-use crate::snapshot::manifest_path;
+use crate::snapshot::{Manifest, manifest_path};
 use crate::transcript::Step;
+use crate::transcript::share_sets::{self, ShareSet};
+use crate::ui::escape;
 
 pub async fn verify(ctx: &Ctx, args: &SnapshotVerifyArgs) -> Result<()> {
     verify_with_shares(ctx, args, None).await.map(|_| ())
@@ -39,6 +41,8 @@ pub async fn verify_with_shares(
         )));
     }
     let recorded = recorded_save(ctx.transcript.path(), &args.file, &report.sha256)?;
+    let entries = transcript_entries(ctx.transcript.path())?;
+    let needs = snapshot_share_set(manifest.as_ref(), &entries, &report.sha256)?;
     let offline_secs = started.elapsed().as_secs_f64();
     let mut lines = vec![
         format!(
@@ -82,14 +86,18 @@ pub async fn verify_with_shares(
         )),
     }
     lines.push(recorded.line(ctx.transcript.path(), &args.file));
+    lines.extend(share_set_lines(&needs, &entries));
+    let needed = needs.as_ref().map(|(set, _)| set);
     let mut restore = None;
+    let mut holders = Vec::new();
     if args.restore_test {
         let m = manifest.as_ref().ok_or_else(|| {
             Error::precondition(
                 "--restore-test compares with the manifest written by snapshot save; there is none",
             )
         })?;
-        let r = restore_test(ctx, args, m, &checked, given).await?;
+        let (r, identified) = restore_test(ctx, args, m, &checked, given, needed).await?;
+        holders = identified;
         lines.push(format!(
             "restore test: restored into a throwaway OpenBao, unsealed with the quorum, {} is {} as recorded, raft index {} ≥ {}",
             args.account, r.address, r.raft_index, m.raft_index
@@ -106,6 +114,8 @@ pub async fn verify_with_shares(
         "no_manifest": args.no_manifest,
         "recorded_save": recorded.fact(),
         "restore_test": restore,
+        "share_set": needed.map(|s| s.id.clone()),
+        "holders": holders,
     });
     let head = ctx
         .transcript
@@ -113,7 +123,14 @@ pub async fn verify_with_shares(
     lines.push(format!("Transcript head: {}", head.head_hash));
     ctx.ui.result(
         &lines.join("\n"),
-        json!({ "verify": facts, "archive": report, "offline_seconds": offline_secs, "transcript_head": head.head_hash }),
+        json!({
+            "verify": facts,
+            "archive": report,
+            "share_set": needed,
+            "current_share_set": share_sets::current(&entries).map(|s| s.id),
+            "offline_seconds": offline_secs,
+            "transcript_head": head.head_hash,
+        }),
     );
     Ok(restore.unwrap_or(RestoreTest {
         address: String::new(),
@@ -121,6 +138,122 @@ pub async fn verify_with_shares(
         seconds: 0.0,
         token: "",
     }))
+}
+
+/// The transcript's lines, checked; none when there is no transcript file.
+fn transcript_entries(path: &Path) -> Result<Vec<Value>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    crate::transcript::read_verified(path).map(|(_, entries)| entries)
+}
+
+/// Where custody learned which share set a snapshot needs.
+enum SetSource {
+    Manifest,
+    /// The transcript's save of a file with this sha256 (the set it recorded, or the one in
+    /// force then).
+    Transcript,
+}
+
+/// The share set this snapshot's barrier opens with: the manifest's, else the one the
+/// transcript's save of these bytes implies (when its shape is the manifest's seal). A
+/// manifest and a save line of the same bytes that name different sets are refused.
+fn snapshot_share_set(
+    manifest: Option<&Manifest>,
+    entries: &[Value],
+    sha256: &str,
+) -> Result<Option<(ShareSet, SetSource)>> {
+    let saves: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["ceremony"] == "snapshot" && e["step"] == "save")
+        .filter(|e| e["facts"]["sha256"].as_str() == Some(sha256))
+        .collect();
+    if let Some(set) = manifest.and_then(|m| m.share_set.as_ref()) {
+        for e in &saves {
+            if let Some(recorded) = e["facts"]["share_set"]["id"].as_str()
+                && recorded != set.id
+            {
+                return Err(Error::verification(format!(
+                    "the manifest says this snapshot needs share set {}, the transcript's save of \
+                     it (entry {}) recorded set {}: one of them was changed",
+                    escape(&set.id),
+                    e["seq"],
+                    escape(recorded)
+                )));
+            }
+        }
+        return Ok(Some((set.clone(), SetSource::Manifest)));
+    }
+    let from_transcript = share_sets::saved_snapshots(entries)
+        .into_iter()
+        .filter(|s| s.sha256 == sha256)
+        .filter_map(|s| s.share_set)
+        .next_back()
+        .filter(|set| manifest.is_none_or(|m| set.fits_seal(m.seal_shares, m.seal_threshold)));
+    Ok(from_transcript.map(|set| (set, SetSource::Transcript)))
+}
+
+/// The share set the snapshot needs, its holders, and (when the transcript's current set is
+/// another) that it needs the older set's shares.
+fn share_set_lines(needs: &Option<(ShareSet, SetSource)>, entries: &[Value]) -> Vec<String> {
+    let Some((set, source)) = needs else {
+        return vec![
+            "share set: unknown — neither the manifest nor the transcript says whose shares open \
+             this snapshot; it opens with the shares in force when it was saved"
+                .into(),
+        ];
+    };
+    let mut lines = vec![format!(
+        "share set {}: {} of {}, from {} {}{}; its holders:",
+        escape(&set.id),
+        set.threshold,
+        set.holders.len(),
+        escape(&set.origin.ceremony),
+        escape(&set.origin.time),
+        match source {
+            SetSource::Manifest => " (recorded in the manifest)",
+            SetSource::Transcript =>
+                " (the manifest names none: the set the transcript had in force at its save)",
+        }
+    )];
+    for h in &set.holders {
+        lines.push(format!(
+            "  {}. {} {}",
+            h.index,
+            escape(&h.fingerprint),
+            escape(&h.user_id)
+        ));
+    }
+    if let Some(current) = share_sets::current(entries).filter(|c| c.id != set.id) {
+        let older = share_sets::sets(entries)
+            .iter()
+            .any(|(_, s)| s.id == set.id);
+        let describe = |s: &ShareSet| {
+            format!(
+                "{} (from {} {})",
+                escape(&s.id),
+                escape(&s.origin.ceremony),
+                escape(&s.origin.time)
+            )
+        };
+        lines.push(if older {
+            format!(
+                "this snapshot needs the shares of the OLDER set {}, not the current set {}: \
+                 the holders above, with the shares they held then",
+                describe(set),
+                describe(&current)
+            )
+        } else {
+            format!(
+                "this snapshot needs the shares of set {}, which this transcript never had in \
+                 force, not the current set {}",
+                describe(set),
+                describe(&current)
+            )
+        });
+    }
+    lines
 }
 
 /// What the transcript records of this file's save.
@@ -208,6 +341,115 @@ fn recorded_save(transcript: &Path, file: &Path, sha256: &str) -> Result<Recorde
 mod tests {
     use super::*;
     use crate::transcript::Transcript;
+
+    fn holders(fprs: &[&str]) -> Value {
+        json!(
+            fprs.iter()
+                .enumerate()
+                .map(|(i, f)| json!({"index": i + 1, "fingerprint": f, "user_id": format!("h\u{1b}[2J{f}")}))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    #[test]
+    fn the_set_a_snapshot_needs_and_an_older_one_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transcript::at(dir.path().join("t.jsonl"));
+        let step = |c: &str, s: &str, facts: Value| {
+            t.append(Step::new(c, s, "operator", facts)).unwrap();
+        };
+        step(
+            "init",
+            "sys/init",
+            json!({"threshold": 2, "holders": holders(&["A", "B", "C"])}),
+        );
+        step(
+            "snapshot",
+            "save",
+            json!({"file": "a.snap", "sha256": "aa"}),
+        );
+        let entries = transcript_entries(t.path()).unwrap();
+        let old = share_sets::current(&entries).unwrap();
+        // No manifest: the transcript's save of these bytes says which set.
+        let (set, _) = snapshot_share_set(None, &entries, "aa").unwrap().unwrap();
+        assert_eq!(set.id, old.id);
+        assert!(snapshot_share_set(None, &entries, "bb").unwrap().is_none());
+        let lines = share_set_lines(&Some((set.clone(), SetSource::Transcript)), &entries);
+        assert!(lines[0].starts_with(&format!("share set {}: 2 of 3, from init ", old.id)));
+        assert_eq!(lines[1], "  1. A h\\u{1b}[2JA", "user ids are escaped");
+        assert!(!lines.join("\n").contains("OLDER"));
+
+        step(
+            share_sets::ROTATION,
+            "verified",
+            json!({"threshold": 2, "nonce": "n", "holders": holders(&["A", "B", "D"])}),
+        );
+        let entries = transcript_entries(t.path()).unwrap();
+        let new = share_sets::current(&entries).unwrap();
+        let lines = share_set_lines(&Some((set.clone(), SetSource::Manifest)), &entries);
+        assert!(
+            lines.last().unwrap().starts_with(&format!(
+                "this snapshot needs the shares of the OLDER set {} (from init ",
+                old.id
+            )) && lines
+                .last()
+                .unwrap()
+                .contains(&format!("not the current set {}", new.id)),
+            "{lines:?}"
+        );
+
+        // A manifest naming another set than the save line of the same bytes: refused.
+        step(
+            "snapshot",
+            "save",
+            json!({"file": "b.snap", "sha256": "cc", "share_set": serde_json::to_value(&new).unwrap()}),
+        );
+        let entries = transcript_entries(t.path()).unwrap();
+        let manifest = |share_set: Option<ShareSet>| Manifest {
+            schema_version: 1,
+            file: "b.snap".into(),
+            sha256: "cc".into(),
+            size: 1,
+            raft_index: 1,
+            raft_term: 1,
+            cluster_id: String::new(),
+            cluster_name: String::new(),
+            nodes: vec![],
+            server_version: String::new(),
+            seal_shares: 3,
+            seal_threshold: 2,
+            time: String::new(),
+            mount: String::new(),
+            accounts: Default::default(),
+            plugin_sha256: None,
+            custody_version: String::new(),
+            share_set,
+        };
+        let err = snapshot_share_set(Some(&manifest(Some(old.clone()))), &entries, "cc")
+            .err()
+            .expect("a changed manifest passed");
+        assert_eq!(err.kind, crate::error::Kind::Verification);
+        let (set, _) = snapshot_share_set(Some(&manifest(Some(new.clone()))), &entries, "cc")
+            .unwrap()
+            .unwrap();
+        assert_eq!(set.id, new.id);
+        // A manifest without a set, whose seal is not the transcript's set's shape: unknown.
+        let mut other_shape = manifest(None);
+        other_shape.seal_shares = 5;
+        assert!(
+            snapshot_share_set(Some(&other_shape), &entries, "aa")
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            snapshot_share_set(Some(&manifest(None)), &entries, "aa")
+                .unwrap()
+                .unwrap()
+                .0
+                .id,
+            old.id
+        );
+    }
 
     #[test]
     fn the_recorded_save_decides() {
