@@ -46,6 +46,7 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
         "snapshot + green (ceremony 5, phase 1)",
         "cutover (phase 2)",
         "root revoked",
+        "rotate shares (ceremony 6)",
         "restart + unseal one by one",
         "transcript verify",
     ] {

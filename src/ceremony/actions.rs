@@ -64,6 +64,14 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
         ],
     ),
     ("transcript-verify", &["file"], &["certs"]),
+    (
+        "rotate-shares",
+        &["pgp_keys", "threshold", "out"],
+        &["share_stdin", "backup"],
+    ),
+    ("rotate-shares-verify", &[], &["share_stdin"]),
+    ("rotate-shares-cancel", &[], &[]),
+    ("holders", &[], &["stale_after"]),
 ];
 
 /// The checks a step may make: (check, required parameters).
@@ -78,6 +86,7 @@ pub const SWITCHES: &[&str] = &[
     "allow_sign_message",
     "allow_sign_typed_data",
     "lb_shell",
+    "backup",
 ];
 
 /// Refuses a switch whose value is not `true` or `false`.
@@ -115,6 +124,7 @@ fn list(v: &str) -> Vec<String> {
 pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
     let get = |k: &str| p.get(k).cloned().unwrap_or_default();
     let mut a: Vec<String> = Vec::new();
+    let on = |k: &str| p.get(k).is_some_and(|v| v == "true");
     let flag = |a: &mut Vec<String>, f: &str, k: &str| {
         if let Some(v) = p.get(k) {
             a.push(f.into());
@@ -265,6 +275,35 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
             a.extend(["transcript".into(), "verify".into(), get("file")]);
             flag(&mut a, "--certs", "certs");
         }
+        "rotate-shares" => {
+            a.push("rotate-shares".into());
+            for k in list(&get("pgp_keys")) {
+                a.extend(["--pgp-key".into(), k]);
+            }
+            a.extend([
+                "--threshold".into(),
+                get("threshold"),
+                "--out".into(),
+                get("out"),
+            ]);
+            if on("backup") {
+                a.push("--backup".into());
+            }
+            if on("share_stdin") {
+                a.push("--share-stdin".into());
+            }
+        }
+        "rotate-shares-verify" => {
+            a.extend(["rotate-shares".into(), "--verify".into()]);
+            if on("share_stdin") {
+                a.push("--share-stdin".into());
+            }
+        }
+        "rotate-shares-cancel" => a.extend(["rotate-shares".into(), "--cancel".into()]),
+        "holders" => {
+            a.push("holders".into());
+            flag(&mut a, "--stale-after", "stale_after");
+        }
         _ => {}
     }
     a
@@ -291,7 +330,9 @@ mod tests {
             | "restore_test"
             | "allow_sign_message"
             | "allow_sign_typed_data"
-            | "lb_shell" => "true",
+            | "lb_shell"
+            | "backup" => "true",
+            "stale_after" => "90",
             "nonce_floor_from_rpc" | "rpc" => "http://127.0.0.1:8545",
             "contract" => "0x1111111111111111111111111111111111111111",
             "call" => "submitBlock(bytes32)",

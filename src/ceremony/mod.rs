@@ -33,6 +33,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "blue-green-2",
         include_str!("../../ceremonies/blue-green-2.toml"),
     ),
+    (
+        "rotate-shares",
+        include_str!("../../ceremonies/rotate-shares.toml"),
+    ),
 ];
 
 /// A built-in name, or a path to a script file.

@@ -6,28 +6,27 @@ use super::*;
 
 /// Five holders and the operator, each with a fresh v4 Cv25519 key.
 pub(super) fn holder_keys(dir: &Path) -> Result<(Vec<Holder>, Holder)> {
+    let mut holders = Vec::new();
+    for i in 1..=HOLDERS {
+        holders.push(new_holder(dir, &format!("holder{i}"))?);
+    }
+    Ok((holders, new_holder(dir, "operator")?))
+}
+
+/// One person's fresh v4 Cv25519 key, in `dir/keys` (the secret half 0600).
+pub(super) fn new_holder(dir: &Path, name: &str) -> Result<Holder> {
     let keys_dir = dir.join("keys");
     std::fs::create_dir_all(&keys_dir).context(format!("{}", keys_dir.display()))?;
-    let mut holders = Vec::new();
-    for i in 1..=HOLDERS + 1 {
-        let name = if i > HOLDERS {
-            "operator".to_owned()
-        } else {
-            format!("holder{i}")
-        };
-        let key = generate_cv25519(&format!("Rehearsal {name} <{name}@rehearsal.invalid>"))?;
-        let public = keys_dir.join(format!("{name}.pub.asc"));
-        let secret = keys_dir.join(format!("{name}.sec.asc"));
-        std::fs::write(&public, &key.public_armored).context(format!("{}", public.display()))?;
-        write_private(&secret, &key.secret_armored, false)?;
-        holders.push(Holder {
-            fingerprint: key.fingerprint,
-            public,
-            secret,
-        });
-    }
-    let operator = holders.pop().expect("the operator key");
-    Ok((holders, operator))
+    let key = generate_cv25519(&format!("Rehearsal {name} <{name}@rehearsal.invalid>"))?;
+    let public = keys_dir.join(format!("{name}.pub.asc"));
+    let secret = keys_dir.join(format!("{name}.sec.asc"));
+    std::fs::write(&public, &key.public_armored).context(format!("{}", public.display()))?;
+    write_private(&secret, &key.secret_armored, false)?;
+    Ok(Holder {
+        fingerprint: key.fingerprint,
+        public,
+        secret,
+    })
 }
 
 /// The blue cluster, its holders and where init wrote their files.

@@ -159,3 +159,28 @@ pub(super) fn share_lines(shares: &Shares) -> zeroize::Zeroizing<Vec<u8>> {
     }
     v
 }
+
+/// Runs one custody command as its own process in the rehearsal's directory, its output in
+/// `custody-LABEL.log`. The exit code, standard output, and both outputs.
+pub(super) fn run_custody(
+    dir: &Path,
+    label: &str,
+    args: &[String],
+) -> Result<(i32, String, String)> {
+    let exe = std::env::current_exe().context("finding custody itself")?;
+    let bao = GREEN_BAO.get().cloned().or_else(|| find_bao(None).ok());
+    let mut cmd = std::process::Command::new(exe);
+    cmd.current_dir(dir).args(args);
+    if let Some(b) = bao {
+        cmd.env("CUSTODY_BAO_BIN", b);
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context(format!("running custody ({label})"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let both = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let log = dir.join(format!("custody-{label}.log"));
+    std::fs::write(&log, &both).context(format!("writing {}", log.display()))?;
+    Ok((out.status.code().unwrap_or(1), stdout, both))
+}

@@ -28,6 +28,7 @@ mod blue;
 mod cutover;
 mod driver;
 mod load;
+mod rotation;
 mod snapshots;
 
 use authority::{Authority, authority, submit_block};
@@ -193,7 +194,7 @@ async fn rehearse(
     let auth = authority(&inner, dir, out, &holders, &operator, plugin, &chain).await?;
     proofs.prove("authority (ceremony 4)", auth.summary.clone());
 
-    let (snap, green, reader) =
+    let (snap, mut green, reader) =
         snapshots(&inner, dir, &bao.green, plugin, out, &holders, &auth).await?;
     proofs.prove(
         "snapshot + green (ceremony 5, phase 1)",
@@ -214,8 +215,21 @@ async fn rehearse(
     );
 
     let revoked = blue::root_revoked(&cluster, &green, &auth).await?;
-    drop(green);
     proofs.prove("root revoked", revoked);
+
+    let rotated = rotation::Rotation {
+        ctx: &inner,
+        green: &mut green,
+        dir,
+        plugin,
+        out,
+        holders: &holders,
+        operator: &operator,
+    }
+    .run()
+    .await?;
+    drop(green);
+    proofs.prove("rotate shares (ceremony 6)", rotated);
 
     let head = verify_file(inner.transcript.path())?;
     proofs.prove(

@@ -10,9 +10,7 @@ use crate::flows::Ctx;
 use crate::flows::rotation::{self, Recorded, STEP_VERIFY};
 use crate::flows::shares::{Shares, gather};
 use crate::transcript::Step;
-use crate::transcript::share_sets::{
-    self, ROTATION, ROTATION_VERIFIED, SavedSnapshot, SetHolder, ShareSet,
-};
+use crate::transcript::share_sets::{self, ROTATION, ROTATION_VERIFIED, SavedSnapshot, ShareSet};
 use crate::vault::{NodeError, Rotation, Verification};
 
 pub async fn run(ctx: &Ctx, args: &RotateSharesArgs) -> Result<()> {
@@ -196,7 +194,7 @@ async fn finish(
         }
     }
     let previous = share_sets::current(before);
-    let holders: Vec<SetHolder> = recorded.holders.clone();
+    let holders = &recorded.holders;
     let head = ctx.transcript.append(Step::new(
         ROTATION,
         ROTATION_VERIFIED,
@@ -214,10 +212,7 @@ async fn finish(
     let now = ctx.recorded_lines()?;
     let set = share_sets::current(&now)
         .ok_or_else(|| Error::internal("the verified rotation put no share set in force"))?;
-    let needing_old: Vec<SavedSnapshot> = share_sets::saved_snapshots(&now)
-        .into_iter()
-        .filter(|s| s.share_set.as_ref().is_none_or(|x| x.id != set.id))
-        .collect();
+    let needing_old = share_sets::saved_needing_other_than(&now, &set.id);
     report(ctx, &set, previous.as_ref(), &needing_old, &head.head_hash);
     seal_shape(target, &set).await
 }
