@@ -1,4 +1,4 @@
-//! Ceremony scripts: the seven shipped scripts parse and plan; invalid scripts are refused
+//! Ceremony scripts: the nine shipped scripts parse and plan; invalid scripts are refused
 //! before any step, naming the line; an interrupted run resumes and never repeats a step.
 
 use custody_test_support as support;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-const BUILTIN: [&str; 8] = [
+const BUILTIN: [&str; 9] = [
     "init",
     "unseal",
     "remove-bastion",
@@ -18,6 +18,7 @@ const BUILTIN: [&str; 8] = [
     "snapshot",
     "blue-green-1",
     "blue-green-2",
+    "rotate-shares",
 ];
 
 #[test]

@@ -193,19 +193,7 @@ fn init_step(plan: &InitPlan, addrs: &[Addr], outcome: &InitOutcome) -> Step {
 
 fn report(ctx: &Ctx, plan: &InitPlan, outcome: &InitOutcome, head: &str) {
     let mut text = String::from("Initialized. Shares written (each encrypted to its holder):\n");
-    for s in &outcome.shares {
-        text.push_str(&format!(
-            "  {}. {}  {}  {}\n",
-            s.index,
-            s.fingerprint,
-            s.file,
-            if s.recipient_ok {
-                "recipient verified"
-            } else {
-                "RECIPIENT MISMATCH"
-            }
-        ));
-    }
+    text.push_str(&new_holders::written_lines(&outcome.shares));
     text.push_str(&format!(
         "Root token: {} (encrypted to {})\nTranscript head: {head}\nNext: {} of the holders run `custody unseal`.",
         outcome.root_token_file, outcome.root_token_fingerprint, plan.threshold

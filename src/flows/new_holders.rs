@@ -235,6 +235,26 @@ pub fn print_rescued(ctx: &Ctx, what: &str, rescued: &[Rescued]) {
     }
 }
 
+/// One line per written share: its holder, file and whether its recipient checks out.
+pub fn written_lines(written: &[WrittenShare]) -> String {
+    written
+        .iter()
+        .map(|s| {
+            format!(
+                "  {}. {}  {}  {}\n",
+                s.index,
+                s.fingerprint,
+                s.file,
+                if s.recipient_ok {
+                    "recipient verified"
+                } else {
+                    "RECIPIENT MISMATCH"
+                }
+            )
+        })
+        .collect()
+}
+
 /// The fingerprints of shares the server encrypted to a key that is not their holder's.
 pub fn misaddressed(written: &[WrittenShare]) -> Vec<String> {
     written

@@ -201,17 +201,34 @@ impl Vault {
         share: &SecretString,
         nonce: &str,
     ) -> NodeResult<Rotation> {
+        let path = family.path("update");
+        self.give_share(
+            addr,
+            &path,
+            share,
+            nonce,
+            "the server's answer to a rotation share",
+        )
+        .await
+    }
+
+    /// One share in a zeroizing body to `path`, for the attempt `nonce`.
+    async fn give_share<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: &Addr,
+        path: &str,
+        share: &SecretString,
+        nonce: &str,
+        what: &str,
+    ) -> NodeResult<T> {
         let body = secret_body(&ShareBody {
             key: share.expose(),
             nonce,
         })?;
         let raw = self
-            .call_secret(
-                addr,
-                Request::new(Method::POST, &family.path("update")).body(Some(body)),
-            )
+            .call_secret(addr, Request::new(Method::POST, path).body(Some(body)))
             .await?;
-        answer_of(&raw, "the server's answer to a rotation share")
+        answer_of(&raw, what)
     }
 
     pub async fn verification_status(
@@ -234,17 +251,15 @@ impl Vault {
         share: &SecretString,
         nonce: &str,
     ) -> NodeResult<Verification> {
-        let body = secret_body(&ShareBody {
-            key: share.expose(),
+        let path = family.path("verify");
+        self.give_share(
+            addr,
+            &path,
+            share,
             nonce,
-        })?;
-        let raw = self
-            .call_secret(
-                addr,
-                Request::new(Method::POST, &family.path("verify")).body(Some(body)),
-            )
-            .await?;
-        answer_of(&raw, "the server's answer to a verification share")
+            "the server's answer to a verification share",
+        )
+        .await
     }
 }
 
@@ -257,7 +272,7 @@ mod tests {
         let rotate = br#"{"data":{"complete":true,"nonce":"n1","t":3,"n":5,"keys_base64":["SECRET-ONE"],"verification_nonce":"v1"}}"#;
         let rekey = br#"{"started":true,"nonce":"n2","t":2,"n":3,"progress":1,"required":3}"#;
         let r: Rotation = answer_of(rotate, "x").unwrap();
-        assert!(r.complete && r.awaiting_verification());
+        assert!(r.complete && !r.verification_nonce.is_empty());
         assert_eq!(r.keys_base64.len(), 1);
         assert!(!format!("{r:?}").contains("SECRET"), "{r:?}");
         let k: Rotation = answer_of(rekey, "x").unwrap();

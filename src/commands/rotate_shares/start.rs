@@ -387,19 +387,7 @@ fn report_written(ctx: &Ctx, rotation: &Rotation, written: &[WrittenShare], head
     let mut text = String::from(
         "The old quorum is complete. New shares written (each encrypted to its holder):\n",
     );
-    for s in written {
-        text.push_str(&format!(
-            "  {}. {}  {}  {}\n",
-            s.index,
-            s.fingerprint,
-            s.file,
-            if s.recipient_ok {
-                "recipient verified"
-            } else {
-                "RECIPIENT MISMATCH"
-            }
-        ));
-    }
+    text.push_str(&new_holders::written_lines(written));
     text.push_str(&format!(
         "The old shares stay in force until {} of the new holders prove theirs: each runs \
          `custody rotate-shares --verify` with their new share.\nTranscript head: {head}",
