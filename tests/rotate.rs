@@ -64,21 +64,7 @@ fn rotation_status(u: &Unsealed, ceremony: &Custody) -> serde_json::Value {
 
 /// The ceremony token from the init root token; its policy covers the rotation.
 fn step_ceremony_token(u: &Unsealed) -> Custody {
-    let as_root = u.custody.with_token_file(&u.root_file);
-    let asc = u.dir().join("ceremony.asc");
-    as_root
-        .run(&[
-            "root",
-            "ceremony-token",
-            "--pgp-key",
-            fixture("operator.pub.asc").to_str().unwrap(),
-            "--out",
-            asc.to_str().unwrap(),
-        ])
-        .expect(0);
-    let file = u.dir().join("ceremony.token");
-    std::fs::write(&file, u.gpg.decrypt(&asc, None).trim()).unwrap();
-    u.custody.with_token_file(&file)
+    u.custody.with_token_file(&u.ceremony_token())
 }
 
 /// Bad PGP input, a root token, a share file of a key that holds no share, a wrong share and a

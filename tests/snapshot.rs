@@ -63,19 +63,7 @@ fn step_authority_ceremony_token_and_kv_entries(
     ]);
     r.expect(0);
     let address = r.json()["wallet"]["address"].as_str().unwrap().to_owned();
-    let ceremony_asc = dir.join("ceremony.asc");
-    as_root
-        .run(&[
-            "root",
-            "ceremony-token",
-            "--pgp-key",
-            fixture("operator.pub.asc").to_str().unwrap(),
-            "--out",
-            ceremony_asc.to_str().unwrap(),
-        ])
-        .expect(0);
-    let ceremony_file = dir.join("ceremony.token");
-    std::fs::write(&ceremony_file, gpg.decrypt(&ceremony_asc, None).trim()).unwrap();
+    let ceremony_file = u.ceremony_token();
     let api = Api::new(blue, 0, root_text);
     api.ok("POST", "sys/mounts/kv", Some(json!({ "type": "kv" })));
     let writes = (0..300)

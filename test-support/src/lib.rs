@@ -4,6 +4,7 @@
 //! A workspace crate (as cargo's own `cargo-test-support`), shared by the integration tests in
 //! `tests/` and the benches in `benches/`: `use custody_test_support as support;`.
 
+pub mod browser;
 pub mod plugin;
 
 use std::io::Write;
@@ -331,6 +332,27 @@ pub struct Unsealed {
 impl Unsealed {
     pub fn dir(&self) -> &Path {
         self.work.path()
+    }
+
+    /// `root ceremony-token` with the init root token, encrypted to the operator and decrypted
+    /// by their gpg into `ceremony.token` (0600) in the work directory: that file.
+    pub fn ceremony_token(&self) -> PathBuf {
+        let asc = self.dir().join("ceremony.asc");
+        self.custody
+            .with_token_file(&self.root_file)
+            .run(&[
+                "root",
+                "ceremony-token",
+                "--pgp-key",
+                fixture("operator.pub.asc").to_str().unwrap(),
+                "--out",
+                asc.to_str().unwrap(),
+            ])
+            .expect(0);
+        let file = self.dir().join("ceremony.token");
+        custody::fsutil::write_private(&file, self.gpg.decrypt(&asc, None).trim().as_bytes(), false)
+            .unwrap();
+        file
     }
 
     /// A holder's share, decrypted with their own gpg (holder 5's key needs its passphrase).

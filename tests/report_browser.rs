@@ -1,0 +1,76 @@
+//! The transcript report as a witness opens it: headless Chromium renders the page from a real
+//! cluster's transcript with no network; the verdict, the ceremonies and the holders are there,
+//! the console is silent, the file is well-formed; a tampered copy's page says where it breaks.
+//! (The rehearsal's own report is rendered and photographed in tests/rehearse.rs.)
+
+use custody_test_support as support;
+
+use std::path::Path;
+
+use support::browser::{assert_well_formed, render};
+use support::*;
+
+#[test]
+fn a_real_transcript_and_a_tampered_copy_render_with_their_verdicts() {
+    support::browser::chromium();
+    let u = init_and_unseal(cluster("report", 1), &["holder1", "holder3", "holder5", "operator"]);
+    let dir = u.dir();
+    let transcript = dir.join("custody-transcript.jsonl");
+
+    let page = report_page(&u.custody, &transcript, &dir.join("intact.html"));
+    assert_eq!(page.attr("id=\"verdict\"", "data-chain").as_deref(), Some("intact"));
+    for ceremony in ["init", "unseal"] {
+        assert!(
+            page.dom.contains(&format!("data-ceremony=\"{ceremony}\"")),
+            "the timeline has no {ceremony}"
+        );
+    }
+    for h in ["holder1", "holder2", "holder3", "holder4", "holder5"] {
+        assert!(
+            page.dom.contains(&format!("data-fingerprint=\"{}\"", fpr(h))),
+            "{h} is not among the holders"
+        );
+    }
+
+    let tampered = dir.join("tampered.jsonl");
+    let mut lines: Vec<String> = std::fs::read_to_string(&transcript)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(lines.len() >= 2);
+    let mut second: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    second["actor"] = serde_json::json!("someone else");
+    lines[1] = serde_json::to_string(&second).unwrap();
+    std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    let page = report_page(&u.custody, &tampered, &dir.join("tampered.html"));
+    assert_eq!(page.attr("id=\"verdict\"", "data-chain").as_deref(), Some("broken"));
+    assert_eq!(
+        page.attr("id=\"verdict\"", "data-broken-line").as_deref(),
+        Some("2")
+    );
+    assert!(page.dom.contains("broken at line 2"), "the verdict does not say where");
+}
+
+/// `transcript report` to `out`, checked well-formed, rendered; its console must be silent.
+fn report_page(c: &Custody, transcript: &Path, out: &Path) -> support::browser::Page {
+    c.run(&[
+        "transcript",
+        "report",
+        transcript.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .expect(0);
+    let html = std::fs::read_to_string(out).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(!html.contains("<script"), "the report carries a script");
+    assert_well_formed(out);
+    let page = render(out);
+    assert!(
+        page.console.is_empty(),
+        "the browser's console complained:\n{}",
+        page.console.join("\n")
+    );
+    page
+}
