@@ -56,11 +56,25 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
         );
     }
     assert_eq!(j["transcript_head"].as_str().unwrap().len(), 64);
-    // Nothing left on disk (its temporary directory is gone) or running.
+    // Its report in the current directory, and nothing else left on disk (its temporary
+    // directory is gone) or running.
+    let report = tmp.path().join("custody-rehearsal-report.html");
+    assert_eq!(
+        j["report"].as_str(),
+        Some("custody-rehearsal-report.html"),
+        "{j}"
+    );
+    let page = std::fs::read_to_string(&report).expect("the rehearsal writes its report");
+    assert!(
+        page.starts_with("<!DOCTYPE html>"),
+        "{}",
+        &page[..80.min(page.len())]
+    );
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
+        .filter(|n| n != "custody-rehearsal-report.html")
         .collect();
     assert!(left.is_empty(), "the rehearsal left {left:?} behind");
     let prefix = tmp.path().display().to_string();

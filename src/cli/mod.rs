@@ -501,6 +501,26 @@ pub enum TranscriptCommand {
         )]
         require_signatures: Option<u32>,
     },
+    /// Write the transcript as one self-contained HTML page: the verdict, the signatures, the
+    /// ceremonies' timeline, the checks, the Authority and the quorum (it opens offline)
+    Report {
+        /// The transcript file
+        file: PathBuf,
+        /// The HTML file to create (never overwritten)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A directory of the holders' public certificates, to check the signatures by
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
+    },
+    /// Show the report's verdict and timeline in the terminal (--format json: the whole report)
+    Show {
+        /// The transcript file
+        file: PathBuf,
+        /// A directory of the holders' public certificates, to check the signatures by
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
+    },
     /// Add your OpenPGP signature over the transcript's current head hash (--transcript)
     Sign {
         /// Your OpenPGP secret key file
@@ -531,6 +551,13 @@ pub struct RehearseArgs {
     /// The signer plugin binary [default: custody-signer beside the custody executable]
     #[arg(long, value_name = "FILE")]
     pub plugin_bin: Option<PathBuf>,
+    /// Where to write the report of the rehearsal's transcript (replaced if it exists)
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "custody-rehearsal-report.html"
+    )]
+    pub report: PathBuf,
 }
 
 #[cfg(test)]

@@ -95,6 +95,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             certs,
             require_signatures,
         }) => transcript::verify(&ctx, &file, certs.as_deref(), require_signatures),
+        Command::Transcript(TranscriptCommand::Report { file, out, certs }) => {
+            transcript::report(&ctx, &file, &out, certs.as_deref())
+        }
+        Command::Transcript(TranscriptCommand::Show { file, certs }) => {
+            transcript::show(&ctx, &file, certs.as_deref())
+        }
         Command::Transcript(TranscriptCommand::Sign {
             secret_key,
             passphrase_file,

@@ -2,11 +2,13 @@
 //! status, gathering shares, unsealing, and waiting for healthy Raft voters. A command file
 //! reads as: parse, plan, call these, report.
 
+pub mod certs;
 pub mod context;
 pub mod files;
 pub mod new_holders;
 pub mod nodes;
 pub mod raft_peers;
+pub mod report;
 pub mod root_generation;
 pub mod rotation;
 pub mod shares;

@@ -11,8 +11,13 @@ use serde_json::{Map, Value, json};
 use crate::error::{Context as _, Error, Kind, Result};
 
 pub const FORMAT_VERSION: u64 = 1;
+pub mod authority;
+pub mod checks;
+pub mod lenient;
 pub mod proofs;
 pub mod share_sets;
+pub mod signatures;
+pub mod timeline;
 
 /// The `prev` of the first line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -161,40 +166,19 @@ pub fn read_verified(path: &Path) -> Result<(Head, Vec<Value>)> {
     let mut entries = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let n = i + 1;
-        let count = entries.len() as u64;
         let line = line.context(format!("reading transcript {} line {n}", path.display()))?;
-        let bad = |what: String| {
-            Error::verification(format!("transcript {} line {n}: {what}", path.display()))
-        };
-        let entry: Value =
-            serde_json::from_str(&line).map_err(|e| bad("not JSON".into()).caused_by(e))?;
-        if let Some(key) = duplicate_key(&line) {
-            return Err(bad(format!(
-                "the key {key} appears twice in one object; JSON readers differ on which value \
-                 counts, so the line is refused"
-            )));
-        }
-        let stated = entry
-            .get("hash")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("has no hash".into()))?;
-        if entry.get("seq").and_then(Value::as_u64) != Some(count) {
-            return Err(bad(format!(
-                "sequence number is not {count}: a line was removed, added or moved"
-            )));
-        }
-        if entry.get("prev").and_then(Value::as_str) != Some(prev.as_str()) {
-            return Err(bad(
-                "does not follow the previous line (prev hash differs)".into()
+        let (entry, hash) = check_line(&line, entries.len() as u64, &prev).map_err(|broken| {
+            let err = Error::verification(format!(
+                "transcript {} line {n}: {}",
+                path.display(),
+                broken.why
             ));
-        }
-        let actual = entry_hash(&entry);
-        if actual != stated {
-            return Err(bad(format!(
-                "content changed: its hash is {actual}, the line says {stated}"
-            )));
-        }
-        prev = actual;
+            match broken.cause {
+                Some(cause) => err.caused_by(cause),
+                None => err,
+            }
+        })?;
+        prev = hash;
         entries.push(entry);
     }
     Ok((
@@ -204,6 +188,55 @@ pub fn read_verified(path: &Path) -> Result<(Head, Vec<Value>)> {
         },
         entries,
     ))
+}
+
+/// Why one line does not check.
+#[derive(Debug)]
+pub struct LineBroken {
+    pub why: String,
+    /// The JSON parser's error, for a line that is not JSON.
+    pub cause: Option<serde_json::Error>,
+}
+
+/// Checks one line of the chain: it is JSON with no duplicate key, it is line number `seq`
+/// (0-based), it follows `prev`, and its hash holds. Returns the line and its hash.
+pub fn check_line(
+    line: &str,
+    seq: u64,
+    prev: &str,
+) -> std::result::Result<(Value, String), LineBroken> {
+    let bad = |why: String| LineBroken { why, cause: None };
+    let entry: Value = serde_json::from_str(line).map_err(|e| LineBroken {
+        why: "not JSON".into(),
+        cause: Some(e),
+    })?;
+    if let Some(key) = duplicate_key(line) {
+        return Err(bad(format!(
+            "the key {key} appears twice in one object; JSON readers differ on which value \
+             counts, so the line is refused"
+        )));
+    }
+    let stated = entry
+        .get("hash")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("has no hash".into()))?;
+    if entry.get("seq").and_then(Value::as_u64) != Some(seq) {
+        return Err(bad(format!(
+            "sequence number is not {seq}: a line was removed, added or moved"
+        )));
+    }
+    if entry.get("prev").and_then(Value::as_str) != Some(prev) {
+        return Err(bad(
+            "does not follow the previous line (prev hash differs)".into()
+        ));
+    }
+    let actual = entry_hash(&entry);
+    if actual != stated {
+        return Err(bad(format!(
+            "content changed: its hash is {actual}, the line says {stated}"
+        )));
+    }
+    Ok((entry, actual))
 }
 
 /// The first key that appears twice in one object of the JSON text `line`, at any depth, shown

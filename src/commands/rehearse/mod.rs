@@ -75,7 +75,12 @@ pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
         .context("making the rehearsal directory")?;
     let dir = work.path().to_owned();
     let started = Instant::now();
-    let result = rehearse(ctx, &bao, &anvil, &plugin, &dir).await;
+    let result = rehearse(ctx, &bao, &anvil, &plugin, &dir)
+        .await
+        .and_then(|done| {
+            write_report(&dir.join("custody-transcript.jsonl"), &args.report)?;
+            Ok(done)
+        });
     let elapsed = started.elapsed();
     match &result {
         Ok(_) if !args.keep => drop(work),
@@ -98,17 +103,24 @@ pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
             p.proved
         ));
     }
+    let report = args.report.display().to_string();
     text.push_str(&format!(
-        "Total {:.1} s. Transcript head: {head}\nNothing is left running or on disk{}.",
+        "Total {:.1} s. Transcript head: {head}\nReport: {report}\nNothing is left running or on disk{}.",
         elapsed.as_secs_f64(),
         if args.keep {
-            " but the kept directory"
+            " but the report and the kept directory"
         } else {
-            ""
+            " but the report"
         }
     ));
-    ctx.ui.result(&text, json!({ "ok": true, "proofs": proofs, "seconds": elapsed.as_secs_f64(), "transcript_head": head }));
+    ctx.ui.result(&text, json!({ "ok": true, "proofs": proofs, "seconds": elapsed.as_secs_f64(), "transcript_head": head, "report": report }));
     Ok(())
+}
+
+/// The report of the rehearsal's own transcript, replacing any earlier one at `out`.
+fn write_report(transcript: &Path, out: &Path) -> Result<()> {
+    let report = crate::flows::report::build(transcript, None)?;
+    crate::flows::report::replace(out, &crate::flows::report::html::render(&report))
 }
 
 /// The signer plugin: the given file, or `custody-signer` beside the running custody.

@@ -1,0 +1,138 @@
+//! Where the transcript records the Authority's address (its creation, the binding, each
+//! snapshot's manifest and restore test) and its nonce counters (a cutover carries them from
+//! blue to green).
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// One place the address was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sighting {
+    pub line: usize,
+    pub ceremony: String,
+    pub step: String,
+    /// The cluster or node the line speaks of, as recorded.
+    pub cluster: String,
+    pub address: String,
+}
+
+/// One account's counters at a line, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NonceRecord {
+    pub line: usize,
+    pub time: String,
+    pub step: String,
+    pub account: String,
+    /// The figures the line gives (`from`, `to_before`, `to_after`, …), by name.
+    pub figures: Vec<(String, String)>,
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// The addresses one line records, with the cluster it names.
+fn addresses(e: &Value) -> Vec<(String, String)> {
+    let f = &e["facts"];
+    let cluster = ["cluster_name", "addr", "rpc", "restored_into"]
+        .iter()
+        .map(|k| text(&f[k]))
+        .find(|c| !c.is_empty())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    match text(&e["step"]).as_str() {
+        "wallet-create" | "wallet-bind" => out.push((cluster.clone(), text(&f["address"]))),
+        _ => {}
+    }
+    for (_, a) in f["accounts"].as_object().into_iter().flatten() {
+        out.push((cluster.clone(), text(a)));
+    }
+    let restore = &f["restore_test"]["address"];
+    if restore.is_string() {
+        out.push((
+            format!("restore test of {}", text(&f["file"])),
+            text(restore),
+        ));
+    }
+    out.retain(|(_, a)| a.starts_with("0x"));
+    out
+}
+
+/// The Authority's address: the first created (`wallet-create`), else the first recorded.
+pub fn address(sightings: &[Sighting]) -> Option<String> {
+    sightings
+        .iter()
+        .find(|s| s.step == "wallet-create")
+        .or_else(|| sightings.first())
+        .map(|s| s.address.clone())
+}
+
+/// Every line that records an account address. `entries[i]` is line `i + 1`.
+pub fn sightings(entries: &[Value]) -> Vec<Sighting> {
+    entries
+        .iter()
+        .enumerate()
+        .flat_map(|(i, e)| {
+            addresses(e)
+                .into_iter()
+                .map(move |(cluster, address)| Sighting {
+                    line: i + 1,
+                    ceremony: text(&e["ceremony"]),
+                    step: text(&e["step"]),
+                    cluster,
+                    address,
+                })
+        })
+        .collect()
+}
+
+/// Every account's counters the lines record (`facts.nonces`, by account).
+pub fn nonces(entries: &[Value]) -> Vec<NonceRecord> {
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        for (account, n) in e["facts"]["nonces"].as_object().into_iter().flatten() {
+            let figures = match n.as_object() {
+                Some(o) => o.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+                None => vec![("nonce".to_owned(), n.to_string())],
+            };
+            out.push(NonceRecord {
+                line: i + 1,
+                time: text(&e["time"]),
+                step: text(&e["step"]),
+                account: account.clone(),
+                figures,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_address_is_followed_across_lines_and_clusters() {
+        let a = "0xd913DF5d9a36dF45036eF8C2EAc5AF463F2461f5";
+        let entries = vec![
+            json!({ "ceremony": "configure", "step": "wallet-create", "facts": { "address": a } }),
+            json!({ "ceremony": "snapshot", "step": "save", "facts": { "cluster_name": "blue", "accounts": { "authority": a } } }),
+            json!({ "ceremony": "snapshot", "step": "verify", "facts": { "file": "b.snap", "restore_test": { "address": a } } }),
+            json!({ "ceremony": "blue-green", "step": "cutover", "facts": { "nonces": { "authority": { "from": 37, "to_after": 37 } } } }),
+        ];
+        let s = sightings(&entries);
+        assert_eq!(s.iter().map(|s| s.line).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(s[1].cluster, "blue");
+        assert_eq!(address(&s).as_deref(), Some(a));
+        let n = nonces(&entries);
+        assert_eq!(n.len(), 1);
+        assert_eq!(
+            n[0].figures,
+            [
+                ("from".to_owned(), "37".to_owned()),
+                ("to_after".to_owned(), "37".to_owned())
+            ]
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The checks custody made, as the transcript records them: one row per check a line's facts
+//! show, with its result. A line is written only after its command's own checks passed, so a
+//! fact such as a recorded sha256 is shown as a passed check of what it names.
+
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// 1-based line number.
+    pub line: usize,
+    pub ceremony: String,
+    pub step: String,
+    /// What was checked.
+    pub what: String,
+    pub ok: bool,
+    /// The figures behind the result (digests, addresses, times), from the line.
+    pub detail: String,
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// A number the transcript may hold as text (fractions are recorded as text).
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64().or_else(|| v.as_str()?.parse().ok())
+}
+
+/// The checks one line records, as (what, ok, detail).
+fn of_line(e: &Value) -> Vec<(String, bool, String)> {
+    let (ceremony, step, f) = (text(&e["ceremony"]), text(&e["step"]), &e["facts"]);
+    let mut out = Vec::new();
+    let mut add = |what: &str, ok: bool, detail: String| out.push((what.to_owned(), ok, detail));
+    if let Some(v) = f["recipients_verified"].as_bool() {
+        add(
+            "each share is encrypted to its holder's key only",
+            v,
+            format!(
+                "{} shares",
+                f["shares"]
+                    .as_array()
+                    .map_or_else(|| f["shares"].to_string(), |a| a.len().to_string())
+            ),
+        );
+    }
+    if let Some(v) = f["recipient_verified"].as_bool() {
+        add(
+            "the root token is encrypted to the operator's key only",
+            v,
+            format!("to {}", text(&f["encrypted_to"])),
+        );
+    }
+    match (ceremony, step) {
+        (_, "plugin-install") => add(
+            "plugin binary sha256 registered",
+            f["registered"].as_bool().unwrap_or(true),
+            format!(
+                "{} {}: sha256 {}",
+                text(&f["name"]),
+                text(&f["version"]),
+                text(&f["sha256"])
+            ),
+        ),
+        (_, "wallet-create") => add(
+            "Authority account created",
+            true,
+            format!(
+                "{} = {}, plugin sha256 {}",
+                text(&f["account"]),
+                text(&f["address"]),
+                text(&f["plugin_sha256"])
+            ),
+        ),
+        (_, "wallet-bind") => add(
+            "the contract names the Authority (bound)",
+            true,
+            format!(
+                "{} on chain {}: {}",
+                text(&f["address"]),
+                f["chain_id"],
+                text(&f["allowed_call"])
+            ),
+        ),
+        ("snapshot", "save") => add(
+            "snapshot saved with its manifest",
+            true,
+            format!(
+                "{}: sha256 {}, {} bytes",
+                text(&f["file"]),
+                text(&f["sha256"]),
+                f["size"]
+            ),
+        ),
+        ("snapshot", "verify") => {
+            if let Some(m) = f["recorded_save"]["sha256_matches"].as_bool() {
+                add(
+                    "snapshot sha256 matches the recorded save",
+                    m,
+                    format!("{}: sha256 {}", text(&f["file"]), text(&f["sha256"])),
+                );
+            }
+            let restore = &f["restore_test"];
+            if restore.is_object() {
+                add(
+                    "restore test: a throwaway server opened the snapshot",
+                    true,
+                    format!(
+                        "Authority {} at raft index {}, {} s",
+                        text(&restore["address"]),
+                        restore["raft_index"],
+                        number(&restore["seconds"]).map_or("?".into(), |s| format!("{s:.1}"))
+                    ),
+                );
+            }
+        }
+        (_, "restore") => add(
+            "the bytes sent are the bytes verified",
+            f["sent_sha256"] == f["sha256"],
+            format!(
+                "{} into {}: sha256 {}",
+                text(&f["file"]),
+                text(&f["restored_into"]),
+                text(&f["sent_sha256"])
+            ),
+        ),
+        ("blue-green", "cutover") => {
+            add(
+                "cutover: signing paused and blue drained",
+                true,
+                format!(
+                    "signing pause {} ms, drain {} s, leader via balancer {}",
+                    number(&f["signing_pause_ms"]).map_or("?".into(), |s| format!("{s:.0}")),
+                    number(&f["drain_seconds"]).map_or("?".into(), |s| format!("{s:.3}")),
+                    text(&f["leader_via_lb"])
+                ),
+            );
+            for (account, n) in f["nonces"].as_object().into_iter().flatten() {
+                let (from, after) = (n["from"].as_u64(), n["to_after"].as_u64());
+                add(
+                    "cutover: green's nonce counter is not behind blue's",
+                    matches!((from, after), (Some(a), Some(b)) if b >= a),
+                    format!(
+                        "{account}: blue {}, green {} → {}",
+                        n["from"], n["to_before"], n["to_after"]
+                    ),
+                );
+            }
+        }
+        (_, "revoke-token") => add(
+            "the revoked token is refused",
+            f["refused_after"].as_bool().unwrap_or(false),
+            format!("accessor {}", text(&f["accessor"])),
+        ),
+        _ => {}
+    }
+    if f["kind"] == "check" {
+        add(
+            &format!("ceremony check {}", text(&f["check"])),
+            true,
+            f["with"].to_string(),
+        );
+    }
+    out
+}
+
+/// Every check the lines record, in order. `entries[i]` is line `i + 1`.
+pub fn checks(entries: &[Value]) -> Vec<Check> {
+    entries
+        .iter()
+        .enumerate()
+        .flat_map(|(i, e)| {
+            of_line(e).into_iter().map(move |(what, ok, detail)| Check {
+                line: i + 1,
+                ceremony: text(&e["ceremony"]).to_owned(),
+                step: text(&e["step"]).to_owned(),
+                what,
+                ok,
+                detail,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn recorded_results_become_checks_and_failures_show() {
+        let entries = vec![
+            json!({ "ceremony": "init", "step": "sys/init", "facts": { "recipients_verified": true, "shares": 5 } }),
+            json!({ "ceremony": "snapshot", "step": "verify", "facts": { "file": "b.snap", "sha256": "ab", "recorded_save": { "sha256_matches": false } } }),
+            json!({ "ceremony": "blue-green", "step": "cutover", "facts": { "signing_pause_ms": "106.7", "drain_seconds": "0.0002", "nonces": { "authority": { "from": 37, "to_before": 1, "to_after": 37 } } } }),
+            json!({ "ceremony": "unseal", "step": "sys/unseal", "facts": {} }),
+        ];
+        let c = checks(&entries);
+        let shape: Vec<(usize, bool)> = c.iter().map(|c| (c.line, c.ok)).collect();
+        assert_eq!(shape, [(1, true), (2, false), (3, true), (3, true)]);
+        assert!(
+            c[2].detail.contains("signing pause 107 ms"),
+            "{}",
+            c[2].detail
+        );
+        assert!(
+            c[3].detail.contains("blue 37, green 1 → 37"),
+            "{}",
+            c[3].detail
+        );
+    }
+}
