@@ -47,6 +47,7 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
         "cutover (phase 2)",
         "root revoked",
         "rotate shares (ceremony 6)",
+        "transcript signed",
         "restart + unseal one by one",
         "transcript verify",
     ] {
@@ -70,6 +71,7 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
         "{}",
         &page[..80.min(page.len())]
     );
+    report_in_a_browser(&report, &j);
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .flatten()
@@ -87,4 +89,61 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
             );
         }
     }
+}
+
+/// The rehearsal's report as a witness opens it in Chromium, with no network: the chain intact,
+/// holders 1-3's signatures valid,
+/// every ceremony script, the six holders (holder 6 came with the rotation), the Authority's
+/// address as the rehearsal proved it; a silent console, a well-formed file, and a screenshot
+/// kept in target/test-artifacts/rehearsal-report.png.
+fn report_in_a_browser(report: &std::path::Path, j: &serde_json::Value) {
+    use support::browser::{artifacts, assert_well_formed, render, screenshot};
+    assert_well_formed(report);
+    let page = render(report);
+    assert!(
+        page.console.is_empty(),
+        "the browser's console complained:\n{}",
+        page.console.join("\n")
+    );
+    assert_eq!(
+        page.attr("id=\"verdict\"", "data-chain").as_deref(),
+        Some("intact")
+    );
+    for ceremony in [
+        "init",
+        "unseal",
+        "remove-bastion",
+        "authority",
+        "bind-authority",
+        "snapshot",
+        "blue-green-1",
+        "blue-green-2",
+        "rotate-shares",
+    ] {
+        assert!(
+            page.dom.contains(&format!("data-ceremony=\"{ceremony}\"")),
+            "the report's timeline has no {ceremony}"
+        );
+    }
+    assert!(
+        page.count("class=\"holder\"") >= 6,
+        "the report names {} holders, not the six",
+        page.count("class=\"holder\"")
+    );
+    let proved = j["proofs"].to_string();
+    let at = proved
+        .find("Authority 0x")
+        .expect("the rehearsal names the Authority")
+        + 10;
+    let address = &proved[at..at + 42];
+    assert_eq!(
+        page.attr("id=\"authority\"", "data-address").as_deref(),
+        Some(address)
+    );
+    screenshot(
+        report,
+        &artifacts().join("rehearsal-report.png"),
+        1280,
+        2400,
+    );
 }

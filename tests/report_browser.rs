@@ -13,12 +13,18 @@ use support::*;
 #[test]
 fn a_real_transcript_and_a_tampered_copy_render_with_their_verdicts() {
     support::browser::chromium();
-    let u = init_and_unseal(cluster("report", 1), &["holder1", "holder3", "holder5", "operator"]);
+    let u = init_and_unseal(
+        cluster("report", 1),
+        &["holder1", "holder3", "holder5", "operator"],
+    );
     let dir = u.dir();
     let transcript = dir.join("custody-transcript.jsonl");
 
-    let page = report_page(&u.custody, &transcript, &dir.join("intact.html"));
-    assert_eq!(page.attr("id=\"verdict\"", "data-chain").as_deref(), Some("intact"));
+    let page = report_page(&u.custody, &transcript, &dir.join("intact.html"), 0);
+    assert_eq!(
+        page.attr("id=\"verdict\"", "data-chain").as_deref(),
+        Some("intact")
+    );
     for ceremony in ["init", "unseal"] {
         assert!(
             page.dom.contains(&format!("data-ceremony=\"{ceremony}\"")),
@@ -27,7 +33,8 @@ fn a_real_transcript_and_a_tampered_copy_render_with_their_verdicts() {
     }
     for h in ["holder1", "holder2", "holder3", "holder4", "holder5"] {
         assert!(
-            page.dom.contains(&format!("data-fingerprint=\"{}\"", fpr(h))),
+            page.dom
+                .contains(&format!("data-fingerprint=\"{}\"", fpr(h))),
             "{h} is not among the holders"
         );
     }
@@ -43,17 +50,24 @@ fn a_real_transcript_and_a_tampered_copy_render_with_their_verdicts() {
     second["actor"] = serde_json::json!("someone else");
     lines[1] = serde_json::to_string(&second).unwrap();
     std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
-    let page = report_page(&u.custody, &tampered, &dir.join("tampered.html"));
-    assert_eq!(page.attr("id=\"verdict\"", "data-chain").as_deref(), Some("broken"));
+    let page = report_page(&u.custody, &tampered, &dir.join("tampered.html"), 3);
+    assert_eq!(
+        page.attr("id=\"verdict\"", "data-chain").as_deref(),
+        Some("broken")
+    );
     assert_eq!(
         page.attr("id=\"verdict\"", "data-broken-line").as_deref(),
         Some("2")
     );
-    assert!(page.dom.contains("broken at line 2"), "the verdict does not say where");
+    assert!(
+        page.dom.contains("broken at line 2"),
+        "the verdict does not say where"
+    );
 }
 
-/// `transcript report` to `out`, checked well-formed, rendered; its console must be silent.
-fn report_page(c: &Custody, transcript: &Path, out: &Path) -> support::browser::Page {
+/// `transcript report` to `out` (exit `code`: 3 when the chain is broken, the page written all
+/// the same), checked well-formed, rendered; its console must be silent.
+fn report_page(c: &Custody, transcript: &Path, out: &Path, code: i32) -> support::browser::Page {
     c.run(&[
         "transcript",
         "report",
@@ -61,7 +75,7 @@ fn report_page(c: &Custody, transcript: &Path, out: &Path) -> support::browser::
         "--out",
         out.to_str().unwrap(),
     ])
-    .expect(0);
+    .expect(code);
     let html = std::fs::read_to_string(out).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(!html.contains("<script"), "the report carries a script");

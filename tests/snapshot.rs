@@ -39,7 +39,7 @@ fn step_authority_ceremony_token_and_kv_entries(
     as_root: &Custody,
 ) -> (String, PathBuf) {
     let dir = u.dir();
-    let (blue, gpg, root_text) = (&u.cluster, &u.gpg, &u.root_token);
+    let (blue, root_text) = (&u.cluster, &u.root_token);
     as_root
         .run(&[
             "plugin",

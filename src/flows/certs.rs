@@ -61,3 +61,16 @@ pub fn check_with(
         CertCheck::Bad { user_id }
     }
 }
+
+/// Runs `f` with a check of signatures against the certificates in `certs_dir`, if given.
+pub fn with_certs<T>(
+    certs_dir: Option<&Path>,
+    f: impl FnOnce(Option<crate::transcript::signatures::Verifier>) -> Result<T>,
+) -> Result<T> {
+    let Some(dir) = certs_dir else {
+        return f(None);
+    };
+    let certs = load_certs(dir)?;
+    let check = |signer: &str, sig: &[u8], text: &[u8]| check_with(&certs, signer, sig, text);
+    f(Some(&check))
+}

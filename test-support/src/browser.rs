@@ -72,9 +72,17 @@ pub fn screenshot(html: &Path, png: &Path, width: u32, height: u32) {
             "--hide-scrollbars",
         ],
     );
-    let meta = std::fs::metadata(png)
-        .unwrap_or_else(|e| panic!("chromium wrote no screenshot {}: {e}\n{stderr}", png.display()));
-    assert!(meta.len() > 1000, "the screenshot {} is empty", png.display());
+    let meta = std::fs::metadata(png).unwrap_or_else(|e| {
+        panic!(
+            "chromium wrote no screenshot {}: {e}\n{stderr}",
+            png.display()
+        )
+    });
+    assert!(
+        meta.len() > 1000,
+        "the screenshot {} is empty",
+        png.display()
+    );
 }
 
 /// Where a test keeps what a person may want to look at after the run (a screenshot):
@@ -87,10 +95,7 @@ pub fn artifacts() -> PathBuf {
 
 fn run(html: &Path, extra: &[&str]) -> (String, String) {
     let profile = tempfile::tempdir().unwrap();
-    let url = format!(
-        "file://{}",
-        std::fs::canonicalize(html).unwrap().display()
-    );
+    let url = format!("file://{}", std::fs::canonicalize(html).unwrap().display());
     let out = tempfile::NamedTempFile::new().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(chromium())
@@ -128,7 +133,10 @@ fn run(html: &Path, extra: &[&str]) -> (String, String) {
     };
     let stdout = std::fs::read_to_string(out.path()).unwrap();
     let stderr = std::fs::read_to_string(err.path()).unwrap();
-    assert!(status.success(), "chromium exited {status} on {url}:\n{stderr}");
+    assert!(
+        status.success(),
+        "chromium exited {status} on {url}:\n{stderr}"
+    );
     (stdout, stderr)
 }
 

@@ -350,8 +350,12 @@ impl Unsealed {
             ])
             .expect(0);
         let file = self.dir().join("ceremony.token");
-        custody::fsutil::write_private(&file, self.gpg.decrypt(&asc, None).trim().as_bytes(), false)
-            .unwrap();
+        custody::fsutil::write_private(
+            &file,
+            self.gpg.decrypt(&asc, None).trim().as_bytes(),
+            false,
+        )
+        .unwrap();
         file
     }
 

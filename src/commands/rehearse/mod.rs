@@ -30,6 +30,7 @@ mod driver;
 mod load;
 mod rotation;
 mod snapshots;
+mod witness;
 
 use authority::{Authority, authority, submit_block};
 use cutover::phase2;
@@ -78,7 +79,11 @@ pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     let result = rehearse(ctx, &bao, &anvil, &plugin, &dir)
         .await
         .and_then(|done| {
-            write_report(&dir.join("custody-transcript.jsonl"), &args.report)?;
+            write_report(
+                &dir.join("custody-transcript.jsonl"),
+                &witness::certs_dir(&dir),
+                &args.report,
+            )?;
             Ok(done)
         });
     let elapsed = started.elapsed();
@@ -117,9 +122,12 @@ pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     Ok(())
 }
 
-/// The report of the rehearsal's own transcript, replacing any earlier one at `out`.
-fn write_report(transcript: &Path, out: &Path) -> Result<()> {
-    let report = crate::flows::report::build(transcript, None)?;
+/// The report of the rehearsal's own transcript, its signatures checked with the holders'
+/// certificates, replacing any earlier one at `out`.
+fn write_report(transcript: &Path, certs: &Path, out: &Path) -> Result<()> {
+    let report = crate::flows::certs::with_certs(Some(certs), |v| {
+        crate::flows::report::build(transcript, v)
+    })?;
     crate::flows::report::replace(out, &crate::flows::report::html::render(&report))
 }
 
@@ -243,6 +251,10 @@ async fn rehearse(
     drop(green);
     proofs.prove("rotate shares (ceremony 6)", rotated);
 
+    proofs.prove(
+        "transcript signed",
+        witness::signed(dir, inner.transcript.path(), &holders)?,
+    );
     let head = verify_file(inner.transcript.path())?;
     proofs.prove(
         "transcript verify",

@@ -11,24 +11,7 @@ pub use show::show;
 pub use sign::sign;
 pub use verify::verify;
 
-use std::path::Path;
-
 use crate::error::Result;
-use crate::flows::certs::{check_with, load_certs};
-use crate::transcript::signatures::Verifier;
-
-/// Runs `f` with a check of signatures against the certificates in `certs_dir`, if given.
-fn with_certs<T>(
-    certs_dir: Option<&Path>,
-    f: impl FnOnce(Option<Verifier>) -> Result<T>,
-) -> Result<T> {
-    let Some(dir) = certs_dir else {
-        return f(None);
-    };
-    let certs = load_certs(dir)?;
-    let check = |signer: &str, sig: &[u8], text: &[u8]| check_with(&certs, signer, sig, text);
-    f(Some(&check))
-}
 
 /// Exit 3 once the report is out, when the chain does not check.
 fn chain_verdict(report: &crate::flows::report::Report) -> Result<()> {

@@ -11,7 +11,7 @@ use crate::fsutil::refuse_existing;
 
 pub fn report(ctx: &Ctx, file: &Path, out: &Path, certs_dir: Option<&Path>) -> Result<()> {
     refuse_existing(out)?;
-    let report = super::with_certs(certs_dir, |verifier| build(file, verifier))?;
+    let report = crate::flows::certs::with_certs(certs_dir, |verifier| build(file, verifier))?;
     write_new(out, &html::render(&report))?;
     let chain = match &report.broken {
         None => "chain intact".to_owned(),

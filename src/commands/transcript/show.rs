@@ -10,7 +10,7 @@ use crate::transcript::timeline::Run;
 use crate::ui::escape;
 
 pub fn show(ctx: &Ctx, file: &Path, certs_dir: Option<&Path>) -> Result<()> {
-    let report = super::with_certs(certs_dir, |verifier| build(file, verifier))?;
+    let report = crate::flows::certs::with_certs(certs_dir, |verifier| build(file, verifier))?;
     let json = serde_json::to_value(&report).unwrap_or_default();
     ctx.ui.result(&text(&report), json);
     super::chain_verdict(&report)

@@ -8,7 +8,7 @@ use crate::transcript::timeline::Run;
 
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#1b1b1b}\
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;margin-top:2em}\
-table{border-collapse:collapse;margin:.5em 0;width:100%}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}\
+table{border-collapse:collapse;margin:.5em 0;width:100%}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}\
 code,.fpr{font-family:ui-monospace,monospace;font-size:.9em;word-break:break-all}\
 .ok{color:#14622a}.bad{color:#a40000;font-weight:bold}.untrusted{background:#fdecea}\
 #verdict{padding:.5em 1em;border:2px solid #14622a}#verdict[data-chain=broken]{border-color:#a40000}\
@@ -236,6 +236,13 @@ fn signatures(p: &mut Page, r: &Report) {
             format!("{count} line(s): no signature was checked (no --certs), so none is covered.")
         },
     );
+    if r.unsigned.is_empty() {
+        p.close();
+        return;
+    }
+    // A long list stays folded (no script: the browser's own disclosure element).
+    p.open("details", &[]);
+    p.el("summary", &[], &format!("the {count} line(s)"));
     p.open("ul", &[]);
     for u in &r.unsigned {
         let line = u.line.to_string();
@@ -245,7 +252,7 @@ fn signatures(p: &mut Page, r: &Report) {
             &format!("line {line}: {} {}", u.ceremony, u.step),
         );
     }
-    p.close().close();
+    p.close().close().close();
 }
 
 fn run_article(p: &mut Page, r: &Report, run: &Run) {
