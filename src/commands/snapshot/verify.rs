@@ -41,50 +41,10 @@ pub async fn verify_with_shares(
         )));
     }
     let recorded = recorded_save(ctx.transcript.path(), &args.file, &report.sha256)?;
-    let entries = transcript_entries(ctx.transcript.path())?;
+    let entries = ctx.recorded_lines()?;
     let needs = snapshot_share_set(manifest.as_ref(), &entries, &report.sha256)?;
     let offline_secs = started.elapsed().as_secs_f64();
-    let mut lines = vec![
-        format!(
-            "{}: a Raft snapshot, {} bytes, sha256 {}, one gzip member unpacking to {} bytes",
-            args.file.display(),
-            report.size,
-            report.sha256,
-            report.unpacked_size
-        ),
-        format!(
-            "members {} — each matches SHA256SUMS",
-            report
-                .members
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        format!(
-            "meta.json: raft index {} term {}, state.bin {} bytes",
-            report.meta.index, report.meta.term, report.meta.state_size
-        ),
-    ];
-    if report.sealed_sums {
-        lines.push(
-            "SHA256SUMS.sealed is SHA256SUMS encrypted with the source cluster's keys: only a server \
-             unsealed with that cluster's quorum can check it, which a restore does"
-                .into(),
-        );
-    }
-    match manifest {
-        Some(_) => lines.push(format!(
-            "{}: sha256, size, raft index and term match",
-            manifest_file.display()
-        )),
-        None => lines.push(format!(
-            "no manifest ({}); --no-manifest: only the archive's internal consistency was checked \
-             (gzip, tar, every member against SHA256SUMS, meta.json), not that this is the \
-             snapshot that was saved",
-            manifest_file.display()
-        )),
-    }
+    let mut lines = archive_lines(args, &checked);
     lines.push(recorded.line(ctx.transcript.path(), &args.file));
     lines.extend(share_set_lines(&needs, &entries));
     let needed = needs.as_ref().map(|(set, _)| set);
@@ -140,12 +100,53 @@ pub async fn verify_with_shares(
     }))
 }
 
-/// The transcript's lines, checked; none when there is no transcript file.
-fn transcript_entries(path: &Path) -> Result<Vec<Value>> {
-    if !path.exists() {
-        return Ok(Vec::new());
+/// What the offline checks found: the archive, its members, meta.json, the sealed sums, and the
+/// manifest (or why there is none).
+fn archive_lines(args: &SnapshotVerifyArgs, checked: &super::Checked) -> Vec<String> {
+    let (report, manifest) = (&checked.report, &checked.manifest);
+    let manifest_file = manifest_path(&args.file);
+    let mut lines = vec![
+        format!(
+            "{}: a Raft snapshot, {} bytes, sha256 {}, one gzip member unpacking to {} bytes",
+            args.file.display(),
+            report.size,
+            report.sha256,
+            report.unpacked_size
+        ),
+        format!(
+            "members {} — each matches SHA256SUMS",
+            report
+                .members
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        format!(
+            "meta.json: raft index {} term {}, state.bin {} bytes",
+            report.meta.index, report.meta.term, report.meta.state_size
+        ),
+    ];
+    if report.sealed_sums {
+        lines.push(
+            "SHA256SUMS.sealed is SHA256SUMS encrypted with the source cluster's keys: only a server \
+             unsealed with that cluster's quorum can check it, which a restore does"
+                .into(),
+        );
     }
-    crate::transcript::read_verified(path).map(|(_, entries)| entries)
+    match manifest {
+        Some(_) => lines.push(format!(
+            "{}: sha256, size, raft index and term match",
+            manifest_file.display()
+        )),
+        None => lines.push(format!(
+            "no manifest ({}); --no-manifest: only the archive's internal consistency was checked \
+             (gzip, tar, every member against SHA256SUMS, meta.json), not that this is the \
+             snapshot that was saved",
+            manifest_file.display()
+        )),
+    }
+    lines
 }
 
 /// Where custody learned which share set a snapshot needs.
@@ -368,7 +369,7 @@ mod tests {
             "save",
             json!({"file": "a.snap", "sha256": "aa"}),
         );
-        let entries = transcript_entries(t.path()).unwrap();
+        let entries = crate::transcript::read_verified(t.path()).unwrap().1;
         let old = share_sets::current(&entries).unwrap();
         // No manifest: the transcript's save of these bytes says which set.
         let (set, _) = snapshot_share_set(None, &entries, "aa").unwrap().unwrap();
@@ -384,7 +385,7 @@ mod tests {
             "verified",
             json!({"threshold": 2, "nonce": "n", "holders": holders(&["A", "B", "D"])}),
         );
-        let entries = transcript_entries(t.path()).unwrap();
+        let entries = crate::transcript::read_verified(t.path()).unwrap().1;
         let new = share_sets::current(&entries).unwrap();
         let lines = share_set_lines(&Some((set.clone(), SetSource::Manifest)), &entries);
         assert!(
@@ -404,7 +405,7 @@ mod tests {
             "save",
             json!({"file": "b.snap", "sha256": "cc", "share_set": serde_json::to_value(&new).unwrap()}),
         );
-        let entries = transcript_entries(t.path()).unwrap();
+        let entries = crate::transcript::read_verified(t.path()).unwrap().1;
         let manifest = |share_set: Option<ShareSet>| Manifest {
             schema_version: 1,
             file: "b.snap".into(),
