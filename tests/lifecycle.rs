@@ -160,7 +160,9 @@ fn step_each_share_decrypts_with_the_holders_tools(
         );
         assert!(p.bytes().all(|b| b.is_ascii_hexdigit()));
         let key = custody::pgp::SecretKeyFile::load(&fixture(&format!("{h}.sec.asc"))).unwrap();
-        let message = custody::pgp::dearmor(&std::fs::read(share_file(out, h)).unwrap()).unwrap();
+        let message = custody::pgp::read_message(&std::fs::read(share_file(out, h)).unwrap())
+            .unwrap()
+            .0;
         let passphrase = (h == "holder5")
             .then(|| custody::secret::SecretString::new(std::fs::read_to_string(&pass5).unwrap()));
         let mine = key.decrypt(&message, passphrase.as_ref()).unwrap();

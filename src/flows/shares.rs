@@ -121,8 +121,8 @@ pub fn decrypt_share_file(
     decrypt_with(ctx, share_file, key_file, &mut passphrase_file.into_iter())
 }
 
-/// One holder's share file opened with their key; a protected key takes the next passphrase
-/// file, else asks on the terminal.
+/// One holder's share file (in any of the three forms of [`pgp::read_message`]) opened with
+/// their key; a protected key takes the next passphrase file, else asks on the terminal.
 fn decrypt_with(
     ctx: &Ctx,
     share_file: &Path,
@@ -143,13 +143,8 @@ fn decrypt_with(
         Kind::Usage,
         format!("--share-file {}: cannot read it", share_file.display()),
     )?;
-    let message = pgp::dearmor(&data).map_err(|e| {
-        let e = e.doing(format!("--share-file {}", share_file.display()));
-        Error {
-            kind: crate::error::Kind::Usage,
-            ..e
-        }
-    })?;
+    let (message, form) = pgp::read_message(&data)
+        .map_err(|e| e.doing(format!("--share-file {}", share_file.display())))?;
     let key = SecretKeyFile::load(key_file)?;
     let plain = match key.decrypt(&message, None) {
         Ok(p) => p,
@@ -172,6 +167,12 @@ fn decrypt_with(
             share_file.display()
         ))
     })?;
+    ctx.ui.status(format!(
+        "{}: {} share, opened with secret key {}",
+        share_file.display(),
+        form.label(),
+        key.fingerprint()
+    ));
     Ok((SecretString::new(text.trim().to_owned()), key.fingerprint()))
 }
 

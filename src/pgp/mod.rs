@@ -10,4 +10,6 @@ pub mod sign;
 
 pub use cert::{HolderCert, load_holder_cert};
 pub use decrypt::{DecryptError, SecretKeyFile};
-pub use message::{addressed_only_to, armor_message, dearmor, recipients};
+pub use message::{
+    MESSAGE_FORMS, MessageForm, addressed_only_to, armor_message, read_message, recipients,
+};

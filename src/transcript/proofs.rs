@@ -13,7 +13,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::share_sets::{ROTATION, ROTATION_VERIFIED, SetHolder, ShareSet, set_from_line};
+use super::share_sets::{ADOPT, ROTATION, ROTATION_VERIFIED, SetHolder, ShareSet, set_from_line};
 
 /// The lines of one verified transcript, and the name it is shown by.
 #[derive(Debug, Clone, Copy)]
@@ -178,6 +178,12 @@ fn classify(e: &Value) -> Option<(ProofKind, Target, Vec<String>)> {
             };
             (ProofKind::RestoreTest, target, holders())
         }
+        // An adoption that unsealed the cluster with the holders' shares.
+        (ADOPT, ADOPT) => (
+            ProofKind::Unseal,
+            Target::InForce,
+            fingerprints(&facts["proven_by"]),
+        ),
         (ROTATION, "share") => (ProofKind::RotationOld, Target::InForce, holders()),
         (ROTATION, "verify") => (
             ProofKind::RotationVerify,
@@ -367,6 +373,32 @@ mod tests {
 
     fn kind_of(h: &HolderProof) -> Option<ProofKind> {
         h.last_proof.as_ref().map(|p| p.kind)
+    }
+
+    #[test]
+    fn an_adoption_proves_only_the_holders_whose_shares_unsealed() {
+        let entries = vec![line(
+            0,
+            4,
+            ADOPT,
+            ADOPT,
+            json!({"threshold": 2, "holders": set_holders(&["A", "B", "C"]),
+                   "proven_by": ["A", "C"], "opened_by": ["B"]}),
+        )];
+        let (set, h) = review(
+            &[Source {
+                name: "t",
+                entries: &entries,
+            }],
+            None,
+        );
+        assert_eq!(set.origin.ceremony, ADOPT);
+        assert_eq!(kind_of(&h[0]), Some(ProofKind::Unseal));
+        assert!(
+            h[1].last_proof.is_none(),
+            "opening a share file is no proof"
+        );
+        assert_eq!(kind_of(&h[2]), Some(ProofKind::Unseal));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Which unseal shares were in force when: the share sets a transcript records. A set comes
-//! into force at `init` (`init`/`sys/init`) or when a rotation's new shares are proven
+//! into force at `init` (`init`/`sys/init`), at the adoption of a cluster custody did not
+//! initialize (`adopt`/`adopt`), or when a rotation's new shares are proven
 //! (`rotate-shares`/`verified`); it stays in force until the next one. Everything here reads
 //! lines already verified by [`super::read_verified`].
 
@@ -10,6 +11,15 @@ use serde_json::{Value, json};
 pub const ROTATION: &str = "rotate-shares";
 /// The rotation step that puts a new share set in force.
 pub const ROTATION_VERIFIED: &str = "verified";
+/// The ceremony (and step) that records the holders of a cluster custody did not initialize.
+pub const ADOPT: &str = "adopt";
+
+/// Whether a line starts the record of a cluster's holders, as init does: init itself, or the
+/// adoption of a cluster initialized without custody.
+pub fn is_first_set(entry: &Value) -> bool {
+    let (c, s) = (&entry["ceremony"], &entry["step"]);
+    (c == "init" && s == "sys/init") || (c == ADOPT && s == ADOPT)
+}
 
 /// One holder of a share set, in the order the server made the shares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +33,7 @@ pub struct SetHolder {
 /// Where a share set came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetOrigin {
-    /// `init` or `rotate-shares`.
+    /// `init`, `adopt` or `rotate-shares`.
     pub ceremony: String,
     /// The time of the line that put the set in force.
     pub time: String,
@@ -91,14 +101,13 @@ fn set_id(threshold: u32, holders: &[SetHolder], line_hash: &str) -> String {
     format!("ss-{}", &digest[..16])
 }
 
-/// The share set a line puts in force, if it is an init or a proven rotation. The facts hold
+/// The share set a line puts in force, if it is an init, an adoption or a proven rotation. The facts hold
 /// `threshold` and `holders` (`[{index, fingerprint, user_id}]`); a rotation's also `nonce`.
 pub fn set_from_line(entry: &Value) -> Option<ShareSet> {
     let ceremony = entry["ceremony"].as_str()?;
     let step = entry["step"].as_str()?;
-    let from_init = ceremony == "init" && step == "sys/init";
     let from_rotation = ceremony == ROTATION && step == ROTATION_VERIFIED;
-    if !from_init && !from_rotation {
+    if !is_first_set(entry) && !from_rotation {
         return None;
     }
     let facts = &entry["facts"];
@@ -245,6 +254,28 @@ mod tests {
         let snaps = saved_snapshots(&entries);
         assert_eq!(snaps[0].share_set.as_ref().unwrap().id, first.id);
         assert_eq!(snaps[1].share_set.as_ref().unwrap().id, now.id);
+    }
+
+    #[test]
+    fn an_adoption_puts_a_set_in_force_as_init_does() {
+        let adopt = line(
+            0,
+            ADOPT,
+            ADOPT,
+            json!({"threshold": 3, "holders": holders(&["A", "B", "C", "D", "E"])}),
+        );
+        let other_step = line(
+            1,
+            ADOPT,
+            "check",
+            json!({"threshold": 2, "holders": holders(&["A"])}),
+        );
+        let entries = vec![adopt.clone(), other_step];
+        let set = current(&entries).unwrap();
+        assert_eq!(set.origin.ceremony, ADOPT);
+        assert!(set.fits_seal(5, 3));
+        assert!(is_first_set(&adopt) && !is_first_set(&entries[1]));
+        assert_eq!(sets(&entries).len(), 1);
     }
 
     #[test]

@@ -71,12 +71,13 @@ fn text_of(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
-/// Whether the transcript has an init step, and the holders' fingerprints it names, in order.
+/// Whether the transcript has an init step (or the adoption of a cluster initialized without
+/// custody, which stands for it), and the holders' fingerprints it names, in order.
 pub fn init_holders(entries: &[Value]) -> (bool, Vec<String>) {
     let inits = || {
         entries
             .iter()
-            .filter(|e| e["ceremony"] == "init" && e["step"] == "sys/init")
+            .filter(|e| super::share_sets::is_first_set(e))
     };
     let mut holders: Vec<String> = Vec::new();
     for h in inits()
@@ -223,4 +224,24 @@ pub fn unsigned_lines(entries: &[Value], checks: &[SignatureCheck]) -> Vec<Unsig
             step: text_of(&e["step"]),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn an_adoption_names_the_holders_as_init_does() {
+        let holders = json!([{"fingerprint": "A"}, {"fingerprint": "B"}]);
+        for (ceremony, step) in [("init", "sys/init"), ("adopt", "adopt")] {
+            let entries =
+                [json!({"ceremony": ceremony, "step": step, "facts": {"holders": holders}})];
+            assert_eq!(
+                super::init_holders(&entries),
+                (true, vec!["A".to_owned(), "B".to_owned()])
+            );
+        }
+        let other = [json!({"ceremony": "adopt", "step": "check", "facts": {"holders": holders}})];
+        assert_eq!(super::init_holders(&other), (false, vec![]));
+    }
 }

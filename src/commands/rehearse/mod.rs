@@ -378,7 +378,7 @@ fn as_token(ctx: &Ctx, token: Option<SecretString>) -> Ctx {
 /// Decrypts a token file custody wrote, with the operator's secret key, in memory.
 fn decrypt_token(file: &Path, key: &Path) -> Result<SecretString> {
     let message =
-        crate::pgp::dearmor(&std::fs::read(file).context(format!("{}", file.display()))?)?;
+        crate::pgp::read_message(&std::fs::read(file).context(format!("{}", file.display()))?)?.0;
     let plain = crate::pgp::SecretKeyFile::load(key)?
         .decrypt(&message, None)
         .map_err(|e| Error::failed(format!("decrypting {}: {e:?}", file.display())))?;

@@ -162,21 +162,21 @@ impl Review<'_> {
         }
         if let Some(n) = require {
             lines.push(if !has_init {
-            "No init step (ceremony init, step sys/init): the transcript names no holders, so no \
-             signature counts."
-                .to_owned()
-        } else if counted.is_empty() {
-            format!(
-                "Signed by 0 of the {n} holder(s) required ({} recorded at init).",
-                holders.len()
-            )
-        } else {
-            format!(
-                "Signed by {} of the {n} holder(s) required ({} recorded at init): {names}.",
-                counted.len(),
-                holders.len()
-            )
-        });
+                "No init step (ceremony init, step sys/init, or adopt): the transcript names no \
+             holders, so no signature counts."
+                    .to_owned()
+            } else if counted.is_empty() {
+                format!(
+                    "Signed by 0 of the {n} holder(s) required ({} recorded at init).",
+                    holders.len()
+                )
+            } else {
+                format!(
+                    "Signed by {} of the {n} holder(s) required ({} recorded at init): {names}.",
+                    counted.len(),
+                    holders.len()
+                )
+            });
         }
         lines
     }
@@ -193,8 +193,8 @@ impl Review<'_> {
         let names = self.names();
         match (require, satisfied) {
             (Some(n), Some(false)) if !has_init => Err(Error::verification(format!(
-                "--require-signatures {n}: {} has no init step (ceremony init, step sys/init), so it \
-             names no holders whose signatures could count",
+                "--require-signatures {n}: {} has no init step (ceremony init, step sys/init, or \
+             adopt), so it names no holders whose signatures could count",
                 file.display()
             ))),
             (Some(n), Some(false)) => {

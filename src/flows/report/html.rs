@@ -501,7 +501,7 @@ fn quorum(p: &mut Page, r: &Report) {
         p.el(
             "p",
             &[],
-            "No share set is recorded (no init or proven rotation).",
+            "No share set is recorded (no init, adoption or proven rotation).",
         );
     }
     p.close();
