@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-const BUILTIN: [&str; 9] = [
+const BUILTIN: [&str; 10] = [
     "init",
     "unseal",
+    "adopt",
     "remove-bastion",
     "authority",
     "bind-authority",

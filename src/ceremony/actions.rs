@@ -11,6 +11,7 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
         &["pgp_keys", "threshold", "root_token_pgp_key", "out"],
         &[],
     ),
+    ("adopt", &["pgp_keys"], &["threshold"]),
     ("unseal", &[], &["share_stdin"]),
     ("root-ceremony-token", &["pgp_key", "out"], &[]),
     ("root-generate", &["pgp_key", "out"], &["share_stdin"]),
@@ -146,6 +147,13 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
                 "--out".into(),
                 get("out"),
             ]);
+        }
+        "adopt" => {
+            a.push("adopt".into());
+            for k in list(&get("pgp_keys")) {
+                a.extend(["--pgp-key".into(), k]);
+            }
+            flag(&mut a, "--threshold", "threshold");
         }
         "unseal" | "root-generate" => {
             if action == "unseal" {

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context as _, Error, Kind, Result};
 
-/// The seven ceremonies of the design, compiled in so the binary carries them anywhere.
+/// The shipped ceremonies, compiled in so the binary carries them anywhere.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("init", include_str!("../../ceremonies/init.toml")),
     ("unseal", include_str!("../../ceremonies/unseal.toml")),
+    ("adopt", include_str!("../../ceremonies/adopt.toml")),
     (
         "remove-bastion",
         include_str!("../../ceremonies/remove-bastion.toml"),

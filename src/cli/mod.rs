@@ -84,6 +84,9 @@ pub enum Command {
     Status,
     /// Initialize the cluster with one OpenPGP key per holder (ceremony 1)
     Init(InitArgs),
+    /// Record the holders of a cluster initialized without custody (`bao operator init
+    /// -pgp-keys`), as init would have, and prove their shares where the cluster allows
+    Adopt(AdoptArgs),
     /// Submit unseal shares to every node (ceremony 2)
     Unseal(UnsealArgs),
     /// Rotate the unseal shares to a new set of holders; the new holders prove them (--verify)
@@ -141,11 +144,27 @@ pub struct InitArgs {
     pub out: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// A holder's public certificate (armored or binary), once per holder, in the order given
+    /// to `operator init -pgp-keys`
+    #[arg(long = "pgp-key", value_name = "FILE", required = true)]
+    pub pgp_keys: Vec<PathBuf>,
+    /// How many holders unseal; must be the server's (taken from the server when not given)
+    #[arg(long, value_name = "T")]
+    pub threshold: Option<u32>,
+    /// Holders' share files with their secret keys: each must open with a --pgp-key holder's
+    /// key; on a sealed cluster a quorum of them unseals it, which proves them
+    #[command(flatten)]
+    pub shares: ShareArgs,
+}
+
 /// One holder's share (or the quorum's): the same three inputs wherever a share is needed.
 #[derive(Debug, Args)]
 pub struct ShareArgs {
-    /// A holder's encrypted share (the .share.asc file init or rotate-shares wrote); repeat it,
-    /// with one --secret-key each in the same order, for several holders at one sitting
+    /// A holder's encrypted share: the .share.asc file init or rotate-shares wrote, a binary
+    /// OpenPGP message, or the base64 line `operator init -pgp-keys` printed; repeat it, with
+    /// one --secret-key each in the same order, for several holders at one sitting
     #[arg(
         long,
         value_name = "FILE",

@@ -1,5 +1,6 @@
 //! One module per command. Each validates its whole plan before any side effect.
 
+pub mod adopt;
 pub mod bind;
 pub mod ceremony;
 pub mod completions;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Status => status::run(&ctx).await,
         Command::Init(args) => init::run(&ctx, &args).await,
+        Command::Adopt(args) => adopt::run(&ctx, &args).await,
         Command::Unseal(args) => unseal::run(&ctx, &args).await,
         Command::RotateShares(args) => rotate_shares::run(&ctx, &args).await,
         Command::Holders(args) => holders::run(&ctx, &args),
