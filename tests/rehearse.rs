@@ -47,6 +47,7 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
         "cutover (phase 2)",
         "root revoked",
         "rotate shares (ceremony 6)",
+        "adopt a cluster initialized by hand",
         "transcript signed",
         "restart + unseal one by one",
         "transcript verify",

@@ -298,6 +298,50 @@ impl LocalCluster {
             .collect()
     }
 
+    /// `bao operator init -pgp-keys` by OpenBao's own CLI, as clusters are initialized by hand:
+    /// `pgp_keys` are files holding base64 of each holder's binary certificate, in order, and
+    /// the root token is encrypted to `root_token_pgp_key` (a file of the same form). The CLI's
+    /// JSON answer (`unseal_keys_b64`: each share as the CLI prints it, encrypted to its holder).
+    pub fn operator_init_pgp(
+        &self,
+        threshold: u32,
+        pgp_keys: &[PathBuf],
+        root_token_pgp_key: &Path,
+    ) -> Result<serde_json::Value> {
+        let list = |files: &[PathBuf]| {
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let out = Command::new(&self.bao_bin)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.dir)
+            .current_dir(&self.dir)
+            .args(["operator", "init", "-format=json"])
+            .arg(format!("-key-shares={}", pgp_keys.len()))
+            .arg(format!("-key-threshold={threshold}"))
+            .arg(format!("-pgp-keys={}", list(pgp_keys)))
+            .arg(format!(
+                "-root-token-pgp-key={}",
+                root_token_pgp_key.display()
+            ))
+            .arg(format!("-address={}", self.nodes[0].addr()))
+            .arg(format!("-ca-cert={}", self.ca_cert.display()))
+            .output()
+            .context("running bao operator init")?;
+        if !out.status.success() {
+            return Err(Error::failed(format!(
+                "bao operator init exited {}: {}",
+                out.status,
+                crate::ui::escape(String::from_utf8_lossy(&out.stderr).trim())
+            )));
+        }
+        serde_json::from_slice(&out.stdout).context("reading bao operator init's JSON")
+    }
+
     fn spawn_node(&mut self, i: usize) -> Result<()> {
         let node = &mut self.nodes[i];
         let mut cmd = Command::new(&self.bao_bin);

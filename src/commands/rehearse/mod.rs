@@ -23,6 +23,7 @@ use crate::transcript::{Transcript, verify_file};
 use crate::ui::Ui;
 use crate::vault::{HaRole, Signing, Vault};
 
+mod adopt;
 mod authority;
 mod blue;
 mod cutover;
@@ -251,6 +252,10 @@ async fn rehearse(
     drop(green);
     proofs.prove("rotate shares (ceremony 6)", rotated);
 
+    proofs.prove(
+        "adopt a cluster initialized by hand",
+        adopt::adopted(dir, &bao.green, &holders, &operator)?,
+    );
     proofs.prove(
         "transcript signed",
         witness::signed(dir, inner.transcript.path(), &holders)?,
