@@ -341,6 +341,30 @@ fn step_root_generate_with_three_forms(a: &Adopted) {
     r.expect(0);
     assert_eq!(r.json()["complete"], true, "{}", r.stdout());
     assert!(!gpg.decrypt(&out, None).trim().is_empty());
+    rotation_reads_three_forms(a, &ceremony);
+}
+
+/// rotate-shares takes the old quorum's share files in the three forms too: holders 1 (base64),
+/// 2 (binary) and 3 (armored) complete the old quorum of a rotation to the same five holders;
+/// it is then cancelled and the adopted shares stay in force.
+fn rotation_reads_three_forms(a: &Adopted, ceremony: &Path) {
+    let mut args: Vec<String> = ["--yes", "rotate-shares"].map(String::from).to_vec();
+    for h in HOLDERS {
+        args.push("--pgp-key".into());
+        args.push(fixture(&format!("{h}.pub.asc")).display().to_string());
+    }
+    args.extend(["--threshold".into(), "3".into(), "--out".into()]);
+    args.push(a.dir().join("rotated").display().to_string());
+    args.extend(a.share_args(&[1, 2, 3]));
+    let as_ceremony = a.custody.with_token_file(ceremony);
+    as_ceremony
+        .run(&strs(&args))
+        .expect(0)
+        .stdout_has("The old quorum is complete");
+    as_ceremony
+        .run(&["rotate-shares", "--cancel"])
+        .expect(0)
+        .stdout_has("old shares stay in force");
 }
 
 /// The Authority made with the root token (a restore test checks its address), a snapshot
