@@ -421,6 +421,9 @@ fn step_no_allow_list_signs_nothing_and_create_is_once(
     let r = as_root2.run(&["wallet", "show", "inert"]);
     r.expect(0);
     assert!(r.stdout().contains("none (no allow-list"), "{}", r.stdout());
+    // The binary the mount runs, as scripts/release's SHA256SUMS names it.
+    assert!(r.stdout().contains("Plugin sha256:  "), "{}", r.stdout());
+    assert!(!r.stdout().contains("Plugin sha256:  -"), "{}", r.stdout());
     let again = dir.join("signer2.wrap");
     as_root2
         .run(&[
@@ -517,6 +520,8 @@ fn step_wallet_show_as_reader(u: &Unsealed, root_api: &Api, address: &str) -> Cu
     r.expect(0);
     assert_eq!(r.json()["account"]["address"], address);
     assert_eq!(r.json()["account"]["next_nonce"], 1);
+    // The reader policy does not reach sys/mounts: no plugin sha256, and no failure for it.
+    assert!(r.json()["plugin_sha256"].is_null(), "{}", r.json());
     as_reader
 }
 

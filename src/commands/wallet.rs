@@ -261,14 +261,29 @@ pub async fn show(ctx: &Ctx, name: &str, mount: &str, rpc: Option<&str>) -> Resu
                     Some(rpc) => Some(chain_view(&vault, addr, mount, &a, rpc).await?),
                     None => None,
                 };
+                // The sha256 of the binary the mount runs, the one a holder rebuilds with
+                // scripts/release (README, "Verify the binaries"). Reading sys/mounts needs more
+                // than the reader policy: without it the line says so and the JSON has null.
+                let plugin_sha = vault
+                    .running_sha256(addr, mount)
+                    .await
+                    .ok()
+                    .filter(|s| !s.is_empty());
                 let mut text = show_text(&a);
+                text.push('\n');
+                text.push_str(&plugin_sha_line(plugin_sha.as_deref(), mount));
                 if let Some(c) = &chain {
                     text.push('\n');
                     text.push_str(&c.text());
                 }
                 ctx.ui.result(
                     &text,
-                    json!({ "account": a, "addr": addr.to_string(), "chain": chain.as_ref().map(ChainView::json) }),
+                    json!({
+                        "account": a,
+                        "addr": addr.to_string(),
+                        "plugin_sha256": plugin_sha,
+                        "chain": chain.as_ref().map(ChainView::json),
+                    }),
                 );
                 return match chain.map(|c| c.standing) {
                     Some(Standing::Behind(by)) => Err(Error::verification(format!(
@@ -386,6 +401,18 @@ async fn chain_view(
     })
 }
 
+/// `wallet show`'s line for the plugin binary's sha256, or why it is not shown.
+fn plugin_sha_line(sha: Option<&str>, mount: &str) -> String {
+    match sha {
+        Some(sha) => format!("{:<16}{}", "Plugin sha256:", crate::ui::escape(sha)),
+        None => format!(
+            "{:<16}- (this token may not read sys/mounts/{}; an operator's token shows it)",
+            "Plugin sha256:",
+            crate::ui::escape(mount)
+        ),
+    }
+}
+
 fn show_text(a: &Value) -> String {
     let list = |v: &Value| {
         v.as_array()
@@ -429,4 +456,21 @@ fn show_text(a: &Value) -> String {
     .map(|(k, v)| format!("{:<16}{}", format!("{k}:"), crate::ui::escape(v)))
     .collect::<Vec<_>>()
     .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plugin_sha_line;
+
+    #[test]
+    fn the_plugin_sha_line_names_the_binary_or_says_why_not() {
+        let sha = "ab".repeat(32);
+        assert_eq!(
+            plugin_sha_line(Some(&sha), "ethereum"),
+            format!("Plugin sha256:  {sha}")
+        );
+        let none = plugin_sha_line(None, "ethereum");
+        assert!(none.starts_with("Plugin sha256:  - "), "{none}");
+        assert!(none.contains("sys/mounts/ethereum"), "{none}");
+    }
 }
