@@ -74,6 +74,7 @@ fn a_cluster_initialized_by_the_bao_cli_is_adopted_and_its_shares_read_in_every_
     step_mismatched_adoptions_refused(&a);
     let set = step_adopt_unseals_and_proves(&a);
     step_adopt_twice_refused(&a);
+    step_adopt_of_an_unsealed_cluster_proves_no_one(&a);
     step_root_generate_with_three_forms(&a);
     step_restore_test_with_three_forms(&a, &set);
     step_signed_and_verified_with_the_holders_certs(&a);
@@ -305,6 +306,44 @@ fn step_adopt_twice_refused(a: &Adopted) {
         .expect(4)
         .stderr_has("already records the share set");
     assert_eq!(std::fs::read(a.transcript()).unwrap(), before);
+}
+
+/// The cluster is unsealed now: an adoption into a fresh transcript with holders 2 (binary) and
+/// 3 (armored) can only say whose keys opened which files (`opened_by`), proves no one, and
+/// points to a restore test; `custody holders` on that record shows no proof.
+fn step_adopt_of_an_unsealed_cluster_proves_no_one(a: &Adopted) {
+    let fresh = a.dir().join("unsealed-adoption.jsonl");
+    let mut args = vec!["--transcript".to_owned(), fresh.display().to_string()];
+    args.extend(adopt_args(&HOLDERS, Some("3")));
+    args.extend(a.share_args(&[2, 3]));
+    let r = a.custody.run(&strs(&args));
+    r.expect(0);
+    assert!(
+        r.json()["not_submitted"].is_string(),
+        "it says why the shares were not given to the server: {}",
+        r.stdout()
+    );
+    assert!(!sealed(&a.cluster));
+    let (_, entries) = custody::transcript::read_verified(&fresh).unwrap();
+    let facts = &entries[0]["facts"];
+    assert_eq!(facts["proven_by"], serde_json::json!([]));
+    assert_eq!(
+        facts["opened_by"],
+        serde_json::json!([fpr("holder2"), fpr("holder3")])
+    );
+    let r = a.custody.run(&[
+        "--transcript",
+        fresh.to_str().unwrap(),
+        "--format",
+        "json",
+        "holders",
+    ]);
+    r.expect(0);
+    assert!(
+        (r.json()["holders"].as_array().unwrap().iter()).all(|h| h["last_proof"].is_null()),
+        "opening a file proves nothing to the server: {}",
+        r.stdout()
+    );
 }
 
 /// A ceremony token from the CLI's root token, then a root token from holders 2 (binary),

@@ -153,7 +153,8 @@ fn step_refusals_change_nothing(u: &Unsealed, ceremony: &Custody) {
 /// the next holder continues; --cancel ends it and the old quorum still unseals.
 fn step_interrupted_continued_then_cancelled(u: &Unsealed, ceremony: &Custody) {
     let out = u.dir().join("interrupted");
-    let args = new_set_args(&out);
+    let mut args = new_set_args(&out);
+    args.push("--backup".into());
     ceremony
         .run(&strs(&with_share_file(
             args.clone(),
@@ -166,6 +167,16 @@ fn step_interrupted_continued_then_cancelled(u: &Unsealed, ceremony: &Custody) {
     assert!(
         stage.as_str().unwrap().contains("1/3 old shares"),
         "{stage}"
+    );
+    let start = std::fs::read_to_string(u.dir().join("custody-transcript.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|l| l["ceremony"] == "rotate-shares" && l["step"] == "start")
+        .unwrap();
+    assert_eq!(
+        start["facts"]["backup"], true,
+        "--backup is asked of the server"
     );
 
     let mut other = args.clone();
