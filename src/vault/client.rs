@@ -239,6 +239,41 @@ impl Vault {
         Ok(zeroize::Zeroizing::new(bytes.to_vec()))
     }
 
+    /// One unseal share, in a zeroizing body, to the attempt `nonce` at `path` (root generation,
+    /// rotation, verification); the answer as [`Self::secret_answer`] reads it.
+    pub(super) async fn give_share<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: &Addr,
+        method: Method,
+        path: &str,
+        share: &SecretString,
+        nonce: &str,
+        what: &str,
+    ) -> NodeResult<T> {
+        #[derive(serde::Serialize)]
+        struct ShareBody<'a> {
+            key: &'a str,
+            nonce: &'a str,
+        }
+        let body = secret_body(&ShareBody {
+            key: share.expose(),
+            nonce,
+        })?;
+        let req = Request::new(method, path).body(Some(body));
+        self.secret_answer(addr, req, what).await
+    }
+
+    /// [`Self::call_secret`], its answer read by [`data_or_top`]; `what` names it in errors.
+    pub(super) async fn secret_answer<T: serde::de::DeserializeOwned>(
+        &self,
+        addr: &Addr,
+        req: Request<'_>,
+        what: &str,
+    ) -> NodeResult<T> {
+        let raw = self.call_secret(addr, req).await?;
+        data_or_top(&raw, what)
+    }
+
     pub async fn seal_status(&self, addr: &Addr) -> NodeResult<SealStatus> {
         self.call(Method::GET, addr, "sys/seal-status", None).await
     }
@@ -620,6 +655,20 @@ impl<'a> Request<'a> {
     fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+}
+
+/// The fields of an answer read straight from its bytes (no copy of a secret in a JSON tree):
+/// under `data` (OpenBao's authenticated sys endpoints) or at the top (their classic twins).
+/// `what` names the answer in the error.
+pub(super) fn data_or_top<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> NodeResult<T> {
+    #[derive(serde::Deserialize)]
+    struct Wrapped<T> {
+        data: T,
+    }
+    match serde_json::from_slice::<Wrapped<T>>(raw) {
+        Ok(w) => Ok(w.data),
+        Err(_) => serde_json::from_slice(raw).map_err(|e| NodeError::unexpected(what, e)),
     }
 }
 

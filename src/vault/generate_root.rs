@@ -3,10 +3,9 @@
 //! Vault, older OpenBao). Shares reach the server only in zeroizing request bodies.
 
 use reqwest::Method;
-use serde::Serialize;
 
 use super::addr::Addr;
-use super::client::{NodeError, NodeResult, Request, Vault, secret_body};
+use super::client::{NodeError, NodeResult, Request, Vault};
 use crate::secret::SecretString;
 
 /// Which root generation the server offers.
@@ -89,20 +88,9 @@ impl std::fmt::Debug for Attempt {
     }
 }
 
-/// The attempt in an answer, read straight from its bytes (no copy of the pad in a JSON tree):
-/// under `data` (authenticated family) or at the top (classic).
-fn attempt_of(raw: &[u8]) -> NodeResult<Attempt> {
-    #[derive(serde::Deserialize)]
-    struct Wrapped {
-        data: Attempt,
-    }
-    let bad =
-        |e: serde_json::Error| NodeError::unexpected("the server's root generation status", e);
-    match serde_json::from_slice::<Wrapped>(raw) {
-        Ok(w) => Ok(w.data),
-        Err(_) => serde_json::from_slice(raw).map_err(bad),
-    }
-}
+/// What an attempt's answer is called in errors. It sits under `data` (authenticated family)
+/// or at the top (classic): [`data_or_top`].
+const ATTEMPT: &str = "the server's root generation status";
 
 impl Vault {
     /// Which family the server offers: the authenticated one if it answers, else the classic.
@@ -124,10 +112,8 @@ impl Vault {
         family: Family,
     ) -> NodeResult<Attempt> {
         let path = family.path("attempt");
-        let raw = self
-            .call_secret(addr, Request::new(Method::GET, &path))
-            .await?;
-        attempt_of(&raw)
+        let req = Request::new(Method::GET, &path);
+        self.secret_answer(addr, req, ATTEMPT).await
     }
 
     /// Starts an attempt: the token is encrypted to `pgp_key` (base64 of the binary key) or,
@@ -144,13 +130,8 @@ impl Vault {
         };
         let body = serde_json::to_vec(&body).map_err(NodeError::encoding)?;
         let path = family.path("attempt");
-        let raw = self
-            .call_secret(
-                addr,
-                Request::new(Method::PUT, &path).body(Some(body.into())),
-            )
-            .await?;
-        attempt_of(&raw)
+        let req = Request::new(Method::PUT, &path).body(Some(body.into()));
+        self.secret_answer(addr, req, ATTEMPT).await
     }
 
     pub async fn root_generation_cancel(&self, addr: &Addr, family: Family) -> NodeResult<()> {
@@ -165,26 +146,20 @@ impl Vault {
         share: &SecretString,
         nonce: &str,
     ) -> NodeResult<Attempt> {
-        #[derive(Serialize)]
-        struct Update<'a> {
-            key: &'a str,
-            nonce: &'a str,
-        }
-        let body = secret_body(&Update {
-            key: share.expose(),
-            nonce,
-        })?;
         let path = family.path("update");
-        let raw = self
-            .call_secret(addr, Request::new(Method::PUT, &path).body(Some(body)))
-            .await?;
-        attempt_of(&raw)
+        self.give_share(addr, Method::PUT, &path, share, nonce, ATTEMPT)
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::client::data_or_top;
     use super::*;
+
+    fn attempt_of(raw: &[u8]) -> NodeResult<Attempt> {
+        data_or_top(raw, ATTEMPT)
+    }
 
     #[test]
     fn reads_both_families_answers_and_never_shows_the_pad() {

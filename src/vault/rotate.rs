@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::addr::Addr;
-use super::client::{NodeError, NodeResult, Request, Vault, secret_body};
+use super::client::{NodeError, NodeResult, Request, Vault};
 use crate::secret::SecretString;
 
 /// Which share rotation the server offers.
@@ -124,24 +124,6 @@ pub struct RotationRequest {
     pub require_verification: bool,
 }
 
-/// The answer, under `data` (OpenBao's rotate family) or at the top (Vault's rekey).
-fn answer_of<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> NodeResult<T> {
-    #[derive(Deserialize)]
-    struct Wrapped<T> {
-        data: T,
-    }
-    match serde_json::from_slice::<Wrapped<T>>(raw) {
-        Ok(w) => Ok(w.data),
-        Err(_) => serde_json::from_slice(raw).map_err(|e| NodeError::unexpected(what, e)),
-    }
-}
-
-#[derive(Serialize)]
-struct ShareBody<'a> {
-    key: &'a str,
-    nonce: &'a str,
-}
-
 impl Vault {
     /// Which rotation the server offers: the authenticated one when its path exists (a 403
     /// without a token says it does), else the rekey family.
@@ -166,10 +148,10 @@ impl Vault {
         addr: &Addr,
         family: RotationFamily,
     ) -> NodeResult<Rotation> {
-        let raw = self
-            .call_secret(addr, Request::new(Method::GET, &family.path("init")))
-            .await?;
-        answer_of(&raw, "the server's rotation status")
+        let path = family.path("init");
+        let req = Request::new(Method::GET, &path);
+        self.secret_answer(addr, req, "the server's rotation status")
+            .await
     }
 
     pub async fn rotation_start(
@@ -179,13 +161,10 @@ impl Vault {
         req: &RotationRequest,
     ) -> NodeResult<Rotation> {
         let body = serde_json::to_vec(req).map_err(NodeError::encoding)?;
-        let raw = self
-            .call_secret(
-                addr,
-                Request::new(Method::POST, &family.path("init")).body(Some(body.into())),
-            )
-            .await?;
-        answer_of(&raw, "the server's answer to the rotation's start")
+        let path = family.path("init");
+        let req = Request::new(Method::POST, &path).body(Some(body.into()));
+        self.secret_answer(addr, req, "the server's answer to the rotation's start")
+            .await
     }
 
     /// Cancels the rotation in progress, whatever its stage; the old shares stay in force.
@@ -204,6 +183,7 @@ impl Vault {
         let path = family.path("update");
         self.give_share(
             addr,
+            Method::POST,
             &path,
             share,
             nonce,
@@ -212,34 +192,15 @@ impl Vault {
         .await
     }
 
-    /// One share in a zeroizing body to `path`, for the attempt `nonce`.
-    async fn give_share<T: serde::de::DeserializeOwned>(
-        &self,
-        addr: &Addr,
-        path: &str,
-        share: &SecretString,
-        nonce: &str,
-        what: &str,
-    ) -> NodeResult<T> {
-        let body = secret_body(&ShareBody {
-            key: share.expose(),
-            nonce,
-        })?;
-        let raw = self
-            .call_secret(addr, Request::new(Method::POST, path).body(Some(body)))
-            .await?;
-        answer_of(&raw, what)
-    }
-
     pub async fn verification_status(
         &self,
         addr: &Addr,
         family: RotationFamily,
     ) -> NodeResult<Verification> {
-        let raw = self
-            .call_secret(addr, Request::new(Method::GET, &family.path("verify")))
-            .await?;
-        answer_of(&raw, "the server's verification status")
+        let path = family.path("verify");
+        let req = Request::new(Method::GET, &path);
+        self.secret_answer(addr, req, "the server's verification status")
+            .await
     }
 
     /// Gives one NEW share to the verification `nonce`; the last one puts the new shares in
@@ -254,6 +215,7 @@ impl Vault {
         let path = family.path("verify");
         self.give_share(
             addr,
+            Method::POST,
             &path,
             share,
             nonce,
@@ -265,17 +227,18 @@ impl Vault {
 
 #[cfg(test)]
 mod tests {
+    use super::super::client::data_or_top;
     use super::*;
 
     #[test]
     fn reads_both_families_and_never_shows_the_new_shares() {
         let rotate = br#"{"data":{"complete":true,"nonce":"n1","t":3,"n":5,"keys_base64":["SECRET-ONE"],"verification_nonce":"v1"}}"#;
         let rekey = br#"{"started":true,"nonce":"n2","t":2,"n":3,"progress":1,"required":3}"#;
-        let r: Rotation = answer_of(rotate, "x").unwrap();
+        let r: Rotation = data_or_top(rotate, "x").unwrap();
         assert!(r.complete && !r.verification_nonce.is_empty());
         assert_eq!(r.keys_base64.len(), 1);
         assert!(!format!("{r:?}").contains("SECRET"), "{r:?}");
-        let k: Rotation = answer_of(rekey, "x").unwrap();
+        let k: Rotation = data_or_top(rekey, "x").unwrap();
         assert_eq!((k.nonce.as_str(), k.progress, k.required), ("n2", 1, 3));
         assert!(!k.awaiting_verification());
     }
