@@ -146,14 +146,12 @@ fn confirm_holders(ctx: &Ctx, holders: &[HolderCert], seal: &NodeStatus) -> Resu
     );
     summary.push_str(&new_holders::holder_lines(holders));
     summary.push_str("Each holder: check that your fingerprint above is yours.");
-    ctx.ui.status(&summary);
-    if !ctx
-        .ui
-        .confirm("Are these the holders' fingerprints, confirmed by each holder?")?
-    {
-        return Err(Error::failed("adopt cancelled; nothing was recorded"));
-    }
-    Ok(())
+    new_holders::confirm_on_screen(
+        ctx,
+        &summary,
+        "Are these the holders' fingerprints, confirmed by each holder?",
+        "adopt cancelled; nothing was recorded",
+    )
 }
 
 /// On a sealed cluster, a quorum of opened shares unseals it: the server's acceptance proves

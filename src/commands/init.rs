@@ -93,21 +93,13 @@ fn rescue(
     let mut step = init_step(plan, addrs, outcome);
     step.facts["rescued"] = rescued.iter().map(|r| r.label.clone()).collect();
     let recorded = ctx.transcript.append(step).err();
-    let mut err = Error::failed(format!(
-        "the cluster is initialized, but {} output(s) could not be written: {}. Each is printed \
-         above on standard output, between ==== lines; save each to a file now and give it to \
-         its holder (it is encrypted to them)",
-        rescued.len(),
-        rescued
-            .iter()
-            .map(|r| r.label.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    if let Some(e) = recorded {
-        err = err.hint(format!("the transcript was not written either: {e}"));
-    }
-    err
+    new_holders::rescued_error(
+        "the cluster is initialized",
+        "output(s)",
+        rescued,
+        "",
+        recorded,
+    )
 }
 
 /// Every node reachable, none initialized.
@@ -144,14 +136,12 @@ fn confirm_holders(ctx: &Ctx, plan: &InitPlan, addr: &Addr) -> Result<()> {
         plan.root_key.fingerprint,
         plan.root_key.display_name()
     ));
-    ctx.ui.status(&summary);
-    if !ctx
-        .ui
-        .confirm("Are these the holders' fingerprints, confirmed by each holder?")?
-    {
-        return Err(Error::failed("init cancelled; nothing was sent"));
-    }
-    Ok(())
+    new_holders::confirm_on_screen(
+        ctx,
+        &summary,
+        "Are these the holders' fingerprints, confirmed by each holder?",
+        "init cancelled; nothing was sent",
+    )
 }
 
 fn init_request(plan: &InitPlan) -> Result<InitRequest> {

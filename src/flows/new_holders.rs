@@ -255,6 +255,43 @@ pub fn written_lines(written: &[WrittenShare]) -> String {
         .collect()
 }
 
+/// Shows `summary` (the holders in order, each to check their own fingerprint) and asks; a
+/// "no" is `cancelled`, with nothing sent.
+pub fn confirm_on_screen(ctx: &Ctx, summary: &str, question: &str, cancelled: &str) -> Result<()> {
+    ctx.ui.status(summary);
+    if !ctx.ui.confirm(question)? {
+        return Err(Error::failed(cancelled));
+    }
+    Ok(())
+}
+
+/// The error after [`print_rescued`]: `done` (what already happened on the server), which of
+/// the `what` could not be written, what to do with the printed ones, and `then` (what holds
+/// meanwhile, if anything); a transcript that was not written either is a hint.
+pub fn rescued_error(
+    done: &str,
+    what: &str,
+    rescued: &[Rescued],
+    then: &str,
+    transcript: Option<Error>,
+) -> Error {
+    let mut err = Error::failed(format!(
+        "{done}, but {} {what} could not be written: {}. Each is printed above on standard \
+         output, between ==== lines; save each to a file now and give it to its holder (it is \
+         encrypted to them){then}",
+        rescued.len(),
+        rescued
+            .iter()
+            .map(|r| r.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    if let Some(e) = transcript {
+        err = err.hint(format!("the transcript was not written either: {e}"));
+    }
+    err
+}
+
 /// The fingerprints of shares the server encrypted to a key that is not their holder's.
 pub fn misaddressed(written: &[WrittenShare]) -> Vec<String> {
     written

@@ -9,7 +9,7 @@ use super::{Target, refused_read};
 use crate::cli::RotateSharesArgs;
 use crate::error::{Error, Result};
 use crate::flows::Ctx;
-use crate::flows::new_holders::{self, Rescued, WrittenShare};
+use crate::flows::new_holders::{self, WrittenShare};
 use crate::flows::rotation::{self, STEP_NEW_SHARES, STEP_SHARE, STEP_START};
 use crate::flows::shares::{Shares, gather};
 use crate::pgp::HolderCert;
@@ -183,13 +183,12 @@ async fn begin(
         "Each new holder: check that your fingerprint above is yours. The old shares stay in \
          force until the new holders prove a quorum of theirs (`custody rotate-shares --verify`).",
     );
-    ctx.ui.status(&summary);
-    if !ctx
-        .ui
-        .confirm("Are these the new holders' fingerprints, confirmed by each holder?")?
-    {
-        return Err(Error::failed("rotation cancelled; nothing was sent"));
-    }
+    new_holders::confirm_on_screen(
+        ctx,
+        &summary,
+        "Are these the new holders' fingerprints, confirmed by each holder?",
+        "rotation cancelled; nothing was sent",
+    )?;
     let request = RotationRequest {
         secret_shares: plan.holders.len() as u32,
         secret_threshold: plan.threshold,
@@ -348,7 +347,13 @@ fn write_new_shares(ctx: &Ctx, plan: &Plan, rotation: &Rotation) -> Result<()> {
     }
     let recorded = ctx.transcript.append(step);
     if !rescued.is_empty() {
-        return Err(rescue_error(&rescued, recorded.err()));
+        return Err(new_holders::rescued_error(
+            "the old holders are done",
+            "new share(s)",
+            &rescued,
+            ". Until the new holders prove their shares, the old ones stay in force",
+            recorded.err(),
+        ));
     }
     let head = recorded?;
     report_written(ctx, rotation, &written, &head.head_hash);
@@ -362,25 +367,6 @@ fn write_new_shares(ctx: &Ctx, plan: &Plan, rotation: &Rotation) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn rescue_error(rescued: &[Rescued], transcript: Option<Error>) -> Error {
-    let mut err = Error::failed(format!(
-        "the old holders are done, but {} new share(s) could not be written: {}. Each is printed \
-         above on standard output, between ==== lines; save each to a file now and give it to \
-         its holder (it is encrypted to them). Until the new holders prove their shares, the old \
-         ones stay in force",
-        rescued.len(),
-        rescued
-            .iter()
-            .map(|r| r.label.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    if let Some(e) = transcript {
-        err = err.hint(format!("the transcript was not written either: {e}"));
-    }
-    err
 }
 
 fn report_written(ctx: &Ctx, rotation: &Rotation, written: &[WrittenShare], head: &str) {
