@@ -3,7 +3,7 @@
 //! certificates, as the Vault docs show), recorded by ceremonies/adopt.toml in a transcript of its
 //! own, then unsealed by three holders with their shares exactly as the CLI printed them.
 
-use super::driver::run_custody;
+use super::driver::{proven_holders, run_custody};
 use super::*;
 
 pub(super) fn adopted(
@@ -87,14 +87,14 @@ pub(super) fn adopted(
             tail(&output, 20)
         )));
     }
-    let proven = proven_holders(dir, &transcript)?;
+    let (code, proven) = proven_holders(dir, "holders-by-hand", &transcript)?;
     let want: Vec<&str> = [1, 3, 4]
         .iter()
         .map(|&i| holders[i].fingerprint.as_str())
         .collect();
-    if proven != want {
+    if code != 0 || proven != want {
         return Err(Error::verification(format!(
-            "custody holders should show holders 2, 4 and 5 proven on the adopted cluster: {proven:?}"
+            "custody holders should show holders 2, 4 and 5 proven on the adopted cluster: exit {code}, proven {proven:?}"
         )));
     }
     hand.stop_all();
@@ -106,31 +106,4 @@ pub(super) fn adopted(
         holders.len(),
         holders.len()
     ))
-}
-
-/// The holders `custody holders` shows with a proof, in holder order.
-fn proven_holders(dir: &Path, transcript: &Path) -> Result<Vec<String>> {
-    let args = [
-        "--transcript",
-        &transcript.display().to_string(),
-        "--format",
-        "json",
-        "holders",
-    ]
-    .map(String::from);
-    let (code, stdout, output) = run_custody(dir, "holders-by-hand", &args)?;
-    let report: serde_json::Value = serde_json::from_str(&stdout).map_err(|e| {
-        Error::failed(format!(
-            "custody holders exited {code}: {}",
-            tail(&output, 20)
-        ))
-        .caused_by(e)
-    })?;
-    Ok(report["holders"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|h| !h["last_proof"].is_null())
-        .filter_map(|h| h["fingerprint"].as_str().map(str::to_owned))
-        .collect())
 }

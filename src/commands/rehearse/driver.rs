@@ -184,3 +184,36 @@ pub(super) fn run_custody(
     std::fs::write(&log, &both).context(format!("writing {}", log.display()))?;
     Ok((out.status.code().unwrap_or(1), stdout, both))
 }
+
+/// `custody holders --format json` on `transcript`: its exit code and the fingerprints of the
+/// holders it shows with a proof, in holder order.
+pub(super) fn proven_holders(
+    dir: &Path,
+    label: &str,
+    transcript: &Path,
+) -> Result<(i32, Vec<String>)> {
+    let args = [
+        "--transcript",
+        &transcript.display().to_string(),
+        "--format",
+        "json",
+        "holders",
+    ]
+    .map(String::from);
+    let (code, stdout, output) = run_custody(dir, label, &args)?;
+    let report: serde_json::Value = serde_json::from_str(&stdout).map_err(|e| {
+        Error::failed(format!(
+            "custody holders exited {code}: {}",
+            tail(&output, 20)
+        ))
+        .caused_by(e)
+    })?;
+    let proven = report["holders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| !h["last_proof"].is_null())
+        .filter_map(|h| h["fingerprint"].as_str().map(str::to_owned))
+        .collect();
+    Ok((code, proven))
+}

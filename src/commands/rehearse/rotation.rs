@@ -2,7 +2,7 @@
 //! keep theirs, threshold 3); after a restart the old share 5 no longer opens green while the
 //! new quorum does; the snapshot taken before the rotation still opens with the old quorum.
 
-use super::driver::run_custody;
+use super::driver::{proven_holders, run_custody};
 use super::*;
 
 /// Where the rotation writes the new shares, and the snapshot taken before it.
@@ -191,34 +191,8 @@ impl Rotation<'_> {
     /// `custody holders`: of the new set, holders 1, 2 and 6 proved their new shares by the
     /// unseal after the restart; holders 3 and 4 have not, so `--stale-after 1` exits 3.
     fn holders_report(&self, holder6: &Holder) -> Result<String> {
-        let args = |stale: bool| {
-            let mut a = vec![
-                "--transcript".to_owned(),
-                self.ctx.transcript.path().display().to_string(),
-                "--format".to_owned(),
-                "json".to_owned(),
-                "holders".to_owned(),
-            ];
-            if stale {
-                a.extend(["--stale-after".to_owned(), "1".to_owned()]);
-            }
-            a
-        };
-        let (code, stdout, output) = run_custody(self.dir, "holders", &args(false))?;
-        let report: serde_json::Value = serde_json::from_str(&stdout).map_err(|e| {
-            Error::failed(format!(
-                "custody holders exited {code}: {}",
-                tail(&output, 20)
-            ))
-            .caused_by(e)
-        })?;
-        let proven: Vec<&str> = report["holders"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|h| !h["last_proof"].is_null())
-            .filter_map(|h| h["fingerprint"].as_str())
-            .collect();
+        let transcript = self.ctx.transcript.path();
+        let (code, proven) = proven_holders(self.dir, "holders", transcript)?;
         let want = [
             self.holders[0].fingerprint.as_str(),
             self.holders[1].fingerprint.as_str(),
@@ -229,7 +203,15 @@ impl Rotation<'_> {
                 "custody holders should show holders 1, 2 and 6 as proven: exit {code}, proven {proven:?}"
             )));
         }
-        let (stale, _, _) = run_custody(self.dir, "holders-stale", &args(true))?;
+        let stale_after = [
+            "--transcript",
+            &transcript.display().to_string(),
+            "holders",
+            "--stale-after",
+            "1",
+        ]
+        .map(String::from);
+        let (stale, _, _) = run_custody(self.dir, "holders-stale", &stale_after)?;
         if stale != 3 {
             return Err(Error::verification(format!(
                 "custody holders --stale-after 1 exited {stale}, not 3, with holders 3 and 4 unproven"
