@@ -11,7 +11,7 @@ use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::Value;
-use support::plugin::{RECIPIENT, plugin_bin, plugin_cluster};
+use support::plugin::{install_authority, plugin_bin, plugin_cluster};
 use support::*;
 
 const HOLDERS: [&str; 5] = ["holder1", "holder2", "holder3", "holder4", "holder5"];
@@ -412,24 +412,7 @@ fn rotation_reads_three_forms(a: &Adopted, ceremony: &Path) {
 fn step_restore_test_with_three_forms(a: &Adopted, set: &str) {
     let snap = a.dir().join("adopted.snap");
     let as_root = a.custody.with_token_file(&a.root_file);
-    let bin = plugin_bin();
-    as_root
-        .run(&["plugin", "install", "--plugin-bin", bin.to_str().unwrap()])
-        .expect(0);
-    let wrap = a.dir().join("signer.wrap");
-    as_root
-        .run(&[
-            "wallet",
-            "create",
-            "authority",
-            "--chain-id",
-            "1",
-            "--allowed-to",
-            RECIPIENT,
-            "--signer-token-out",
-            wrap.to_str().unwrap(),
-        ])
-        .expect(0);
+    install_authority(&as_root, &a.dir().join("signer.wrap"));
     let r = as_root.run(&[
         "--format",
         "json",

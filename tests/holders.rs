@@ -68,15 +68,11 @@ fn holders_who_unsealed_a_real_cluster_have_proven_their_share() {
     assert_eq!(never_rows(&r), 5, "{}", r.stdout());
 
     // Holders 1, 3 and 5 unseal, each with their share file and secret key.
-    let pass5 = fixture("holder5.passphrase").display().to_string();
     for h in ["holder1", "holder3", "holder5"] {
-        let share = share_file(&out, h).display().to_string();
-        let key = fixture(&format!("{h}.sec.asc")).display().to_string();
-        let mut args = vec!["unseal", "--share-file", &share, "--secret-key", &key];
-        if h == "holder5" {
-            args.extend(["--passphrase-file", &pass5]);
-        }
-        c.run(&args).expect(0);
+        let mut args = vec!["unseal".to_owned()];
+        args.extend(share_file_args(&out, &[h]));
+        c.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .expect(0);
     }
     assert!(seal_status(&cluster).iter().all(|s| !s.sealed));
 

@@ -222,18 +222,7 @@ fn step_verify_offline_then_by_a_restore_test(
     ]
     .map(String::from)
     .to_vec();
-    for h in ["holder1", "holder3", "holder5"] {
-        args.extend([
-            "--share-file".into(),
-            share_file(&u.out, h).display().to_string(),
-            "--secret-key".into(),
-            fixture(&format!("{h}.sec.asc")).display().to_string(),
-        ]);
-    }
-    args.extend([
-        "--passphrase-file".into(),
-        fixture("holder5.passphrase").display().to_string(),
-    ]);
+    args.extend(share_file_args(&u.out, &["holder1", "holder3", "holder5"]));
     let r = by_ceremony.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     r.expect(0);
     assert_eq!(r.json()["verify"]["restore_test"]["address"], address);

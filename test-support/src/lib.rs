@@ -306,6 +306,27 @@ pub fn init_five_holders(out: &Path) -> Vec<String> {
     args
 }
 
+/// `--share-file SHARE --secret-key KEY` for each fixture holder, their shares in `out`, and holder
+/// 5's `--passphrase-file` last when holder 5 is among them.
+pub fn share_file_args(out: &Path, holders: &[&str]) -> Vec<String> {
+    let mut args = Vec::new();
+    for h in holders {
+        args.extend([
+            "--share-file".into(),
+            share_file(out, h).display().to_string(),
+            "--secret-key".into(),
+            fixture(&format!("{h}.sec.asc")).display().to_string(),
+        ]);
+    }
+    if holders.contains(&"holder5") {
+        args.extend([
+            "--passphrase-file".into(),
+            fixture("holder5.passphrase").display().to_string(),
+        ]);
+    }
+    args
+}
+
 /// The file `init` wrote holder `holder`'s encrypted share to, in `out`.
 pub fn share_file(out: &Path, holder: &str) -> PathBuf {
     out.join(format!("{}.share.asc", fpr(holder)))

@@ -403,9 +403,17 @@ pub fn authority_cluster(
     let (root, keys) = init_plain_n(&cl, 5, 3);
     let root_file = dir.join(format!("{name}-root.token"));
     std::fs::write(&root_file, &root).unwrap();
-    let mut c = Custody::for_cluster(dir, &cl);
-    c.base
-        .extend(["--token-file".into(), root_file.display().to_string()]);
+    let c = Custody::for_cluster(dir, &cl).with_token_file(&root_file);
+    let wrap = dir.join(format!("{name}-signer.wrap"));
+    let address = install_authority(&c, &wrap);
+    let signer = unwrap_signer(&cl, &wrap);
+    (cl, root, keys, signer, address)
+}
+
+/// `plugin install` and `wallet create authority` (chain 1, allowed to send to [`RECIPIENT`]) by
+/// `c`, which carries a token that may (a root token); the wrapped signer token goes to `wrap`.
+/// The Authority's address.
+pub fn install_authority(c: &Custody, wrap: &Path) -> String {
     c.run(&[
         "plugin",
         "install",
@@ -413,7 +421,6 @@ pub fn authority_cluster(
         plugin_bin().to_str().unwrap(),
     ])
     .expect(0);
-    let wrap = dir.join(format!("{name}-signer.wrap"));
     let r = c.run(&[
         "--format",
         "json",
@@ -428,9 +435,7 @@ pub fn authority_cluster(
         wrap.to_str().unwrap(),
     ]);
     r.expect(0);
-    let address = r.json()["wallet"]["address"].as_str().unwrap().to_owned();
-    let signer = unwrap_signer(&cl, &wrap);
-    (cl, root, keys, signer, address)
+    r.json()["wallet"]["address"].as_str().unwrap().to_owned()
 }
 
 /// The signer token, unwrapped (once) from the file `wallet create --signer-token-out` wrote.
