@@ -197,7 +197,7 @@ pub fn run(
             script.name.replace(['/', '.'], "-")
         ))
     });
-    let record = transcript_lines(ctx)?;
+    let record = ctx.recorded_lines()?;
     let (mut run_state, fresh) = resume_state(&checked, &state_path, &values, record.len())?;
     reconcile(ctx, script, &mut run_state, &record, &state_path)?;
     let total = script.steps.len();
@@ -313,15 +313,6 @@ fn resume_state(
         )));
     }
     Ok((s, false))
-}
-
-/// The transcript's lines (its chain checked), or none when it does not exist yet.
-fn transcript_lines(ctx: &Ctx) -> Result<Vec<serde_json::Value>> {
-    let path = ctx.transcript.path();
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    Ok(crate::transcript::read_verified(path)?.1)
 }
 
 /// The state and this run's transcript lines agree. Every step the state says is done is
