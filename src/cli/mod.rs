@@ -292,6 +292,9 @@ pub enum WalletCommand {
     /// Bind an account created without an allow-list to one call of its contract, once the
     /// chain shows the contract names it (a quorum step)
     Bind(WalletBindArgs),
+    /// Lift the freeze of a mount restored from a snapshot: every account's counter raised to
+    /// at least the chain's pending nonce (or N), then signing unfrozen (recorded)
+    Unfreeze(WalletUnfreezeArgs),
     /// Address, next nonce and constraints of an account; with --rpc, the chain's view of it
     Show {
         /// The account name
@@ -304,6 +307,23 @@ pub enum WalletCommand {
         #[arg(long, value_name = "URL")]
         rpc: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct WalletUnfreezeArgs {
+    /// Where the plugin is mounted
+    #[arg(long, default_value = "ethereum")]
+    pub mount: String,
+    /// An Ethereum node's JSON-RPC on the mount's chain: each account's counter is raised to at
+    /// least its pending nonce there (eth_getTransactionCount ADDRESS pending)
+    #[arg(long, value_name = "URL")]
+    pub nonce_floor_from_rpc: Option<String>,
+    /// Raise the counter to at least N (a mount with one account), or NAME=N for each account
+    #[arg(long, value_name = "N|NAME=N")]
+    pub nonce_floor: Vec<String>,
+    /// A floor more than this above an account's counter needs a confirmation (--yes)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_nonce_jump: u64,
 }
 
 #[derive(Debug, Args)]

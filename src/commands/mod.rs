@@ -15,6 +15,7 @@ pub mod rotate_shares;
 pub mod snapshot;
 pub mod status;
 pub mod transcript;
+pub mod unfreeze;
 pub mod unseal;
 pub mod wallet;
 
@@ -60,6 +61,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Wallet(WalletCommand::Create(args)) => wallet::create(&ctx, &args).await,
         Command::Wallet(WalletCommand::Bind(args)) => bind::run(&ctx, &args).await,
+        Command::Wallet(WalletCommand::Unfreeze(args)) => unfreeze::run(&ctx, &args).await,
         Command::Wallet(WalletCommand::Show { name, mount, rpc }) => {
             wallet::show(&ctx, &name, &mount, rpc.as_deref()).await
         }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::chain::{Rpc, Standing, standing};
 use crate::cli::WalletCreateArgs;
 use crate::error::{Error, Result};
+use crate::flows::freeze::Signing;
 use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::transcript::Step;
@@ -269,9 +270,12 @@ pub async fn show(ctx: &Ctx, name: &str, mount: &str, rpc: Option<&str>) -> Resu
                     .await
                     .ok()
                     .filter(|s| !s.is_empty());
+                let signing = signing_of(&vault, addr, mount).await;
                 let mut text = show_text(&a);
                 text.push('\n');
                 text.push_str(&plugin_sha_line(plugin_sha.as_deref(), mount));
+                text.push('\n');
+                text.push_str(&signing.text(mount));
                 if let Some(c) = &chain {
                     text.push('\n');
                     text.push_str(&c.text());
@@ -282,6 +286,9 @@ pub async fn show(ctx: &Ctx, name: &str, mount: &str, rpc: Option<&str>) -> Resu
                         "account": a,
                         "addr": addr.to_string(),
                         "plugin_sha256": plugin_sha,
+                        "signing": signing.state.as_ref().map(|(s, _)| s.word()),
+                        "config": signing.state.as_ref().map(|(_, c)| c),
+                        "restore_fences": signing.fences,
                         "chain": chain.as_ref().map(ChainView::json),
                     }),
                 );
@@ -312,6 +319,43 @@ pub async fn show(ctx: &Ctx, name: &str, mount: &str, rpc: Option<&str>) -> Resu
         &format!("reading {mount}/accounts/{name} (last tried {addr})"),
         e,
     ))
+}
+
+/// Whether the mount signs, as far as the token may read its config (a reader's may not), and
+/// the restore fences left in its storage.
+struct SigningView {
+    state: Option<(Signing, Value)>,
+    fences: Vec<String>,
+}
+
+async fn signing_of(vault: &Vault, addr: &Addr, mount: &str) -> SigningView {
+    let state = vault
+        .signer(mount)
+        .config(addr)
+        .await
+        .ok()
+        .map(|c| (Signing::of_config(&c), c));
+    let fences = vault.signer(mount).fences(addr).await.unwrap_or_default();
+    SigningView { state, fences }
+}
+
+impl SigningView {
+    fn text(&self, mount: &str) -> String {
+        let mut text = match &self.state {
+            Some((s, _)) => format!("{:<16}{}", "Signing:", s.describe(mount)),
+            None => format!(
+                "{:<16}- (this token may not read {}/config; an operator's token shows whether \
+                 the mount is frozen)",
+                "Signing:",
+                crate::ui::escape(mount)
+            ),
+        };
+        if let Some(line) = crate::flows::freeze::leftover_fences(mount, &self.fences) {
+            text.push('\n');
+            text.push_str(&format!("{:<16}{line}", "Restore fence:"));
+        }
+        text
+    }
 }
 
 /// The chain's view of an account beside the plugin's.

@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod context;
 pub mod files;
+pub mod freeze;
 pub mod new_holders;
 pub mod nodes;
 pub mod raft_peers;

@@ -114,6 +114,8 @@ struct Checked {
     names: Vec<String>,
     /// Each account's address, by name.
     accounts: BTreeMap<String, String>,
+    /// Whether green signed before the switch (a restored green does not).
+    green_signing: crate::flows::freeze::Signing,
 }
 
 /// One cutover (or rollback) between the plan's two clusters.

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use crate::chain::Rpc;
 use crate::error::{Error, Result};
+use crate::flows::freeze::Signing;
 use crate::lb::Lb;
 use crate::poll::{Check, Stopped, wait_for};
 use crate::vault::Addr;
 
-use super::nodes::{accounts, active_in, frozen, next_nonce, plugin_sha};
+use super::nodes::{accounts, active_in, next_nonce, plugin_sha, signing};
 use super::{Checked, Cutover};
 
 /// How long green's active node may take to pass HAProxy's own health check.
@@ -78,15 +79,29 @@ impl Cutover<'_> {
         let accounts = self.same_accounts(&blue, &green).await?;
         let names: Vec<String> = accounts.keys().cloned().collect();
         let plugin_sha = self.same_plugin(&blue, &green).await?;
-        if frozen(vault, &green, &plan.mount).await? {
-            return Err(Error::precondition(
-                "green is frozen; it would refuse every signature",
-            ));
+        match signing(vault, &blue, &plan.mount).await? {
+            Signing::Signs => {}
+            Signing::Frozen => {
+                return Err(Error::precondition(
+                    "blue is already frozen: a cutover may have stopped half-way; run `custody cutover rollback`",
+                ));
+            }
+            restored @ Signing::Restored(_) => {
+                return Err(Error::precondition(format!(
+                    "blue signs nothing: {}",
+                    restored.describe(&plan.mount)
+                )));
+            }
         }
-        if frozen(vault, &blue, &plan.mount).await? {
-            return Err(Error::precondition(
-                "blue is already frozen: a cutover may have stopped half-way; run `custody cutover rollback`",
-            ));
+        // Green restored from a snapshot custody saved comes up frozen (restored): the switch
+        // unfreezes it once it holds blue's counters. A green that signs already was restored
+        // without a fence or unfrozen since: the switch freezes it before the carry.
+        let green_signing = signing(vault, &green, &plan.mount).await?;
+        if green_signing == Signing::Signs {
+            self.ctx.ui.warn(
+                "green signs already (restored from a snapshot without a restore fence, or \
+                 unfrozen since): the switch freezes it before it carries blue's counters",
+            );
         }
         if let Some(rpc) = &plan.watch {
             self.same_chain(rpc, &blue).await?;
@@ -114,6 +129,7 @@ impl Cutover<'_> {
             green,
             names,
             accounts,
+            green_signing,
         })
     }
 

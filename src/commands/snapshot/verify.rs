@@ -425,6 +425,7 @@ mod tests {
             plugin_sha256: None,
             custody_version: String::new(),
             share_set,
+            restore_fence: None,
         };
         let err = snapshot_share_set(Some(&manifest(Some(old.clone()))), &entries, "cc")
             .err()
