@@ -200,6 +200,21 @@ fn a_force_restore_into_the_source_comes_up_frozen_until_wallet_unfreeze() {
     }
     op.run(&["snapshot", "verify", snap.to_str().unwrap()])
         .expect(0);
+    // A manifest naming a fence the snapshot does not hold (a fenceless snapshot passed off
+    // as fenced) is refused: a cluster restored from it would sign at once.
+    let unfenced = dir.join("unfenced.snap");
+    std::fs::copy(&snap, &unfenced).unwrap();
+    let mut lie = manifest.clone();
+    lie["restore_fence"]["id"] = json!("snap-0-00000000");
+    lie["file"] = json!("unfenced.snap");
+    std::fs::write(
+        dir.join("unfenced.snap.manifest.json"),
+        serde_json::to_vec(&lie).unwrap(),
+    )
+    .unwrap();
+    op.run(&["snapshot", "verify", unfenced.to_str().unwrap()])
+        .expect(3)
+        .stderr_has("state.bin holds it 0 time(s)");
     op.run(&["snapshot", "restore", "--force", snap.to_str().unwrap()])
         .expect(0);
     unseal_plain(&cl, &keys[..3]);
