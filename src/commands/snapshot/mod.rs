@@ -1,5 +1,6 @@
 //! `custody snapshot save | verify | restore`: ceremony 5 and blue-green phase 1.
 
+mod interrupt;
 mod restore;
 mod restore_test;
 mod save;
