@@ -431,9 +431,15 @@ pub struct SnapshotVerifyArgs {
     /// The signer plugin binary (the one the source cluster runs)
     #[arg(long, value_name = "FILE")]
     pub plugin_bin: Option<PathBuf>,
-    /// OpenBao server binary for the throwaway server [default: CUSTODY_BAO_BIN, tools/bin/bao, bao on PATH]
+    /// OpenBao server binary for the throwaway server; it must be one custody knows by sha256
+    /// (the ones scripts/setup installs) unless --bao-sha256 names it [default:
+    /// CUSTODY_BAO_BIN, tools/bin/bao above the custody executable, bao on PATH; never the
+    /// current directory]
     #[arg(long, value_name = "FILE")]
     pub bao_bin: Option<PathBuf>,
+    /// The sha256 of --bao-bin FILE, to run an OpenBao binary custody does not know on purpose
+    #[arg(long, value_name = "HEX", requires = "bao_bin")]
+    pub bao_sha256: Option<String>,
     /// The account whose address must survive
     #[arg(long, default_value = "authority")]
     pub account: String,

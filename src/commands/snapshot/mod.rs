@@ -1,6 +1,7 @@
 //! `custody snapshot save | verify | restore`: ceremony 5 and blue-green phase 1.
 
 mod fence;
+mod interrupt;
 mod restore;
 mod restore_test;
 mod save;

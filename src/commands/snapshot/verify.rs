@@ -62,6 +62,7 @@ pub async fn verify_with_shares(
             "restore test: restored into a throwaway OpenBao, unsealed with the quorum, {} is {} as recorded, raft index {} ≥ {}",
             args.account, r.address, r.raft_index, m.raft_index
         ));
+        lines.push(r.server.line());
         restore = Some(r);
     }
     let facts = json!({
@@ -97,6 +98,7 @@ pub async fn verify_with_shares(
         raft_index: 0,
         seconds: 0.0,
         token: "",
+        server: Default::default(),
     }))
 }
 
