@@ -16,6 +16,7 @@ use crate::localcluster::{ClusterSpec, LocalCluster};
 use crate::pgp::SecretKeyFile;
 use crate::secret::SecretString;
 use crate::snapshot::Manifest;
+use crate::snapshot::manifest::RestoreFence;
 use crate::transcript::share_sets::ShareSet;
 use crate::ui::escape;
 use crate::vault::{Addr, NodeError, Vault};
@@ -292,7 +293,9 @@ impl Throwaway {
     ) -> Result<(String, &'static str, u64)> {
         self.restore(args, manifest, checked).await?;
         self.unseal(shares).await?;
-        let (address, how) = self.read_address(token, path, shares).await?;
+        let (address, how) = self
+            .read_restored(token, path, manifest.restore_fence.as_ref(), shares)
+            .await?;
         let leader = self
             .vault
             .leader(&self.addr)
@@ -370,18 +373,21 @@ impl Throwaway {
         )))
     }
 
-    /// The account's address, with the operator's token, or with a root token the quorum
-    /// makes here when that token may not read it; and which token read it.
-    async fn read_address(
+    /// The account's address and, for a fenced snapshot, that every fenced mount came up
+    /// frozen on the fence (the restored copy signs nothing): with the operator's token, or with
+    /// a root token the quorum makes here when that token may not read them; and which token
+    /// read them.
+    async fn read_restored(
         &self,
         token: SecretString,
         path: &str,
+        fence: Option<&RestoreFence>,
         shares: &Shares,
     ) -> Result<(String, &'static str)> {
         let operator = self.vault.with_token(Some(token));
         let failed = |e| node_error(&format!("reading {path} on the restored server"), e);
-        match read_address(&operator, &self.addr, path).await {
-            Ok(a) => Ok((a, "operator token")),
+        match self.reads(&operator, path, fence).await {
+            Ok(a) => Ok((a?, "operator token")),
             Err(NodeError::Api { status: 403, .. }) => {
                 let root = crate::flows::root_generation::generate_with_otp(
                     &operator,
@@ -391,17 +397,44 @@ impl Throwaway {
                 .await
                 .map_err(|e| e.doing("on the throwaway server"))?;
                 let as_root = self.vault.with_token(Some(root));
-                let a = read_address(&as_root, &self.addr, path)
-                    .await
-                    .map_err(failed)?;
+                let read = self.reads(&as_root, path, fence).await;
                 let _ = as_root.revoke_self(&self.addr).await;
                 Ok((
-                    a,
+                    read.map_err(failed)??,
                     "root token generated on the throwaway server by the quorum",
                 ))
             }
             Err(e) => Err(failed(e)),
         }
+    }
+
+    /// The reads [`Throwaway::read_restored`] makes with one token: the address, and the
+    /// fenced mounts' freeze (exit 3 when one would sign).
+    async fn reads(
+        &self,
+        as_: &Vault,
+        path: &str,
+        fence: Option<&RestoreFence>,
+    ) -> std::result::Result<Result<String>, NodeError> {
+        let address = read_address(as_, &self.addr, path).await?;
+        let Some(f) = fence else {
+            return Ok(Ok(address));
+        };
+        for mount in &f.mounts {
+            let config = as_.signer(mount).config(&self.addr).await?;
+            let on_fence = config["restored"]["fences"]
+                .as_array()
+                .is_some_and(|fs| fs.iter().any(|x| x["id"] == f.id.as_str()));
+            if config["frozen"] != true || !on_fence {
+                return Ok(Err(Error::verification(format!(
+                    "the restored copy's {}/ is not frozen on the snapshot's restore fence {}: \
+                     a cluster restored from this snapshot would sign",
+                    crate::ui::escape(mount),
+                    f.id
+                ))));
+            }
+        }
+        Ok(Ok(address))
     }
 }
 
