@@ -143,6 +143,26 @@ impl Api {
         self.call("POST", path, Some(body))
     }
 
+    /// A POST of `body` as written (JSON text a `Value` cannot hold, such as an integer beyond
+    /// 64 bits), answered as (status, body as JSON or Null).
+    pub fn write_text(&self, path: &str, body: &str) -> (u16, Value) {
+        let req = self
+            .http
+            .post(format!("{}/v1/{path}", self.base))
+            .header("X-Vault-Token", &self.token)
+            .header("Content-Type", "application/json")
+            .body(body.to_owned());
+        self.rt.block_on(async move {
+            let resp = req
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
+    }
+
     /// The `data` of a successful call; panics with the server's words otherwise.
     #[track_caller]
     pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {

@@ -120,7 +120,7 @@ impl Cutover<'_> {
             green,
             blue,
             names.len(),
-            &plugin_sha[..plugin_sha.len().min(12)],
+            crate::ui::escape(crate::ui::prefix(&plugin_sha, 12)),
             versions.0,
             versions.1
         ));

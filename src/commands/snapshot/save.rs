@@ -287,8 +287,8 @@ fn report(
         &format!(
             "Snapshot of {} ({}) saved to {}: {} bytes, sha256 {}, raft index {} term {}, in {seconds:.1} s.\n\
              Accounts recorded: {}\n{shares_line}\n{fence_line}\nManifest: {}\nTranscript head: {head}",
-            manifest.cluster_name,
-            manifest.cluster_id,
+            escape(&manifest.cluster_name),
+            escape(&manifest.cluster_id),
             out.display(),
             manifest.size,
             manifest.sha256,
