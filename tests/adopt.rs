@@ -165,9 +165,13 @@ fn step_junk_share_file_refused(a: &Adopted) {
     let junk = a.dir().join("junk.share");
     std::fs::write(&junk, "not a share at all\n").unwrap();
     let key = fixture("holder1.sec.asc");
+    // (No transcript records the node yet: --new-node vouches for it, as in the next step.)
+    let node = a.cluster.addrs()[0].to_string();
     a.custody
         .run(&[
             "unseal",
+            "--new-node",
+            &node,
             "--share-file",
             junk.to_str().unwrap(),
             "--secret-key",
