@@ -142,7 +142,9 @@ fn step_refusals_change_nothing(u: &Unsealed, ceremony: &Custody) {
         &strs(&[new_set_args(&out), vec!["--share-stdin".into()]].concat()),
         Some(foreign.as_bytes()),
     );
-    r.expect(3).stderr_has("not a share");
+    r.expect(3)
+        .stderr_has("not a share")
+        .stderr_has("in this run, stdin line 1, stdin line 2, stdin line 3.");
     assert!(!out.join(format!("{}.share.asc", fpr("holder6"))).exists());
     ceremony
         .run(&["rotate-shares", "--cancel"])

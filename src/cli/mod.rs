@@ -191,6 +191,16 @@ impl ShareArgs {
     }
 }
 
+/// Which of the `--addr` nodes joined the cluster after its init, for the commands that send
+/// shares: every other `--addr` must be a node the transcript records for this cluster.
+#[derive(Debug, Args)]
+pub struct NewNodeArgs {
+    /// One of the --addr nodes that joined the cluster after its init (repeat for each): its
+    /// address is recorded in the transcript before any share is sent to it
+    #[arg(long = "new-node", value_name = "URL")]
+    pub new_node: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct RotateSharesArgs {
     /// A new holder's OpenPGP public key (repeat, in holder order); starts a rotation
@@ -213,6 +223,8 @@ pub struct RotateSharesArgs {
     pub cancel: bool,
     #[command(flatten)]
     pub shares: ShareArgs,
+    #[command(flatten)]
+    pub nodes: NewNodeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +241,8 @@ pub struct HoldersArgs {
 pub struct UnsealArgs {
     #[command(flatten)]
     pub shares: ShareArgs,
+    #[command(flatten)]
+    pub nodes: NewNodeArgs,
     /// How long to wait for followers to join and unseal, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub join_timeout: u64,
@@ -264,6 +278,8 @@ pub struct RootGenerateArgs {
     pub cancel: bool,
     #[command(flatten)]
     pub shares: ShareArgs,
+    #[command(flatten)]
+    pub nodes: NewNodeArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,9 +9,11 @@ use super::{Target, refused_read};
 use crate::cli::RotateSharesArgs;
 use crate::error::{Error, Result};
 use crate::flows::Ctx;
+use crate::flows::cluster_nodes::Checked;
 use crate::flows::new_holders::{self, WrittenShare};
+use crate::flows::recorded::{GiveAgain, ROTATION_OLD_SHARES, earlier_attempt_givers};
 use crate::flows::rotation::{self, STEP_NEW_SHARES, STEP_SHARE, STEP_START};
-use crate::flows::shares::{Shares, gather};
+use crate::flows::shares::{Shares, gather_recorded};
 use crate::pgp::HolderCert;
 use crate::transcript::Step;
 use crate::transcript::share_sets::{self, ROTATION, ShareSet};
@@ -25,7 +27,7 @@ struct Plan {
     backup: bool,
 }
 
-pub async fn run(ctx: &Ctx, args: &RotateSharesArgs) -> Result<()> {
+pub async fn run(ctx: &Ctx, args: &RotateSharesArgs, checked: &Checked) -> Result<()> {
     let plan = plan(args)?;
     let target = Target::find(ctx).await?;
     let rotation = target.rotation().await?;
@@ -39,18 +41,30 @@ pub async fn run(ctx: &Ctx, args: &RotateSharesArgs) -> Result<()> {
     } else {
         0
     };
-    let shares = gather(ctx, &args.shares, need)?;
+    let shares = gather_recorded(ctx, &args.shares, need, &checked.record)?;
     holders_of(&shares, current.as_ref())?;
     new_holders::writable_out(&plan.out, "rotate-shares")?;
+    checked.record_new_nodes(ctx, "rotate-shares")?;
     let rotation = if rotation.started {
         rotation
     } else {
         begin(ctx, &target, &plan, current.as_ref()).await?
     };
+    let progress_before = rotation.progress;
     let (rotation, refused) = give_shares(ctx, &target, rotation, &shares).await?;
-    record_shares(ctx, &rotation, &shares, refused.as_deref())?;
-    if let Some(why) = refused {
-        return Err(Error::verification(why));
+    record_shares(
+        ctx,
+        &rotation,
+        &shares,
+        refused.as_ref().map(|(why, _)| why.as_str()),
+    )?;
+    if let Some((why, given)) = refused {
+        let earlier =
+            earlier_attempt_givers(&lines, ROTATION, ROTATION_OLD_SHARES, &rotation.nonce);
+        let unnamed = u64::from(progress_before).saturating_sub(earlier.len() as u64);
+        return Err(
+            Error::verification(why).hint(GiveAgain::new(&given, &earlier, unnamed).describe())
+        );
     }
     if !rotation.complete {
         return report_progress(ctx, &rotation);
@@ -297,15 +311,17 @@ fn checked_start(answer: &Rotation, fprs: &[&str], threshold: u32) -> Result<()>
 }
 
 /// Gives each old share in turn; stops at the one that completes the rotation. The reason the
-/// server refused the shares, when it did.
+/// server refused the shares, when it did, with the labels of the shares this run gave.
 async fn give_shares(
     ctx: &Ctx,
     target: &Target,
     mut rotation: Rotation,
     shares: &Shares,
-) -> Result<(Rotation, Option<String>)> {
+) -> Result<(Rotation, Option<(String, Vec<String>)>)> {
     let nonce = rotation.nonce.clone();
+    let mut given = Vec::new();
     for share in &shares.shares {
+        given.push(share.label.clone());
         match target
             .vault
             .rotation_update(&target.addr, target.family, &share.text, &nonce)
@@ -339,7 +355,7 @@ async fn give_shares(
                      `--cancel` it"
                 );
                 let now = target.rotation().await?;
-                return Ok((now, Some(why)));
+                return Ok((now, Some((why, given))));
             }
             Err(e) => return Err(refused_read(e, "giving a share to the rotation")),
         }
