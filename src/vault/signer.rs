@@ -42,9 +42,9 @@ impl SignerMount<'_> {
         format!("{}/{rest}", self.mount)
     }
 
-    /// The account names; none when the mount has no accounts yet (the server's 404).
-    pub async fn account_names(&self, addr: &Addr) -> NodeResult<Vec<String>> {
-        match self.vault.list(addr, &self.path("accounts")).await {
+    /// The keys listed under `rest`; none when there are none yet (the server's 404).
+    async fn keys(&self, addr: &Addr, rest: &str) -> NodeResult<Vec<String>> {
+        match self.vault.list(addr, &self.path(rest)).await {
             Ok(v) => Ok(data_of(v)["keys"]
                 .as_array()
                 .map(|keys| {
@@ -57,6 +57,11 @@ impl SignerMount<'_> {
             Err(NodeError::Api { status: 404, .. }) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The account names; none when the mount has no accounts yet.
+    pub async fn account_names(&self, addr: &Addr) -> NodeResult<Vec<String>> {
+        self.keys(addr, "accounts").await
     }
 
     /// One account as the plugin shows it: address, public key, next nonce, rules.
@@ -237,18 +242,6 @@ impl SignerMount<'_> {
 
     /// The ids of the restore fences in the mount's storage.
     pub async fn fences(&self, addr: &Addr) -> NodeResult<Vec<String>> {
-        match self.vault.list(addr, &self.path("restore-fence")).await {
-            Ok(v) => Ok(data_of(v)["keys"]
-                .as_array()
-                .map(|k| {
-                    k.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()),
-            Err(NodeError::Api { status: 404, .. }) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        self.keys(addr, "restore-fence").await
     }
 }
