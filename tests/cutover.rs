@@ -83,6 +83,33 @@ fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Pa
         .stderr_has("behind the chain's pending nonce 1000");
     untouched("a chain ahead of both");
     chain.rpc("anvil_setNonce", json!([address, "0x0"]));
+    // RPC URLs: plain http:// to another host, another scheme: refused before anything is read.
+    for (flag, url) in [
+        ("--rpc", "http://10.0.0.1:8545"),
+        ("--nonce-floor-from-rpc", "wss://rpc.example.org/v3/KEY"),
+    ] {
+        let mut args = cut(&green_addr, &sock, "green1");
+        args.extend([flag.into(), url.into()]);
+        run(args).expect(2).stderr_has(flag);
+        untouched(url);
+    }
+    // Two RPCs of chain 1 that disagree on what the Authority had mined by the same block.
+    let other = Anvil::start(1);
+    other.rpc("anvil_setNonce", json!([address, "0x5"]));
+    let mut two = cut(&green_addr, &sock, "green1");
+    two.extend([
+        "--rpc".into(),
+        chain.url.clone(),
+        "--rpc".into(),
+        other.url.clone(),
+    ]);
+    run(two)
+        .expect(3)
+        .stderr_has("the RPCs disagree")
+        .stderr_has(&format!("RPC 1 ({}) says 0", chain.url))
+        .stderr_has(&format!("RPC 2 ({}) says 5", other.url));
+    untouched("two RPCs that disagree");
+    drop(other);
     Api::new(green, 0, root).ok("POST", "sys/seal", None);
     run(cut(&green_addr, &sock, "green1"))
         .expect(4)
@@ -161,7 +188,17 @@ fn step_cutover_under_load_loses_no_read_and_no_nonce(
         signer,
         ..
     } = bg;
-    let op = bg.operator(dir);
+    // The chain's RPCs from CUSTODY_RPC_URL: anvil, and anvil again through a provider's
+    // gateway whose URL holds a key (user info, path, query) that only the gateway may see.
+    let gateway = support::gateway::KeyGateway::start(&chain.url);
+    let mut op = bg.operator(dir);
+    op.env.push((
+        "CUSTODY_RPC_URL".into(),
+        format!(
+            "{}\nhttp://aliceuser:hunter2pw@127.0.0.1:{}/v3/0123abcdKEY?apikey=QSECRETQ",
+            chain.url, gateway.port
+        ),
+    ));
     let sock = bg.lb_spec();
     let green_addr = green.nodes[0].addr().to_string();
     let stop = Arc::new(AtomicBool::new(false));
@@ -233,10 +270,34 @@ fn step_cutover_under_load_loses_no_read_and_no_nonce(
         }));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let mut args = bg.cutover_args(&green_addr, &sock, "green1");
-    args.extend(["--rpc".into(), chain.url.clone()]);
-    let r = run_args(&op, args);
+    let r = run_args(&op, bg.cutover_args(&green_addr, &sock, "green1"));
     r.expect(0);
+    let transcript = std::fs::read_to_string(dir.join("custody-transcript.jsonl")).unwrap();
+    let recorded = format!(
+        "\"rpc\":\"{}, http://…@127.0.0.1:{}/…?…\"",
+        chain.url, gateway.port
+    );
+    assert!(transcript.contains(&recorded), "{transcript}");
+    for secret in ["aliceuser", "hunter2pw", "0123abcdKEY", "QSECRETQ"] {
+        for (what, text) in [
+            ("stdout", r.stdout()),
+            ("stderr", r.stderr()),
+            ("transcript", transcript.clone()),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "the cutover's {what} shows {secret}: {text}"
+            );
+        }
+    }
+    assert!(
+        gateway
+            .seen()
+            .iter()
+            .any(|s| s.starts_with("/v3/0123abcdKEY?apikey=QSECRETQ ")),
+        "the watch never asked the keyed RPC: {:?}",
+        gateway.seen()
+    );
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::SeqCst);
     for w in workers {

@@ -299,10 +299,14 @@ pub enum WalletCommand {
         /// Where the plugin is mounted
         #[arg(long, default_value = "ethereum")]
         mount: String,
-        /// An Ethereum node's JSON-RPC: compare the plugin's next nonce with the chain's (exit 3
-        /// when the plugin is behind: it would sign a nonce the chain already has)
+        /// An Ethereum node's JSON-RPC, once per provider (https://, or http:// to a loopback
+        /// address): compare the plugin's next nonce with the chain's (exit 3 when the plugin is
+        /// behind: it would sign a nonce the chain already has) [default: CUSTODY_RPC_URL]
         #[arg(long, value_name = "URL")]
-        rpc: Option<String>,
+        rpc: Vec<String>,
+        /// A file of JSON-RPC URLs, one a line (keeps an API key out of argv)
+        #[arg(long, value_name = "FILE")]
+        rpc_file: Option<PathBuf>,
     },
 }
 
@@ -310,9 +314,14 @@ pub enum WalletCommand {
 pub struct WalletBindArgs {
     /// The account name (for example authority)
     pub name: String,
-    /// An Ethereum node's JSON-RPC, on the chain the mount signs for
+    /// An Ethereum node's JSON-RPC on the chain the mount signs for, once per provider
+    /// (https://, or http:// to a loopback address): every one must agree on the chain, the
+    /// block, the code and the getter's answer [default: CUSTODY_RPC_URL]
     #[arg(long, value_name = "URL")]
-    pub rpc: String,
+    pub rpc: Vec<String>,
+    /// A file of JSON-RPC URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub rpc_file: Option<PathBuf>,
     /// The contract the account may call (deployed with the account's address)
     #[arg(long, value_name = "ADDRESS")]
     pub contract: String,
@@ -486,16 +495,23 @@ pub struct CutoverArgs {
     pub mount: String,
     /// On a rollback, raise blue's counters to at least each account's pending nonce on the
     /// chain (eth_getTransactionCount ADDRESS pending) before blue signs again; needed when
-    /// green's counters cannot be read
+    /// green's counters cannot be read. Once per provider: they must agree
     #[arg(long, value_name = "URL")]
-    pub nonce_floor_from_rpc: Option<String>,
+    pub nonce_floor_from_rpc: Vec<String>,
+    /// A file of --nonce-floor-from-rpc URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub nonce_floor_from_rpc_file: Option<PathBuf>,
     /// Run the exec:COMMAND balancer through /bin/sh -c (by default its words are run directly)
     #[arg(long)]
     pub lb_shell: bool,
-    /// An Ethereum node's JSON-RPC: the pre-flight refuses when green's counters (after the
-    /// carry) are behind the chain's pending nonce, and the switch checks them again
+    /// An Ethereum node's JSON-RPC, once per provider: the pre-flight refuses when green's
+    /// counters (after the carry) are behind the chain's pending nonce, and the switch checks
+    /// them again [default: CUSTODY_RPC_URL]
     #[arg(long, value_name = "URL")]
-    pub rpc: Option<String>,
+    pub rpc: Vec<String>,
+    /// A file of --rpc URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub rpc_file: Option<PathBuf>,
     /// Cut over even when green runs an older OpenBao than blue
     #[arg(long)]
     pub allow_downgrade: bool,

@@ -11,6 +11,7 @@ pub mod raft_peers;
 pub mod report;
 pub mod root_generation;
 pub mod rotation;
+pub mod rpcs;
 pub mod shares;
 pub mod unseal;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::chain::Rpc;
+use crate::chain::Rpcs;
 use crate::error::{Error, Result};
 use crate::flows::node_error;
 use crate::lb::Lb;
@@ -106,7 +106,8 @@ impl Cutover<'_> {
             "green_error": from_green.as_ref().err().map(ToString::to_string),
             "nonces_back": nonces,
             "counters_from": counters_from,
-            "rpc": plan.rpc.as_ref().map(|r| r.url().to_owned()),
+            "rpc": plan.rpc.as_ref().map(Rpcs::label),
+            "rpcs": plan.rpc.as_ref().map(Rpcs::shown),
         }))
     }
 
@@ -127,8 +128,8 @@ impl Cutover<'_> {
         Ok(out)
     }
 
-    /// The RPC serves the chain the mount signs for (checked before anything changes).
-    pub(super) async fn same_chain(&self, rpc: &Rpc, blue: &Addr) -> Result<()> {
+    /// Every RPC serves the chain the mount signs for (checked before anything changes).
+    pub(super) async fn same_chain(&self, rpc: &Rpcs, blue: &Addr) -> Result<()> {
         let mount = &self.plan.mount;
         let config = self
             .vault
@@ -142,15 +143,16 @@ impl Cutover<'_> {
         Ok(())
     }
 
-    /// The next nonce the chain expects from each account: its pending transaction count.
+    /// The next nonce the chain expects from each account: its pending transaction count (the
+    /// highest of the RPCs, which agree on the mined count).
     pub(super) async fn chain_nonces(
         &self,
-        rpc: &Rpc,
+        rpc: &Rpcs,
         accounts: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, u64>> {
         let mut out = BTreeMap::new();
         for (name, address) in accounts {
-            out.insert(name.clone(), rpc.pending_nonce(address).await?);
+            out.insert(name.clone(), rpc.nonces(address).await?.pending);
         }
         Ok(out)
     }
