@@ -413,23 +413,69 @@ fn step_rollback(bg: &BlueGreen, dir: &Path, n: u64) {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["nonce"], n);
 
-    // Green sealed again; the chain has seen more of the Authority's transactions than blue
-    // has signed: blue goes on from the chain's pending nonce.
+    // A second cutover, to a green whose counter was above blue's (it signed before the
+    // cutover): the carry records 50 more than blue had. Green sealed, and the chain has seen
+    // fewer (green's signatures were not broadcast): the floor is the carry, from the
+    // transcript.
+    let carried = n + 50;
+    Api::new(green, 0, root).ok("POST", "ethereum/config", Some(json!({ "frozen": false })));
+    Api::new(green, 0, root).ok(
+        "POST",
+        "ethereum/accounts/authority/nonce",
+        Some(json!({ "next_nonce": carried })),
+    );
+    run_args(&op, bg.cutover_args(&green_addr, &bg.lb_spec(), "green1")).expect(0);
     Api::new(green, 0, root).ok("POST", "sys/seal", None);
     let chain = Anvil::start(1);
-    let floor = n + 7;
-    chain.rpc("anvil_setNonce", json!([address, format!("{floor:#x}")]));
+    chain.rpc("anvil_setNonce", json!([address, format!("{:#x}", n + 3)]));
     let r = rollback(Some(&chain.url));
     r.expect(0);
     let facts = &r.json()["rollback"];
-    assert_eq!(facts["counters_from"], json!(["chain"]), "{facts}");
-    assert_eq!(facts["nonces_back"]["authority"]["chain"], floor, "{facts}");
+    assert_eq!(
+        facts["counters_from"],
+        json!(["transcript", "chain"]),
+        "{facts}"
+    );
+    let back = &facts["nonces_back"]["authority"];
+    assert_eq!(back["carried"], carried, "{facts}");
+    assert_eq!(back["chain"], n + 3, "{facts}");
+    assert_eq!(back["floor_from"], json!(["transcript"]), "{facts}");
     assert!(facts["green_error"].is_string(), "{facts}");
-    assert_eq!(blue_next(), floor);
+    assert_eq!(
+        blue_next(),
+        carried,
+        "the floor fell below the carry recorded"
+    );
     assert_eq!(blue_frozen(), false);
+
+    // An RPC lying high: a floor 5000 above blue's counter is refused (nothing changes) unless
+    // confirmed with --yes.
+    let lie = carried + 5000;
+    chain.rpc("anvil_setNonce", json!([address, format!("{lie:#x}")]));
+    wait_up(lb, "blue1");
+    let balancer = states(lb);
+    rollback(Some(&chain.url))
+        .expect(4)
+        .stderr_has("--max-nonce-jump 1000")
+        .stderr_has("--yes");
+    assert_eq!(blue_next(), carried, "a refused floor raised blue");
+    assert_eq!(blue_frozen(), false, "a refused rollback froze blue");
+    assert_eq!(
+        states(lb),
+        balancer,
+        "a refused rollback moved the balancer"
+    );
+    let mut args = vec!["--yes".to_owned(), "--format".to_owned(), "json".to_owned()];
+    args.extend(bg.cutover_args(&green_addr, &bg.lb_spec(), "green1"));
+    args.insert(4, "rollback".into());
+    args.extend(["--nonce-floor-from-rpc".into(), chain.url.clone()]);
+    let r = run_args(&op, args);
+    r.expect(0);
+    assert_eq!(r.json()["rollback"]["jump_confirmed"], true);
+    assert_eq!(blue_next(), lie);
     let (status, v) = reqwest::blocking_free_sign(&lb.url(), signer);
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["data"]["nonce"], floor);
+    assert_eq!(v["data"]["nonce"], lie);
 }
 
 /// Waits (up to 20 s) until HAProxy counts `server` UP.

@@ -61,6 +61,7 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
             "mount",
             "nonce_floor_from_rpc",
             "nonce_floor_from_rpc_file",
+            "max_nonce_jump",
             "lb_shell",
             "rpc",
             "rpc_file",
@@ -283,6 +284,7 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
                 "--nonce-floor-from-rpc-file",
                 "nonce_floor_from_rpc_file",
             );
+            flag(&mut a, "--max-nonce-jump", "max_nonce_jump");
             flag(&mut a, "--rpc", "rpc");
             flag(&mut a, "--rpc-file", "rpc_file");
             if p.get("lb_shell").is_some_and(|v| v == "true") {
@@ -352,6 +354,7 @@ mod tests {
             | "backup" => "true",
             "stale_after" => "90",
             "nonce_floor_from_rpc" | "rpc" => "http://127.0.0.1:8545",
+            "max_nonce_jump" => "1000",
             "contract" => "0x1111111111111111111111111111111111111111",
             "call" => "submitBlock(bytes32)",
             "authority_getter" => "authority()",

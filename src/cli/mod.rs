@@ -501,6 +501,10 @@ pub struct CutoverArgs {
     /// A file of --nonce-floor-from-rpc URLs, one a line (keeps an API key out of argv)
     #[arg(long, value_name = "FILE")]
     pub nonce_floor_from_rpc_file: Option<PathBuf>,
+    /// On a rollback, how far above blue's counter a floor may raise it without a confirmation
+    /// (--yes): a lying RPC must not exhaust the Authority's nonces
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_nonce_jump: u64,
     /// Run the exec:COMMAND balancer through /bin/sh -c (by default its words are run directly)
     #[arg(long)]
     pub lb_shell: bool,

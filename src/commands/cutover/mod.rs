@@ -2,6 +2,7 @@
 //! changes; from the freeze on, any failure rolls back. Signing pauses only between the freeze
 //! of blue and the switch of the balancer.
 
+mod floor;
 mod nodes;
 mod preflight;
 mod rollback;
@@ -52,6 +53,8 @@ struct Plan {
     /// Where the cutover checks green's counters against the chain (--rpc, --rpc-file or
     /// CUSTODY_RPC_URL).
     watch: Option<Rpcs>,
+    /// How far above blue's counter a rollback's floor may go unconfirmed (--max-nonce-jump).
+    max_nonce_jump: u64,
     allow_downgrade: bool,
 }
 
@@ -118,6 +121,7 @@ fn plan(ctx: &Ctx, args: &CutoverArgs) -> Result<Plan> {
                 env: true,
             },
         )?,
+        max_nonce_jump: args.max_nonce_jump,
         allow_downgrade: args.allow_downgrade,
     })
 }
