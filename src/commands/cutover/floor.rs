@@ -176,3 +176,40 @@ impl Cutover<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_is_the_highest_source_and_names_it() {
+        let nonces = |pending| ChainNonces {
+            block: 9,
+            mined: 3,
+            pending,
+            pending_each: vec![pending],
+        };
+        let floors = Floors {
+            blue: BTreeMap::from([("a".to_owned(), 10), ("b".to_owned(), 0)]),
+            carry: Some((4, BTreeMap::from([("a".to_owned(), 40)]))),
+            chain: Some(BTreeMap::from([
+                ("a".to_owned(), nonces(12)),
+                ("b".to_owned(), nonces(0)),
+            ])),
+        };
+        let a = floors.floor("a", Some(30));
+        assert_eq!(
+            (a.value, a.from.as_slice()),
+            (40, ["transcript"].as_slice())
+        );
+        let a = floors.floor("a", Some(40));
+        assert_eq!(a.from, ["green", "transcript"]);
+        let b = floors.floor("b", None);
+        assert_eq!((b.value, b.carried, b.from.len()), (0, None, 0));
+        let row = floors.json("a", &floors.floor("a", None));
+        assert_eq!(row["floor"], 40);
+        assert_eq!(row["chain"], 12);
+        assert_eq!(row["chain_block"], 9);
+        assert_eq!(row["from"], Value::Null);
+    }
+}
