@@ -62,11 +62,6 @@ impl Rpcs {
         self.each.is_empty()
     }
 
-    /// The first RPC (for the rehearsal's own chain, and reads that need one answer).
-    pub fn first(&self) -> &Rpc {
-        &self.each[0]
-    }
-
     /// Each URL, redacted.
     pub fn shown(&self) -> Vec<String> {
         self.each.iter().map(|r| r.url().to_string()).collect()

@@ -112,20 +112,6 @@ impl Rpc {
 }
 
 impl Rpc {
-    /// The chain id, which must be `expected`, the one `mount`/ signs for (`None`: it signs for
-    /// no chain yet); else exit 3.
-    pub async fn expect_chain(&self, mount: &str, expected: Option<u64>) -> Result<u64> {
-        let chain_id = self.chain_id().await?;
-        if expected != Some(chain_id) {
-            return Err(Error::verification(format!(
-                "{} serves chain {chain_id}, but {mount}/ signs for chain {}",
-                self.url,
-                expected.map_or("(none)".to_owned(), |c| c.to_string())
-            )));
-        }
-        Ok(chain_id)
-    }
-
     /// `eth_getTransactionCount ADDRESS latest`: the transactions from `address` mined so far.
     pub async fn mined_nonce(&self, address: &str) -> Result<u64> {
         let v = self
