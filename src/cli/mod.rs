@@ -318,10 +318,14 @@ pub enum WalletCommand {
         /// Where the plugin is mounted
         #[arg(long, default_value = "ethereum")]
         mount: String,
-        /// An Ethereum node's JSON-RPC: compare the plugin's next nonce with the chain's (exit 3
-        /// when the plugin is behind: it would sign a nonce the chain already has)
+        /// An Ethereum node's JSON-RPC, once per provider (https://, or http:// to a loopback
+        /// address): compare the plugin's next nonce with the chain's (exit 3 when the plugin is
+        /// behind: it would sign a nonce the chain already has) [default: CUSTODY_RPC_URL]
         #[arg(long, value_name = "URL")]
-        rpc: Option<String>,
+        rpc: Vec<String>,
+        /// A file of JSON-RPC URLs, one a line (keeps an API key out of argv)
+        #[arg(long, value_name = "FILE")]
+        rpc_file: Option<PathBuf>,
     },
 }
 
@@ -331,9 +335,13 @@ pub struct WalletUnfreezeArgs {
     #[arg(long, default_value = "ethereum")]
     pub mount: String,
     /// An Ethereum node's JSON-RPC on the mount's chain: each account's counter is raised to at
-    /// least its pending nonce there (eth_getTransactionCount ADDRESS pending)
+    /// least its pending nonce there (eth_getTransactionCount ADDRESS pending). Once per
+    /// provider: they must agree
     #[arg(long, value_name = "URL")]
-    pub nonce_floor_from_rpc: Option<String>,
+    pub nonce_floor_from_rpc: Vec<String>,
+    /// A file of --nonce-floor-from-rpc URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub nonce_floor_from_rpc_file: Option<PathBuf>,
     /// Raise the counter to at least N (a mount with one account), or NAME=N for each account
     #[arg(long, value_name = "N|NAME=N")]
     pub nonce_floor: Vec<String>,
@@ -346,9 +354,14 @@ pub struct WalletUnfreezeArgs {
 pub struct WalletBindArgs {
     /// The account name (for example authority)
     pub name: String,
-    /// An Ethereum node's JSON-RPC, on the chain the mount signs for
+    /// An Ethereum node's JSON-RPC on the chain the mount signs for, once per provider
+    /// (https://, or http:// to a loopback address): every one must agree on the chain, the
+    /// block, the code and the getter's answer [default: CUSTODY_RPC_URL]
     #[arg(long, value_name = "URL")]
-    pub rpc: String,
+    pub rpc: Vec<String>,
+    /// A file of JSON-RPC URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub rpc_file: Option<PathBuf>,
     /// The contract the account may call (deployed with the account's address)
     #[arg(long, value_name = "ADDRESS")]
     pub contract: String,
@@ -528,16 +541,27 @@ pub struct CutoverArgs {
     pub mount: String,
     /// On a rollback, raise blue's counters to at least each account's pending nonce on the
     /// chain (eth_getTransactionCount ADDRESS pending) before blue signs again; needed when
-    /// green's counters cannot be read
+    /// green's counters cannot be read. Once per provider: they must agree
     #[arg(long, value_name = "URL")]
-    pub nonce_floor_from_rpc: Option<String>,
+    pub nonce_floor_from_rpc: Vec<String>,
+    /// A file of --nonce-floor-from-rpc URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub nonce_floor_from_rpc_file: Option<PathBuf>,
+    /// On a rollback, how far above blue's counter a floor may raise it without a confirmation
+    /// (--yes): a lying RPC must not exhaust the Authority's nonces
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_nonce_jump: u64,
     /// Run the exec:COMMAND balancer through /bin/sh -c (by default its words are run directly)
     #[arg(long)]
     pub lb_shell: bool,
-    /// An Ethereum node's JSON-RPC: the pre-flight refuses when green's counters (after the
-    /// carry) are behind the chain's pending nonce, and the switch checks them again
+    /// An Ethereum node's JSON-RPC, once per provider: the pre-flight refuses when green's
+    /// counters (after the carry) are behind the chain's pending nonce, and the switch checks
+    /// them again [default: CUSTODY_RPC_URL]
     #[arg(long, value_name = "URL")]
-    pub rpc: Option<String>,
+    pub rpc: Vec<String>,
+    /// A file of --rpc URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub rpc_file: Option<PathBuf>,
     /// Cut over even when green runs an older OpenBao than blue
     #[arg(long)]
     pub allow_downgrade: bool,

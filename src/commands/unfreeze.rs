@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::chain::Rpc;
+use crate::chain::Rpcs;
 use crate::cli::WalletUnfreezeArgs;
 use crate::error::{Error, Result};
 use crate::flows::freeze::Signing;
@@ -72,17 +72,22 @@ struct Raise {
 pub async fn run(ctx: &Ctx, args: &WalletUnfreezeArgs) -> Result<()> {
     ctx.require_token("wallet unfreeze (the quorum's root token)")?;
     let given = parse_floors(&args.nonce_floor)?;
-    if given == Given::None && args.nonce_floor_from_rpc.is_none() {
+    let rpc = crate::flows::rpcs::rpcs(
+        ctx,
+        crate::flows::rpcs::RpcFlags {
+            flag: "--nonce-floor-from-rpc",
+            argv: &args.nonce_floor_from_rpc,
+            file_flag: "--nonce-floor-from-rpc-file",
+            file: args.nonce_floor_from_rpc_file.as_deref(),
+            env: false,
+        },
+    )?;
+    if given == Given::None && rpc.is_none() {
         return Err(Error::usage(
             "wallet unfreeze needs a floor for the counters: --nonce-floor-from-rpc URL (the \
              chain's pending nonce of each account) and/or --nonce-floor N",
         ));
     }
-    let rpc = args
-        .nonce_floor_from_rpc
-        .as_deref()
-        .map(Rpc::new)
-        .transpose()?;
     let vault = ctx.vault()?;
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
     let mount = args.mount.as_str();
@@ -133,7 +138,7 @@ async fn plan_raises(
     addr: &Addr,
     mount: &str,
     config: &Value,
-    rpc: Option<&Rpc>,
+    rpc: Option<&Rpcs>,
     given: &Given,
 ) -> Result<BTreeMap<String, Raise>> {
     let accounts = vault
@@ -180,7 +185,7 @@ async fn plan_raises(
             .await
             .map_err(|e| node_error(&format!("reading {name}'s counter on {addr}"), e))?;
         let chain = match rpc {
-            Some(rpc) => Some(rpc.pending_nonce(address).await?),
+            Some(rpc) => Some(rpc.nonces(address).await?.pending),
             None => None,
         };
         let given = match given {
@@ -229,7 +234,7 @@ fn report(
     mount: &str,
     signing: &Signing,
     raises: &BTreeMap<String, Raise>,
-    rpc: Option<&Rpc>,
+    rpc: Option<&Rpcs>,
 ) -> Result<()> {
     let counters: serde_json::Map<String, Value> = raises
         .iter()
@@ -249,7 +254,7 @@ fn report(
         "mount": mount,
         "fences": fences,
         "counters": counters,
-        "rpc": rpc.map(|r| r.url().to_owned()),
+        "rpcs": rpc.map(Rpcs::shown),
     });
     let head = ctx
         .transcript

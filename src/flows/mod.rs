@@ -14,6 +14,7 @@ pub mod recorded;
 pub mod report;
 pub mod root_generation;
 pub mod rotation;
+pub mod rpcs;
 pub mod shares;
 pub mod unseal;
 

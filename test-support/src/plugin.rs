@@ -330,6 +330,27 @@ pub struct Anvil {
 
 impl Anvil {
     pub fn start(chain_id: u64) -> Anvil {
+        Anvil::spawn(chain_id, &[])
+    }
+
+    /// `anvil --fork-url` of `of` at its latest block: another node of the same chain, which
+    /// agrees with `of` on every block up to that one (until the test changes it).
+    pub fn fork(of: &Anvil, chain_id: u64) -> Anvil {
+        let block = of.rpc("eth_blockNumber", json!([]));
+        let block =
+            u64::from_str_radix(block.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        Anvil::spawn(
+            chain_id,
+            &[
+                "--fork-url",
+                &of.url,
+                "--fork-block-number",
+                &block.to_string(),
+            ],
+        )
+    }
+
+    fn spawn(chain_id: u64, extra: &[&str]) -> Anvil {
         let bin = root().join("tools/bin/anvil");
         assert!(
             bin.is_file(),
@@ -350,6 +371,7 @@ impl Anvil {
                 &chain_id.to_string(),
                 "--silent",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

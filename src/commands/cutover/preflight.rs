@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::chain::Rpc;
+use crate::chain::Rpcs;
 use crate::error::{Error, Result};
 use crate::flows::freeze::Signing;
 use crate::lb::Lb;
@@ -29,16 +29,23 @@ pub(super) fn version_of(text: &str) -> Option<(u64, u64, u64)> {
     Some((parts.next()??, parts.next()??, parts.next()??))
 }
 
-/// `next` (whose counter `whose` says) is not behind the chain's pending nonce for the account:
-/// else it would sign a nonce the chain already has (exit 4).
+/// `next` (whose counter `whose` says) is not behind the chain's pending nonce for the account
+/// (the highest any RPC has; `agreed`: the RPCs were also checked to agree on the mined nonce,
+/// else only the pending nonce is read, one call each, as while signing is paused): else it
+/// would sign a nonce the chain already has (exit 4).
 pub(super) async fn not_behind(
-    rpc: &Rpc,
+    rpc: &Rpcs,
     name: &str,
     address: &str,
     next: u64,
     whose: &str,
+    agreed: bool,
 ) -> Result<()> {
-    let pending = rpc.pending_nonce(address).await?;
+    let pending = if agreed {
+        rpc.nonces(address).await?.pending
+    } else {
+        rpc.highest_pending(address).await?
+    };
     match crate::chain::standing(next, pending) {
         crate::chain::Standing::Behind(by) => Err(Error::precondition(format!(
             "{whose} next nonce for {name} is {next}, {by} behind the chain's pending nonce \
@@ -109,7 +116,15 @@ impl Cutover<'_> {
                 let after_carry = next_nonce(vault, &blue, &plan.mount, name)
                     .await?
                     .max(next_nonce(vault, &green, &plan.mount, name).await?);
-                not_behind(rpc, name, address, after_carry, "after the carry, green's").await?;
+                not_behind(
+                    rpc,
+                    name,
+                    address,
+                    after_carry,
+                    "after the carry, green's",
+                    true,
+                )
+                .await?;
             }
         }
         if let Lb::Haproxy(h) = &plan.lb {

@@ -88,7 +88,7 @@ impl Cutover<'_> {
         if let Some(rpc) = &plan.watch {
             for (name, address) in &c.accounts {
                 let green_next = next_nonce(vault, &c.green, &plan.mount, name).await?;
-                not_behind(rpc, name, address, green_next, "green's").await?;
+                not_behind(rpc, name, address, green_next, "green's", false).await?;
             }
         }
         // Only now, with blue's counters checked on green, may green sign.
@@ -117,6 +117,7 @@ impl Cutover<'_> {
             "signing_pause_ms": pause.as_secs_f64() * 1000.0,
             "drain_seconds": drained.as_secs_f64(),
             "leader_via_lb": leader,
+            "rpc": plan.watch.as_ref().map(crate::chain::Rpcs::label),
         }))
     }
 
