@@ -269,7 +269,7 @@ fn step_unfreeze_refusals_change_nothing(op: &Custody, as_root: &Api) {
     unchanged("a floor for no account");
     // Far above the counter: a lying source could spend the nonces for good.
     op.run(&["wallet", "unfreeze", "--nonce-floor", "5000"])
-        .expect(2)
+        .expect(4)
         .stderr_has("--max-nonce-jump 1000");
     unchanged("a jump without --yes");
     let other_chain = Anvil::start(5);

@@ -115,7 +115,7 @@ pub async fn run(ctx: &Ctx, args: &WalletUnfreezeArgs) -> Result<()> {
         Signing::Restored(_) => {}
     }
     let raises = plan_raises(&vault, &addr, mount, &config, rpc.as_ref(), &given).await?;
-    confirm_jumps(ctx, &raises, args.max_nonce_jump)?;
+    let jump_confirmed = confirm_jumps(ctx, &raises, args.max_nonce_jump)?;
     for (name, r) in &raises {
         vault
             .signer(mount)
@@ -128,7 +128,15 @@ pub async fn run(ctx: &Ctx, args: &WalletUnfreezeArgs) -> Result<()> {
         .set_frozen(&addr, false)
         .await
         .map_err(|e| node_error(&format!("unfreezing {mount}/ on {addr}"), e))?;
-    report(ctx, &addr, mount, &signing, &raises, rpc.as_ref())
+    report(
+        ctx,
+        &addr,
+        mount,
+        &signing,
+        &raises,
+        rpc.as_ref(),
+        jump_confirmed,
+    )
 }
 
 /// Each account's counter now and its floors; refused (exit 2) when a named floor names no
@@ -207,25 +215,14 @@ async fn plan_raises(
     Ok(raises)
 }
 
-/// A counter raised by more than `max_jump` spends nonces for good (a lying RPC could exhaust
-/// them): it needs a confirmation.
-fn confirm_jumps(ctx: &Ctx, raises: &BTreeMap<String, Raise>, max_jump: u64) -> Result<()> {
-    let jumps: Vec<String> = raises
+/// A counter raised by more than `max_jump` needs a confirmation (`--yes`), else exit 4.
+fn confirm_jumps(ctx: &Ctx, raises: &BTreeMap<String, Raise>, max_jump: u64) -> Result<bool> {
+    let over: Vec<String> = raises
         .iter()
         .filter(|(_, r)| r.after - r.before > max_jump)
         .map(|(n, r)| format!("{n}: {} → {} (+{})", r.before, r.after, r.after - r.before))
         .collect();
-    if jumps.is_empty() {
-        return Ok(());
-    }
-    ctx.ui.warn(format!(
-        "raising a counter by more than --max-nonce-jump {max_jump} skips those nonces for good: {}",
-        jumps.join("; ")
-    ));
-    if !ctx.ui.confirm("Raise the counters that far?")? {
-        return Err(Error::failed("not confirmed; nothing changed"));
-    }
-    Ok(())
+    crate::flows::nonce_jump::confirm(ctx, max_jump, "the mount's", &over)
 }
 
 fn report(
@@ -235,6 +232,7 @@ fn report(
     signing: &Signing,
     raises: &BTreeMap<String, Raise>,
     rpc: Option<&Rpcs>,
+    jump_confirmed: bool,
 ) -> Result<()> {
     let counters: serde_json::Map<String, Value> = raises
         .iter()
@@ -255,6 +253,7 @@ fn report(
         "fences": fences,
         "counters": counters,
         "rpcs": rpc.map(Rpcs::shown),
+        "jump_confirmed": jump_confirmed,
     });
     let head = ctx
         .transcript

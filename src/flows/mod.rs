@@ -9,6 +9,7 @@ pub mod files;
 pub mod freeze;
 pub mod new_holders;
 pub mod nodes;
+pub mod nonce_jump;
 pub mod raft_peers;
 pub mod recorded;
 pub mod report;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::chain::ChainNonces;
-use crate::error::{Error, Kind, Result};
+use crate::error::Result;
 use crate::vault::Addr;
 
 use super::Cutover;
@@ -149,31 +149,7 @@ impl Cutover<'_> {
                 })
             })
             .collect();
-        if over.is_empty() {
-            return Ok(false);
-        }
-        let what = format!(
-            "a floor more than --max-nonce-jump {bound} above blue's counter: {}",
-            over.join("; ")
-        );
-        let refused = |why: &str| {
-            Error::precondition(format!("{what}. {why}; nothing was changed"))
-                .hint(
-                    "a counter only rises: raised too far, the Authority signs nonces the chain \
-                     never reaches. Check what each RPC says (custody wallet show --rpc URL)",
-                )
-                .hint("if the figure is right, run the rollback again with --yes, or on a terminal to confirm it")
-        };
-        let question = format!("{what}. Raise blue's counters that far?");
-        match self.ctx.ui.confirm(&question) {
-            Ok(true) => {
-                self.ctx.ui.warn(format!("confirmed: {what}"));
-                Ok(true)
-            }
-            Ok(false) => Err(refused("Not confirmed")),
-            Err(e) if e.kind == Kind::Usage => Err(refused("No terminal to confirm it on")),
-            Err(e) => Err(e),
-        }
+        crate::flows::nonce_jump::confirm(self.ctx, bound, "blue's", &over)
     }
 }
 
