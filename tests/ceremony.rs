@@ -399,3 +399,42 @@ fn an_interrupted_ceremony_resumes_and_repeats_nothing() {
         1
     );
 }
+
+/// Blue-green phase 1 verifies the snapshot (offline, recorded) before it restores it: restore
+/// refuses bytes without a passed verify in the transcript.
+#[test]
+fn blue_green_1_verifies_the_snapshot_before_it_restores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Custody::new(dir.path());
+    let r = c.run(&[
+        "--format",
+        "json",
+        "ceremony",
+        "run",
+        "blue-green-1",
+        "--dry-run",
+        "--param",
+        "file=old.snap",
+        "--param",
+        "green_addr=https://127.0.0.1:1",
+        "--param",
+        "green_token_file=green.token",
+    ]);
+    r.expect(0);
+    let whats: Vec<String> = (r.json()["steps"].as_array().unwrap().iter())
+        .map(|s| s["what"].as_str().unwrap().to_owned())
+        .collect();
+    let at = |cmd: &str| {
+        whats
+            .iter()
+            .position(|w| w.starts_with(&format!("runs `custody {cmd}")))
+            .unwrap_or_else(|| panic!("no step runs {cmd}: {whats:?}"))
+    };
+    let verify = at("snapshot verify old.snap");
+    let restore = at("snapshot restore old.snap");
+    assert!(verify < restore, "{whats:?}");
+    assert!(
+        whats.iter().all(|w| !w.contains("--allow-older")),
+        "the script never waives the age check: {whats:?}"
+    );
+}

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use std::path::{Path, PathBuf};
 
-use support::plugin::{Api, active_node, green_cluster, plugin_bin, plugin_cluster};
+use support::plugin::{Api, Green, active_node, green_cluster, plugin_bin, plugin_cluster};
 use support::*;
 
 #[test]
@@ -29,7 +29,11 @@ fn snapshot_save_verify_restore_test_and_restore_into_green() {
     step_trusted_only_by_its_manifest_and_its_recorded_save(&u, &snap);
     step_restore_refused_over_the_source_cluster(&as_root, &snap);
     step_restore_refused_while_a_peer_is_not_a_healthy_voter(&mut u, &as_root, &snap);
-    step_restore_into_green_opened_by_the_original_quorum(&u, &snap, &address);
+    let green = green_cluster(u.dir());
+    let newer = step_a_newer_save_makes_the_first_older(&u, &as_root, &snap, &green);
+    step_restore_into_green_opened_by_the_original_quorum(&u, &snap, &address, &green);
+    drop(green);
+    step_restore_with_its_own_verification(&u, &newer);
 }
 
 /// The Authority, a ceremony token (kept valid in the snapshot), and 300 KV entries.
@@ -500,7 +504,9 @@ fn step_trusted_only_by_its_manifest_and_its_recorded_save(u: &Unsealed, snap: &
             .run(&args)
             .expect(3)
             .stderr_has(&format!("sha256 {}", support::plugin::sha256_file(snap)))
-            .stderr_has("not the snapshot that was saved");
+            .stderr_has("is not a snapshot the transcript")
+            .stderr_has("it records no save of these bytes")
+            .stderr_has("--allow-older");
     }
     assert_eq!(
         std::fs::read(&transcript).unwrap(),
@@ -508,7 +514,8 @@ fn step_trusted_only_by_its_manifest_and_its_recorded_save(u: &Unsealed, snap: &
         "no refusal is recorded"
     );
 
-    // --no-manifest: the archive alone, said so; a file of a name never saved is said so too.
+    // --no-manifest: the archive alone, said so; a file of a name never saved is still found
+    // by its bytes' sha256 as blue.snap's save.
     let r = offline.run(&[
         "--format",
         "json",
@@ -520,7 +527,8 @@ fn step_trusted_only_by_its_manifest_and_its_recorded_save(u: &Unsealed, snap: &
     r.expect(0);
     assert_eq!(r.json()["verify"]["manifest"], false);
     assert_eq!(r.json()["verify"]["no_manifest"], true);
-    assert_eq!(r.json()["verify"]["recorded_save"], "none recorded");
+    assert_eq!(r.json()["verify"]["recorded_save"]["file"], "blue.snap");
+    assert_eq!(r.json()["verify"]["age"], "newest");
     let r = offline.run(&[
         "snapshot",
         "verify",
@@ -535,7 +543,9 @@ fn step_trusted_only_by_its_manifest_and_its_recorded_save(u: &Unsealed, snap: &
         r.stdout()
     );
     assert!(
-        r.stdout().contains("no save of bare.snap recorded"),
+        r.stdout()
+            .contains("these bytes are the newest recorded save of cluster ")
+            && r.stdout().contains(": blue.snap: raft index "),
         "{}",
         r.stdout()
     );
@@ -632,16 +642,236 @@ fn step_restore_refused_while_a_peer_is_not_a_healthy_voter(
     assert_eq!(blue_api.ok("GET", "kv/entry-299", None)["value"], "v299");
 }
 
-/// Green: a second cluster, initialized by its own throwaway key.
-fn step_restore_into_green_opened_by_the_original_quorum(u: &Unsealed, snap: &Path, address: &str) {
+fn transcript(dir: &Path) -> PathBuf {
+    dir.join("custody-transcript.jsonl")
+}
+
+/// What a refused restore must leave alone: green's seal, and its mounts as its own root token
+/// reads them.
+fn green_state(green: &Green) -> (Vec<(bool, bool)>, u16, Vec<String>) {
+    let seal = (seal_status(&green.cluster).iter())
+        .map(|s| (s.initialized, s.sealed))
+        .collect();
+    let root = std::fs::read_to_string(&green.root_file).unwrap();
+    let (status, mounts) = Api::new(&green.cluster, 0, root.trim()).read("sys/mounts");
+    let mut names: Vec<String> = mounts["data"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort();
+    (seal, status, names)
+}
+
+/// A second save of blue makes blue.snap older. Its verify and restore, even of a renamed copy
+/// with or without its manifest, are refused (exit 3) naming both saves by raft index, time and
+/// sha256, recording nothing and leaving green as it was; so is `restore --verify`. The newer
+/// blue2.snap, never verified, is refused by restore (exit 4). `verify --allow-older` passes
+/// and records the newer save it passed over. The newer snapshot's path.
+fn step_a_newer_save_makes_the_first_older(
+    u: &Unsealed,
+    as_root: &Custody,
+    snap: &Path,
+    green: &Green,
+) -> PathBuf {
+    let dir = u.dir();
+    let newer = dir.join("blue2.snap");
+    as_root
+        .run(&["snapshot", "save", "--out", newer.to_str().unwrap()])
+        .expect(0);
+    let t = transcript(dir);
+    let (_, entries) = custody::transcript::read_verified(&t).unwrap();
+    let save_of = |file: &str| {
+        entries
+            .iter()
+            .rev()
+            .find(|e| e["step"] == "save" && e["facts"]["file"] == file)
+            .unwrap()
+            .clone()
+    };
+    let (old, new) = (save_of("blue.snap"), save_of("blue2.snap"));
+    assert_eq!(old["facts"]["cluster_id"], new["facts"]["cluster_id"]);
+    let described = |e: &serde_json::Value| {
+        format!(
+            "{}: raft index {}, saved {}, sha256 {} (transcript entry {})",
+            e["facts"]["file"].as_str().unwrap(),
+            e["facts"]["raft_index"],
+            e["time"].as_str().unwrap(),
+            e["facts"]["sha256"].as_str().unwrap(),
+            e["seq"]
+        )
+    };
+    let (old_save, new_save) = (described(&old), described(&new));
+    assert!(new["facts"]["raft_index"].as_u64() > old["facts"]["raft_index"].as_u64());
+    let before = std::fs::read(&t).unwrap();
+
+    let renamed = dir.join("renamed.snap");
+    std::fs::copy(snap, &renamed).unwrap();
+    std::fs::copy(
+        dir.join("blue.snap.manifest.json"),
+        dir.join("renamed.snap.manifest.json"),
+    )
+    .unwrap();
+    let bare = dir.join("renamed-bare.snap");
+    std::fs::copy(snap, &bare).unwrap();
+    let older = |r: &Run, unchanged: &str| {
+        r.expect(3)
+            .stderr_has("is an OLDER snapshot of cluster ")
+            .stderr_has(&format!("these bytes are the save {old_save}"))
+            .stderr_has("the newest save of that cluster the transcript ")
+            .stderr_has(&new_save)
+            .stderr_has("--allow-older")
+            .stderr_has(unchanged);
+    };
+    let offline = Custody::new(dir);
+    for file in [snap, renamed.as_path()] {
+        older(
+            &offline.run(&["snapshot", "verify", file.to_str().unwrap()]),
+            "Nothing was recorded",
+        );
+    }
+    older(
+        &offline.run(&[
+            "snapshot",
+            "verify",
+            "--no-manifest",
+            bare.to_str().unwrap(),
+        ]),
+        "Nothing was recorded",
+    );
+
+    let as_green = green.custody(dir).with_token_file(&green.root_file);
+    let green_before = green_state(green);
+    assert_eq!(green_before.1, 200, "{green_before:?}");
+    for args in [
+        vec![snap.to_str().unwrap()],
+        vec![snap.to_str().unwrap(), "--verify"],
+        vec![renamed.to_str().unwrap()],
+    ] {
+        let mut all = vec!["snapshot", "restore"];
+        all.extend(args);
+        older(&as_green.run(&all), "Nothing was changed");
+    }
+    as_green
+        .run(&["snapshot", "restore", newer.to_str().unwrap()])
+        .expect(4)
+        .stderr_has(&format!(
+            "(sha256 {}) has no passed `snapshot verify` in the transcript",
+            new["facts"]["sha256"].as_str().unwrap()
+        ))
+        .stderr_has("--verify")
+        .stderr_has("Nothing was changed");
+    assert_eq!(green_state(green), green_before, "green was left alone");
+    assert_eq!(std::fs::read(&t).unwrap(), before, "nothing was recorded");
+
+    let r = offline.run(&[
+        "--format",
+        "json",
+        "snapshot",
+        "verify",
+        snap.to_str().unwrap(),
+        "--allow-older",
+    ]);
+    r.expect(0);
+    let v = &r.json()["verify"];
+    assert_eq!(v["age"], "older");
+    assert_eq!(v["allow_older"], true);
+    assert_eq!(v["recorded_save"]["seq"], old["seq"]);
+    assert_eq!(v["passed_over"][0]["seq"], new["seq"]);
+    assert_eq!(v["passed_over"][0]["sha256"], new["facts"]["sha256"]);
+    let (_, after) = custody::transcript::read_verified(&t).unwrap();
+    assert_eq!(after.len(), entries.len() + 1);
+    assert_eq!(
+        after.last().unwrap()["facts"],
+        *v,
+        "the line records what it printed"
+    );
+    newer
+}
+
+/// `restore --verify`: blue2.snap, never verified, restored into a fresh green after the
+/// offline verification it runs and records just before the upload; the original quorum
+/// unseals it.
+fn step_restore_with_its_own_verification(u: &Unsealed, newer: &Path) {
+    let dir = u.dir();
+    let green = green_cluster(dir);
+    let r = green.custody(dir).with_token_file(&green.root_file).run(&[
+        "--format",
+        "json",
+        "snapshot",
+        "restore",
+        newer.to_str().unwrap(),
+        "--verify",
+    ]);
+    r.expect(0);
+    let restore = &r.json()["restore"];
+    assert_eq!(restore["verified"]["by"], "restore --verify");
+    assert_eq!(restore["age"], "newest");
+    assert_eq!(restore["allow_older"], false);
+    let (_, entries) = custody::transcript::read_verified(&transcript(dir)).unwrap();
+    let seq = restore["verified"]["seq"].as_u64().unwrap() as usize;
+    assert_eq!(
+        entries.len(),
+        seq + 2,
+        "the verify line, then the restore's"
+    );
+    let verify = &entries[seq];
+    assert_eq!(
+        (&verify["ceremony"], &verify["step"]),
+        (&json!("snapshot"), &json!("verify"))
+    );
+    assert_eq!(verify["facts"]["sha256"], restore["sha256"]);
+    assert_eq!(verify["facts"]["age"], "newest");
+    assert_eq!(entries[seq + 1]["step"], "restore");
+    green
+        .custody(dir)
+        .run_stdin(&["unseal", "--share-stdin"], Some(u.quorum.as_bytes()))
+        .expect(0);
+}
+
+/// Green (a second cluster, initialized by its own throwaway key) restored from the older
+/// snapshot with --allow-older, which its restore line records with the newer save passed over.
+fn step_restore_into_green_opened_by_the_original_quorum(
+    u: &Unsealed,
+    snap: &Path,
+    address: &str,
+    green: &Green,
+) {
     let dir = u.dir();
     let (quorum, root_file, root_text) = (&u.quorum, &u.root_file, &u.root_token);
-    let green = green_cluster(dir);
     let green_keys = &green.keys;
     let g = green.custody(dir);
-    let r = green.restore(dir, snap);
-    r.expect(0);
-    assert!(r.stdout().contains("ORIGINAL quorum"), "{}", r.stdout());
+    let r = g.with_token_file(&green.root_file).run(&[
+        "snapshot",
+        "restore",
+        snap.to_str().unwrap(),
+        "--allow-older",
+    ]);
+    r.expect(0)
+        .stdout_has("ORIGINAL quorum")
+        .stdout_has("an OLDER snapshot of cluster ")
+        .stdout_has(", accepted with --allow-older: these bytes are the save blue.snap: ")
+        .stdout_has("the newer save passed over is blue2.snap: ")
+        .stdout_has(
+            "Verified before: `snapshot verify` of these bytes passed at transcript entry ",
+        );
+    let (_, entries) = custody::transcript::read_verified(&transcript(dir)).unwrap();
+    let line = entries.last().unwrap();
+    assert_eq!(line["step"], "restore");
+    let restore = &line["facts"];
+    assert_eq!(restore["age"], "older");
+    assert_eq!(restore["allow_older"], true);
+    assert_eq!(restore["passed_over"][0]["file"], "blue2.snap");
+    assert_eq!(restore["verified"]["by"], "snapshot verify");
+    let by = &entries[restore["verified"]["seq"].as_u64().unwrap() as usize];
+    assert_eq!(
+        (
+            &by["step"],
+            &by["facts"]["sha256"],
+            &by["facts"]["allow_older"]
+        ),
+        (&json!("verify"), &restore["sha256"], &json!(true)),
+        "the passed verify it relied on is the one given --allow-older"
+    );
     // The target's own share no longer opens it; the source's quorum does.
     let own = format!("{}\n{}\n{}\n", green_keys[0], green_keys[1], green_keys[2]);
     g.run_stdin(&["unseal", "--share-stdin"], Some(own.as_bytes()))

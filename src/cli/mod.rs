@@ -439,6 +439,14 @@ pub enum SnapshotCommand {
         /// Restore even over the cluster the snapshot came from, or without a manifest
         #[arg(long)]
         force: bool,
+        /// Restore a snapshot that is not the newest save of its cluster the transcript
+        /// records (or one it records no save of); recorded, with the newer save passed over
+        #[arg(long)]
+        allow_older: bool,
+        /// Run `snapshot verify`'s offline checks first and record them; without it the
+        /// transcript must record a passed `snapshot verify` of these bytes
+        #[arg(long)]
+        verify: bool,
         /// How long to wait for every Raft peer of the target to be a healthy voter first
         #[arg(long, value_name = "SECONDS", default_value_t = 120)]
         peer_wait: u64,
@@ -454,6 +462,10 @@ pub struct SnapshotVerifyArgs {
     /// is there is still checked
     #[arg(long, conflicts_with = "restore_test")]
     pub no_manifest: bool,
+    /// Accept a snapshot that is not the newest save of its cluster the transcript records (or
+    /// one it records no save of); recorded, with the newer save passed over
+    #[arg(long)]
+    pub allow_older: bool,
     /// Restore into a throwaway local OpenBao, unseal it with the quorum, compare the Authority
     #[arg(long, requires = "plugin_bin")]
     pub restore_test: bool,

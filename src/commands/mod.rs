@@ -75,8 +75,22 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Snapshot(SnapshotCommand::Restore {
             file,
             force,
+            allow_older,
+            verify,
             peer_wait,
-        }) => snapshot::restore(&ctx, &file, force, Duration::from_secs(peer_wait)).await,
+        }) => {
+            snapshot::restore(
+                &ctx,
+                &snapshot::RestorePlan {
+                    file: &file,
+                    force,
+                    allow_older,
+                    verify,
+                    peer_wait: Duration::from_secs(peer_wait),
+                },
+            )
+            .await
+        }
         Command::Cutover(args) => cutover::run(&ctx, &args).await,
         Command::Ceremony(CeremonyCommand::List) => ceremony::list(&ctx),
         Command::Ceremony(CeremonyCommand::Show { name }) => ceremony::show(&ctx, &name),

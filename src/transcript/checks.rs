@@ -51,6 +51,26 @@ fn of_line(e: &Value) -> Vec<(String, bool, String)> {
             format!("to {}", text(&f["encrypted_to"])),
         );
     }
+    if let Some(age) = f["age"].as_str()
+        && ((ceremony, step) == ("snapshot", "verify") || step == "restore")
+    {
+        let over = (f["passed_over"].as_array().into_iter().flatten())
+            .map(|s| format!("{} (entry {})", text(&s["sha256"]), s["seq"]))
+            .collect::<Vec<_>>();
+        add(
+            "snapshot is the newest recorded save of its cluster",
+            age == "newest",
+            if over.is_empty() {
+                format!("{}: {age}", text(&f["sha256"]))
+            } else {
+                format!(
+                    "{}: {age}, accepted with --allow-older over {}",
+                    text(&f["sha256"]),
+                    over.join(", ")
+                )
+            },
+        );
+    }
     match (ceremony, step) {
         (_, "plugin-install") => add(
             "plugin binary sha256 registered",
@@ -194,10 +214,27 @@ mod tests {
             json!({ "ceremony": "snapshot", "step": "verify", "facts": { "file": "b.snap", "sha256": "ab", "recorded_save": { "sha256_matches": false } } }),
             json!({ "ceremony": "blue-green", "step": "cutover", "facts": { "signing_pause_ms": "106.7", "drain_seconds": "0.0002", "nonces": { "authority": { "from": 37, "to_before": 1, "to_after": 37 } } } }),
             json!({ "ceremony": "unseal", "step": "sys/unseal", "facts": {} }),
+            json!({ "ceremony": "snapshot", "step": "verify", "facts": { "sha256": "aa", "age": "newest" } }),
+            json!({ "ceremony": "blue-green", "step": "restore", "facts": { "sha256": "bb", "sent_sha256": "bb", "age": "older", "passed_over": [{ "sha256": "cc", "seq": 7 }] } }),
         ];
         let c = checks(&entries);
         let shape: Vec<(usize, bool)> = c.iter().map(|c| (c.line, c.ok)).collect();
-        assert_eq!(shape, [(1, true), (2, false), (3, true), (3, true)]);
+        assert_eq!(
+            shape,
+            [
+                (1, true),
+                (2, false),
+                (3, true),
+                (3, true),
+                (5, true),
+                (6, false),
+                (6, true)
+            ]
+        );
+        assert_eq!(
+            c[5].detail,
+            "bb: older, accepted with --allow-older over cc (entry 7)"
+        );
         assert!(
             c[2].detail.contains("signing pause 107 ms"),
             "{}",

@@ -17,6 +17,7 @@ pub mod lenient;
 pub mod proofs;
 pub mod share_sets;
 pub mod signatures;
+pub mod snapshots;
 pub mod timeline;
 
 /// The `prev` of the first line.

@@ -515,7 +515,8 @@ impl Green {
         Custody::for_cluster(dir, &self.cluster)
     }
 
-    /// `custody snapshot restore SNAP` into green with green's own root token.
+    /// `custody snapshot restore SNAP` into green with green's own root token (it needs a passed
+    /// `snapshot verify` of SNAP in the transcript).
     pub fn restore(&self, dir: &Path, snap: &Path) -> Run {
         self.custody(dir).with_token_file(&self.root_file).run(&[
             "snapshot",
@@ -595,6 +596,10 @@ pub fn blue_green_behind_haproxy(dir: &Path) -> BlueGreen {
     Custody::for_cluster(dir, &blue)
         .with_token_file(&root_file)
         .run(&["snapshot", "save", "--out", snap.to_str().unwrap()])
+        .expect(0);
+    // A restore needs a passed verify of these bytes in the transcript.
+    Custody::new(dir)
+        .run(&["snapshot", "verify", snap.to_str().unwrap()])
         .expect(0);
     green.restore(dir, &snap).expect(0);
     let green = green.cluster;

@@ -145,7 +145,9 @@ impl Rotation<'_> {
     }
 
     /// The snapshot taken before the rotation, restore-tested with holders 1, 3 and 5's OLD
-    /// shares, each opened with the holder's own key; verify names the older share set.
+    /// shares, each opened with the holder's own key; verify names the older share set. It is
+    /// older than green's fresh save (green carries blue's cluster id): refused without
+    /// --allow-older (before any share is read), accepted with it.
     fn old_snapshot_opens_with_old_quorum(&self) -> Result<String> {
         let mut args = vec![
             "--transcript".to_owned(),
@@ -170,6 +172,15 @@ impl Rotation<'_> {
                 h.secret.display().to_string(),
             ]);
         }
+        let (code, _, output) = run_custody(self.dir, "verify-older-refused", &args)?;
+        if code != 3 || !output.contains("OLDER snapshot") {
+            return Err(Error::verification(format!(
+                "snapshot verify of {BEFORE}, older than the fresh save after the rotation, \
+                 exited {code} without --allow-older, not 3 naming it older:\n{}",
+                tail(&output, 30)
+            )));
+        }
+        args.push("--allow-older".to_owned());
         let (code, _, output) = run_custody(self.dir, "restore-test-before-rotation", &args)?;
         if code != 0 {
             return Err(Error::failed(format!(
@@ -184,7 +195,7 @@ impl Rotation<'_> {
             )));
         }
         Ok(format!(
-            "{BEFORE}, taken before the rotation, still opened in a restore test with holders 1, 3, 5's OLD shares, and verify said it needs the older share set"
+            "{BEFORE}, taken before the rotation, was refused as older than the fresh save without --allow-older, and with it still opened in a restore test with holders 1, 3, 5's OLD shares, and verify said it needs the older share set"
         ))
     }
 

@@ -1,5 +1,8 @@
-//! `custody snapshot save | verify | restore`: ceremony 5 and blue-green phase 1.
+//! `custody snapshot save | verify | restore`: ceremony 5 and blue-green phase 1. verify and
+//! restore share the age check (`age.rs`): an older snapshot than the newest recorded save of its
+//! cluster is refused unless --allow-older.
 
+mod age;
 mod fence;
 mod interrupt;
 mod restore;
@@ -15,7 +18,7 @@ use crate::poll::poll;
 use crate::snapshot::{self, ArchiveReport, Manifest};
 use crate::vault::{Addr, Vault};
 
-pub use restore::restore;
+pub use restore::{RestorePlan, restore};
 pub use restore_test::RestoreTest;
 pub use save::save;
 pub use verify::{verify, verify_with_shares};

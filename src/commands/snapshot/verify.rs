@@ -1,12 +1,14 @@
 //! `custody snapshot verify [--restore-test]`: the archive's checks offline, the manifest's
-//! (required unless --no-manifest), the sha256 recorded by the transcript's save of the file,
-//! then (asked) a restore into a throwaway server that the quorum unseals.
+//! (required unless --no-manifest), the age against the transcript's saves of its cluster (an
+//! older snapshot refused unless --allow-older), the share set it needs, then (asked) a restore
+//! into a throwaway server that the quorum unseals. The transcript is read once, verified.
 
 use std::path::Path;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use super::age::{self, Age};
 use super::check_against_manifest;
 use super::restore_test::{RestoreTest, restore_test};
 use crate::cli::SnapshotVerifyArgs;
@@ -29,25 +31,20 @@ pub async fn verify_with_shares(
 ) -> Result<RestoreTest> {
     let started = Instant::now();
     let checked = check_against_manifest(&args.file, args.restore_test)?;
-    let (report, manifest) = (&checked.report, &checked.manifest);
-    let manifest_file = manifest_path(&args.file);
-    if manifest.is_none() && !args.no_manifest {
-        return Err(Error::verification(format!(
-            "{}: no manifest ({}): nothing says this is the snapshot `snapshot save` wrote, only \
-             that the archive is consistent with itself. Put the manifest beside it, or give \
-             --no-manifest to check the archive alone",
-            args.file.display(),
-            manifest_file.display()
-        )));
-    }
-    let recorded = recorded_save(ctx.transcript.path(), &args.file, &report.sha256)?;
     let entries = ctx.recorded_lines()?;
-    let needs = snapshot_share_set(manifest.as_ref(), &entries, &report.sha256)?;
+    let found = offline(
+        ctx,
+        &args.file,
+        &checked,
+        &entries,
+        args.no_manifest,
+        args.allow_older,
+        "Nothing was recorded",
+    )?;
     let offline_secs = started.elapsed().as_secs_f64();
-    let mut lines = archive_lines(args, &checked);
-    lines.push(recorded.line(ctx.transcript.path(), &args.file));
-    lines.extend(share_set_lines(&needs, &entries));
-    let needed = needs.as_ref().map(|(set, _)| set);
+    let (report, manifest) = (&checked.report, &checked.manifest);
+    let mut lines = found.lines.clone();
+    let needed = found.share_set();
     let mut restore = None;
     let mut holders = Vec::new();
     if args.restore_test {
@@ -77,19 +74,7 @@ pub async fn verify_with_shares(
         }
         restore = Some(r);
     }
-    let facts = json!({
-        "file": args.file.display().to_string(),
-        "sha256": report.sha256,
-        "size": report.size,
-        "raft_index": report.meta.index,
-        "raft_term": report.meta.term,
-        "manifest": manifest.is_some(),
-        "no_manifest": args.no_manifest,
-        "recorded_save": recorded.fact(),
-        "restore_test": restore,
-        "share_set": needed.map(|s| s.id.clone()),
-        "holders": holders,
-    });
+    let facts = found.facts(&args.file, &checked, json!(restore), &holders);
     let head = ctx
         .transcript
         .append(Step::new("snapshot", "verify", "operator", facts.clone()))?;
@@ -114,15 +99,107 @@ pub async fn verify_with_shares(
     }))
 }
 
+/// What the offline verification found: it passed (the archive, the manifest, the age), and
+/// the share set the snapshot needs.
+pub(super) struct Offline {
+    /// What was checked, for the operator.
+    pub(super) lines: Vec<String>,
+    age: Age,
+    needs: Option<(ShareSet, SetSource)>,
+    no_manifest: bool,
+}
+
+/// `snapshot verify`'s checks that need no server, of the snapshot `checked` (read from `file`)
+/// against the transcript's lines `entries`: the manifest (required unless `no_manifest`), the
+/// age (an older snapshot refused unless `allow_older`), the share set it needs. `restore
+/// --verify` runs the same. `unchanged` ends a refusal: what was left alone.
+pub(super) fn offline(
+    ctx: &Ctx,
+    file: &Path,
+    checked: &super::Checked,
+    entries: &[Value],
+    no_manifest: bool,
+    allow_older: bool,
+    unchanged: &str,
+) -> Result<Offline> {
+    let (report, manifest) = (&checked.report, &checked.manifest);
+    if manifest.is_none() && !no_manifest {
+        return Err(Error::verification(format!(
+            "{}: no manifest ({}): nothing says this is the snapshot `snapshot save` wrote, only \
+             that the archive is consistent with itself. Put the manifest beside it, or give \
+             --no-manifest to check the archive alone",
+            file.display(),
+            manifest_path(file).display()
+        )));
+    }
+    let age = age::check(
+        ctx.transcript.path(),
+        entries,
+        file,
+        checked,
+        allow_older,
+        unchanged,
+    )?;
+    if !age.checked() {
+        ctx.ui.warn(age.line());
+    }
+    let needs = snapshot_share_set(manifest.as_ref(), entries, &report.sha256)?;
+    let mut lines = archive_lines(file, checked);
+    lines.push(age.line());
+    lines.extend(share_set_lines(&needs, entries));
+    Ok(Offline {
+        lines,
+        age,
+        needs,
+        no_manifest,
+    })
+}
+
+impl Offline {
+    pub(super) fn share_set(&self) -> Option<&ShareSet> {
+        self.needs.as_ref().map(|(set, _)| set)
+    }
+
+    /// The verify line's facts; `restore_test` what the restore test found (or null), `holders`
+    /// the fingerprints it identified.
+    pub(super) fn facts(
+        &self,
+        file: &Path,
+        checked: &super::Checked,
+        restore_test: Value,
+        holders: &[String],
+    ) -> Value {
+        let (report, manifest) = (&checked.report, &checked.manifest);
+        let mut facts = json!({
+            "file": file.display().to_string(),
+            "sha256": report.sha256,
+            "size": report.size,
+            "raft_index": report.meta.index,
+            "raft_term": report.meta.term,
+            "cluster_id": manifest.as_ref().map(|m| m.cluster_id.clone()),
+            "manifest": manifest.is_some(),
+            "no_manifest": self.no_manifest,
+            "restore_test": restore_test,
+            "share_set": self.share_set().map(|s| s.id.clone()),
+            "holders": holders,
+        });
+        facts
+            .as_object_mut()
+            .expect("an object")
+            .extend(self.age.facts());
+        facts
+    }
+}
+
 /// What the offline checks found: the archive, its members, meta.json, the sealed sums, and the
 /// manifest (or why there is none).
-fn archive_lines(args: &SnapshotVerifyArgs, checked: &super::Checked) -> Vec<String> {
+fn archive_lines(file: &Path, checked: &super::Checked) -> Vec<String> {
     let (report, manifest) = (&checked.report, &checked.manifest);
-    let manifest_file = manifest_path(&args.file);
+    let manifest_file = manifest_path(file);
     let mut lines = vec![
         format!(
             "{}: a Raft snapshot, {} bytes, sha256 {}, one gzip member unpacking to {} bytes",
-            args.file.display(),
+            file.display(),
             report.size,
             report.sha256,
             report.unpacked_size
@@ -285,87 +362,6 @@ fn share_set_lines(needs: &Option<(ShareSet, SetSource)>, entries: &[Value]) -> 
     lines
 }
 
-/// What the transcript records of this file's save.
-enum Recorded {
-    /// No transcript file, or an empty one.
-    NoTranscript,
-    /// A transcript without a save of a file of this name.
-    NoSave,
-    /// A save of this name with this sha256, at entry `seq`.
-    Matches { seq: u64 },
-}
-
-impl Recorded {
-    fn line(&self, transcript: &Path, file: &Path) -> String {
-        match self {
-            Recorded::NoTranscript => format!(
-                "no transcript at {} (or it is empty): the sha256 was not compared with one recorded at save",
-                transcript.display()
-            ),
-            Recorded::NoSave => format!(
-                "transcript {}: no save of {} recorded, so the sha256 was not compared with one recorded at save",
-                transcript.display(),
-                file_name(file)
-            ),
-            Recorded::Matches { seq } => format!(
-                "transcript {}: the sha256 is the one recorded when it was saved (entry {seq})",
-                transcript.display()
-            ),
-        }
-    }
-
-    fn fact(&self) -> Value {
-        match self {
-            Recorded::NoTranscript => json!("no transcript"),
-            Recorded::NoSave => json!("none recorded"),
-            Recorded::Matches { seq } => json!({ "seq": seq, "sha256_matches": true }),
-        }
-    }
-}
-
-fn file_name(file: &Path) -> String {
-    file.file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// The transcript's `snapshot`/`save` steps of a file with this name (the transcript defaults
-/// to `custody-transcript.jsonl`, so it counts as given when that file exists and has entries):
-/// one with this sha256 is a match; only others are a verification failure naming them.
-fn recorded_save(transcript: &Path, file: &Path, sha256: &str) -> Result<Recorded> {
-    if !transcript.exists() {
-        return Ok(Recorded::NoTranscript);
-    }
-    let entries = crate::transcript::read_entries(transcript)?;
-    if entries.is_empty() {
-        return Ok(Recorded::NoTranscript);
-    }
-    let name = file_name(file);
-    let saves: Vec<(u64, &str)> = entries
-        .iter()
-        .filter(|e| e["ceremony"] == "snapshot" && e["step"] == "save")
-        .filter(|e| e["facts"]["file"].as_str() == Some(name.as_str()))
-        .map(|e| {
-            (
-                e["seq"].as_u64().unwrap_or_default(),
-                e["facts"]["sha256"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
-    if let Some((seq, _)) = saves.iter().rev().find(|(_, s)| *s == sha256) {
-        return Ok(Recorded::Matches { seq: *seq });
-    }
-    let Some((seq, recorded)) = saves.last() else {
-        return Ok(Recorded::NoSave);
-    };
-    Err(Error::verification(format!(
-        "{}: the transcript {} records its save (entry {seq}) with sha256 {recorded}; this file has \
-         sha256 {sha256}: it is not the snapshot that was saved",
-        file.display(),
-        transcript.display()
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,47 +475,5 @@ mod tests {
                 .id,
             old.id
         );
-    }
-
-    #[test]
-    fn the_recorded_save_decides() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = dir.path().join("t.jsonl");
-        let snap = dir.path().join("sub").join("blue.snap");
-        assert!(matches!(
-            recorded_save(&t, &snap, "aa").unwrap(),
-            Recorded::NoTranscript
-        ));
-        let transcript = Transcript::at(&t);
-        transcript
-            .append(Step::new("init", "init", "operator", json!({})))
-            .unwrap();
-        assert!(matches!(
-            recorded_save(&t, &snap, "aa").unwrap(),
-            Recorded::NoSave
-        ));
-        transcript
-            .append(Step::new(
-                "snapshot",
-                "save",
-                "operator",
-                json!({ "file": "blue.snap", "sha256": "aa" }),
-            ))
-            .unwrap();
-        assert!(matches!(
-            recorded_save(&t, &snap, "aa").unwrap(),
-            Recorded::Matches { seq: 1 }
-        ));
-        assert!(matches!(
-            recorded_save(&t, &dir.path().join("green.snap"), "bb").unwrap(),
-            Recorded::NoSave
-        ));
-        let err = match recorded_save(&t, &snap, "bb") {
-            Err(e) => e,
-            Ok(_) => panic!("a different sha256 passed"),
-        };
-        assert_eq!(err.kind, crate::error::Kind::Verification);
-        assert!(err.message.contains("sha256 aa"), "{}", err.message);
-        assert!(err.message.contains("not the snapshot that was saved"));
     }
 }
