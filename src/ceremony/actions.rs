@@ -36,7 +36,7 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
     (
         "wallet-bind",
         &["name", "rpc", "contract"],
-        &["call", "authority_getter", "mount"],
+        &["call", "authority_getter", "abi", "mount"],
     ),
     ("snapshot-save", &["out"], &["mount"]),
     (
@@ -235,6 +235,7 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
             ]);
             flag(&mut a, "--call", "call");
             flag(&mut a, "--authority-getter", "authority_getter");
+            flag(&mut a, "--abi", "abi");
             flag(&mut a, "--mount", "mount");
         }
         "snapshot-save" => {

@@ -2,6 +2,9 @@
 //! speaks to a chain. Read-only: custody never sends a transaction (the rehearsal deploys its
 //! test contract to its own throwaway anvil, through `localcluster::anvil`).
 
+pub mod abi;
+pub mod bytecode;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};

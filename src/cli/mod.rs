@@ -322,6 +322,10 @@ pub struct WalletBindArgs {
     /// The contract's getter that must return the account's address
     #[arg(long, value_name = "SIGNATURE", default_value = "authority()")]
     pub authority_getter: String,
+    /// The contract's JSON ABI (solc's --abi, or an artifact with an "abi" key): it must hold
+    /// --call, and then the call is bound even where the code does not push its selector (a proxy)
+    #[arg(long, value_name = "FILE")]
+    pub abi: Option<std::path::PathBuf>,
     /// Where the plugin is mounted
     #[arg(long, default_value = "ethereum")]
     pub mount: String,

@@ -1,9 +1,11 @@
 //! `custody wallet bind`: the quorum binds an account created without an allow-list (so it signs
 //! nothing) to one call of the contract that was deployed with its address, once the chain shows
-//! that contract names it. Every check is made before anything is written.
+//! that contract names it, and the call is one of the contract's functions (`bind_call`), and
+//! the operator confirmed. Every check is made before anything is written.
 
 use serde_json::json;
 
+use super::bind_call;
 use crate::chain::{Rpc, abi_address, checksum, keccak256};
 use crate::cli::WalletBindArgs;
 use crate::error::{Error, Result};
@@ -20,6 +22,7 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
     ] {
         check_signature(flag, signature)?;
     }
+    let abi = args.abi.as_deref().map(bind_call::read_abi).transpose()?;
     let rpc = Rpc::new(&args.rpc)?;
     let vault = ctx.vault()?;
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
@@ -40,6 +43,18 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
         .await
         .map_err(|e| node_error(&format!("reading {}/config", args.mount), e))?;
     let seen = on_chain(&rpc, &contract, args, config["chain_id"].as_u64(), &address).await?;
+    let target = bind_call::Target {
+        name: &args.name,
+        address: &address,
+        contract: &contract,
+        chain_id: seen.chain_id,
+        block: seen.block,
+        code_hash: &seen.code_hash,
+        call: &args.call,
+        getter: &args.authority_getter,
+    };
+    let checked = bind_call::check(&target, &seen.code, abi.as_ref())?;
+    let confirmed = bind_call::confirm(ctx, &target, &checked)?;
     let allowed = format!("{contract}:{}", args.call);
     let bound = signer
         .bind(&addr, &args.name, std::slice::from_ref(&allowed))
@@ -55,6 +70,7 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
         "code_keccak256": seen.code_hash,
         "rpc": rpc.url(),
         "already_bound": bound["already_bound"] == true,
+        "call_check": checked.facts(confirmed),
     });
     let head =
         ctx.transcript
@@ -86,6 +102,8 @@ struct Seen {
     chain_id: u64,
     block: u64,
     code_hash: String,
+    /// The runtime code, for the selector check.
+    code: Vec<u8>,
 }
 
 /// The RPC serves the mount's chain, code exists at the contract, and its getter returns the
@@ -129,6 +147,7 @@ async fn on_chain(
         chain_id,
         block,
         code_hash: format!("0x{}", hex::encode(keccak256(&code))),
+        code,
     })
 }
 
