@@ -57,3 +57,13 @@ pub fn blue_bao_bin_env() -> Option<PathBuf> {
         .filter(|s| !s.is_empty())
         .map(PathBuf::from)
 }
+
+/// `CUSTODY_RPC_URL`: the Ethereum JSON-RPC URLs (commas or white space between them) that
+/// `--rpc` takes when neither `--rpc` nor `--rpc-file` is given. It may hold an API key: kept
+/// in a zeroizing string, and never shown (`chain::RpcUrl` shows a URL redacted).
+pub fn rpc_url_env() -> Option<crate::secret::SecretString> {
+    std::env::var("CUSTODY_RPC_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(crate::secret::SecretString::new)
+}

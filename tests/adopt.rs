@@ -165,9 +165,13 @@ fn step_junk_share_file_refused(a: &Adopted) {
     let junk = a.dir().join("junk.share");
     std::fs::write(&junk, "not a share at all\n").unwrap();
     let key = fixture("holder1.sec.asc");
+    // (No transcript records the node yet: --new-node vouches for it, as in the next step.)
+    let node = a.cluster.addrs()[0].to_string();
     a.custody
         .run(&[
             "unseal",
+            "--new-node",
+            &node,
             "--share-file",
             junk.to_str().unwrap(),
             "--secret-key",
@@ -181,11 +185,31 @@ fn step_junk_share_file_refused(a: &Adopted) {
     assert!(!a.transcript().exists());
 }
 
-/// Holders 1 (the CLI's base64), 2 (binary) and 3 (armored) unseal, each form named.
+/// Holders 1 (the CLI's base64), 2 (binary) and 3 (armored) unseal, each form named. Before the
+/// adoption no transcript records the node: the unseal is refused until --new-node vouches for it.
 fn step_unseal_with_three_forms(a: &Adopted) {
+    let node = a.cluster.addrs()[0].to_string();
     let mut args: Vec<String> = ["--transcript", "before-adopt.jsonl", "unseal"]
         .map(String::from)
         .to_vec();
+    args.extend(a.share_args(&[1, 2, 3]));
+    a.custody
+        .run(&strs(&args))
+        .expect(4)
+        .stderr_has("before-adopt.jsonl does not exist")
+        .stderr_has("custody adopt")
+        .stderr_has("--new-node");
+    assert_eq!(seal_status(&a.cluster)[0].progress, 0, "nothing was sent");
+    assert!(!a.dir().join("before-adopt.jsonl").exists());
+    let mut args: Vec<String> = [
+        "--transcript",
+        "before-adopt.jsonl",
+        "unseal",
+        "--new-node",
+        &node,
+    ]
+    .map(String::from)
+    .to_vec();
     args.extend(a.share_args(&[1, 2, 3]));
     a.custody
         .run(&strs(&args))

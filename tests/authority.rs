@@ -164,9 +164,17 @@ fn step_root_generated_by_three_holders(u: &Unsealed, ceremony: &Path) -> (PathB
         .collect();
     let index = (1u8..=255).find(|i| !taken.contains(i)).unwrap();
     let foreign = format!("{}{index:02x}\n", "5a".repeat(32));
+    // The attempt started over: custody names whose shares must come again (holder 4's came on
+    // stdin, so custody cannot name them).
     generate(&["--share-stdin"], Some(foreign.as_bytes()))
         .expect(3)
-        .stderr_has("not from this cluster");
+        .stderr_has("not from this cluster")
+        .stderr_has("must give their shares again — in this run, stdin line 1; ")
+        .stderr_has(&format!(
+            "in earlier runs (as the transcript records), holder {}; ",
+            fpr("holder2")
+        ))
+        .stderr_has("1 share of earlier runs whose holder custody cannot name");
     assert!(!root2_asc.exists());
     // The quorum again, properly: 2, 4, then 5 with a passphrase-protected key.
     generate(&["--share-file", &h2[0], "--secret-key", &h2[1]], None).expect(0);

@@ -188,8 +188,10 @@ fn the_authority_is_bound_only_to_the_contract_that_names_it() {
     };
 
     step_refusals_write_nothing(&anvil, &c, &address, &|w| unbound("authority", w));
+    step_rpcs_are_checked_and_must_agree(&anvil, &c, &contract, dir, &|w| unbound("authority", w));
     step_a_call_the_code_lacks_is_refused(&anvil, &c, &contract, &|w| unbound("authority", w));
     step_bound_to_the_contract_that_names_it(&anvil, &c, &cluster, &contract, dir, &wrap, &address);
+    step_the_rpc_url_s_secrets_stay_out_of_every_output(&anvil, &c, &contract, dir);
     step_a_framework_s_calls_are_checked(&anvil, &c, dir, &unbound, &bound_to);
     step_a_selector_pushed_shorter_is_found(&anvil, &c, dir, &bound_to);
     step_a_proxy_is_bound_on_its_abi(&anvil, &c, dir, &unbound, &bound_to);
@@ -224,6 +226,195 @@ fn last_bind_facts(dir: &Path) -> Value {
         .find(|l| l["step"] == "wallet-bind")
         .expect("a wallet-bind line");
     line["facts"].clone()
+}
+
+/// `wallet bind` of the contract with only the RPC arguments given (none: CUSTODY_RPC_URL),
+/// confirmed by `--yes`.
+fn bind_rpcs(c: &Custody, contract: &str, rpc_args: &[&str]) -> Run {
+    let mut args = vec![
+        "--format",
+        "json",
+        "--yes",
+        "wallet",
+        "bind",
+        "authority",
+        "--contract",
+        contract,
+    ];
+    args.extend(rpc_args);
+    c.run(&args)
+}
+
+/// The same custody with CUSTODY_RPC_URL set to `urls`.
+fn with_rpc_env(c: &Custody, urls: &str) -> Custody {
+    let mut env = c.env.clone();
+    env.push(("CUSTODY_RPC_URL".into(), urls.into()));
+    Custody {
+        cwd: c.cwd.clone(),
+        base: c.base.clone(),
+        env,
+    }
+}
+
+fn transcript_lines(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("custody-transcript.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Only https:// or a loopback http:// URL is taken, refused before anything is read; two
+/// nodes of the same chain that say different things at the same block (a fork of the chain
+/// where the contract's code names someone else: a lying RPC), or an RPC that does not answer
+/// beside one that does, are refused (exit 3) naming each; nothing is written.
+fn step_rpcs_are_checked_and_must_agree(
+    anvil: &Anvil,
+    c: &Custody,
+    contract: &str,
+    dir: &Path,
+    unbound: &dyn Fn(&str),
+) {
+    let lines = transcript_lines(dir);
+    for url in [
+        "http://10.0.0.1:8545",
+        "http://rpc.example.org/v3/KEY",
+        "ws://127.0.0.1:8545",
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/",
+    ] {
+        bind_rpcs(c, contract, &["--rpc", url])
+            .expect(2)
+            .stderr_has("https://");
+    }
+    bind_rpcs(c, contract, &[])
+        .expect(2)
+        .stderr_has("CUSTODY_RPC_URL");
+    with_rpc_env(c, "http://192.168.1.1:8545")
+        .run(&["wallet", "bind", "authority", "--contract", contract])
+        .expect(2)
+        .stderr_has("CUSTODY_RPC_URL (#1)");
+    unbound("refused URLs");
+
+    let decoy = deploy(anvil, "0x2222222222222222222222222222222222222222");
+    let fork = Anvil::fork(anvil, CHAIN);
+    let decoy_code = anvil.rpc("eth_getCode", json!([decoy, "latest"]));
+    fork.rpc("anvil_setCode", json!([contract, decoy_code]));
+    let r = bind_rpcs(c, contract, &["--rpc", &anvil.url, "--rpc", &fork.url]);
+    r.expect(3)
+        .stderr_has("the RPCs disagree")
+        .stderr_has("authority()")
+        .stderr_has(&format!("RPC 1 ({}) says", anvil.url))
+        .stderr_has(&format!("RPC 2 ({}) says", fork.url));
+    assert!(
+        !r.stderr().contains("hash: RPC"),
+        "a fork at the same block agrees on the block's hash: {}",
+        r.stderr()
+    );
+    unbound("two RPCs that disagree");
+    drop(fork);
+
+    let dead = format!("http://127.0.0.1:{}", closed_port());
+    bind_rpcs(c, contract, &["--rpc", &anvil.url, "--rpc", &dead])
+        .expect(3)
+        .stderr_has(&format!("RPC 2 ({dead}) failed to answer"));
+    unbound("an RPC that does not answer");
+    assert_eq!(transcript_lines(dir), lines, "a refused bind wrote a line");
+}
+
+/// An RPC URL's user info, query and path (where providers keep an API key) reach the provider
+/// (a gateway in front of anvil sees them) and nothing else: not stdout, stderr, the transcript,
+/// `transcript show` or the report, whether the URL comes from CUSTODY_RPC_URL, --rpc-file or
+/// argv (which is warned about), nor an error naming an RPC that does not answer. Two URLs of
+/// the same chain (anvil, and anvil through the gateway) agree.
+fn step_the_rpc_url_s_secrets_stay_out_of_every_output(
+    anvil: &Anvil,
+    c: &Custody,
+    contract: &str,
+    dir: &Path,
+) {
+    let gateway = support::gateway::KeyGateway::start(&anvil.url);
+    let secrets = ["aliceuser", "hunter2pw", "0123abcdKEY", "QSECRETQ"];
+    let keyed = |port: u16| {
+        format!("http://aliceuser:hunter2pw@127.0.0.1:{port}/v3/0123abcdKEY?apikey=QSECRETQ")
+    };
+    let shown = format!("http://…@127.0.0.1:{}/…?…", gateway.port);
+    let mut outputs = Vec::new();
+
+    let r = bind_rpcs(
+        &with_rpc_env(c, &format!("{}, {}", anvil.url, keyed(gateway.port))),
+        contract,
+        &[],
+    );
+    r.expect(0);
+    assert_eq!(
+        r.json()["bind"]["rpcs"],
+        json!([anvil.url, shown]),
+        "{}",
+        r.stdout()
+    );
+    assert!(
+        gateway.seen().iter().any(|s| s
+            == "/v3/0123abcdKEY?apikey=QSECRETQ authorization=Basic YWxpY2V1c2VyOmh1bnRlcjJwdw=="),
+        "the key never reached the provider: {:?}",
+        gateway.seen()
+    );
+    outputs.push(("CUSTODY_RPC_URL", r.stdout() + &r.stderr()));
+
+    let file = dir.join("rpc-urls");
+    std::fs::write(&file, format!("# the provider\n{}\n", keyed(gateway.port))).unwrap();
+    let r = bind_rpcs(c, contract, &["--rpc-file", file.to_str().unwrap()]);
+    r.expect(0);
+    assert_eq!(r.json()["bind"]["rpc"], shown.as_str());
+    outputs.push(("--rpc-file", r.stdout() + &r.stderr()));
+
+    let r = bind_rpcs(c, contract, &["--rpc", &keyed(gateway.port)]);
+    r.expect(0)
+        .stderr_has("every user of this machine can read the command line");
+    outputs.push(("--rpc", r.stdout() + &r.stderr()));
+
+    let lines = transcript_lines(dir);
+    let r = bind_rpcs(&with_rpc_env(c, &keyed(closed_port())), contract, &[]);
+    r.expect(4).stderr_has("does not answer");
+    assert_eq!(transcript_lines(dir), lines);
+    outputs.push(("an RPC that does not answer", r.stdout() + &r.stderr()));
+
+    let transcript = dir.join("custody-transcript.jsonl");
+    outputs.push((
+        "the transcript",
+        std::fs::read_to_string(&transcript).unwrap(),
+    ));
+    let show = c.run(&[
+        "--format",
+        "json",
+        "transcript",
+        "show",
+        transcript.to_str().unwrap(),
+    ]);
+    show.expect(0);
+    assert!(show.stdout().contains(&shown), "{}", show.stdout());
+    outputs.push(("transcript show", show.stdout() + &show.stderr()));
+    let report = dir.join("report.html");
+    c.run(&[
+        "transcript",
+        "report",
+        transcript.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+    ])
+    .expect(0);
+    outputs.push(("the report", std::fs::read_to_string(&report).unwrap()));
+    for (what, text) in outputs {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{what} shows {secret}:\n{text}");
+        }
+    }
 }
 
 fn step_refusals_write_nothing(anvil: &Anvil, c: &Custody, address: &str, unbound: &dyn Fn(&str)) {

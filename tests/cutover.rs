@@ -83,6 +83,33 @@ fn step_preflight_refusals_leave_the_balancer_untouched(bg: &BlueGreen, dir: &Pa
         .stderr_has("behind the chain's pending nonce 1000");
     untouched("a chain ahead of both");
     chain.rpc("anvil_setNonce", json!([address, "0x0"]));
+    // RPC URLs: plain http:// to another host, another scheme: refused before anything is read.
+    for (flag, url) in [
+        ("--rpc", "http://10.0.0.1:8545"),
+        ("--nonce-floor-from-rpc", "wss://rpc.example.org/v3/KEY"),
+    ] {
+        let mut args = cut(&green_addr, &sock, "green1");
+        args.extend([flag.into(), url.into()]);
+        run(args).expect(2).stderr_has(flag);
+        untouched(url);
+    }
+    // Two RPCs of chain 1 that disagree on what the Authority had mined by the same block.
+    let other = Anvil::start(1);
+    other.rpc("anvil_setNonce", json!([address, "0x5"]));
+    let mut two = cut(&green_addr, &sock, "green1");
+    two.extend([
+        "--rpc".into(),
+        chain.url.clone(),
+        "--rpc".into(),
+        other.url.clone(),
+    ]);
+    run(two)
+        .expect(3)
+        .stderr_has("the RPCs disagree")
+        .stderr_has(&format!("RPC 1 ({}) says 0", chain.url))
+        .stderr_has(&format!("RPC 2 ({}) says 5", other.url));
+    untouched("two RPCs that disagree");
+    drop(other);
     Api::new(green, 0, root).ok("POST", "sys/seal", None);
     run(cut(&green_addr, &sock, "green1"))
         .expect(4)
@@ -161,7 +188,17 @@ fn step_cutover_under_load_loses_no_read_and_no_nonce(
         signer,
         ..
     } = bg;
-    let op = bg.operator(dir);
+    // The chain's RPCs from CUSTODY_RPC_URL: anvil, and anvil again through a provider's
+    // gateway whose URL holds a key (user info, path, query) that only the gateway may see.
+    let gateway = support::gateway::KeyGateway::start(&chain.url);
+    let mut op = bg.operator(dir);
+    op.env.push((
+        "CUSTODY_RPC_URL".into(),
+        format!(
+            "{}\nhttp://aliceuser:hunter2pw@127.0.0.1:{}/v3/0123abcdKEY?apikey=QSECRETQ",
+            chain.url, gateway.port
+        ),
+    ));
     let sock = bg.lb_spec();
     let green_addr = green.nodes[0].addr().to_string();
     let stop = Arc::new(AtomicBool::new(false));
@@ -233,10 +270,34 @@ fn step_cutover_under_load_loses_no_read_and_no_nonce(
         }));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let mut args = bg.cutover_args(&green_addr, &sock, "green1");
-    args.extend(["--rpc".into(), chain.url.clone()]);
-    let r = run_args(&op, args);
+    let r = run_args(&op, bg.cutover_args(&green_addr, &sock, "green1"));
     r.expect(0);
+    let transcript = std::fs::read_to_string(dir.join("custody-transcript.jsonl")).unwrap();
+    let recorded = format!(
+        "\"rpc\":\"{}, http://…@127.0.0.1:{}/…?…\"",
+        chain.url, gateway.port
+    );
+    assert!(transcript.contains(&recorded), "{transcript}");
+    for secret in ["aliceuser", "hunter2pw", "0123abcdKEY", "QSECRETQ"] {
+        for (what, text) in [
+            ("stdout", r.stdout()),
+            ("stderr", r.stderr()),
+            ("transcript", transcript.clone()),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "the cutover's {what} shows {secret}: {text}"
+            );
+        }
+    }
+    assert!(
+        gateway
+            .seen()
+            .iter()
+            .any(|s| s.starts_with("/v3/0123abcdKEY?apikey=QSECRETQ ")),
+        "the watch never asked the keyed RPC: {:?}",
+        gateway.seen()
+    );
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::SeqCst);
     for w in workers {
@@ -352,23 +413,69 @@ fn step_rollback(bg: &BlueGreen, dir: &Path, n: u64) {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["nonce"], n);
 
-    // Green sealed again; the chain has seen more of the Authority's transactions than blue
-    // has signed: blue goes on from the chain's pending nonce.
+    // A second cutover, to a green whose counter was above blue's (it signed before the
+    // cutover): the carry records 50 more than blue had. Green sealed, and the chain has seen
+    // fewer (green's signatures were not broadcast): the floor is the carry, from the
+    // transcript.
+    let carried = n + 50;
+    Api::new(green, 0, root).ok("POST", "ethereum/config", Some(json!({ "frozen": false })));
+    Api::new(green, 0, root).ok(
+        "POST",
+        "ethereum/accounts/authority/nonce",
+        Some(json!({ "next_nonce": carried })),
+    );
+    run_args(&op, bg.cutover_args(&green_addr, &bg.lb_spec(), "green1")).expect(0);
     Api::new(green, 0, root).ok("POST", "sys/seal", None);
     let chain = Anvil::start(1);
-    let floor = n + 7;
-    chain.rpc("anvil_setNonce", json!([address, format!("{floor:#x}")]));
+    chain.rpc("anvil_setNonce", json!([address, format!("{:#x}", n + 3)]));
     let r = rollback(Some(&chain.url));
     r.expect(0);
     let facts = &r.json()["rollback"];
-    assert_eq!(facts["counters_from"], json!(["chain"]), "{facts}");
-    assert_eq!(facts["nonces_back"]["authority"]["chain"], floor, "{facts}");
+    assert_eq!(
+        facts["counters_from"],
+        json!(["transcript", "chain"]),
+        "{facts}"
+    );
+    let back = &facts["nonces_back"]["authority"];
+    assert_eq!(back["carried"], carried, "{facts}");
+    assert_eq!(back["chain"], n + 3, "{facts}");
+    assert_eq!(back["floor_from"], json!(["transcript"]), "{facts}");
     assert!(facts["green_error"].is_string(), "{facts}");
-    assert_eq!(blue_next(), floor);
+    assert_eq!(
+        blue_next(),
+        carried,
+        "the floor fell below the carry recorded"
+    );
     assert_eq!(blue_frozen(), false);
+
+    // An RPC lying high: a floor 5000 above blue's counter is refused (nothing changes) unless
+    // confirmed with --yes.
+    let lie = carried + 5000;
+    chain.rpc("anvil_setNonce", json!([address, format!("{lie:#x}")]));
+    wait_up(lb, "blue1");
+    let balancer = states(lb);
+    rollback(Some(&chain.url))
+        .expect(4)
+        .stderr_has("--max-nonce-jump 1000")
+        .stderr_has("--yes");
+    assert_eq!(blue_next(), carried, "a refused floor raised blue");
+    assert_eq!(blue_frozen(), false, "a refused rollback froze blue");
+    assert_eq!(
+        states(lb),
+        balancer,
+        "a refused rollback moved the balancer"
+    );
+    let mut args = vec!["--yes".to_owned(), "--format".to_owned(), "json".to_owned()];
+    args.extend(bg.cutover_args(&green_addr, &bg.lb_spec(), "green1"));
+    args.insert(4, "rollback".into());
+    args.extend(["--nonce-floor-from-rpc".into(), chain.url.clone()]);
+    let r = run_args(&op, args);
+    r.expect(0);
+    assert_eq!(r.json()["rollback"]["jump_confirmed"], true);
+    assert_eq!(blue_next(), lie);
     let (status, v) = reqwest::blocking_free_sign(&lb.url(), signer);
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["data"]["nonce"], floor);
+    assert_eq!(v["data"]["nonce"], lie);
 }
 
 /// Waits (up to 20 s) until HAProxy counts `server` UP.

@@ -236,12 +236,20 @@ fn init_refuses_bad_inputs_and_changes_nothing() {
         .expect(4)
         .stderr_has("already initialized");
 
-    // Unseal with one node down: the live node is served, the dead one reported, exit 1.
+    // Unseal with one node down: the live node is served, the dead one reported, exit 1. (The
+    // dead address is no node init recorded: --new-node vouches for it.)
     let gpg = Gpg::with_secret_keys(&["holder1", "holder2"]);
     let s1 = gpg.decrypt(&out.join(format!("{}.share.asc", fpr("holder1"))), None);
     let s2 = gpg.decrypt(&out.join(format!("{}.share.asc", fpr("holder2"))), None);
     let r = with_dead.run_stdin(
-        &["--format", "json", "unseal", "--share-stdin"],
+        &[
+            "--format",
+            "json",
+            "unseal",
+            "--new-node",
+            &dead_addr,
+            "--share-stdin",
+        ],
         Some(format!("{s1}\n{s2}\n").as_bytes()),
     );
     r.expect(1).stderr_has("down");

@@ -89,7 +89,7 @@ fn plugin_signs_every_type_and_refuses_what_it_must() {
 fn step_nothing_signed_before_a_chain_id(api: &Api) -> Value {
     assert_eq!(
         api.ok("GET", "ethereum/config", None),
-        json!({ "chain_id": null, "frozen": false })
+        json!({ "chain_id": null, "frozen": false, "frozen_reason": null, "restored": null })
     );
     let free = api.ok(
         "POST",

@@ -1,6 +1,7 @@
 //! The signer's rules, read as an attacker holding a signer token would read them, against a
 //! real OpenBao 2.7.2 dev server: messages and typed data only where the account allows them
-//! and only for its chain and contracts, no transaction from an account without an allow-list,
+//! and only for its chain and contracts, typed data's integers signed exactly as written, no
+//! transaction and no typed data from an account without an allow-list,
 //! accounts created exactly once, nonces that never overflow or move on a refusal, frozen
 //! counters that only rise, and fee and gas caps that hold across transaction types.
 
@@ -74,6 +75,8 @@ fn every_signing_path_obeys_the_account() {
     );
     step_the_authority_signs_only_its_call(&api);
     step_typed_data_only_for_this_chain_and_the_allowed_contracts(&api);
+    step_typed_data_numbers_read_exactly_as_eth_account_reads_them(&api);
+    step_no_allow_list_no_typed_data_unless_unrestricted(&api);
     step_messages_where_allowed_recovered_by_eth_account(&api);
     step_no_allow_list_no_transaction_unrestricted_only_on_request(&api);
     step_fee_gas_and_value_caps_hold_in_both_types(&api);
@@ -191,6 +194,98 @@ fn step_typed_data_only_for_this_chain_and_the_allowed_contracts(api: &Api) {
         );
         assert_eq!(v["from"], typed["address"]);
     }
+}
+
+/// An order whose integers are JSON numbers beyond 64 bits (10^30, 2^255, int256 negatives),
+/// in nested structs and arrays: JSON text, since a serde_json `Value` would round them.
+fn big_numbers_order(contract: &str, amount: &str) -> String {
+    format!(
+        r#"{{"types": {{
+            "EIP712Domain": [{{"name": "name", "type": "string"}}, {{"name": "chainId", "type": "uint256"}},
+                             {{"name": "verifyingContract", "type": "address"}}],
+            "Order": [{{"name": "amount", "type": "uint256"}}, {{"name": "top", "type": "uint256"}},
+                      {{"name": "delta", "type": "int256"}}, {{"name": "legs", "type": "Leg[]"}}],
+            "Leg": [{{"name": "sizes", "type": "uint256[2]"}}, {{"name": "shift", "type": "int128"}}]}},
+          "primaryType": "Order",
+          "domain": {{"name": "Big", "chainId": {CHAIN}, "verifyingContract": "{contract}"}},
+          "message": {{"amount": {amount},
+                      "top": 57896044618658097711785492504343953926634992332820282019728792003956564819968,
+                      "delta": -57896044618658097711785492504343953926634992332820282019728792003956564819968,
+                      "legs": [{{"sizes": [1000000000000000000000000000001, 18446744073709551616],
+                                 "shift": -170141183460469231731687303715884105728}},
+                               {{"sizes": [0, 7], "shift": -1}}]}}}}"#
+    )
+}
+
+/// Integers in typed data are signed as written, in the object form (the request's own JSON,
+/// which OpenBao passes on digit for digit) and in the string form alike, and the hash is
+/// eth-account's; a number in exponent or fraction form is refused, never rounded.
+fn step_typed_data_numbers_read_exactly_as_eth_account_reads_them(api: &Api) {
+    let path = "ethereum/accounts/typed/sign-typed-data";
+    let address = api.ok("GET", "ethereum/accounts/typed", None)["address"].clone();
+    let order = big_numbers_order(FRAMEWORK, "1000000000000000000000000000000");
+    let (status, as_object) = api.write_text(path, &format!(r#"{{"typed_data": {order}}}"#));
+    assert_eq!(status, 200, "{as_object}");
+    let as_object = &as_object["data"];
+    let as_string = api.ok("POST", path, Some(json!({ "typed_data": order })));
+    assert_eq!(as_object, &as_string, "one typed data, one signature");
+    let v = eth_check(
+        json!({ "kind": "typed_data", "typed_data": order, "signature": as_object["signature"] }),
+    );
+    assert_eq!((&v["from"], &v["hash"]), (&address, &as_object["hash"]));
+
+    let before = next_nonce(api, "typed");
+    for (amount, literal) in [("1e30", "1e30"), ("1.0", "1.0"), ("1E+30", "1E+30")] {
+        let text = big_numbers_order(FRAMEWORK, amount);
+        let (status, v) = api.write_text(path, &format!(r#"{{"typed_data": {text}}}"#));
+        assert_eq!(status, 400, "{amount}: {v}");
+        let needle = format!(
+            "typed data field 'message.amount': the JSON number {literal} is not an integer"
+        );
+        assert!(v.to_string().contains(&needle), "{v}");
+        api.refused(path, json!({ "typed_data": text }), 400, &needle);
+    }
+    assert_eq!(next_nonce(api, "typed"), before);
+}
+
+/// An account allowed typed data but bound to nothing signs none, whatever its domain; created
+/// unrestricted, it signs typed data for this chain.
+fn step_no_allow_list_no_typed_data_unless_unrestricted(api: &Api) {
+    api.ok(
+        "POST",
+        "ethereum/accounts/unbound",
+        Some(json!({ "allow_sign_typed_data": true })),
+    );
+    let refusal = "account unbound: it has no allow-list (allowed_to / allowed_calls) and was not \
+                   created unrestricted, so it signs no typed data until it is bound to its contract";
+    for contract in [Some(FRAMEWORK), Some(TOKEN), None] {
+        api.refused(
+            "ethereum/accounts/unbound/sign-typed-data",
+            json!({ "typed_data": permit(json!(CHAIN), contract) }),
+            403,
+            refusal,
+        );
+    }
+    let (status, v) = api.write_text(
+        "ethereum/accounts/unbound/sign-typed-data",
+        &format!(r#"{{"typed_data": {}}}"#, big_numbers_order(TOKEN, "1")),
+    );
+    assert_eq!(status, 403, "{v}");
+
+    let loose = api.ok(
+        "POST",
+        "ethereum/accounts/loose",
+        Some(json!({ "unrestricted": true, "allow_sign_typed_data": true })),
+    );
+    let body = permit(json!(CHAIN), Some(TOKEN));
+    let s = api.ok(
+        "POST",
+        "ethereum/accounts/loose/sign-typed-data",
+        Some(json!({ "typed_data": body.clone() })),
+    );
+    let v =
+        eth_check(json!({ "kind": "typed_data", "typed_data": body, "signature": s["signature"] }));
+    assert_eq!(v["from"], loose["address"]);
 }
 
 /// Messages allowed: signed, recovered by eth-account.

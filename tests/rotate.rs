@@ -18,6 +18,7 @@ fn rotate_shares_refused_interrupted_cancelled_and_completed() {
     let u = init_and_unseal(cluster("rotate", 1), &HOLDERS);
     let ceremony = step_ceremony_token(&u);
     step_refusals_change_nothing(&u, &ceremony);
+    step_a_rotation_without_the_proof_is_never_continued(&u, &ceremony);
     step_interrupted_continued_then_cancelled(&u, &ceremony);
     let out = step_rotation_to_holder6(&u, &ceremony);
     step_verification_refuses_an_old_share_then_completes(&u, &ceremony, &out);
@@ -141,8 +142,71 @@ fn step_refusals_change_nothing(u: &Unsealed, ceremony: &Custody) {
         &strs(&[new_set_args(&out), vec!["--share-stdin".into()]].concat()),
         Some(foreign.as_bytes()),
     );
-    r.expect(3).stderr_has("not a share");
+    r.expect(3)
+        .stderr_has("not a share")
+        .stderr_has("in this run, stdin line 1, stdin line 2, stdin line 3.");
     assert!(!out.join(format!("{}.share.asc", fpr("holder6"))).exists());
+    ceremony
+        .run(&["rotate-shares", "--cancel"])
+        .expect(0)
+        .stdout_has("cancelled");
+}
+
+/// A rotation started through the API without `require_verification` (as `bao operator
+/// rotate-keys` without -verify starts it): custody refuses to continue it (exit 4), before any
+/// share is read or sent, even when the transcript records its start as an older custody did (it
+/// wrote the start line before it checked the server's answer). --cancel ends it.
+fn step_a_rotation_without_the_proof_is_never_continued(u: &Unsealed, ceremony: &Custody) {
+    let out = u.dir().join("unproven");
+    let api = Api::new(&u.cluster, 0, &u.root_token);
+    let started = api.ok(
+        "POST",
+        "sys/rotate/root/init",
+        Some(serde_json::json!({ "secret_shares": 5, "secret_threshold": 3 })),
+    );
+    assert_eq!(started["verification_required"], false, "{started}");
+    let nonce = started["nonce"].as_str().unwrap().to_owned();
+    let args = with_share_file(
+        new_set_args(&out),
+        &share_file(&u.out, "holder1"),
+        "holder1",
+    );
+    let refused = |u: &Unsealed| {
+        let before = lines(u);
+        ceremony
+            .run(&strs(&args))
+            .expect(4)
+            .stderr_has("does not require the new holders' proof")
+            .stderr_has("rotate-shares --cancel");
+        assert_eq!(lines(u), before, "nothing recorded");
+        let now = api.ok("GET", "sys/rotate/root/init", None);
+        assert_eq!(
+            (&now["nonce"], &now["progress"]),
+            (&serde_json::json!(nonce), &serde_json::json!(0)),
+            "no share given: {now}"
+        );
+        assert!(!out.exists() || files_under(&out).is_empty());
+    };
+    refused(u);
+
+    let holders: Vec<serde_json::Value> = ["holder1", "holder2", "holder3", "holder4", "holder6"]
+        .iter()
+        .enumerate()
+        .map(|(i, h)| serde_json::json!({ "index": i + 1, "fingerprint": fpr(h), "user_id": h }))
+        .collect();
+    custody::transcript::Transcript::at(u.dir().join("custody-transcript.jsonl"))
+        .append(custody::transcript::Step::new(
+            "rotate-shares",
+            "start",
+            "operator",
+            serde_json::json!({
+                "addr": u.cluster.nodes[0].addr().to_string(), "endpoint": "sys/rotate/root",
+                "nonce": nonce, "shares": 5, "threshold": 3, "holders": holders,
+                "backup": false, "verification_required": false, "previous_set": null,
+            }),
+        ))
+        .unwrap();
+    refused(u);
     ceremony
         .run(&["rotate-shares", "--cancel"])
         .expect(0)

@@ -35,8 +35,15 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
     ("wallet-show", &["name"], &["mount"]),
     (
         "wallet-bind",
-        &["name", "rpc", "contract"],
-        &["call", "authority_getter", "abi", "mount"],
+        &["name", "contract"],
+        &[
+            "rpc",
+            "rpc_file",
+            "call",
+            "authority_getter",
+            "abi",
+            "mount",
+        ],
     ),
     ("snapshot-save", &["out"], &["mount"]),
     (
@@ -60,8 +67,11 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
             "drain_timeout",
             "mount",
             "nonce_floor_from_rpc",
+            "nonce_floor_from_rpc_file",
+            "max_nonce_jump",
             "lb_shell",
             "rpc",
+            "rpc_file",
         ],
     ),
     ("transcript-verify", &["file"], &["certs"]),
@@ -227,15 +237,20 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
         }
         "wallet-bind" => {
             a.extend(["wallet".into(), "bind".into(), get("name")]);
-            a.extend([
-                "--rpc".into(),
-                get("rpc"),
-                "--contract".into(),
-                get("contract"),
-            ]);
+            // Either, or neither (CUSTODY_RPC_URL, which the step inherits); an empty value
+            // (a script's default) gives no flag.
+            for (f, k) in [("--rpc", "rpc"), ("--rpc-file", "rpc_file")] {
+                if p.get(k).is_some_and(|v| !v.is_empty()) {
+                    flag(&mut a, f, k);
+                }
+            }
+            a.extend(["--contract".into(), get("contract")]);
             flag(&mut a, "--call", "call");
             flag(&mut a, "--authority-getter", "authority_getter");
-            flag(&mut a, "--abi", "abi");
+            // An empty --abi (a script's default) gives no flag either.
+            if p.get("abi").is_some_and(|v| !v.is_empty()) {
+                flag(&mut a, "--abi", "abi");
+            }
             flag(&mut a, "--mount", "mount");
         }
         "snapshot-save" => {
@@ -275,7 +290,14 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
             flag(&mut a, "--drain-timeout", "drain_timeout");
             flag(&mut a, "--mount", "mount");
             flag(&mut a, "--nonce-floor-from-rpc", "nonce_floor_from_rpc");
+            flag(
+                &mut a,
+                "--nonce-floor-from-rpc-file",
+                "nonce_floor_from_rpc_file",
+            );
+            flag(&mut a, "--max-nonce-jump", "max_nonce_jump");
             flag(&mut a, "--rpc", "rpc");
+            flag(&mut a, "--rpc-file", "rpc_file");
             if p.get("lb_shell").is_some_and(|v| v == "true") {
                 a.push("--lb-shell".into());
             }
@@ -343,6 +365,7 @@ mod tests {
             | "backup" => "true",
             "stale_after" => "90",
             "nonce_floor_from_rpc" | "rpc" => "http://127.0.0.1:8545",
+            "max_nonce_jump" => "1000",
             "contract" => "0x1111111111111111111111111111111111111111",
             "call" => "submitBlock(bytes32)",
             "authority_getter" => "authority()",

@@ -3,7 +3,12 @@
 //! test contract to its own throwaway anvil, through `localcluster::anvil`).
 
 pub mod abi;
+mod agree;
 pub mod bytecode;
+mod url;
+
+pub use agree::{ChainNonces, ContractSeen, Rpcs};
+pub use url::{ENV as RPC_URL_ENV, Gathered, RpcUrl, Sources, redacted};
 
 use std::time::Duration;
 
@@ -14,32 +19,42 @@ use crate::error::{Context as _, Error, Kind, Result};
 /// How long one JSON-RPC call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// An Ethereum node's JSON-RPC endpoint.
+/// An Ethereum node's JSON-RPC endpoint. Its URL is shown only redacted (`RpcUrl`); reqwest's
+/// errors are stripped of it.
 #[derive(Clone)]
 pub struct Rpc {
-    url: reqwest::Url,
+    url: RpcUrl,
     http: reqwest::Client,
 }
 
 impl Rpc {
-    /// `url` is http:// or https://.
+    /// `url` is https://, or http:// to a loopback address (else exit 2).
     pub fn new(url: &str) -> Result<Rpc> {
-        let parsed =
-            reqwest::Url::parse(url).with_kind(Kind::Usage, format!("{url:?} is not a URL"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(Error::usage(format!(
-                "{url:?}: an Ethereum JSON-RPC URL is http:// or https://"
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .build()
-            .with_kind(Kind::Internal, "building the JSON-RPC client")?;
-        Ok(Rpc { url: parsed, http })
+        Rpc::from_url(RpcUrl::parse(url, "the RPC URL")?)
     }
 
-    pub fn url(&self) -> &str {
-        self.url.as_str()
+    /// A client for `url`: no redirect is followed (it could lead to plain http elsewhere), and
+    /// a loopback http:// URL goes through no proxy, with localhost resolved to 127.0.0.1 here.
+    pub fn from_url(url: RpcUrl) -> Result<Rpc> {
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .timeout(CALL_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("custody/", env!("CARGO_PKG_VERSION")));
+        if url.is_loopback_http() {
+            builder = builder
+                .no_proxy()
+                .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        }
+        let http = builder
+            .build()
+            .with_kind(Kind::Internal, "building the JSON-RPC client")?;
+        Ok(Rpc { url, http })
+    }
+
+    /// The URL; it displays redacted.
+    pub fn url(&self) -> &RpcUrl {
+        &self.url
     }
 
     /// Any call, for the rehearsal's own throwaway chain (`localcluster::anvil`).
@@ -47,23 +62,27 @@ impl Rpc {
         self.call(method, params).await
     }
 
-    /// One call: its `result`, or the node's error.
+    /// One call: its `result`, or the node's error. reqwest's errors name the full URL: they
+    /// are kept without it.
     async fn call(&self, method: &str, params: Value) -> Result<Value> {
         let doing = || format!("{method} at {}", self.url);
         let answer: Value = self
             .http
-            .post(self.url.clone())
+            .post(self.url.request_url()?)
             .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
             .send()
             .await
+            .map_err(reqwest::Error::without_url)
             .with_kind(
                 Kind::Precondition,
                 format!("{}: the node does not answer", doing()),
             )?
             .error_for_status()
+            .map_err(reqwest::Error::without_url)
             .with_kind(Kind::Precondition, doing())?
             .json()
             .await
+            .map_err(reqwest::Error::without_url)
             .context(format!("{}: the answer is not JSON", doing()))?;
         if let Some(e) = answer.get("error") {
             return Err(Error::failed(format!(
@@ -95,20 +114,6 @@ impl Rpc {
 }
 
 impl Rpc {
-    /// The chain id, which must be `expected`, the one `mount`/ signs for (`None`: it signs for
-    /// no chain yet); else exit 3.
-    pub async fn expect_chain(&self, mount: &str, expected: Option<u64>) -> Result<u64> {
-        let chain_id = self.chain_id().await?;
-        if expected != Some(chain_id) {
-            return Err(Error::verification(format!(
-                "{} serves chain {chain_id}, but {mount}/ signs for chain {}",
-                self.url,
-                expected.map_or("(none)".to_owned(), |c| c.to_string())
-            )));
-        }
-        Ok(chain_id)
-    }
-
     /// `eth_getTransactionCount ADDRESS latest`: the transactions from `address` mined so far.
     pub async fn mined_nonce(&self, address: &str) -> Result<u64> {
         let v = self
@@ -117,10 +122,10 @@ impl Rpc {
         quantity(&v).map_err(|e| e.doing(format!("eth_getTransactionCount {address} latest")))
     }
 
-    /// `eth_getBalance ADDRESS latest`, in wei (decimal).
-    pub async fn balance(&self, address: &str) -> Result<String> {
+    /// `eth_getBalance ADDRESS BLOCK`, in wei (decimal).
+    pub async fn balance_at(&self, address: &str, block: u64) -> Result<String> {
         let v = self
-            .call("eth_getBalance", json!([address, "latest"]))
+            .call("eth_getBalance", json!([address, format!("{block:#x}")]))
             .await?;
         let digits = v
             .as_str()
@@ -148,6 +153,36 @@ impl Rpc {
             .call("eth_getCode", json!([address, format!("{block:#x}")]))
             .await?;
         data(&v).map_err(|e| e.doing(format!("eth_getCode {address}")))
+    }
+
+    /// `eth_getBlockByNumber BLOCK`: the block's hash.
+    pub async fn block_hash(&self, block: u64) -> Result<String> {
+        let v = self
+            .call(
+                "eth_getBlockByNumber",
+                json!([format!("{block:#x}"), false]),
+            )
+            .await?;
+        let hash =
+            data(&v["hash"]).map_err(|e| e.doing(format!("eth_getBlockByNumber {block}")))?;
+        if hash.len() != 32 {
+            return Err(Error::failed(format!(
+                "eth_getBlockByNumber {block}: no block hash in the answer"
+            )));
+        }
+        Ok(format!("0x{}", hex::encode(hash)))
+    }
+
+    /// `eth_getTransactionCount ADDRESS BLOCK`: the transactions from `address` mined up to
+    /// `block`.
+    pub async fn nonce_at(&self, address: &str, block: u64) -> Result<u64> {
+        let v = self
+            .call(
+                "eth_getTransactionCount",
+                json!([address, format!("{block:#x}")]),
+            )
+            .await?;
+        quantity(&v).map_err(|e| e.doing(format!("eth_getTransactionCount {address} {block}")))
     }
 
     /// `eth_call` of a function without arguments at `block`: the raw return data.

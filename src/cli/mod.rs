@@ -191,6 +191,16 @@ impl ShareArgs {
     }
 }
 
+/// Which of the `--addr` nodes joined the cluster after its init, for the commands that send
+/// shares: every other `--addr` must be a node the transcript records for this cluster.
+#[derive(Debug, Args)]
+pub struct NewNodeArgs {
+    /// One of the --addr nodes that joined the cluster after its init (repeat for each): its
+    /// address is recorded in the transcript before any share is sent to it
+    #[arg(long = "new-node", value_name = "URL")]
+    pub new_node: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct RotateSharesArgs {
     /// A new holder's OpenPGP public key (repeat, in holder order); starts a rotation
@@ -213,6 +223,8 @@ pub struct RotateSharesArgs {
     pub cancel: bool,
     #[command(flatten)]
     pub shares: ShareArgs,
+    #[command(flatten)]
+    pub nodes: NewNodeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +241,8 @@ pub struct HoldersArgs {
 pub struct UnsealArgs {
     #[command(flatten)]
     pub shares: ShareArgs,
+    #[command(flatten)]
+    pub nodes: NewNodeArgs,
     /// How long to wait for followers to join and unseal, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub join_timeout: u64,
@@ -264,6 +278,8 @@ pub struct RootGenerateArgs {
     pub cancel: bool,
     #[command(flatten)]
     pub shares: ShareArgs,
+    #[command(flatten)]
+    pub nodes: NewNodeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,6 +308,9 @@ pub enum WalletCommand {
     /// Bind an account created without an allow-list to one call of its contract, once the
     /// chain shows the contract names it (a quorum step)
     Bind(WalletBindArgs),
+    /// Lift the freeze of a mount restored from a snapshot: every account's counter raised to
+    /// at least the chain's pending nonce (or N), then signing unfrozen (recorded)
+    Unfreeze(WalletUnfreezeArgs),
     /// Address, next nonce and constraints of an account; with --rpc, the chain's view of it
     Show {
         /// The account name
@@ -299,20 +318,50 @@ pub enum WalletCommand {
         /// Where the plugin is mounted
         #[arg(long, default_value = "ethereum")]
         mount: String,
-        /// An Ethereum node's JSON-RPC: compare the plugin's next nonce with the chain's (exit 3
-        /// when the plugin is behind: it would sign a nonce the chain already has)
+        /// An Ethereum node's JSON-RPC, once per provider (https://, or http:// to a loopback
+        /// address): compare the plugin's next nonce with the chain's (exit 3 when the plugin is
+        /// behind: it would sign a nonce the chain already has) [default: CUSTODY_RPC_URL]
         #[arg(long, value_name = "URL")]
-        rpc: Option<String>,
+        rpc: Vec<String>,
+        /// A file of JSON-RPC URLs, one a line (keeps an API key out of argv)
+        #[arg(long, value_name = "FILE")]
+        rpc_file: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct WalletUnfreezeArgs {
+    /// Where the plugin is mounted
+    #[arg(long, default_value = "ethereum")]
+    pub mount: String,
+    /// An Ethereum node's JSON-RPC on the mount's chain: each account's counter is raised to at
+    /// least its pending nonce there (eth_getTransactionCount ADDRESS pending). Once per
+    /// provider: they must agree
+    #[arg(long, value_name = "URL")]
+    pub nonce_floor_from_rpc: Vec<String>,
+    /// A file of --nonce-floor-from-rpc URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub nonce_floor_from_rpc_file: Option<PathBuf>,
+    /// Raise the counter to at least N (a mount with one account), or NAME=N for each account
+    #[arg(long, value_name = "N|NAME=N")]
+    pub nonce_floor: Vec<String>,
+    /// A floor more than this above an account's counter needs a confirmation (--yes)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_nonce_jump: u64,
 }
 
 #[derive(Debug, Args)]
 pub struct WalletBindArgs {
     /// The account name (for example authority)
     pub name: String,
-    /// An Ethereum node's JSON-RPC, on the chain the mount signs for
+    /// An Ethereum node's JSON-RPC on the chain the mount signs for, once per provider
+    /// (https://, or http:// to a loopback address): every one must agree on the chain, the
+    /// block, the code and the getter's answer [default: CUSTODY_RPC_URL]
     #[arg(long, value_name = "URL")]
-    pub rpc: String,
+    pub rpc: Vec<String>,
+    /// A file of JSON-RPC URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub rpc_file: Option<PathBuf>,
     /// The contract the account may call (deployed with the account's address)
     #[arg(long, value_name = "ADDRESS")]
     pub contract: String,
@@ -415,9 +464,15 @@ pub struct SnapshotVerifyArgs {
     /// The signer plugin binary (the one the source cluster runs)
     #[arg(long, value_name = "FILE")]
     pub plugin_bin: Option<PathBuf>,
-    /// OpenBao server binary for the throwaway server [default: CUSTODY_BAO_BIN, tools/bin/bao, bao on PATH]
+    /// OpenBao server binary for the throwaway server; it must be one custody knows by sha256
+    /// (the ones scripts/setup installs) unless --bao-sha256 names it [default:
+    /// CUSTODY_BAO_BIN, tools/bin/bao above the custody executable, bao on PATH; never the
+    /// current directory]
     #[arg(long, value_name = "FILE")]
     pub bao_bin: Option<PathBuf>,
+    /// The sha256 of --bao-bin FILE, to run an OpenBao binary custody does not know on purpose
+    #[arg(long, value_name = "HEX", requires = "bao_bin")]
+    pub bao_sha256: Option<String>,
     /// The account whose address must survive
     #[arg(long, default_value = "authority")]
     pub account: String,
@@ -490,16 +545,27 @@ pub struct CutoverArgs {
     pub mount: String,
     /// On a rollback, raise blue's counters to at least each account's pending nonce on the
     /// chain (eth_getTransactionCount ADDRESS pending) before blue signs again; needed when
-    /// green's counters cannot be read
+    /// green's counters cannot be read. Once per provider: they must agree
     #[arg(long, value_name = "URL")]
-    pub nonce_floor_from_rpc: Option<String>,
+    pub nonce_floor_from_rpc: Vec<String>,
+    /// A file of --nonce-floor-from-rpc URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub nonce_floor_from_rpc_file: Option<PathBuf>,
+    /// On a rollback, how far above blue's counter a floor may raise it without a confirmation
+    /// (--yes): a lying RPC must not exhaust the Authority's nonces
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_nonce_jump: u64,
     /// Run the exec:COMMAND balancer through /bin/sh -c (by default its words are run directly)
     #[arg(long)]
     pub lb_shell: bool,
-    /// An Ethereum node's JSON-RPC: the pre-flight refuses when green's counters (after the
-    /// carry) are behind the chain's pending nonce, and the switch checks them again
+    /// An Ethereum node's JSON-RPC, once per provider: the pre-flight refuses when green's
+    /// counters (after the carry) are behind the chain's pending nonce, and the switch checks
+    /// them again [default: CUSTODY_RPC_URL]
     #[arg(long, value_name = "URL")]
-    pub rpc: Option<String>,
+    pub rpc: Vec<String>,
+    /// A file of --rpc URLs, one a line (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub rpc_file: Option<PathBuf>,
     /// Cut over even when green runs an older OpenBao than blue
     #[arg(long)]
     pub allow_downgrade: bool,

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::bind_call;
-use crate::chain::{Rpc, abi_address, checksum, keccak256};
+use crate::chain::{Rpcs, abi_address, checksum};
 use crate::cli::WalletBindArgs;
 use crate::error::{Error, Result};
 use crate::flows::{Ctx, active_node, node_error};
@@ -23,7 +23,22 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
         check_signature(flag, signature)?;
     }
     let abi = args.abi.as_deref().map(bind_call::read_abi).transpose()?;
-    let rpc = Rpc::new(&args.rpc)?;
+    let rpc = crate::flows::rpcs::rpcs(
+        ctx,
+        crate::flows::rpcs::RpcFlags {
+            flag: "--rpc",
+            argv: &args.rpc,
+            file_flag: "--rpc-file",
+            file: args.rpc_file.as_deref(),
+            env: true,
+        },
+    )?
+    .ok_or_else(|| {
+        Error::usage(
+            "wallet bind reads the chain: give --rpc URL (once per provider), --rpc-file FILE \
+             or CUSTODY_RPC_URL",
+        )
+    })?;
     let vault = ctx.vault()?;
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
     let signer = vault.signer(&args.mount);
@@ -67,8 +82,10 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
         "authority_getter": args.authority_getter,
         "chain_id": seen.chain_id,
         "block_number": seen.block,
+        "block_hash": seen.block_hash,
         "code_keccak256": seen.code_hash,
-        "rpc": rpc.url(),
+        "rpc": rpc.label(),
+        "rpcs": rpc.shown(),
         "already_bound": bound["already_bound"] == true,
         "call_check": checked.facts(confirmed),
     });
@@ -78,8 +95,8 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
     ctx.ui.result(
         &format!(
             "{} ({address}) is bound to {allowed}{}.\n\
-             Checked at block {} of chain {}: code at {contract} (keccak256 {}), and {} returns the \
-             account's address.\nTranscript head: {}",
+             Checked at block {} ({}) of chain {} by {} RPC(s) that agree ({}): code at {contract} \
+             (keccak256 {}), and {} returns the account's address.\nTranscript head: {}",
             args.name,
             if bound["already_bound"] == true {
                 " (it already was)"
@@ -87,7 +104,10 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
                 ""
             },
             seen.block,
+            seen.block_hash,
             seen.chain_id,
+            rpc.len(),
+            rpc.label(),
             seen.code_hash,
             args.authority_getter,
             head.head_hash
@@ -101,15 +121,18 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
 struct Seen {
     chain_id: u64,
     block: u64,
+    block_hash: String,
     code_hash: String,
     /// The runtime code, for the selector check.
     code: Vec<u8>,
 }
 
-/// The RPC serves the mount's chain, code exists at the contract, and its getter returns the
-/// account's address, all read at one block. Any mismatch: exit 3, nothing written.
+/// Every RPC serves the mount's chain, code exists at the contract, and its getter returns the
+/// account's address, all read at one block that every RPC has (the lowest latest block), and
+/// every RPC says the same of the block's hash, the code and the getter. Any mismatch, or an RPC
+/// that fails: exit 3, nothing written.
 async fn on_chain(
-    rpc: &Rpc,
+    rpc: &Rpcs,
     contract: &str,
     args: &WalletBindArgs,
     mount_chain: Option<u64>,
@@ -120,21 +143,22 @@ async fn on_chain(
         .expect_chain(&args.mount, mount_chain)
         .await
         .map_err(|e| e.hint(nothing))?;
-    let block = rpc.block_number().await?;
-    let code = rpc.code(contract, block).await?;
+    let block = rpc.common_block().await.map_err(|e| e.hint(nothing))?;
+    let at = rpc
+        .contract_at(contract, &args.authority_getter, block)
+        .await
+        .map_err(|e| e.hint(nothing))?;
+    let (code, returned) = (&at.code, &at.returned);
     if code.is_empty() {
         return Err(Error::verification(format!(
             "no contract code at {contract} on chain {chain_id} (block {block}); {nothing}"
         )));
     }
-    let returned = rpc
-        .call_view(contract, &args.authority_getter, block)
-        .await?;
-    let named = abi_address(&returned).ok_or_else(|| {
+    let named = abi_address(returned).ok_or_else(|| {
         Error::verification(format!(
             "{} of {contract} did not return an address (0x{}); {nothing}",
             args.authority_getter,
-            hex::encode(&returned)
+            hex::encode(returned)
         ))
     })?;
     if !named.eq_ignore_ascii_case(address) {
@@ -146,8 +170,9 @@ async fn on_chain(
     Ok(Seen {
         chain_id,
         block,
-        code_hash: format!("0x{}", hex::encode(keccak256(&code))),
-        code,
+        block_hash: at.block_hash,
+        code_hash: at.code_hash,
+        code: at.code,
     })
 }
 

@@ -38,7 +38,7 @@ fn describe(step: &StepDef, values: &BTreeMap<String, String>) -> String {
                 .iter()
                 .map(|(k, v)| (k.clone(), resolve(v, values)))
                 .collect();
-            format!("runs `custody {}`", actions::argv(&a, &p).join(" "))
+            format!("runs `custody {}`", shown_argv(&actions::argv(&a, &p)))
         }
         Kind::Check(c) => format!(
             "checks {c} {}",
@@ -54,6 +54,22 @@ fn describe(step: &StepDef, values: &BTreeMap<String, String>) -> String {
             resolve(step.confirm.as_deref().unwrap_or(""), values)
         ),
     }
+}
+
+/// A step's command line as the terminal and the dry run show it: an RPC URL redacted (it may
+/// hold an API key; `chain::RpcUrl`).
+fn shown_argv(argv: &[String]) -> String {
+    let mut out: Vec<String> = Vec::with_capacity(argv.len());
+    for (i, word) in argv.iter().enumerate() {
+        let after_rpc = i > 0 && matches!(argv[i - 1].as_str(), "--rpc" | "--nonce-floor-from-rpc");
+        out.push(if after_rpc {
+            crate::chain::RpcUrl::parse(word, "the step's RPC URL")
+                .map_or_else(|_| "(an RPC URL, not shown)".to_owned(), |u| u.to_string())
+        } else {
+            word.clone()
+        });
+    }
+    out.join(" ")
 }
 
 pub fn show(ctx: &Ctx, name: &str) -> Result<()> {
@@ -509,5 +525,30 @@ fn run_check(check: &str, p: &BTreeMap<String, String>) -> Result<()> {
             }
         }
         other => Err(Error::usage(format!("unknown check {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_step_s_rpc_url_is_shown_redacted() {
+        let argv: Vec<String> = [
+            "wallet",
+            "bind",
+            "authority",
+            "--rpc",
+            "https://u:p@eth.example.org/v3/KEY?k=Q",
+            "--nonce-floor-from-rpc",
+            "ftp://KEY",
+            "--contract",
+            "0x1",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            super::shown_argv(&argv),
+            "wallet bind authority --rpc https://…@eth.example.org/…?… --nonce-floor-from-rpc \
+             (an RPC URL, not shown) --contract 0x1"
+        );
     }
 }

@@ -16,6 +16,7 @@ pub mod rotate_shares;
 pub mod snapshot;
 pub mod status;
 pub mod transcript;
+pub mod unfreeze;
 pub mod unseal;
 pub mod wallet;
 
@@ -61,9 +62,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Wallet(WalletCommand::Create(args)) => wallet::create(&ctx, &args).await,
         Command::Wallet(WalletCommand::Bind(args)) => bind::run(&ctx, &args).await,
-        Command::Wallet(WalletCommand::Show { name, mount, rpc }) => {
-            wallet::show(&ctx, &name, &mount, rpc.as_deref()).await
-        }
+        Command::Wallet(WalletCommand::Unfreeze(args)) => unfreeze::run(&ctx, &args).await,
+        Command::Wallet(WalletCommand::Show {
+            name,
+            mount,
+            rpc,
+            rpc_file,
+        }) => wallet::show(&ctx, &name, &mount, &rpc, rpc_file.as_deref()).await,
         Command::Snapshot(SnapshotCommand::Save { out, mount }) => {
             snapshot::save(&ctx, &out, &mount).await
         }

@@ -41,7 +41,7 @@ pub async fn install(ctx: &Ctx, plan: &InstallPlan) -> Result<()> {
     let text = format!(
         "Plugin {} {} (sha256 {}) {} and mounted at {}/{}.",
         done.name,
-        done.version,
+        crate::ui::escape(&done.version),
         done.sha256,
         if done.upgraded {
             "upgraded"

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use crate::cli::RootGenerateArgs;
 use crate::error::{Context as _, Error, Kind, Result};
-use crate::flows::shares::{Shares, gather};
+use crate::flows::cluster_nodes::{self, Checked};
+use crate::flows::recorded::{GiveAgain, earlier_attempt_givers};
+use crate::flows::shares::{Shares, gather_recorded};
 use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::pgp;
@@ -193,6 +195,12 @@ impl Target {
 }
 
 pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
+    let checked = cluster_nodes::check(
+        ctx,
+        ctx.require_addrs()?,
+        &args.nodes.new_node,
+        "root generate",
+    )?;
     let vault = ctx.vault()?;
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
     let family = crate::flows::root_generation::detect_family(&vault, &addr).await?;
@@ -213,9 +221,26 @@ pub async fn generate(ctx: &Ctx, args: &RootGenerateArgs) -> Result<()> {
     refuse_existing(out)?;
     let attempt = join_or_start(ctx, &target, &cert).await?;
     let need = attempt.required.saturating_sub(attempt.progress);
-    let shares = gather(ctx, &args.shares, need)?;
+    let shares = gather_recorded(ctx, &args.shares, need, &checked.record)?;
+    checked.record_new_nodes(ctx, "root generate")?;
+    let earlier = earlier_givers(&checked, &attempt);
     let (attempt, refused) = give_shares(ctx, &target, attempt, &shares).await?;
+    let refused = refused.map(|(why, given)| (why, GiveAgain::new(&given, &earlier.0, earlier.1)));
     finish(ctx, &target, &cert, out, &attempt, &shares, refused)
+}
+
+/// Who gave the attempt its progress in earlier runs, as the transcript records (its
+/// `root-generate` lines with the attempt's nonce), and how many of its shares that leaves
+/// unnamed.
+fn earlier_givers(checked: &Checked, attempt: &Attempt) -> (Vec<String>, u64) {
+    let holders = earlier_attempt_givers(
+        &checked.lines,
+        "configure",
+        &["root-generate"],
+        &attempt.nonce,
+    );
+    let unnamed = u64::from(attempt.progress).saturating_sub(holders.len() as u64);
+    (holders, unnamed)
 }
 
 /// `--cancel`: the attempt in progress is dropped.
@@ -282,16 +307,19 @@ async fn join_or_start(ctx: &Ctx, target: &Target, cert: &HolderCert) -> Result<
 }
 
 /// Gives each share to the attempt until it completes; a share the server cannot use makes it
-/// start over, which is reported (the refusal's words) rather than an error here.
+/// start over, which is reported (the refusal's words, and the labels of the shares this run
+/// gave) rather than an error here.
 async fn give_shares(
     ctx: &Ctx,
     target: &Target,
     mut attempt: Attempt,
     shares: &Shares,
-) -> Result<(Attempt, Option<String>)> {
+) -> Result<(Attempt, Option<(String, Vec<String>)>)> {
     let (vault, addr, family) = (&target.vault, &target.addr, target.family);
     let mut refused = None;
+    let mut given = Vec::new();
     for share in &shares.shares {
+        given.push(share.label.clone());
         let nonce = attempt.nonce.clone();
         match vault
             .root_generation_update(addr, family, &share.text, &nonce)
@@ -318,9 +346,12 @@ async fn give_shares(
                     || e.message_contains("duplicate part")
                     || e.message_contains("message authentication failed") =>
             {
-                refused = Some(format!(
-                    "{e}. The server could not open its keys with the shares of this attempt and started over \
-                     (progress 0): at least one share is not from this cluster"
+                refused = Some((
+                    format!(
+                        "{e}. The server could not open its keys with the shares of this attempt and started over \
+                         (progress 0): at least one share is not from this cluster"
+                    ),
+                    std::mem::take(&mut given),
                 ));
                 break;
             }
@@ -339,7 +370,7 @@ fn finish(
     out: &Path,
     attempt: &Attempt,
     shares: &Shares,
-    refused: Option<String>,
+    refused: Option<(String, GiveAgain)>,
 ) -> Result<()> {
     let base = target.family.base();
     let mut facts = json!({
@@ -351,11 +382,11 @@ fn finish(
         "holders": shares.holders,
         "complete": attempt.complete,
     });
-    if let Some(msg) = refused {
+    if let Some((msg, give_again)) = refused {
         facts["refused"] = json!(true);
         ctx.transcript
             .append(Step::new("configure", "root-generate", "holders", facts))?;
-        return Err(Error::new(Kind::Verification, msg));
+        return Err(Error::new(Kind::Verification, msg).hint(give_again.describe()));
     }
     if !attempt.complete {
         let head =

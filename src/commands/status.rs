@@ -3,9 +3,36 @@
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::flows::freeze::{self, Signing};
 use crate::flows::nodes::{all_status, table};
 use crate::flows::{Ctx, raft_peers};
-use crate::vault::HaRole;
+use crate::vault::{Addr, HaRole, NodeResult, Vault};
+
+/// A signer mount as `status` shows it: whether it signs, and fences left in its storage.
+struct SignerState {
+    mount: String,
+    config: serde_json::Value,
+    signing: Signing,
+    fences: Vec<String>,
+}
+
+async fn signer_mounts(vault: &Vault, addr: &Addr) -> NodeResult<Vec<SignerState>> {
+    let mut out = Vec::new();
+    for m in vault.signer_mounts(addr).await? {
+        let fences = vault
+            .signer(&m.mount)
+            .fences(addr)
+            .await
+            .unwrap_or_default();
+        out.push(SignerState {
+            signing: Signing::of_config(&m.config),
+            mount: m.mount,
+            config: m.config,
+            fences,
+        });
+    }
+    Ok(out)
+}
 
 pub async fn run(ctx: &Ctx) -> Result<()> {
     let addrs = ctx.require_addrs()?;
@@ -24,6 +51,10 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         (Some(a), Some(_)) => Some(crate::flows::rotation::describe(&vault, a).await),
         _ => None,
     };
+    let signers = match (active, &ctx.token) {
+        (Some(a), Some(_)) => Some(signer_mounts(&vault, a).await),
+        _ => None,
+    };
     let mut text = table(&nodes);
     match &raft {
         Some(Ok(h)) => text.push_str(&format!("Raft peers (autopilot):\n{}\n", h.describe())),
@@ -39,6 +70,21 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         Some(Err(e)) => text.push_str(&format!("Shares: cannot read the share rotation: {e}\n")),
         None => {}
     }
+    match &signers {
+        Some(Ok(mounts)) => {
+            for m in mounts {
+                text.push_str(&format!("Signer: {}\n", m.signing.describe(&m.mount)));
+                if let Some(line) = freeze::leftover_fences(&m.mount, &m.fences) {
+                    text.push_str(&format!("Signer: {line}\n"));
+                }
+            }
+        }
+        Some(Err(e)) => text.push_str(&format!(
+            "Signer: cannot list the signer mounts: {}\n",
+            crate::ui::escape(&e.to_string())
+        )),
+        None => {}
+    }
     ctx.ui.result(
         &text,
         json!({
@@ -46,6 +92,15 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
             "raft": raft.as_ref().and_then(|r| r.as_ref().ok()),
             "raft_error": raft.as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string),
             "share_rotation": rotation.as_ref().and_then(|r| r.as_ref().ok()),
+            "signer_mounts": signers.as_ref().and_then(|r| r.as_ref().ok()).map(|ms| ms
+                .iter()
+                .map(|m| json!({
+                    "mount": m.mount,
+                    "signing": m.signing.word(),
+                    "config": m.config,
+                    "restore_fences": m.fences,
+                }))
+                .collect::<Vec<_>>()),
         }),
     );
     let down = nodes.iter().filter(|n| !n.reachable).count();

@@ -1,6 +1,9 @@
-//! `custody unseal`: ceremony 2. Shares are gathered and checked first, held in zeroizing
-//! memory, and submitted to every node until each is unsealed, including followers of a fresh
-//! Raft cluster that join only after the leader is unsealed.
+//! `custody unseal`: ceremony 2. Every node must be one the transcript records for this
+//! cluster (or be vouched for with `--new-node`); shares are gathered and checked first (a share
+//! file against the one recorded for its holder), held in zeroizing memory, and submitted to
+//! every node until each is unsealed, including followers of a fresh Raft cluster that join only
+//! after the leader is unsealed. A node that refuses the quorum is reported with whose shares
+//! it dropped.
 
 use std::time::Duration;
 
@@ -8,21 +11,24 @@ use serde_json::json;
 
 use crate::cli::UnsealArgs;
 use crate::error::{Error, Kind, Result};
-use crate::flows::shares::{Shares, gather, prompt_need};
-use crate::flows::unseal::{NodeState, UnsealReport, record, unseal_with};
-use crate::flows::{Ctx, raft_peers};
+use crate::flows::recorded::{GiveAgain, earlier_unseal_givers};
+use crate::flows::shares::{Shares, gather_recorded, prompt_need};
+use crate::flows::unseal::{NodeReport, NodeState, UnsealReport, record, unseal_with};
+use crate::flows::{Ctx, cluster_nodes, raft_peers};
 use crate::vault::{Addr, Vault};
 
 pub async fn run(ctx: &Ctx, args: &UnsealArgs) -> Result<()> {
     let addrs = ctx.require_addrs()?.to_vec();
     let vault = ctx.vault()?;
     crate::flows::nodes::one_cluster(&crate::flows::nodes::all_status(&vault, &addrs).await)?;
+    let checked = cluster_nodes::check(ctx, &addrs, &args.nodes.new_node, "unseal")?;
     let need = if args.shares.uses_prompts() {
         prompt_need(ctx, &vault, &addrs).await?
     } else {
         0
     };
-    let shares = gather(ctx, &args.shares, need)?;
+    let shares = gather_recorded(ctx, &args.shares, need, &checked.record)?;
+    checked.record_new_nodes(ctx, "unseal")?;
     let report = unseal_with(
         ctx,
         &vault,
@@ -37,7 +43,30 @@ pub async fn run(ctx: &Ctx, args: &UnsealArgs) -> Result<()> {
         } else {
             None
         };
-    finish(ctx, &report, &shares, tolerance)
+    let give_again = refused_quorums(&checked.lines, &report);
+    finish(ctx, &report, &shares, tolerance, &give_again)
+}
+
+/// For each node that refused the quorum: whose shares it dropped, this run's and (as the
+/// transcript records) earlier runs'.
+fn refused_quorums(lines: &[serde_json::Value], report: &UnsealReport) -> Vec<(String, GiveAgain)> {
+    report
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Refused)
+        .map(|n| (n.addr.clone(), give_again(lines, n)))
+        .collect()
+}
+
+fn give_again(lines: &[serde_json::Value], n: &NodeReport) -> GiveAgain {
+    let before = n.progress_before.unwrap_or(0);
+    let earlier = Addr::parse(&n.addr)
+        .ok()
+        .and_then(|a| earlier_unseal_givers(lines, &a, before));
+    match earlier {
+        Some(g) => GiveAgain::new(&n.given, &g.holders, g.unnamed),
+        None => GiveAgain::new(&n.given, &[], u64::from(before)),
+    }
 }
 
 /// Whether (and after how long) the unsealed cluster survives losing a node. Autopilot's state
@@ -69,6 +98,7 @@ fn finish(
     report: &UnsealReport,
     shares: &Shares,
     tolerance: Option<String>,
+    give_again: &[(String, GiveAgain)],
 ) -> Result<()> {
     let head = record(ctx, report, shares)?;
     let mut text = String::new();
@@ -98,21 +128,32 @@ fn finish(
         text.push_str(t);
         text.push('\n');
     }
+    for (addr, g) in give_again {
+        text.push_str(&format!("{addr}: {}\n", g.describe()));
+    }
     text.push_str(&format!("Transcript head: {}", head.head_hash));
+    let give_again_json: Vec<_> = give_again
+        .iter()
+        .map(|(addr, g)| json!({ "addr": addr, "holders": g }))
+        .collect();
     ctx.ui.result(
         &text,
-        json!({ "unseal": report, "failure_tolerance": tolerance, "transcript_head": head.head_hash }),
+        json!({ "unseal": report, "failure_tolerance": tolerance, "give_again": give_again_json, "transcript_head": head.head_hash }),
     );
 
     if let Some(n) = report.nodes.iter().find(|n| n.state == NodeState::Refused) {
-        return Err(Error::new(
+        let mut err = Error::new(
             Kind::Verification,
             format!(
                 "{} refused the shares: {}",
                 n.addr,
                 n.message.as_deref().unwrap_or("")
             ),
-        ));
+        );
+        for (addr, g) in give_again {
+            err = err.hint(format!("{addr}: {}", g.describe()));
+        }
+        return Err(err);
     }
     let down = report
         .nodes

@@ -3,9 +3,10 @@
 
 use serde_json::{Value, json};
 
-use crate::chain::{Rpc, Standing, standing};
+use crate::chain::{Rpcs, Standing, standing};
 use crate::cli::WalletCreateArgs;
 use crate::error::{Error, Result};
+use crate::flows::freeze::Signing;
 use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
 use crate::transcript::Step;
@@ -249,9 +250,24 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn show(ctx: &Ctx, name: &str, mount: &str, rpc: Option<&str>) -> Result<()> {
+pub async fn show(
+    ctx: &Ctx,
+    name: &str,
+    mount: &str,
+    rpc: &[String],
+    rpc_file: Option<&std::path::Path>,
+) -> Result<()> {
     ctx.require_token("wallet show (a reader token or better)")?;
-    let rpc = rpc.map(Rpc::new).transpose()?;
+    let rpc = crate::flows::rpcs::rpcs(
+        ctx,
+        crate::flows::rpcs::RpcFlags {
+            flag: "--rpc",
+            argv: rpc,
+            file_flag: "--rpc-file",
+            file: rpc_file,
+            env: true,
+        },
+    )?;
     let vault = ctx.vault()?;
     let mut last = None;
     for addr in ctx.require_addrs()? {
@@ -269,9 +285,12 @@ pub async fn show(ctx: &Ctx, name: &str, mount: &str, rpc: Option<&str>) -> Resu
                     .await
                     .ok()
                     .filter(|s| !s.is_empty());
+                let signing = signing_of(&vault, addr, mount).await;
                 let mut text = show_text(&a);
                 text.push('\n');
                 text.push_str(&plugin_sha_line(plugin_sha.as_deref(), mount));
+                text.push('\n');
+                text.push_str(&signing.text(mount));
                 if let Some(c) = &chain {
                     text.push('\n');
                     text.push_str(&c.text());
@@ -282,6 +301,9 @@ pub async fn show(ctx: &Ctx, name: &str, mount: &str, rpc: Option<&str>) -> Resu
                         "account": a,
                         "addr": addr.to_string(),
                         "plugin_sha256": plugin_sha,
+                        "signing": signing.state.as_ref().map(|(s, _)| s.word()),
+                        "config": signing.state.as_ref().map(|(_, c)| c),
+                        "restore_fences": signing.fences,
                         "chain": chain.as_ref().map(ChainView::json),
                     }),
                 );
@@ -314,9 +336,50 @@ pub async fn show(ctx: &Ctx, name: &str, mount: &str, rpc: Option<&str>) -> Resu
     ))
 }
 
+/// Whether the mount signs, as far as the token may read its config (a reader's may not), and
+/// the restore fences left in its storage.
+struct SigningView {
+    state: Option<(Signing, Value)>,
+    fences: Vec<String>,
+}
+
+async fn signing_of(vault: &Vault, addr: &Addr, mount: &str) -> SigningView {
+    let state = vault
+        .signer(mount)
+        .config(addr)
+        .await
+        .ok()
+        .map(|c| (Signing::of_config(&c), c));
+    let fences = vault.signer(mount).fences(addr).await.unwrap_or_default();
+    SigningView { state, fences }
+}
+
+impl SigningView {
+    fn text(&self, mount: &str) -> String {
+        let mut text = match &self.state {
+            Some((s, _)) => format!("{:<16}{}", "Signing:", s.describe(mount)),
+            None => format!(
+                "{:<16}- (this token may not read {}/config; an operator's token shows whether \
+                 the mount is frozen)",
+                "Signing:",
+                crate::ui::escape(mount)
+            ),
+        };
+        if let Some(line) = crate::flows::freeze::leftover_fences(mount, &self.fences) {
+            text.push('\n');
+            text.push_str(&format!("{:<16}{line}", "Restore fence:"));
+        }
+        text
+    }
+}
+
 /// The chain's view of an account beside the plugin's.
 struct ChainView {
+    /// The RPCs read, redacted.
+    rpcs: Vec<String>,
     chain_id: u64,
+    /// The block the mined nonce and the balance were read at (every RPC has it).
+    block: u64,
     /// The mount's chain id, when the token may read the mount's config.
     mount_chain_id: Option<u64>,
     mined: u64,
@@ -336,7 +399,9 @@ impl ChainView {
             Standing::Ahead(by) => format!("ahead by {by}: signed, not on the chain"),
         };
         [
+            ("RPC", self.rpcs.join(", ")),
             ("Chain", self.chain_id.to_string()),
+            ("At block", self.block.to_string()),
             ("Mined nonce", self.mined.to_string()),
             ("Pending nonce", self.pending.to_string()),
             ("Balance wei", self.balance_wei.clone()),
@@ -355,7 +420,9 @@ impl ChainView {
             Standing::Ahead(by) => ("ahead", by),
         };
         json!({
+            "rpc": self.rpcs,
             "chain_id": self.chain_id,
+            "block_number": self.block,
             "mount_chain_id": self.mount_chain_id,
             "mined_nonce": self.mined,
             "pending_nonce": self.pending,
@@ -367,14 +434,15 @@ impl ChainView {
     }
 }
 
-/// Reads the chain's nonces and balance for the account; a chain other than the mount's (when
-/// the token may read the mount's config) is exit 3.
+/// Reads the chain's nonces and balance for the account, the same at every RPC (the mined
+/// nonce and the balance at their common block; the highest pending nonce); a chain other than
+/// the mount's (when the token may read the mount's config) is exit 3.
 async fn chain_view(
     vault: &Vault,
     addr: &Addr,
     mount: &str,
     account: &Value,
-    rpc: &Rpc,
+    rpc: &Rpcs,
 ) -> Result<ChainView> {
     let address = account["address"].as_str().unwrap_or_default();
     // A reader token may not read the mount's config: then the chain id is shown, not checked.
@@ -389,15 +457,17 @@ async fn chain_view(
         None => rpc.chain_id().await?,
     };
     let plugin_next = account["next_nonce"].as_u64().unwrap_or_default();
-    let pending = rpc.pending_nonce(address).await?;
+    let nonces = rpc.nonces(address).await?;
     Ok(ChainView {
+        rpcs: rpc.shown(),
         chain_id,
+        block: nonces.block,
         mount_chain_id,
-        mined: rpc.mined_nonce(address).await?,
-        pending,
-        balance_wei: rpc.balance(address).await?,
+        mined: nonces.mined,
+        pending: nonces.pending,
+        balance_wei: rpc.balance_at(address, nonces.block).await?,
         plugin_next,
-        standing: standing(plugin_next, pending),
+        standing: standing(plugin_next, nonces.pending),
     })
 }
 

@@ -3,14 +3,19 @@
 //! reads as: parse, plan, call these, report.
 
 pub mod certs;
+pub mod cluster_nodes;
 pub mod context;
 pub mod files;
+pub mod freeze;
 pub mod new_holders;
 pub mod nodes;
+pub mod nonce_jump;
 pub mod raft_peers;
+pub mod recorded;
 pub mod report;
 pub mod root_generation;
 pub mod rotation;
+pub mod rpcs;
 pub mod shares;
 pub mod unseal;
 

@@ -118,6 +118,7 @@ pub fn one_cluster(nodes: &[NodeStatus]) -> crate::error::Result<()> {
     .hint("give the nodes of one cluster only (custody status shows each node's cluster)"))
 }
 
+/// The nodes as a table; what the servers said (versions, cluster ids, errors) shown escaped.
 pub fn table(nodes: &[NodeStatus]) -> String {
     let mut rows = vec![[
         "NODE".to_owned(),
@@ -156,11 +157,11 @@ pub fn table(nodes: &[NodeStatus]) -> String {
             yn(n.sealed),
             quorum,
             n.ha_role.map(HaRole::as_str).unwrap_or("?").to_owned(),
-            n.version.clone(),
+            crate::ui::escape(&n.version),
             if n.cluster_id.is_empty() {
                 "-".into()
             } else {
-                n.cluster_id.clone()
+                crate::ui::escape(&n.cluster_id)
             },
         ]);
     }
@@ -181,7 +182,7 @@ pub fn table(nodes: &[NodeStatus]) -> String {
         out.push_str(&format!(
             "{}: {}\n",
             n.addr,
-            n.error.as_deref().unwrap_or("")
+            crate::ui::escape(n.error.as_deref().unwrap_or(""))
         ));
     }
     out

@@ -73,23 +73,24 @@ pub fn unfinished(entries: &[Value]) -> Option<String> {
     (!ended).then(|| nonce.to_owned())
 }
 
-/// Where the rotation on the server stands, for a person.
+/// Where the rotation on the server stands, for a person (the server's nonce shown escaped).
 pub fn stage(r: &Rotation) -> String {
     if !r.started {
         return "no share rotation in progress".to_owned();
     }
+    let nonce = crate::ui::escape(&r.nonce);
     if r.awaiting_verification() {
         return format!(
             "share rotation {}: the old holders are done; {} new shares (threshold {}) wait for \
              the new holders' proof (`custody rotate-shares --verify`). The old shares stay in \
              force until then",
-            r.nonce, r.n, r.t
+            nonce, r.n, r.t
         );
     }
     format!(
         "share rotation {}: {}/{} old shares given for {} new shares (threshold {}); a rerun of \
          `custody rotate-shares` continues it, `--cancel` cancels it",
-        r.nonce, r.progress, r.required, r.n, r.t
+        nonce, r.progress, r.required, r.n, r.t
     )
 }
 

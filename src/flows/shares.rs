@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::context::Ctx;
+use super::recorded::Record;
 use crate::cli::ShareArgs;
 use crate::error::{Context, Error, Kind, Result};
 use crate::pgp::{self, DecryptError, SecretKeyFile};
@@ -28,11 +29,32 @@ pub fn gather(ctx: &Ctx, args: &ShareArgs, prompts: u32) -> Result<Shares> {
     gather_for(ctx, args, prompts, None)
 }
 
+/// [`gather`], each share file first compared with the one the transcript recorded for its
+/// holder ([`against_record`]).
+pub fn gather_recorded(
+    ctx: &Ctx,
+    args: &ShareArgs,
+    prompts: u32,
+    record: &Record,
+) -> Result<Shares> {
+    gather_checked(ctx, args, prompts, None, Some(record))
+}
+
 /// [`gather`], the hidden prompts naming whose shares they ask for (`of`: `set ss-…`).
 pub fn gather_for(ctx: &Ctx, args: &ShareArgs, prompts: u32, of: Option<&str>) -> Result<Shares> {
+    gather_checked(ctx, args, prompts, of, None)
+}
+
+fn gather_checked(
+    ctx: &Ctx,
+    args: &ShareArgs,
+    prompts: u32,
+    of: Option<&str>,
+    record: Option<&Record>,
+) -> Result<Shares> {
     let mut holders = Vec::new();
     let raw: Vec<(SecretString, String)> = if !args.share_file.is_empty() {
-        decrypt_share_files(ctx, args, &mut holders)?
+        decrypt_share_files(ctx, args, &mut holders, record)?
     } else if args.share_stdin {
         read_stdin_shares()?
     } else {
@@ -53,6 +75,7 @@ fn decrypt_share_files(
     ctx: &Ctx,
     args: &ShareArgs,
     holders: &mut Vec<String>,
+    record: Option<&Record>,
 ) -> Result<Vec<(SecretString, String)>> {
     if args.share_file.len() != args.secret_key.len() {
         return Err(Error::usage(format!(
@@ -65,7 +88,7 @@ fn decrypt_share_files(
     let mut passphrases = args.passphrase_file.iter().map(PathBuf::as_path);
     let mut raw = Vec::new();
     for (share_file, key_file) in args.share_file.iter().zip(&args.secret_key) {
-        let (share, fpr) = decrypt_with(ctx, share_file, key_file, &mut passphrases)?;
+        let (share, fpr) = decrypt_with(ctx, share_file, key_file, &mut passphrases, record)?;
         if holders.contains(&fpr) {
             return Err(Error::usage(format!(
                 "secret key {fpr} was given twice: each holder gives one share; nothing was sent"
@@ -118,16 +141,24 @@ pub fn decrypt_share_file(
     key_file: &Path,
     passphrase_file: Option<&Path>,
 ) -> Result<(SecretString, String)> {
-    decrypt_with(ctx, share_file, key_file, &mut passphrase_file.into_iter())
+    decrypt_with(
+        ctx,
+        share_file,
+        key_file,
+        &mut passphrase_file.into_iter(),
+        None,
+    )
 }
 
 /// One holder's share file (in any of the three forms of [`pgp::read_message`]) opened with
-/// their key; a protected key takes the next passphrase file, else asks on the terminal.
+/// their key; a protected key takes the next passphrase file, else asks on the terminal. With a
+/// `record`, the file is first compared with the one recorded for the key's holder.
 fn decrypt_with(
     ctx: &Ctx,
     share_file: &Path,
     key_file: &Path,
     passphrases: &mut dyn Iterator<Item = &Path>,
+    record: Option<&Record>,
 ) -> Result<(SecretString, String)> {
     let meta = std::fs::metadata(share_file).with_kind(
         Kind::Usage,
@@ -146,6 +177,9 @@ fn decrypt_with(
     let (message, form) = pgp::read_message(&data)
         .map_err(|e| e.doing(format!("--share-file {}", share_file.display())))?;
     let key = SecretKeyFile::load(key_file)?;
+    if let Some(record) = record {
+        against_record(ctx, record, share_file, &data, &key.fingerprint())?;
+    }
     let plain = match key.decrypt(&message, None) {
         Ok(p) => p,
         Err(DecryptError::NeedPassphrase { key: k }) => {
@@ -174,6 +208,58 @@ fn decrypt_with(
         key.fingerprint()
     ));
     Ok((SecretString::new(text.trim().to_owned()), key.fingerprint()))
+}
+
+/// The share file must be one the transcript recorded for the key's holder (init's, or a
+/// rotation's new share), byte for byte: compared by sha256 before the key is unlocked or
+/// anything is sent. A holder of an adopted set has no recorded file (the server's CLI wrote
+/// it): nothing to compare, and custody says so. A key that holds no share of any recorded set
+/// is refused.
+fn against_record(
+    ctx: &Ctx,
+    record: &Record,
+    share_file: &Path,
+    data: &[u8],
+    fpr: &str,
+) -> Result<()> {
+    let sha = crate::digest::sha256_hex(data);
+    let shown = share_file.display();
+    let mine: Vec<_> = record.files_of(fpr).collect();
+    if mine.iter().any(|f| f.sha256.eq_ignore_ascii_case(&sha)) {
+        return Ok(());
+    }
+    if let Some(other) = record.file_with_sha(&sha) {
+        return Err(Error::precondition(format!(
+            "--share-file {shown} is the share file {} wrote for holder {} (transcript line {}), \
+             not for secret key {fpr}: it is not addressed to that key's holder; nothing was sent",
+            other.origin, other.fingerprint, other.line
+        ))
+        .hint("each holder gives their own share file with their own secret key"));
+    }
+    if let Some(last) = mine.last() {
+        return Err(Error::precondition(format!(
+            "--share-file {shown} is not the share file recorded for holder {fpr}: its sha256 is \
+             {sha}, and {} wrote {} with sha256 {} (transcript line {}). It may be the share of \
+             another cluster's init, or a changed copy; nothing was sent",
+            last.origin, last.file, last.sha256, last.line
+        ))
+        .hint("give the share file exactly as custody wrote it for this cluster; a holder who has only the decrypted share pipes it to --share-stdin"));
+    }
+    if record.knows_holder(fpr) {
+        ctx.ui.status(format!(
+            "{shown}: the transcript records no share file for holder {fpr} (custody did not \
+             write it: an adopted set's shares, or one init printed because it could not write \
+             it), so custody cannot compare this one"
+        ));
+        return Ok(());
+    }
+    if record.has_origin {
+        return Err(Error::precondition(format!(
+            "secret key {fpr} holds no share of any share set the transcript records: \
+             --share-file {shown} is not a share of this cluster; nothing was sent"
+        )));
+    }
+    Ok(())
 }
 
 fn decrypt_error(share_file: &Path, e: DecryptError) -> Error {

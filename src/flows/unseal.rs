@@ -31,6 +31,10 @@ pub struct NodeReport {
     pub needs: u32,
     pub shares_accepted: u32,
     pub message: Option<String>,
+    /// The node's progress when this run first saw it sealed: shares of earlier runs.
+    pub progress_before: Option<u32>,
+    /// The shares this run gave the node (their labels: `holder FPR`, `stdin line 2`).
+    pub given: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -130,7 +134,15 @@ impl NodeRun {
                 needs: 0,
                 shares_accepted: 0,
                 message: None,
+                progress_before: None,
+                given: Vec::new(),
             },
+        }
+    }
+
+    fn gave(&mut self, label: &str) {
+        if !self.report.given.iter().any(|g| g == label) {
+            self.report.given.push(label.to_owned());
         }
     }
 
@@ -171,6 +183,9 @@ impl NodeRun {
         if !ss.sealed {
             self.report.state = NodeState::Unsealed;
             return ss.initialized;
+        }
+        if ss.initialized && self.report.progress_before.is_none() {
+            self.report.progress_before = Some(ss.progress);
         }
         if !ss.initialized {
             self.report.state = NodeState::WaitingToJoin;
@@ -217,6 +232,7 @@ async fn submit(
         match vault.unseal(&run.addr, &share.text).await {
             Ok(ss) => {
                 run.submitted.insert(i);
+                run.gave(&share.label);
                 absorb(&mut run.report, &ss);
                 if !ss.sealed {
                     run.report.shares_accepted += 1;
@@ -275,6 +291,7 @@ async fn submit(
             }
             Err(e) => {
                 run.submitted.insert(i);
+                run.gave(&share.label);
                 run.report.state = NodeState::Refused;
                 run.report.progress = 0;
                 run.report.message = Some(explain_refusal(&e));

@@ -20,6 +20,8 @@ pub const PLASMA_AUTHORITY: &str = include_str!("../../contracts/PlasmaAuthority
 pub struct LocalChain {
     child: Child,
     pub rpc: Rpc,
+    /// The RPC's URL (loopback, no secret in it): for the ceremonies the rehearsal runs.
+    pub url: String,
 }
 
 impl LocalChain {
@@ -34,9 +36,11 @@ impl LocalChain {
             .args(["--chain-id", &chain_id.to_string()])
             .stdin(Stdio::null());
         let child = process::spawn_logged(&mut cmd, log)?;
+        let url = format!("http://127.0.0.1:{port}");
         let chain = LocalChain {
             child,
-            rpc: Rpc::new(&format!("http://127.0.0.1:{port}"))?,
+            rpc: Rpc::new(&url)?,
+            url,
         };
         let answered = wait_for(
             Duration::from_secs(30),

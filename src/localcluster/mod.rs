@@ -3,6 +3,8 @@
 
 pub mod anvil;
 pub mod haproxy;
+pub mod known_bao;
+pub mod owned_dir;
 mod process;
 mod tls;
 
@@ -21,8 +23,9 @@ const STOP_BOUND: Duration = Duration::from_secs(10);
 /// How long a server gets to open its API port.
 const START_BOUND: Duration = Duration::from_secs(30);
 
-/// Finds OpenBao's `bao`: the given path, `CUSTODY_BAO_BIN`, `tools/bin/bao` here or above the
-/// running executable (the project's set-up script puts it there), or `bao` on PATH.
+/// Finds OpenBao's `bao`: the given path, `CUSTODY_BAO_BIN`, `tools/bin/bao` above the running
+/// executable (the project's set-up script puts it there), or `bao` on PATH; never the current
+/// directory. The restore test pins what it finds ([`known_bao::pin`]); this is the rehearsal's.
 pub fn find_bao(explicit: Option<&Path>) -> Result<PathBuf> {
     find_binary(
         "OpenBao server binary",
@@ -36,7 +39,7 @@ pub fn find_bao(explicit: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Finds anvil, the rehearsal's throwaway chain: the given path, `CUSTODY_ANVIL_BIN`,
-/// `tools/bin/anvil` here or above the running executable, or `anvil` on PATH.
+/// `tools/bin/anvil` above the running executable, or `anvil` on PATH.
 pub fn find_anvil(explicit: Option<&Path>) -> Result<PathBuf> {
     find_binary(
         "anvil (Foundry's local Ethereum node)",
@@ -50,7 +53,7 @@ pub fn find_anvil(explicit: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// The older OpenBao the rehearsal's blue runs, to upgrade from: the given path,
-/// `CUSTODY_BLUE_BAO_BIN`, or `tools/openbao-2.6.2/bao` here or above the running executable
+/// `CUSTODY_BLUE_BAO_BIN`, or `tools/openbao-2.6.2/bao` above the running executable
 /// (never PATH: a `bao` there is no particular version).
 pub fn find_blue_bao(explicit: Option<&Path>) -> Result<PathBuf> {
     find_binary(
@@ -65,9 +68,11 @@ pub fn find_blue_bao(explicit: Option<&Path>) -> Result<PathBuf> {
     )
 }
 
-/// What `BAO version` says of itself: "2.7.2" from "OpenBao v2.7.2 (...)".
+/// What `BAO version` says of itself: "2.7.2" from "OpenBao v2.7.2 (...)". It runs with an
+/// empty environment (no token of custody's reaches it).
 pub fn bao_version(bao: &Path) -> Result<String> {
     let out = Command::new(bao)
+        .env_clear()
         .arg("version")
         .output()
         .context(format!("running {} version", bao.display()))?;
@@ -85,8 +90,9 @@ pub fn bao_version(bao: &Path) -> Result<String> {
         })
 }
 
-/// A binary: `explicit` when given (it must exist), else `project_path` here or above the
-/// running executable, else `on_path` in PATH; canonicalized.
+/// A binary: `explicit` when given (it must exist), else `project_path` above the running
+/// executable, else `on_path` in an absolute PATH entry; canonicalized. Never the current
+/// directory: a `tools/bin/...` beside whatever the operator works on is no one's choice.
 fn find_binary(
     what: &str,
     explicit: Option<PathBuf>,
@@ -100,12 +106,13 @@ fn find_binary(
         }
         return Err(Error::precondition(format!("{what} {} not found", p.display())).hint(hint));
     }
-    let mut candidates = vec![PathBuf::from(project_path)];
-    if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).map(|d| d.join(project_path)));
-    }
+    let mut candidates = above_custody(project_path);
     if let (Some(name), Some(path)) = (on_path, std::env::var_os("PATH")) {
-        candidates.extend(std::env::split_paths(&path).map(|d| d.join(name)));
+        candidates.extend(
+            std::env::split_paths(&path)
+                .filter(|d| d.is_absolute())
+                .map(|d| d.join(name)),
+        );
     }
     let found = candidates
         .into_iter()
@@ -113,6 +120,13 @@ fn find_binary(
         .ok_or_else(|| Error::precondition(format!("{what} was not found")).hint(hint))?;
     // The servers run in their own directory, so a relative path would not resolve there.
     std::fs::canonicalize(&found).context(format!("resolving {}", found.display()))
+}
+
+/// `relative` in each directory above the running executable, nearest first.
+fn above_custody(relative: &str) -> Vec<PathBuf> {
+    std::env::current_exe()
+        .map(|exe| exe.ancestors().skip(1).map(|d| d.join(relative)).collect())
+        .unwrap_or_default()
 }
 
 pub struct ClusterSpec {
@@ -126,6 +140,10 @@ pub struct ClusterSpec {
     /// A single `-dev` server (in-memory storage, plain http on loopback, already unsealed,
     /// every file of the plugin directory registered) instead of a TLS Raft cluster.
     pub dev: bool,
+    /// The servers are killed (SIGKILL) when the thread that started them ends, custody killed
+    /// included (`PR_SET_PDEATHSIG`): for a cluster started and stopped on the command's own
+    /// thread, as the restore test's is; never from a short-lived (`spawn_blocking`) thread.
+    pub die_with_parent: bool,
 }
 
 impl ClusterSpec {
@@ -137,6 +155,7 @@ impl ClusterSpec {
             dir: None,
             plugins: Vec::new(),
             dev: false,
+            die_with_parent: false,
         }
     }
 }
@@ -170,6 +189,7 @@ pub struct LocalCluster {
     dir: PathBuf,
     _tempdir: Option<tempfile::TempDir>,
     keep: bool,
+    die_with_parent: bool,
     /// The dev server's root token (dev mode only).
     dev_root_token: Option<crate::secret::SecretString>,
 }
@@ -189,8 +209,11 @@ impl LocalCluster {
                 (None, d)
             }
             None => {
+                use std::os::unix::fs::PermissionsExt;
+                // Private (TLS key, data): tempfile's default is 0777 less the umask.
                 let t = tempfile::Builder::new()
                     .prefix(&format!("custody-{}-", spec.name))
+                    .permissions(std::fs::Permissions::from_mode(0o700))
                     .tempdir()
                     .context("making a temporary directory")?;
                 let d = t.path().to_owned();
@@ -264,6 +287,7 @@ impl LocalCluster {
             dir,
             _tempdir: tempdir,
             keep: false,
+            die_with_parent: spec.die_with_parent,
             dev_root_token: spec
                 .dev
                 .then(|| crate::secret::SecretString::new(random_token())),
@@ -363,6 +387,9 @@ impl LocalCluster {
                 cmd.arg(format!("-config={}", node.config.display()));
             }
         }
+        if self.die_with_parent {
+            process::die_with_parent(&mut cmd);
+        }
         node.child = Some(process::spawn_logged(&mut cmd, &node.log)?);
         Ok(())
     }
@@ -430,6 +457,16 @@ impl LocalCluster {
     pub fn stop_all(&mut self) {
         for i in 0..self.nodes.len() {
             self.stop_node(i);
+        }
+    }
+
+    /// Kills every node at once (SIGKILL, with its plugin children) and waits for it: for an
+    /// interrupted run, where nothing of the servers' state is wanted.
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                process::kill_now(&mut child);
+            }
         }
     }
 

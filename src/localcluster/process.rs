@@ -21,6 +21,35 @@ pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
         .context(format!("starting {:?}", cmd.get_program()))
 }
 
+/// The child is killed (SIGKILL) by the kernel when the thread that spawns it ends, custody
+/// killed by SIGKILL included (`prctl(PR_SET_PDEATHSIG)`, kept across the exec of a binary
+/// that is not set-user-ID). A parent already gone by the time the child sets it (the
+/// child then belongs to another) ends the child before it runs anything.
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl, getppid
+    // and _exit, which are async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The pids whose parent is `pid` (from /proc).
 pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -77,6 +106,20 @@ pub fn stop(child: &mut Child, bound: Duration) {
             signal(p, libc::SIGKILL);
         }
     }
+}
+
+/// Kills `child` and its children (plugin processes) at once with SIGKILL, and reaps it.
+pub fn kill_now(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let pid = child.id();
+    let plugins = children_of(pid);
+    signal(pid, libc::SIGKILL);
+    for p in plugins {
+        signal(p, libc::SIGKILL);
+    }
+    let _ = child.wait();
 }
 
 #[cfg(test)]

@@ -34,12 +34,15 @@ pub const MAX_UNPACKED: u64 = 4 << 30;
 pub const CHUNK: usize = 1 << 20;
 
 /// How [`check_open`] reads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CheckOptions {
     /// The most the tar may unpack to (a decompression bomb is refused past it).
     pub max_unpacked: u64,
     /// Record the sha256 of every [`CHUNK`] of the file (for an upload of the same bytes).
     pub chunk_digests: bool,
+    /// Count how often these bytes occur in `state.bin` (a storage key: OpenBao writes the
+    /// keys in clear, the values encrypted), into [`ArchiveReport::state_matches`].
+    pub find_in_state: Option<Vec<u8>>,
 }
 
 impl Default for CheckOptions {
@@ -47,6 +50,7 @@ impl Default for CheckOptions {
         CheckOptions {
             max_unpacked: MAX_UNPACKED,
             chunk_digests: false,
+            find_in_state: None,
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct ArchiveReport {
     /// The sha256 of each [`CHUNK`] of the file, in order, when asked for.
     #[serde(skip)]
     pub chunks: Vec<[u8; 32]>,
+    /// How often [`CheckOptions::find_in_state`] occurs in `state.bin` (0 when not asked).
+    pub state_matches: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -254,6 +260,7 @@ pub fn check_open(file: &File, path: &Path, opts: CheckOptions) -> Result<Archiv
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     let mut meta_bytes = None;
     let mut sums_bytes = None;
+    let mut state_matches = 0;
     let cap = opts.max_unpacked;
     let hit = Rc::new(Cell::new(false));
     // A reader error, unless the cap was hit (then the cap is what to say).
@@ -290,8 +297,20 @@ pub fn check_open(file: &File, path: &Path, opts: CheckOptions) -> Result<Archiv
             return Err(damaged(format!("member {name} appears twice")));
         }
         let small = name == "meta.json" || name == "SHA256SUMS";
-        let (sha256, n_total, keep) =
-            read_member(&mut entry, &name, small, at(format!("member {name}")))?;
+        let mut finder = (name == "state.bin")
+            .then_some(opts.find_in_state.as_deref())
+            .flatten()
+            .map(Matches::new);
+        let (sha256, n_total, keep) = read_member(
+            &mut entry,
+            &name,
+            small,
+            finder.as_mut(),
+            at(format!("member {name}")),
+        )?;
+        if let Some(f) = finder {
+            state_matches = f.count;
+        }
         members.insert(name.clone(), sha256);
         sizes.insert(name.clone(), n_total);
         match name.as_str() {
@@ -337,7 +356,37 @@ pub fn check_open(file: &File, path: &Path, opts: CheckOptions) -> Result<Archiv
         members,
         unpacked_size,
         chunks,
+        state_matches,
     })
+}
+
+/// Counts a needle's occurrences across the pieces of a stream: the last `needle - 1` bytes of
+/// each piece are kept, so a match split between two pieces counts once.
+struct Matches<'a> {
+    finder: memchr::memmem::Finder<'a>,
+    tail: Vec<u8>,
+    count: usize,
+}
+
+impl<'a> Matches<'a> {
+    fn new(needle: &'a [u8]) -> Matches<'a> {
+        Matches {
+            finder: memchr::memmem::Finder::new(needle),
+            tail: Vec::new(),
+            count: 0,
+        }
+    }
+
+    fn feed(&mut self, piece: &[u8]) {
+        // The tail is shorter than the needle, so every match found here ends in `piece`: none
+        // was counted before.
+        let keep = self.finder.needle().len().saturating_sub(1);
+        let mut joined = std::mem::take(&mut self.tail);
+        joined.extend_from_slice(piece);
+        self.count += self.finder.find_iter(&joined).count();
+        let from = joined.len().saturating_sub(keep);
+        self.tail = joined.split_off(from);
+    }
 }
 
 /// One tar member read whole: its sha256, its size, and (for `keep`, the small members custody
@@ -346,6 +395,7 @@ fn read_member(
     entry: &mut impl Read,
     name: &str,
     keep: bool,
+    mut matches: Option<&mut Matches>,
     failed: impl Fn(io::Error) -> Error,
 ) -> Result<(String, u64, Vec<u8>)> {
     let mut ctx = digest::Context::new(&digest::SHA256);
@@ -358,6 +408,9 @@ fn read_member(
             break;
         }
         ctx.update(&buf[..n]);
+        if let Some(m) = matches.as_deref_mut() {
+            m.feed(&buf[..n]);
+        }
         size += n as u64;
         if keep {
             if size > SMALL_MEMBER {
@@ -570,6 +623,34 @@ pub(crate) mod tests {
                 .chunks
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_storage_key_is_counted_in_state_bin_also_across_read_pieces() {
+        let key = b"logical/0a1b/restore-fence/snap-1-abcd";
+        // Far enough apart that the 64 KiB reads split one of them.
+        let mut state = vec![7u8; 65_530];
+        state.extend_from_slice(key);
+        state.extend(vec![9u8; 100_000]);
+        state.extend_from_slice(key);
+        let report = check_bytes(
+            &snapshot_bytes(&state),
+            CheckOptions {
+                find_in_state: Some(b"restore-fence/snap-1-abcd".to_vec()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(report.state_matches, 2);
+        let none = check_bytes(
+            &snapshot_bytes(&state),
+            CheckOptions {
+                find_in_state: Some(b"restore-fence/snap-2".to_vec()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(none.state_matches, 0);
     }
 
     #[test]

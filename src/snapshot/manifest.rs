@@ -38,6 +38,18 @@ pub struct Manifest {
     /// written before custody recorded it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_set: Option<crate::transcript::share_sets::ShareSet>,
+    /// The restore fence the save wrote into every signer mount just before the snapshot: a
+    /// cluster restored from it comes up frozen. None when the cluster had no signer mount (and
+    /// in manifests written before custody fenced its snapshots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_fence: Option<RestoreFence>,
+}
+
+/// The fence a snapshot carries: its id and the signer mounts it was written into.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestoreFence {
+    pub id: String,
+    pub mounts: Vec<String>,
 }
 
 pub fn manifest_path(snapshot: &Path) -> PathBuf {

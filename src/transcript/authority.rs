@@ -107,6 +107,33 @@ pub fn nonces(entries: &[Value]) -> Vec<NonceRecord> {
     out
 }
 
+/// The counters the last cutover from one of `blue`'s nodes to one of `green`'s carried to
+/// green, by account (`nonces.NAME.to_after`, else `from`), with its line: a rollback's floor
+/// is at least these. `entries[i]` is line `i + 1`.
+pub fn last_carry(
+    entries: &[Value],
+    blue: &[String],
+    green: &[String],
+) -> Option<(usize, std::collections::BTreeMap<String, u64>)> {
+    entries.iter().enumerate().rev().find_map(|(i, e)| {
+        let f = &e["facts"];
+        let nonces = f["nonces"].as_object()?;
+        if text(&e["step"]) != "cutover"
+            || !blue.contains(&text(&f["blue"]))
+            || !green.contains(&text(&f["green"]))
+        {
+            return None;
+        }
+        let carried = nonces
+            .iter()
+            .filter_map(|(name, n)| {
+                Some((name.clone(), n["to_after"].as_u64().or(n["from"].as_u64())?))
+            })
+            .collect();
+        Some((i + 1, carried))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +152,23 @@ mod tests {
         assert_eq!(s.iter().map(|s| s.line).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(s[1].cluster, "blue");
         assert_eq!(address(&s).as_deref(), Some(a));
+        let (blue, green) = (
+            vec!["https://b:8200".to_owned()],
+            vec!["https://g:8200".to_owned()],
+        );
+        assert_eq!(
+            last_carry(&entries, &blue, &green),
+            None,
+            "a line without its clusters"
+        );
+        let mut carried = entries.clone();
+        carried.push(json!({ "ceremony": "blue-green", "step": "cutover", "facts": { "blue": "https://b:8200", "green": "https://g:8200", "nonces": { "authority": { "from": 40, "to_before": 45, "to_after": 45 } } } }));
+        carried.push(json!({ "ceremony": "blue-green", "step": "cutover", "facts": { "blue": "https://x:8200", "green": "https://g:8200", "nonces": { "authority": { "from": 90, "to_after": 90 } } } }));
+        carried.push(
+            json!({ "ceremony": "blue-green-2", "step": "cutover", "facts": { "kind": "action" } }),
+        );
+        let (line, c) = last_carry(&carried, &blue, &green).unwrap();
+        assert_eq!((line, c["authority"]), (5, 45));
         let n = nonces(&entries);
         assert_eq!(n.len(), 1);
         assert_eq!(

@@ -50,10 +50,12 @@ impl Ui {
         self.format == Format::Json
     }
 
-    /// A line for people, on stderr.
+    /// A line for people, on stderr. Like every text this Ui prints, it is escaped as errors
+    /// are ([`escape_keep_lines`]): a control character a server answer carried into it is
+    /// shown, never obeyed.
     pub fn status(&self, msg: impl std::fmt::Display) {
         if !self.silent {
-            progress::eprint_line(&msg.to_string());
+            progress::eprint_line(&escape_keep_lines(&msg.to_string()));
         }
     }
 
@@ -61,7 +63,7 @@ impl Ui {
         if self.silent {
             return;
         }
-        eprintln!("warning: {msg}");
+        eprintln!("warning: {}", escape_keep_lines(&msg.to_string()));
     }
 
     pub fn error(&self, err: &Error) {
@@ -85,6 +87,7 @@ impl Ui {
         let mut out = std::io::stdout().lock();
         match self.format {
             Format::Text => {
+                let text = escape_keep_lines(text);
                 let _ = out.write_all(text.as_bytes());
                 if !text.is_empty() && !text.ends_with('\n') {
                     let _ = out.write_all(b"\n");
@@ -130,7 +133,7 @@ impl Ui {
             )));
         }
         dialoguer::Confirm::new()
-            .with_prompt(question)
+            .with_prompt(escape_keep_lines(question))
             .default(false)
             .interact()
             .map_err(|e| Error::failed(format!("reading the answer: {e}")))
@@ -175,6 +178,15 @@ pub fn escape(text: &str) -> String {
     escape_but(text, |_| false)
 }
 
+/// At most the first `chars` characters of `text`, cut at a character boundary (a byte slice
+/// such as `&text[..12]` panics inside a multi-byte character a server may send).
+pub fn prefix(text: &str, chars: usize) -> &str {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 /// [`escape`], leaving the line breaks: for custody's own messages that carry text from others.
 pub fn escape_keep_lines(text: &str) -> String {
     escape_but(text, |c| c == '\n')
@@ -207,5 +219,21 @@ mod escape_tests {
         // A right-to-left override would show "Mallory\u{202e}cba" as "Malloryabc".
         assert_eq!(super::escape("x\u{202e}cba"), "x\\u{202e}cba");
         assert_eq!(super::escape_keep_lines("a\nb\rc"), "a\nb\\rc");
+        // Escaping what was escaped changes nothing: a field escaped for a result stays so.
+        let once = super::escape("a\u{1b}[2J\n\u{202e}");
+        assert_eq!(super::escape_keep_lines(&once), once);
+    }
+
+    #[test]
+    fn a_prefix_is_cut_between_characters() {
+        let sha = "0123456789aé€𝄞bcdef";
+        assert_eq!(super::prefix(sha, 12), "0123456789aé");
+        assert_eq!(super::prefix(sha, 13), "0123456789aé€");
+        assert_eq!(super::prefix("€€€€", 12), "€€€€");
+        assert_eq!(super::prefix("", 12), "");
+        assert_eq!(super::prefix("abc", 0), "");
+        // The byte slice it replaces (`&sha[..sha.len().min(12)]`) panics here: byte 12 is
+        // inside 'é'.
+        assert!(!sha.is_char_boundary(12));
     }
 }

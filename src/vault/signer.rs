@@ -42,9 +42,9 @@ impl SignerMount<'_> {
         format!("{}/{rest}", self.mount)
     }
 
-    /// The account names; none when the mount has no accounts yet (the server's 404).
-    pub async fn account_names(&self, addr: &Addr) -> NodeResult<Vec<String>> {
-        match self.vault.list(addr, &self.path("accounts")).await {
+    /// The keys listed under `rest`; none when there are none yet (the server's 404).
+    async fn keys(&self, addr: &Addr, rest: &str) -> NodeResult<Vec<String>> {
+        match self.vault.list(addr, &self.path(rest)).await {
             Ok(v) => Ok(data_of(v)["keys"]
                 .as_array()
                 .map(|keys| {
@@ -57,6 +57,11 @@ impl SignerMount<'_> {
             Err(NodeError::Api { status: 404, .. }) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The account names; none when the mount has no accounts yet.
+    pub async fn account_names(&self, addr: &Addr) -> NodeResult<Vec<String>> {
+        self.keys(addr, "accounts").await
     }
 
     /// One account as the plugin shows it: address, public key, next nonce, rules.
@@ -160,7 +165,8 @@ impl SignerMount<'_> {
         ))
     }
 
-    /// Raises the counter (a lower value is refused by the plugin without force).
+    /// Raises the counter (a lower value is refused by the plugin without force). Setting it to
+    /// its own value counts, on a restored mount, as a counter set since the restore.
     pub async fn raise_next_nonce(&self, addr: &Addr, name: &str, next: u64) -> NodeResult<()> {
         self.vault
             .post(
@@ -170,5 +176,72 @@ impl SignerMount<'_> {
             )
             .await
             .map(|_| ())
+    }
+}
+
+/// A signer mount as `sys/mounts` lists it, with its config (chain id, frozen and why).
+#[derive(Debug, Clone)]
+pub struct SignerMountInfo {
+    pub mount: String,
+    pub config: Value,
+}
+
+impl Vault {
+    /// Every mount that runs the custody-signer plugin: external secrets mounts (a running
+    /// sha256) whose `config` answers with the signer's `frozen` flag.
+    pub async fn signer_mounts(&self, addr: &Addr) -> NodeResult<Vec<SignerMountInfo>> {
+        let mounts = self.mounts(addr).await?;
+        let mut out = Vec::new();
+        let Some(entries) = mounts.as_object() else {
+            return Ok(out);
+        };
+        for (path, entry) in entries {
+            let external = entry["running_sha256"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty());
+            if !external {
+                continue;
+            }
+            let mount = path.trim_end_matches('/');
+            // Another plugin's mount answers its own way, or not at all: not a signer.
+            if let Ok(config) = self.signer(mount).config(addr).await
+                && config.get("frozen").is_some_and(Value::is_boolean)
+            {
+                out.push(SignerMountInfo {
+                    mount: mount.to_owned(),
+                    config,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SignerMount<'_> {
+    /// Writes the restore fence `id`: a plugin that starts on storage holding it comes up
+    /// frozen as restored (the running one ignores it).
+    pub async fn write_fence(&self, addr: &Addr, id: &str, note: &str) -> NodeResult<Value> {
+        Ok(data_of(
+            self.vault
+                .post(
+                    addr,
+                    &self.path(&format!("restore-fence/{id}")),
+                    &json!({ "note": note }),
+                )
+                .await?,
+        ))
+    }
+
+    /// Removes the restore fence `id` (nothing happens when it is gone already).
+    pub async fn delete_fence(&self, addr: &Addr, id: &str) -> NodeResult<()> {
+        self.vault
+            .delete(addr, &self.path(&format!("restore-fence/{id}")))
+            .await
+            .map(|_| ())
+    }
+
+    /// The ids of the restore fences in the mount's storage.
+    pub async fn fences(&self, addr: &Addr) -> NodeResult<Vec<String>> {
+        self.keys(addr, "restore-fence").await
     }
 }

@@ -143,6 +143,26 @@ impl Api {
         self.call("POST", path, Some(body))
     }
 
+    /// A POST of `body` as written (JSON text a `Value` cannot hold, such as an integer beyond
+    /// 64 bits), answered as (status, body as JSON or Null).
+    pub fn write_text(&self, path: &str, body: &str) -> (u16, Value) {
+        let req = self
+            .http
+            .post(format!("{}/v1/{path}", self.base))
+            .header("X-Vault-Token", &self.token)
+            .header("Content-Type", "application/json")
+            .body(body.to_owned());
+        self.rt.block_on(async move {
+            let resp = req
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
+    }
+
     /// The `data` of a successful call; panics with the server's words otherwise.
     #[track_caller]
     pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -310,6 +330,27 @@ pub struct Anvil {
 
 impl Anvil {
     pub fn start(chain_id: u64) -> Anvil {
+        Anvil::spawn(chain_id, &[])
+    }
+
+    /// `anvil --fork-url` of `of` at its latest block: another node of the same chain, which
+    /// agrees with `of` on every block up to that one (until the test changes it).
+    pub fn fork(of: &Anvil, chain_id: u64) -> Anvil {
+        let block = of.rpc("eth_blockNumber", json!([]));
+        let block =
+            u64::from_str_radix(block.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        Anvil::spawn(
+            chain_id,
+            &[
+                "--fork-url",
+                &of.url,
+                "--fork-block-number",
+                &block.to_string(),
+            ],
+        )
+    }
+
+    fn spawn(chain_id: u64, extra: &[&str]) -> Anvil {
         let bin = root().join("tools/bin/anvil");
         assert!(
             bin.is_file(),
@@ -330,6 +371,7 @@ impl Anvil {
                 &chain_id.to_string(),
                 "--silent",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

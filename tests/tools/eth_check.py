@@ -11,7 +11,10 @@ It reads one JSON object on stdin and prints one JSON object on stdout:
   {"kind":"message","message":"text or 0xhex","encoding":"utf8"|"hex","signature":"0x..."}
     -> {"from":"0x..."}   (EIP-191 personal_sign: encode_defunct + Account.recover_message)
   {"kind":"typed_data","typed_data":{...full EIP-712 JSON...},"signature":"0x..."}
-    -> {"from":"0x..."}   (encode_typed_data(full_message=...) + Account.recover_message)
+    -> {"from":"0x...","hash":"0x<the EIP-712 signing hash>"}
+       (encode_typed_data(full_message=...) + Account.recover_message;
+       "typed_data" may also be a string holding that JSON, read with Python's json module, so
+       integers of any size keep their digits.)
 
 On any error it prints {"error":"..."} and exits 1.
 """
@@ -22,7 +25,7 @@ import sys
 from eth_account import Account
 from eth_account._utils.legacy_transactions import Transaction
 from eth_account._utils.signing import extract_chain_id
-from eth_account.messages import encode_defunct, encode_typed_data
+from eth_account.messages import _hash_eip191_message, encode_defunct, encode_typed_data
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
@@ -107,10 +110,20 @@ def check_message(req):
 
 
 def check_typed_data(req):
-    typed_data = field(req, "typed_data", dict)
+    typed_data = req.get("typed_data")
+    if isinstance(typed_data, str):
+        try:
+            typed_data = json.loads(typed_data)
+        except ValueError as e:
+            raise CheckError(f"typed_data is not JSON: {e}") from None
+    if not isinstance(typed_data, dict):
+        raise CheckError("field 'typed_data' must be a dict, or a string holding one")
     signature = hex_bytes(field(req, "signature", str), "signature")
     signable = encode_typed_data(full_message=typed_data)
-    return {"from": Account.recover_message(signable, signature=signature)}
+    return {
+        "from": Account.recover_message(signable, signature=signature),
+        "hash": "0x" + _hash_eip191_message(signable).hex(),
+    }
 
 
 CHECKS = {"tx": check_tx, "message": check_message, "typed_data": check_typed_data}

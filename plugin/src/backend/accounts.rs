@@ -265,15 +265,21 @@ impl SignerBackend {
         let force = f.bool("force")?.unwrap_or(false);
         // Like a freeze, a counter change waits for every signature in progress.
         let _exclusive = self.gate.write().await;
-        let frozen = self.config().await?.frozen;
+        let mut cfg = self.config().await?;
         let account = self.account(name).await?;
         let current = account
             .nonce
-            .set(wanted, force, frozen, |v| async move {
+            .set(wanted, force, cfg.frozen, |v| async move {
                 self.store_nonce(name, v).await.map_err(reply_text)
             })
             .await
             .map_err(invalid)?;
+        // A restored mount counts the counters set since (it unfreezes once all are).
+        if let Some(restored) = cfg.restored.as_mut()
+            && restored.counters_set.insert(name.to_owned())
+        {
+            self.put_config(&cfg).await?;
+        }
         Ok(Reply::Data(
             json!({ "next_nonce": wanted, "previous": current }),
         ))

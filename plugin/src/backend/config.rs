@@ -1,9 +1,9 @@
 //! `config`: the chain id every signature is pinned to, and `frozen`, which stops all signing
-//! (the blue-green cutover freezes the old cluster).
+//! (the blue-green cutover freezes the old cluster; a restored copy starts frozen, see `fence`).
 
 use super::SignerBackend;
 use super::fields::{Fields, field_err};
-use super::model::{CONFIG_KEY, Config};
+use super::model::{ACCOUNTS_PREFIX, CONFIG_KEY, Config};
 use super::reply::{HandlerResult, Reply, invalid};
 use crate::eth;
 
@@ -58,20 +58,70 @@ impl SignerBackend {
         if let Some(id) = chain_id {
             cfg.chain_id = Some(id);
         }
-        if let Some(fr) = frozen {
-            cfg.frozen = fr;
+        match frozen {
+            Some(false) if cfg.restored.is_some() => {
+                self.counters_all_set(&cfg).await?;
+                cfg.restored = None;
+                cfg.frozen = false;
+            }
+            Some(fr) => cfg.frozen = fr,
+            None => {}
         }
-        let bytes = serde_json::to_vec(&cfg).map_err(|e| Reply::Coded(500, e.to_string()))?;
+        self.put_config(&cfg).await?;
+        Ok(Reply::Data(cfg.view()))
+    }
+
+    /// Stores `cfg` and caches it.
+    pub(super) async fn put_config(&self, cfg: &Config) -> Result<(), Reply> {
+        let bytes = serde_json::to_vec(cfg).map_err(|e| Reply::Coded(500, e.to_string()))?;
         self.store()?.put(CONFIG_KEY, bytes).await?;
         if let Ok(mut c) = self.config.lock() {
             *c = Some(cfg.clone());
         }
-        Ok(Reply::Data(cfg.view()))
+        Ok(())
+    }
+
+    /// A restored mount unfreezes only once every account's counter has been set since the
+    /// restore: the cutover's carry from the cluster in service, or `custody wallet unfreeze`.
+    async fn counters_all_set(&self, cfg: &Config) -> Result<(), Reply> {
+        let set = cfg
+            .restored
+            .as_ref()
+            .map(|r| r.counters_set.clone())
+            .unwrap_or_default();
+        let mut missing: Vec<String> = self
+            .store()?
+            .list(ACCOUNTS_PREFIX)
+            .await?
+            .into_iter()
+            .filter(|name| !set.contains(name))
+            .collect();
+        missing.sort();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(invalid(format!(
+            "signing stays frozen: this mount was restored from a snapshot and the counters of {} \
+             have not been set since, so it could sign nonces the cluster in service has used; \
+             the cutover's carry sets them, or custody wallet unfreeze --nonce-floor-from-rpc URL \
+             (or --nonce-floor N)",
+            missing.join(", ")
+        )))
     }
 }
 
 /// The config a signature needs: a chain id, and not frozen.
 pub(super) fn ready_to_sign(cfg: &Config) -> Result<u64, Reply> {
+    if cfg.frozen && cfg.restored.is_some() {
+        return Err(Reply::Coded(
+            503,
+            "signing is frozen on this cluster: it was restored from a snapshot and its nonce \
+             counters have not been raised to those of the cluster in service (the cutover's \
+             carry does it, or custody wallet unfreeze); retry: the load balancer will send the \
+             request to the cluster that signs"
+                .into(),
+        ));
+    }
     if cfg.frozen {
         return Err(Reply::Coded(
             503,

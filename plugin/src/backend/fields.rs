@@ -1,22 +1,31 @@
 //! Request bodies: a JSON object whose fields are checked by name. HTTP clients send typed JSON,
-//! the CLI sends every value as a string; both are accepted, nothing else is.
+//! the CLI sends every value as a string; both are accepted, nothing else is. The body's text is
+//! kept, so a field whose numbers must be read exactly (typed data) can be read again from it.
 
 use serde_json::{Map, Value};
 
 use super::reply::{Reply, invalid};
+use crate::eth::exact::Exact;
 
 pub struct Fields {
     map: Map<String, Value>,
+    text: String,
 }
 
 impl Fields {
     pub fn parse(data: &str) -> Result<Fields, Reply> {
         let trimmed = data.trim();
         if trimmed.is_empty() || trimmed == "null" {
-            return Ok(Fields { map: Map::new() });
+            return Ok(Fields {
+                map: Map::new(),
+                text: String::new(),
+            });
         }
         match serde_json::from_str::<Value>(trimmed) {
-            Ok(Value::Object(map)) => Ok(Fields { map }),
+            Ok(Value::Object(map)) => Ok(Fields {
+                map,
+                text: trimmed.to_owned(),
+            }),
             Ok(_) => Err(invalid("the request body must be a JSON object")),
             Err(e) => Err(invalid(format!("the request body is not JSON: {e}"))),
         }
@@ -42,6 +51,20 @@ impl Fields {
 
     pub fn value(&self, name: &str) -> Option<&Value> {
         self.map.get(name).filter(|v| !v.is_null())
+    }
+
+    /// A field read again from the body's text with its numbers exactly as the client wrote
+    /// them (serde_json alone rounds an integer beyond 64 bits to an f64).
+    pub fn exact(&self, name: &str) -> Result<Option<Exact>, Reply> {
+        if self.value(name).is_none() {
+            return Ok(None);
+        }
+        let body = Exact::parse(&self.text)
+            .map_err(|e| invalid(format!("the request body is not JSON: {e}")))?;
+        match body {
+            Exact::Object(mut map) => Ok(map.remove(name)),
+            _ => Err(invalid("the request body must be a JSON object")),
+        }
     }
 
     pub fn str(&self, name: &str) -> Result<Option<&str>, Reply> {

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod config;
+mod fence;
 mod fields;
 mod model;
 mod nonce;
@@ -13,6 +14,7 @@ mod sign;
 mod storage;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tonic::{Request, Response, Status};
@@ -41,6 +43,9 @@ pub struct SignerBackend {
     gate: Arc<tokio::sync::RwLock<()>>,
     /// Held by each create, so racing creates of one name decide one at a time.
     create_lock: tokio::sync::Mutex<()>,
+    /// This process has looked for restore fences (see `fence`); held while it looks.
+    fence_checked: AtomicBool,
+    fence_check: tokio::sync::Mutex<()>,
 }
 
 impl SignerBackend {
@@ -52,6 +57,8 @@ impl SignerBackend {
             accounts: Mutex::new(HashMap::new()),
             gate: Arc::new(tokio::sync::RwLock::new(())),
             create_lock: tokio::sync::Mutex::new(()),
+            fence_checked: AtomicBool::new(false),
+            fence_check: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -89,6 +96,7 @@ impl SignerBackend {
             "rollback" => return Ok(Reply::Empty),
             _ => {}
         }
+        self.check_fences_once().await?;
         let path = req.path.trim_end_matches('/');
         let is_list = op == "list";
         let parts: Vec<&str> = path.split('/').collect();
@@ -96,6 +104,13 @@ impl SignerBackend {
             ["config"] => match op {
                 "read" => self.read_config().await,
                 "create" | "update" => self.write_config(&Fields::parse(&req.data)?).await,
+                _ => Err(Reply::UnsupportedOperation),
+            },
+            ["restore-fence"] if is_list => self.list_fences().await,
+            ["restore-fence", id] => match op {
+                "read" => self.read_fence(id).await,
+                "create" | "update" => self.write_fence(id, &Fields::parse(&req.data)?).await,
+                "delete" => self.delete_fence(id).await,
                 _ => Err(Reply::UnsupportedOperation),
             },
             ["accounts"] if is_list => self.list_accounts().await,
@@ -257,6 +272,11 @@ impl Backend for SignerBackend {
         &self,
         _request: Request<InitializeArgs>,
     ) -> Result<Response<InitializeReply>, Status> {
+        // The mount starts: the one moment a restore fence counts. A failure here is retried
+        // before the first request is served.
+        if let Err(e) = self.check_fences_once().await {
+            log::error(&reply::reply_text(e));
+        }
         Ok(Response::new(InitializeReply { err: None }))
     }
 

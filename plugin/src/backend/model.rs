@@ -1,8 +1,11 @@
 //! What the plugin keeps in the mount's storage, and its decoded, cached form.
 //!
 //! Storage keys: `config`; `accounts/NAME` (the key and constraints, written once);
-//! `nonce/NAME` (the next nonce, written before every transaction signature).
+//! `nonce/NAME` (the next nonce, written before every transaction signature);
+//! `restore-fence/ID` (written just before a snapshot and removed right after: a copy restored
+//! from that snapshot finds it when its plugin starts, and freezes).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -16,16 +19,58 @@ use crate::eth;
 pub const CONFIG_KEY: &str = "config";
 pub const ACCOUNTS_PREFIX: &str = "accounts/";
 pub const NONCE_PREFIX: &str = "nonce/";
+pub const FENCE_PREFIX: &str = "restore-fence/";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Config {
     pub chain_id: Option<u64>,
     pub frozen: bool,
+    /// Set when the plugin started on storage that held a restore fence: this cluster was
+    /// restored from a snapshot. Signing stays frozen until every account's counter has been
+    /// set since (the cutover's carry, or `custody wallet unfreeze`).
+    #[serde(default)]
+    pub restored: Option<Restored>,
+}
+
+/// What the plugin saw of the snapshot it was restored from, and which counters were set since.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Restored {
+    /// The fences found, as `snapshot save` wrote them.
+    pub fences: Vec<Fence>,
+    /// When this plugin found them (Unix seconds).
+    pub noticed_at: u64,
+    /// The accounts whose counter was set since.
+    #[serde(default)]
+    pub counters_set: BTreeSet<String>,
+}
+
+/// A restore fence: written into the mount's storage just before a snapshot, removed right after.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Fence {
+    pub id: String,
+    /// When the plugin stored it (Unix seconds).
+    pub written_at: u64,
+    /// What wrote it (for example "custody snapshot save blue.snap").
+    #[serde(default)]
+    pub note: String,
 }
 
 impl Config {
     pub fn view(&self) -> Value {
-        json!({ "chain_id": self.chain_id, "frozen": self.frozen })
+        json!({
+            "chain_id": self.chain_id,
+            "frozen": self.frozen,
+            "frozen_reason": match (self.frozen, &self.restored) {
+                (false, _) => None,
+                (true, Some(_)) => Some("restored"),
+                (true, None) => Some("frozen"),
+            },
+            "restored": self.restored.as_ref().map(|r| json!({
+                "fences": r.fences,
+                "noticed_at": r.noticed_at,
+                "counters_set": r.counters_set,
+            })),
+        })
     }
 }
 

@@ -310,6 +310,24 @@ proptest! {
     }
 
     #[test]
+    fn exact_json_reads_what_serde_json_reads_and_keeps_every_literal(v in any_json(), digits in "-?[1-9][0-9]{0,80}") {
+        // Any document, pretty or compact, reads as serde_json reads it (a float's last bits
+        // as serde_json's own parse makes them).
+        for text in [v.to_string(), serde_json::to_string_pretty(&v).unwrap_or_default()] {
+            let exact = eth::exact::Exact::parse(&text).map_err(TestCaseError::fail)?;
+            let theirs: Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(exact.to_value(), theirs);
+        }
+        // A number literal of any length, anywhere, keeps its digits.
+        let text = format!(r#"{{"a": [{v}, {digits}], "k": "{digits}"}}"#);
+        let exact = eth::exact::Exact::parse(&text).map_err(TestCaseError::fail)?;
+        let Some(eth::exact::Exact::Array(items)) = exact.get("a") else {
+            return Err(TestCaseError::fail("no array"));
+        };
+        prop_assert!(matches!(&items[1], eth::exact::Exact::Number(l, _) if *l == digits));
+    }
+
+    #[test]
     fn typed_data_of_any_shape_never_panics(v in any_json(), types in any_json(), primary in tricky_string()) {
         let _ = eth::typed_data_hash(&v);
         let doc = json!({"types": types, "primaryType": primary, "domain": {"chainId": CHAIN}, "message": v});

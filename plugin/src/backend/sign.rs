@@ -285,7 +285,8 @@ async fn sign_with_nonce(
 }
 
 /// The rules typed data must meet beyond its form: the mount's chain, and when the account has
-/// an allow-list, a verifying contract on it.
+/// an allow-list, a verifying contract on it (an account with no allow-list signs typed data
+/// only when it was created unrestricted: [`SignerBackend::sign_typed_data`]).
 fn check_typed_domain(a: &Account, typed: &CheckedTypedData, chain_id: u64) -> Result<(), Reply> {
     match typed.chain_id {
         None => {
@@ -395,14 +396,23 @@ impl SignerBackend {
                 "allow_sign_typed_data",
             ));
         }
-        let typed = match f.value("typed_data") {
-            Some(Value::String(s)) => serde_json::from_str::<Value>(s)
-                .map_err(|e| invalid(format!("field 'typed_data' is not JSON: {e}")))?,
-            Some(v @ Value::Object(_)) => v.clone(),
+        if !account.signs_transactions() {
+            return Err(refused(
+                &account,
+                "it has no allow-list (allowed_to / allowed_calls) and was not created \
+                 unrestricted, so it signs no typed data until it is bound to its contract",
+            ));
+        }
+        let checked = match f.value("typed_data") {
+            Some(Value::String(s)) => eth::typed_data_checked_text(s),
+            Some(Value::Object(_)) => match f.exact("typed_data")? {
+                Some(exact) => eth::typed_data_checked_exact(&exact),
+                None => return Err(invalid("field 'typed_data' is required")),
+            },
             Some(_) => return Err(invalid("field 'typed_data' must be an EIP-712 JSON object")),
             None => return Err(invalid("field 'typed_data' is required")),
-        };
-        let checked = eth::typed_data_checked(&typed).map_err(field_err)?;
+        }
+        .map_err(field_err)?;
         check_typed_domain(&account, &checked, chain_id)?;
         let hash = checked.hash;
         let sig = account

@@ -6,6 +6,7 @@
 //! that names the offending field.
 
 pub mod address;
+pub mod exact;
 pub mod key;
 pub mod message;
 pub mod number;
@@ -20,7 +21,10 @@ pub use message::{personal_hash, sign_message};
 pub use number::{parse_bytes, parse_u64, parse_u128, parse_u256};
 pub use selector::{parse_allowed_call, selector_of};
 pub use tx::{SignedTx, TxFields, TxKind, sign_tx, signing_hash};
-pub use typed::{CheckedTypedData, sign_typed_data, typed_data_checked, typed_data_hash};
+pub use typed::{
+    CheckedTypedData, sign_typed_data, typed_data_checked, typed_data_checked_exact,
+    typed_data_checked_text, typed_data_hash,
+};
 
 use sha3::{Digest, Keccak256};
 

@@ -17,6 +17,7 @@ use alloy_primitives::{Address, B256, U256};
 use serde_json::{Map, Value};
 
 use super::address::parse_address;
+use super::exact::Exact;
 use super::key::AccountKey;
 use super::number::{quoted, shortened};
 
@@ -51,17 +52,27 @@ pub struct CheckedTypedData {
     pub verifying_contract: Option<Address>,
 }
 
-/// [`typed_data_hash`], with the domain it hashed.
+/// [`typed_data_hash`], with the domain it hashed. A JSON string is read with its numbers
+/// exact; an already-parsed value keeps what serde_json made of its numbers.
 pub fn typed_data_checked(json: &Value) -> Result<CheckedTypedData, String> {
-    let parsed;
-    let json = match json {
-        Value::String(s) => {
-            parsed = serde_json::from_str::<Value>(s)
-                .map_err(|e| format!("typed data: the string is not JSON ({e})"))?;
-            &parsed
-        }
-        other => other,
-    };
+    match json {
+        Value::String(s) => typed_data_checked_text(s),
+        other => typed_data_checked_exact(&Exact::from(other)),
+    }
+}
+
+/// Typed data as JSON text, its numbers read exactly as written.
+pub fn typed_data_checked_text(text: &str) -> Result<CheckedTypedData, String> {
+    let exact =
+        Exact::parse(text).map_err(|e| format!("typed data: the string is not JSON ({e})"))?;
+    typed_data_checked_exact(&exact)
+}
+
+/// [`typed_data_checked`] of typed data whose numbers keep their literal text: each number a
+/// `uint`/`int` member (or `domain.chainId`) holds is hashed exactly as written, never through
+/// f64; a number in fraction or exponent form there is refused, as eth-account refuses it.
+pub fn typed_data_checked_exact(exact: &Exact) -> Result<CheckedTypedData, String> {
+    let json = &exact.to_value();
     let root = json.as_object().ok_or("typed data must be a JSON object")?;
     let types = required_object(root, "types")?;
     let domain = required_object(root, "domain")?;
@@ -86,9 +97,32 @@ pub fn typed_data_checked(json: &Value) -> Result<CheckedTypedData, String> {
     }
     check_domain(types, domain)?;
 
+    let mut hashed = root.clone();
+    if types.contains_key(primary)
+        && let Some(message) = exact.get("message")
+    {
+        hashed.insert(
+            "message".into(),
+            exact_integers(types, primary, message, "message")?,
+        );
+    }
+    if let Some(Exact::Object(fields)) = exact.get("domain") {
+        let mut d = Map::new();
+        for (name, v) in fields {
+            let ty = DOMAIN_FIELDS
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("", |(_, t)| t);
+            let v = exact_integers(types, ty, v, &format!("domain.{name}"))?;
+            d.insert(name.clone(), v);
+        }
+        hashed.insert("domain".into(), Value::Object(d));
+    }
+
     let alloy_error =
         |e: &dyn std::fmt::Display| format!("typed data: {}", shortened(&e.to_string()));
-    let typed: TypedData = serde_json::from_value(json.clone()).map_err(|e| alloy_error(&e))?;
+    let typed: TypedData =
+        serde_json::from_value(Value::Object(hashed)).map_err(|e| alloy_error(&e))?;
     let hash = typed.eip712_signing_hash().map_err(|e| alloy_error(&e))?;
     Ok(CheckedTypedData {
         hash,
@@ -260,6 +294,85 @@ fn check_no_undeclared(
         }
     }
     Ok(())
+}
+
+/// The value alloy hashes: as serde_json reads it, except that each number a `uint`/`int`
+/// member holds is passed on exactly (beyond 64 bits as its decimal digits, which alloy reads
+/// exactly), and one in fraction or exponent form is refused. Recursion is bounded like
+/// [`check_no_undeclared`]'s.
+fn exact_integers(
+    types: &Map<String, Value>,
+    ty: &str,
+    value: &Exact,
+    path: &str,
+) -> Result<Value, String> {
+    if let Some(element) = ty.strip_suffix(']') {
+        let element = element.rsplit_once('[').map_or(element, |(inner, _)| inner);
+        return match value {
+            Exact::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| exact_integers(types, element, item, &format!("{path}[{i}]")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            other => Ok(other.to_value()),
+        };
+    }
+    match (types.get(ty), value) {
+        (Some(Value::Array(members)), Exact::Object(fields)) => {
+            let member_type = |key: &str| {
+                members
+                    .iter()
+                    .find(|m| m.get("name").and_then(Value::as_str) == Some(key))
+                    .and_then(|m| m.get("type"))
+                    .and_then(Value::as_str)
+            };
+            let mut out = Map::new();
+            for (name, v) in fields {
+                let v = match member_type(name) {
+                    Some(t) => exact_integers(types, t, v, &format!("{path}.{name}"))?,
+                    None => v.to_value(),
+                };
+                out.insert(name.clone(), v);
+            }
+            Ok(Value::Object(out))
+        }
+        (None, Exact::Number(literal, read)) if is_integer_type(ty) => {
+            exact_integer(literal, read, ty, path)
+        }
+        (_, other) => Ok(other.to_value()),
+    }
+}
+
+/// `uint`, `int`, `uintN`, `intN` (a struct may not take these names: [`check_types`]).
+fn is_integer_type(ty: &str) -> bool {
+    ty.strip_prefix("uint")
+        .or_else(|| ty.strip_prefix("int"))
+        .is_some_and(|bits| bits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn exact_integer(
+    literal: &str,
+    read: &serde_json::Number,
+    ty: &str,
+    path: &str,
+) -> Result<Value, String> {
+    if read.is_u64() || read.is_i64() {
+        return Ok(Value::Number(read.clone()));
+    }
+    let digits = literal.strip_prefix('-').unwrap_or(literal);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.bytes().all(|b| b == b'0') {
+            return Ok(Value::from(0)); // `-0`, which JSON allows
+        }
+        return Ok(Value::String(literal.to_owned()));
+    }
+    Err(format!(
+        "typed data field '{path}': the JSON number {} is not an integer written in digits; \
+         a {ty} takes a JSON integer or a decimal or 0x string (a fraction or an exponent is \
+         refused, as eth-account refuses it, rather than rounded)",
+        shortened(literal)
+    ))
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -646,6 +759,106 @@ mod tests {
         assert_eq!(
             (same.chain_id, same.hash.to_string()),
             (checked.chain_id, MAIL_HASH.to_owned())
+        );
+    }
+
+    /// Numbers beyond 64 bits, as JSON numbers; each hash is eth-account 0.14.0's
+    /// (`encode_typed_data(full_message=json.loads(text))`) for the same text.
+    fn two_numbers(u: &str, i: &str) -> String {
+        format!(
+            r#"{{"types":{{"EIP712Domain":[{{"name":"name","type":"string"}},{{"name":"chainId","type":"uint256"}}],
+            "T":[{{"name":"u","type":"uint256"}},{{"name":"i","type":"int256"}}]}},"primaryType":"T",
+            "domain":{{"name":"x","chainId":31337}},"message":{{"u":{u},"i":{i}}}}}"#
+        )
+    }
+
+    const TWO_POW_255: &str =
+        "57896044618658097711785492504343953926634992332820282019728792003956564819968";
+
+    #[test]
+    fn big_json_numbers_hash_exactly_as_eth_account_hashes_them() {
+        let hash = |text: &str| typed_data_checked_text(text).map(|c| c.hash.to_string());
+        let ten_pow_30 = "0x2e68df00795779f5f3431ecb7f8e09b6bcd16618c0e836fcffe6bdf62dc74d99";
+        assert_eq!(
+            hash(&two_numbers("1000000000000000000000000000000", "-5")).as_deref(),
+            Ok(ten_pow_30)
+        );
+        // The same numbers as strings: the same hash.
+        assert_eq!(
+            hash(&two_numbers(
+                "\"1000000000000000000000000000000\"",
+                "\"-5\""
+            ))
+            .as_deref(),
+            Ok(ten_pow_30)
+        );
+        assert_eq!(
+            hash(&two_numbers(TWO_POW_255, &format!("-{TWO_POW_255}"))).as_deref(),
+            Ok("0x4051f40340e748a63b7d03059999733c0f3c72ff558b2d0ef3f2216ae6aeb731")
+        );
+        // Nested structs and arrays; int128's both ends, uint256's top, -0.
+        let nested = r#"{"types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}],
+            "Outer": [{"name": "inner", "type": "Inner[]"}, {"name": "vals", "type": "uint256[2]"}, {"name": "grid", "type": "int256[][]"}],
+            "Inner": [{"name": "x", "type": "int128"}, {"name": "ys", "type": "uint256[]"}]},
+            "primaryType": "Outer", "domain": {"name": "x", "chainId": 31337},
+            "message": {"inner": [{"x": -170141183460469231731687303715884105728, "ys": [1000000000000000000000000000000, 0, 18446744073709551616]},
+                                  {"x": 170141183460469231731687303715884105727, "ys": []}],
+                        "vals": [115792089237316195423570985008687907853269984665640564039457584007913129639935, 7],
+                        "grid": [[-1000000000000000000000000000000], [5, -0]]}}"#;
+        assert_eq!(
+            hash(nested).as_deref(),
+            Ok("0xaaeb492b2cdfd5b24d27c25c6c8fa24e6580931ac62dc07f8d5d7e18097bc708")
+        );
+        // One above each type's range is refused, never wrapped.
+        let over = nested.replace(
+            "170141183460469231731687303715884105727",
+            "170141183460469231731687303715884105728",
+        );
+        assert!(
+            hash(&over).is_err_and(|e| e.starts_with("typed data: ")),
+            "{over}"
+        );
+        assert!(
+            hash(&two_numbers(&format!("{TWO_POW_255}0"), "0"))
+                .is_err_and(|e| e.starts_with("typed data: "))
+        );
+    }
+
+    #[test]
+    fn an_integer_in_fraction_or_exponent_form_is_refused_not_rounded() {
+        for (u, i, path, literal) in [
+            ("1e30", "0", "message.u", "1e30"),
+            ("1.0", "0", "message.u", "1.0"),
+            ("1E+2", "0", "message.u", "1E+2"),
+            ("1", "-1.5", "message.i", "-1.5"),
+            ("1", "-0.0", "message.i", "-0.0"),
+        ] {
+            assert_eq!(
+                typed_data_checked_text(&two_numbers(u, i)).err(),
+                Some(format!(
+                    "typed data field '{path}': the JSON number {literal} is not an integer \
+                     written in digits; a {} takes a JSON integer or a decimal or 0x string (a \
+                     fraction or an exponent is refused, as eth-account refuses it, rather than \
+                     rounded)",
+                    if path == "message.u" {
+                        "uint256"
+                    } else {
+                        "int256"
+                    }
+                ))
+            );
+        }
+        let chain = two_numbers("1", "1").replace("31337", "3.1337e4");
+        assert!(
+            typed_data_checked_text(&chain)
+                .is_err_and(|e| e.starts_with("typed data field 'domain.chainId': the JSON number"))
+        );
+        // A big number already parsed by serde_json was rounded: refused, not signed.
+        let rounded: Value =
+            serde_json::from_str(&two_numbers("1000000000000000000000000000001", "0")).unwrap();
+        assert!(
+            typed_data_checked(&rounded)
+                .is_err_and(|e| e.contains("the JSON number 1e+30 is not an integer"))
         );
     }
 

@@ -2,6 +2,7 @@
 //! changes; from the freeze on, any failure rolls back. Signing pauses only between the freeze
 //! of blue and the switch of the balancer.
 
+mod floor;
 mod nodes;
 mod preflight;
 mod rollback;
@@ -10,7 +11,7 @@ mod switch;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::chain::Rpc;
+use crate::chain::Rpcs;
 use crate::cli::CutoverArgs;
 use crate::error::{Error, Result};
 use crate::flows::{Ctx, parse_addrs};
@@ -47,10 +48,13 @@ struct Plan {
     backend: String,
     blue_servers: Vec<String>,
     green_servers: Vec<String>,
-    /// Where a rollback reads the chain's pending nonces (--nonce-floor-from-rpc).
-    rpc: Option<Rpc>,
-    /// Where the cutover checks green's counters against the chain (--rpc).
-    watch: Option<Rpc>,
+    /// Where a rollback reads the chain's pending nonces (--nonce-floor-from-rpc, or its file).
+    rpc: Option<Rpcs>,
+    /// Where the cutover checks green's counters against the chain (--rpc, --rpc-file or
+    /// CUSTODY_RPC_URL).
+    watch: Option<Rpcs>,
+    /// How far above blue's counter a rollback's floor may go unconfirmed (--max-nonce-jump).
+    max_nonce_jump: u64,
     allow_downgrade: bool,
 }
 
@@ -62,7 +66,7 @@ fn valid_lb_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
-fn plan(args: &CutoverArgs) -> Result<Plan> {
+fn plan(ctx: &Ctx, args: &CutoverArgs) -> Result<Plan> {
     let blue = parse_addrs(&args.from)?;
     let green = parse_addrs(&args.to)?;
     if blue.iter().any(|b| green.contains(b)) {
@@ -97,12 +101,27 @@ fn plan(args: &CutoverArgs) -> Result<Plan> {
         backend: args.lb_backend.clone(),
         blue_servers: args.blue_servers.clone(),
         green_servers: args.green_servers.clone(),
-        rpc: args
-            .nonce_floor_from_rpc
-            .as_deref()
-            .map(Rpc::new)
-            .transpose()?,
-        watch: args.rpc.as_deref().map(Rpc::new).transpose()?,
+        rpc: crate::flows::rpcs::rpcs(
+            ctx,
+            crate::flows::rpcs::RpcFlags {
+                flag: "--nonce-floor-from-rpc",
+                argv: &args.nonce_floor_from_rpc,
+                file_flag: "--nonce-floor-from-rpc-file",
+                file: args.nonce_floor_from_rpc_file.as_deref(),
+                env: false,
+            },
+        )?,
+        watch: crate::flows::rpcs::rpcs(
+            ctx,
+            crate::flows::rpcs::RpcFlags {
+                flag: "--rpc",
+                argv: &args.rpc,
+                file_flag: "--rpc-file",
+                file: args.rpc_file.as_deref(),
+                env: true,
+            },
+        )?,
+        max_nonce_jump: args.max_nonce_jump,
         allow_downgrade: args.allow_downgrade,
     })
 }
@@ -114,6 +133,8 @@ struct Checked {
     names: Vec<String>,
     /// Each account's address, by name.
     accounts: BTreeMap<String, String>,
+    /// Whether green signed before the switch (a restored green does not).
+    green_signing: crate::flows::freeze::Signing,
 }
 
 /// One cutover (or rollback) between the plan's two clusters.
@@ -130,7 +151,7 @@ pub async fn run(ctx: &Ctx, args: &CutoverArgs) -> Result<()> {
     let cut = Cutover {
         ctx,
         vault: ctx.vault()?,
-        plan: plan(args)?,
+        plan: plan(ctx, args)?,
     };
     if args.action.as_deref() == Some("rollback") {
         return cut.rollback_command().await;

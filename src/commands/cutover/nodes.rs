@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::flows::freeze::Signing;
 use crate::flows::node_error;
 use crate::flows::nodes::NodeStatus;
 use crate::vault::{Addr, HaRole, Vault};
@@ -46,13 +47,18 @@ pub(super) async fn accounts(
         .map_err(|e| node_error(&format!("reading the accounts of {mount}/ on {addr}"), e))
 }
 
-pub(super) async fn frozen(vault: &Vault, addr: &Addr, mount: &str) -> Result<bool> {
+/// Whether `mount` on `addr` signs, and if not, which freeze holds it.
+pub(super) async fn signing(vault: &Vault, addr: &Addr, mount: &str) -> Result<Signing> {
     let c = vault
         .signer(mount)
         .config(addr)
         .await
         .map_err(|e| node_error(&format!("reading {mount}/config on {addr}"), e))?;
-    Ok(c["frozen"] == true)
+    Ok(Signing::of_config(&c))
+}
+
+pub(super) async fn frozen(vault: &Vault, addr: &Addr, mount: &str) -> Result<bool> {
+    Ok(signing(vault, addr, mount).await? != Signing::Signs)
 }
 
 pub(super) async fn plugin_sha(vault: &Vault, addr: &Addr, mount: &str) -> Result<String> {

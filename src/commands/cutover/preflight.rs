@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::chain::Rpc;
+use crate::chain::Rpcs;
 use crate::error::{Error, Result};
+use crate::flows::freeze::Signing;
 use crate::lb::Lb;
 use crate::poll::{Check, Stopped, wait_for};
 use crate::vault::Addr;
 
-use super::nodes::{accounts, active_in, frozen, next_nonce, plugin_sha};
+use super::nodes::{accounts, active_in, next_nonce, plugin_sha, signing};
 use super::{Checked, Cutover};
 
 /// How long green's active node may take to pass HAProxy's own health check.
@@ -28,16 +29,23 @@ pub(super) fn version_of(text: &str) -> Option<(u64, u64, u64)> {
     Some((parts.next()??, parts.next()??, parts.next()??))
 }
 
-/// `next` (whose counter `whose` says) is not behind the chain's pending nonce for the account:
-/// else it would sign a nonce the chain already has (exit 4).
+/// `next` (whose counter `whose` says) is not behind the chain's pending nonce for the account
+/// (the highest any RPC has; `agreed`: the RPCs were also checked to agree on the mined nonce,
+/// else only the pending nonce is read, one call each, as while signing is paused): else it
+/// would sign a nonce the chain already has (exit 4).
 pub(super) async fn not_behind(
-    rpc: &Rpc,
+    rpc: &Rpcs,
     name: &str,
     address: &str,
     next: u64,
     whose: &str,
+    agreed: bool,
 ) -> Result<()> {
-    let pending = rpc.pending_nonce(address).await?;
+    let pending = if agreed {
+        rpc.nonces(address).await?.pending
+    } else {
+        rpc.highest_pending(address).await?
+    };
     match crate::chain::standing(next, pending) {
         crate::chain::Standing::Behind(by) => Err(Error::precondition(format!(
             "{whose} next nonce for {name} is {next}, {by} behind the chain's pending nonce \
@@ -78,15 +86,29 @@ impl Cutover<'_> {
         let accounts = self.same_accounts(&blue, &green).await?;
         let names: Vec<String> = accounts.keys().cloned().collect();
         let plugin_sha = self.same_plugin(&blue, &green).await?;
-        if frozen(vault, &green, &plan.mount).await? {
-            return Err(Error::precondition(
-                "green is frozen; it would refuse every signature",
-            ));
+        match signing(vault, &blue, &plan.mount).await? {
+            Signing::Signs => {}
+            Signing::Frozen => {
+                return Err(Error::precondition(
+                    "blue is already frozen: a cutover may have stopped half-way; run `custody cutover rollback`",
+                ));
+            }
+            restored @ Signing::Restored(_) => {
+                return Err(Error::precondition(format!(
+                    "blue signs nothing: {}",
+                    restored.describe(&plan.mount)
+                )));
+            }
         }
-        if frozen(vault, &blue, &plan.mount).await? {
-            return Err(Error::precondition(
-                "blue is already frozen: a cutover may have stopped half-way; run `custody cutover rollback`",
-            ));
+        // Green restored from a snapshot custody saved comes up frozen (restored): the switch
+        // unfreezes it once it holds blue's counters. A green that signs already was restored
+        // without a fence or unfrozen since: the switch freezes it before the carry.
+        let green_signing = signing(vault, &green, &plan.mount).await?;
+        if green_signing == Signing::Signs {
+            self.ctx.ui.warn(
+                "green signs already (restored from a snapshot without a restore fence, or \
+                 unfrozen since): the switch freezes it before it carries blue's counters",
+            );
         }
         if let Some(rpc) = &plan.watch {
             self.same_chain(rpc, &blue).await?;
@@ -94,7 +116,15 @@ impl Cutover<'_> {
                 let after_carry = next_nonce(vault, &blue, &plan.mount, name)
                     .await?
                     .max(next_nonce(vault, &green, &plan.mount, name).await?);
-                not_behind(rpc, name, address, after_carry, "after the carry, green's").await?;
+                not_behind(
+                    rpc,
+                    name,
+                    address,
+                    after_carry,
+                    "after the carry, green's",
+                    true,
+                )
+                .await?;
             }
         }
         if let Lb::Haproxy(h) = &plan.lb {
@@ -105,7 +135,7 @@ impl Cutover<'_> {
             green,
             blue,
             names.len(),
-            &plugin_sha[..plugin_sha.len().min(12)],
+            crate::ui::escape(crate::ui::prefix(&plugin_sha, 12)),
             versions.0,
             versions.1
         ));
@@ -114,6 +144,7 @@ impl Cutover<'_> {
             green,
             names,
             accounts,
+            green_signing,
         })
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::chain::Rpc;
+use crate::chain::Rpcs;
 use crate::error::{Error, Result};
 use crate::flows::node_error;
 use crate::lb::Lb;
@@ -37,10 +37,13 @@ impl Cutover<'_> {
         Ok(())
     }
 
-    /// Blue back in service, never behind a nonce green or the chain has used: green frozen
-    /// and its counters read, the balancer switched back, the counters the chain expects read
-    /// (with --nonce-floor-from-rpc), blue's counters raised to the highest, then blue unfrozen.
-    /// When no source of counters can be read, nothing changes and blue stays frozen (exit 4).
+    /// Blue back in service, never behind a nonce green, the carry or the chain has used:
+    /// first every floor that can be read without a change (blue's counters, the transcript's
+    /// carry, the chain's nonces with --nonce-floor-from-rpc, green's counters unfrozen) and a
+    /// floor past --max-nonce-jump confirmed; then green frozen and its counters read again, the
+    /// balancer switched back, blue's counters raised to the highest, then blue unfrozen. When
+    /// no source of green's signatures can be read, nothing changes and blue stays frozen
+    /// (exit 4).
     pub(super) async fn rollback(
         &self,
         blue: &Addr,
@@ -54,6 +57,12 @@ impl Cutover<'_> {
         if let Some(rpc) = &plan.rpc {
             self.same_chain(rpc, blue).await?;
         }
+        let floors = self.floors(blue, &accounts).await?;
+        let preview = match &green {
+            Ok(g) => self.read_counters(g, &accounts).await.ok(),
+            Err(_) => None,
+        };
+        let jump_confirmed = self.jumps_confirmed(&floors, preview.as_ref())?;
         let from_green = match &green {
             Ok(g) => self.freeze_and_read(g, &accounts).await,
             Err(why) => Err(Error::precondition(why.clone())),
@@ -77,27 +86,25 @@ impl Cutover<'_> {
             }
             Lb::Exec(e) => e.run("rollback")?,
         }
-        let from_chain = match &plan.rpc {
-            Some(rpc) => Some(self.chain_nonces(rpc, &accounts).await?),
-            None => None,
-        };
         let mut nonces = serde_json::Map::new();
         for name in accounts.keys() {
             let green_next = from_green.as_ref().ok().and_then(|n| n.get(name).copied());
-            let chain_next = from_chain.as_ref().and_then(|n| n.get(name).copied());
-            let floor = green_next.max(chain_next).unwrap_or(0);
-            let (before, after) = self.raise(blue, name, floor).await?;
-            nonces.insert(
-                name.clone(),
-                json!({ "from": green_next, "chain": chain_next, "to_before": before, "to_after": after }),
-            );
+            let floor = floors.floor(name, green_next);
+            let (before, after) = self.raise(blue, name, floor.value).await?;
+            let mut row = floors.json(name, &floor);
+            row["to_before"] = json!(before);
+            row["to_after"] = json!(after);
+            nonces.insert(name.clone(), row);
         }
         set_frozen(vault, blue, &plan.mount, false).await?;
         let mut counters_from = Vec::new();
         if from_green.is_ok() {
             counters_from.push("green");
         }
-        if from_chain.is_some() {
+        if floors.carry.is_some() {
+            counters_from.push("transcript");
+        }
+        if floors.chain.is_some() {
             counters_from.push("chain");
         }
         Ok(json!({
@@ -106,17 +113,20 @@ impl Cutover<'_> {
             "green_error": from_green.as_ref().err().map(ToString::to_string),
             "nonces_back": nonces,
             "counters_from": counters_from,
-            "rpc": plan.rpc.as_ref().map(|r| r.url().to_owned()),
+            "carry_line": floors.carry.as_ref().map(|(line, _)| line),
+            "rpc": plan.rpc.as_ref().map(Rpcs::label),
+            "rpcs": plan.rpc.as_ref().map(Rpcs::shown),
+            "max_nonce_jump": plan.max_nonce_jump,
+            "jump_confirmed": jump_confirmed,
         }))
     }
 
-    /// Freezes green, then reads each account's next nonce there.
-    pub(super) async fn freeze_and_read(
+    /// Each account's next nonce on green, read without changing anything.
+    pub(super) async fn read_counters(
         &self,
         green: &Addr,
         accounts: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, u64>> {
-        set_frozen(&self.vault, green, &self.plan.mount, true).await?;
         let mut out = BTreeMap::new();
         for name in accounts.keys() {
             out.insert(
@@ -127,8 +137,18 @@ impl Cutover<'_> {
         Ok(out)
     }
 
-    /// The RPC serves the chain the mount signs for (checked before anything changes).
-    pub(super) async fn same_chain(&self, rpc: &Rpc, blue: &Addr) -> Result<()> {
+    /// Freezes green, then reads each account's next nonce there.
+    pub(super) async fn freeze_and_read(
+        &self,
+        green: &Addr,
+        accounts: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, u64>> {
+        set_frozen(&self.vault, green, &self.plan.mount, true).await?;
+        self.read_counters(green, accounts).await
+    }
+
+    /// Every RPC serves the chain the mount signs for (checked before anything changes).
+    pub(super) async fn same_chain(&self, rpc: &Rpcs, blue: &Addr) -> Result<()> {
         let mount = &self.plan.mount;
         let config = self
             .vault
@@ -140,19 +160,6 @@ impl Cutover<'_> {
             .await
             .map_err(|e| e.hint("nothing was changed"))?;
         Ok(())
-    }
-
-    /// The next nonce the chain expects from each account: its pending transaction count.
-    pub(super) async fn chain_nonces(
-        &self,
-        rpc: &Rpc,
-        accounts: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, u64>> {
-        let mut out = BTreeMap::new();
-        for (name, address) in accounts {
-            out.insert(name.clone(), rpc.pending_nonce(address).await?);
-        }
-        Ok(out)
     }
 
     /// Raises blue's counter for `name` to at least `floor`: (before, after).

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+use crate::flows::freeze::Signing;
 use crate::flows::node_error;
 use crate::lb::Lb;
 use crate::poll::{Check, Stopped, wait_for};
@@ -16,7 +17,9 @@ use super::nodes::{frozen, next_nonce, set_frozen};
 use super::preflight::not_behind;
 use super::{Checked, Cutover};
 
-/// Raises `to`'s counters to at least `from`'s; returns name → (from, to before, to after).
+/// Sets each of `to`'s counters to at least `from`'s, writing every one (a restored green counts
+/// the counters set since its restore, and unfreezes only once all are); then reads `to`'s back:
+/// each must be at least `from`'s (exit 3 otherwise). name → (from, to before, to after).
 pub(super) async fn carry_nonces(
     vault: &Vault,
     from: &Addr,
@@ -28,16 +31,20 @@ pub(super) async fn carry_nonces(
     for name in names {
         let source = next_nonce(vault, from, mount, name).await?;
         let target = next_nonce(vault, to, mount, name).await?;
-        if target < source {
-            vault
-                .signer(mount)
-                .raise_next_nonce(to, name, source)
-                .await
-                .map_err(|e| node_error(&format!("raising {name}'s nonce on {to}"), e))?;
+        vault
+            .signer(mount)
+            .raise_next_nonce(to, name, source.max(target))
+            .await
+            .map_err(|e| node_error(&format!("raising {name}'s nonce on {to}"), e))?;
+        let after = next_nonce(vault, to, mount, name).await?;
+        if after < source {
+            return Err(Error::verification(format!(
+                "after the carry, {name}'s next nonce on {to} is {after}, below blue's {source}"
+            )));
         }
         out.insert(
             name.clone(),
-            json!({ "from": source, "to_before": target, "to_after": target.max(source) }),
+            json!({ "from": source, "to_before": target, "to_after": after }),
         );
     }
     Ok(Value::Object(out))
@@ -73,13 +80,21 @@ impl Cutover<'_> {
             "operator",
             json!({ "blue": c.blue.to_string() }),
         ))?;
+        // Green signs nothing while it takes blue's counters.
+        if c.green_signing == Signing::Signs {
+            set_frozen(vault, &c.green, &plan.mount, true).await?;
+        }
         let nonces = carry_nonces(vault, &c.blue, &c.green, &plan.mount, &c.names).await?;
         if let Some(rpc) = &plan.watch {
             for (name, address) in &c.accounts {
                 let green_next = next_nonce(vault, &c.green, &plan.mount, name).await?;
-                not_behind(rpc, name, address, green_next, "green's").await?;
+                not_behind(rpc, name, address, green_next, "green's", false).await?;
             }
         }
+        // Only now, with blue's counters checked on green, may green sign.
+        set_frozen(vault, &c.green, &plan.mount, false)
+            .await
+            .map_err(|e| e.doing("unfreezing green after the carry"))?;
         self.lb(&plan.green_servers, "ready", "ready-green")?;
         self.lb(&plan.blue_servers, "drain", "drain-blue")?;
         let pause = t_freeze.elapsed();
@@ -98,9 +113,11 @@ impl Cutover<'_> {
             "blue": c.blue.to_string(),
             "green": c.green.to_string(),
             "nonces": nonces,
+            "green_before": c.green_signing.word(),
             "signing_pause_ms": pause.as_secs_f64() * 1000.0,
             "drain_seconds": drained.as_secs_f64(),
             "leader_via_lb": leader,
+            "rpc": plan.watch.as_ref().map(crate::chain::Rpcs::label),
         }))
     }
 

@@ -203,12 +203,16 @@ async fn bind(
         }
     }
     let contract = chain.deploy_plasma_authority(address).await?;
+    // The way the README asks for a provider's URL: in a file, out of argv.
+    let rpc_file = dir.join("rpc-urls");
+    std::fs::write(&rpc_file, format!("{}\n", chain.url))
+        .context(format!("writing {}", rpc_file.display()))?;
     expect_ceremony(
         dir,
         globals,
         "bind-authority",
         &[
-            ("rpc", chain.rpc.url().to_owned()),
+            ("rpc_file", rpc_file.display().to_string()),
             ("contract", contract.clone()),
             ("root_token_file", root_file.display().to_string()),
         ],

@@ -74,7 +74,7 @@ impl Blue<'_> {
         }
         Ok(format!(
             "ceremonies/init.toml: 5 shares, threshold 3, each share's recipient is its holder's encryption key; root token to {}",
-            &self.operator.fingerprint[..16]
+            crate::ui::prefix(&self.operator.fingerprint, 16)
         ))
     }
 

@@ -18,6 +18,7 @@ pub(super) async fn phase2(
     chain: &LocalChain,
 ) -> Result<String> {
     green_whole(blue, green, auth).await?;
+    green_refuses_until_the_carry(green, auth).await?;
     let lb = start_balancer(dir, blue_cluster, green).await?;
     let both = ca_bundle(
         dir,
@@ -55,10 +56,13 @@ pub(super) async fn phase2(
     let reader = Vault::new(None, Some(reader_token.clone()))?;
     let blocks = chain_followed(chain, auth, &reader, &through, &seen).await?;
     Ok(format!(
-        "ceremonies/blue-green-2.toml: HAProxy switched blue → green in {:.1} s under load: {} reads and {} sys/health reads, \
+        "green, restored from blue's snapshot, refused the signer token at each of its {} nodes' own \
+         addresses (503: restored from a snapshot; no nonce used) until the carry; \
+         ceremonies/blue-green-2.toml: HAProxy switched blue → green in {:.1} s under load: {} reads and {} sys/health reads, \
          all answered by an active node; a block submitter (submitBlock signed through HAProxy, broadcast to anvil) had \
          {blocks} blocks mined in order with consecutive nonces, nextChildBlock up by 1000 each, the chain's nonce equal to \
          the plugin's, none refused; longest gap between two blocks {:.0} ms; {} answered \"frozen\" (retryable) during the pause",
+        green.nodes.len(),
         took.as_secs_f64(),
         seen.reads_ok,
         seen.health_ok,
@@ -122,6 +126,51 @@ async fn green_whole(blue: &Ctx, green: &LocalCluster, auth: &Authority) -> Resu
         "the cutover needs every green peer a voter",
     )
     .await
+}
+
+/// Green, restored from blue's snapshot, refuses the signer token at each of its own nodes'
+/// addresses (503: restored from a snapshot), and no nonce is used, until the cutover carries
+/// blue's counters.
+async fn green_refuses_until_the_carry(green: &LocalCluster, auth: &Authority) -> Result<()> {
+    let as_root = Vault::new(Some(&green.ca_cert), Some(auth.root.clone()))?;
+    let as_signer = as_root.with_token(Some(auth.signer.clone()));
+    let active = crate::flows::active_node(&as_root, &green.addrs()).await?;
+    let counter = || async {
+        as_root
+            .signer(MOUNT)
+            .next_nonce(&active, AUTHORITY)
+            .await
+            .map_err(|e| crate::flows::node_error("reading the Authority's nonce on green", e))
+    };
+    let before = counter().await?;
+    let body = submit_block(&auth.contract, &format!("0xbaa47694{}", "00".repeat(32)));
+    for addr in green.addrs() {
+        match as_signer
+            .signer(MOUNT)
+            .sign(&addr, AUTHORITY, Signing::Tx, &body)
+            .await
+        {
+            Err(crate::vault::NodeError::Api {
+                status: 503,
+                errors,
+            }) if errors
+                .iter()
+                .any(|e| e.contains("restored from a snapshot")) => {}
+            other => {
+                return Err(Error::verification(format!(
+                    "green, restored and not yet carried, did not refuse the signer token at \
+                     {addr}: {other:?}"
+                )));
+            }
+        }
+    }
+    let after = counter().await?;
+    if after != before {
+        return Err(Error::verification(format!(
+            "a refused signature moved green's nonce: {before} → {after}"
+        )));
+    }
+    Ok(())
 }
 
 /// HAProxy with blue's nodes in service (blue1, blue2, ...) and green's in maintenance

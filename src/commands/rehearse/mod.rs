@@ -66,7 +66,8 @@ struct Holder {
 pub async fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     let bao = Versions {
         blue: crate::localcluster::find_blue_bao(args.blue_bao_bin.as_deref())?,
-        green: find_bao(args.bao_bin.as_deref())?,
+        // Green's binary also runs the rehearsal's restore tests, which take only a known one.
+        green: crate::localcluster::known_bao::pin(args.bao_bin.as_deref(), None)?.path,
     };
     let _ = driver::GREEN_BAO.set(bao.green.clone());
     let anvil = crate::localcluster::find_anvil(args.anvil_bin.as_deref())?;

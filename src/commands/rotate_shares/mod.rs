@@ -11,18 +11,24 @@ use serde_json::json;
 use crate::cli::RotateSharesArgs;
 use crate::error::{Error, Result};
 use crate::flows::rotation::STEP_CANCEL;
-use crate::flows::{Ctx, active_node, node_error};
+use crate::flows::{Ctx, active_node, cluster_nodes, node_error};
 use crate::transcript::Step;
 use crate::transcript::share_sets::ROTATION;
 use crate::vault::{Addr, NodeError, Rotation, RotationFamily, Vault};
 
 pub async fn run(ctx: &Ctx, args: &RotateSharesArgs) -> Result<()> {
+    let checked = cluster_nodes::check(
+        ctx,
+        ctx.require_addrs()?,
+        &args.nodes.new_node,
+        "rotate-shares",
+    )?;
     if args.cancel {
         cancel(ctx).await
     } else if args.verify {
-        verify::run(ctx, args).await
+        verify::run(ctx, args, &checked).await
     } else {
-        start::run(ctx, args).await
+        start::run(ctx, args, &checked).await
     }
 }
 

@@ -9,12 +9,15 @@ use super::{Target, refused_read};
 use crate::cli::RotateSharesArgs;
 use crate::error::{Error, Result};
 use crate::flows::Ctx;
+use crate::flows::cluster_nodes::Checked;
 use crate::flows::new_holders::{self, WrittenShare};
+use crate::flows::recorded::{GiveAgain, ROTATION_OLD_SHARES, earlier_attempt_givers};
 use crate::flows::rotation::{self, STEP_NEW_SHARES, STEP_SHARE, STEP_START};
-use crate::flows::shares::{Shares, gather};
+use crate::flows::shares::{Shares, gather_recorded};
 use crate::pgp::HolderCert;
 use crate::transcript::Step;
 use crate::transcript::share_sets::{self, ROTATION, ShareSet};
+use crate::ui::{escape, prefix};
 use crate::vault::{NodeError, Rotation, RotationRequest};
 
 struct Plan {
@@ -24,7 +27,7 @@ struct Plan {
     backup: bool,
 }
 
-pub async fn run(ctx: &Ctx, args: &RotateSharesArgs) -> Result<()> {
+pub async fn run(ctx: &Ctx, args: &RotateSharesArgs, checked: &Checked) -> Result<()> {
     let plan = plan(args)?;
     let target = Target::find(ctx).await?;
     let rotation = target.rotation().await?;
@@ -38,18 +41,30 @@ pub async fn run(ctx: &Ctx, args: &RotateSharesArgs) -> Result<()> {
     } else {
         0
     };
-    let shares = gather(ctx, &args.shares, need)?;
+    let shares = gather_recorded(ctx, &args.shares, need, &checked.record)?;
     holders_of(&shares, current.as_ref())?;
     new_holders::writable_out(&plan.out, "rotate-shares")?;
+    checked.record_new_nodes(ctx, "rotate-shares")?;
     let rotation = if rotation.started {
         rotation
     } else {
         begin(ctx, &target, &plan, current.as_ref()).await?
     };
+    let progress_before = rotation.progress;
     let (rotation, refused) = give_shares(ctx, &target, rotation, &shares).await?;
-    record_shares(ctx, &rotation, &shares, refused.as_deref())?;
-    if let Some(why) = refused {
-        return Err(Error::verification(why));
+    record_shares(
+        ctx,
+        &rotation,
+        &shares,
+        refused.as_ref().map(|(why, _)| why.as_str()),
+    )?;
+    if let Some((why, given)) = refused {
+        let earlier =
+            earlier_attempt_givers(&lines, ROTATION, ROTATION_OLD_SHARES, &rotation.nonce);
+        let unnamed = u64::from(progress_before).saturating_sub(earlier.len() as u64);
+        return Err(
+            Error::verification(why).hint(GiveAgain::new(&given, &earlier, unnamed).describe())
+        );
     }
     if !rotation.complete {
         return report_progress(ctx, &rotation);
@@ -75,10 +90,27 @@ fn plan(args: &RotateSharesArgs) -> Result<Plan> {
     })
 }
 
-/// A rerun continues only the rotation it started: the same new holders and threshold, and
-/// only while the old holders are still giving shares.
+/// A rerun continues only the rotation it started: one that requires the new holders' proof,
+/// with the same new holders and threshold, and only while the old holders are still giving
+/// shares.
 fn same_rotation(server: &Rotation, plan: &Plan, lines: &[Value]) -> Result<()> {
     let cancel_hint = "`custody rotate-shares --cancel` cancels it; the old shares stay in force";
+    if !server.verification_required {
+        // Without it the last old share puts the new shares in force at once, unproven: a
+        // rotation started outside custody (`bao operator rotate-keys` without -verify), or
+        // one whose start an older custody recorded before it checked the server's answer.
+        return Err(Error::precondition(format!(
+            "the share rotation {} in progress does not require the new holders' proof \
+             (verification_required is false): the last old share would put the new shares in \
+             force before anyone proved them. custody continues no such rotation; nothing was \
+             given and nothing recorded",
+            escape(&server.nonce)
+        ))
+        .hint(cancel_hint)
+        .hint(
+            "then start it again with `custody rotate-shares`, which always requires the proof",
+        ));
+    }
     let recorded = rotation::recorded(lines, &server.nonce);
     if server.awaiting_verification() {
         let next = if recorded.new_shares_written {
@@ -90,7 +122,7 @@ fn same_rotation(server: &Rotation, plan: &Plan, lines: &[Value]) -> Result<()> 
         };
         return Err(Error::precondition(format!(
             "the share rotation {} is past the old holders: {next}",
-            server.nonce
+            escape(&server.nonce)
         )));
     }
     let fprs: Vec<&str> = plan
@@ -126,7 +158,7 @@ fn same_rotation(server: &Rotation, plan: &Plan, lines: &[Value]) -> Result<()> 
     }
     Err(Error::precondition(format!(
         "another share rotation ({}) is in progress: {}",
-        server.nonce,
+        escape(&server.nonce),
         differs.join("; ")
     ))
     .hint(cancel_hint))
@@ -201,6 +233,12 @@ async fn begin(
         .rotation_start(&target.addr, target.family, &request)
         .await
         .map_err(|e| refused_read(e, "starting the share rotation"))?;
+    let fprs: Vec<&str> = plan
+        .holders
+        .iter()
+        .map(|h| h.fingerprint.as_str())
+        .collect();
+    checked_start(&rotation, &fprs, plan.threshold)?;
     ctx.transcript.append(Step::new(
         ROTATION,
         STEP_START,
@@ -217,27 +255,73 @@ async fn begin(
             "previous_set": current.map(|s| s.id.clone()),
         }),
     ))?;
-    if !rotation.verification_required {
-        return Err(Error::verification(format!(
-            "the server started rotation {} without requiring the new holders' proof; custody \
-             never finishes a rotation nobody has proven: cancel it with `custody rotate-shares \
-             --cancel`",
-            rotation.nonce
-        )));
-    }
     Ok(rotation)
 }
 
+/// The server's answer to the start, checked before anything is recorded: a rotation under a
+/// nonce of the server's form (letters, digits and `-`), making the shares asked for, to the
+/// new holders' keys in their order, and requiring their proof before the new shares take force.
+fn checked_start(answer: &Rotation, fprs: &[&str], threshold: u32) -> Result<()> {
+    let mut wrong = Vec::new();
+    let nonce_ok = !answer.nonce.is_empty()
+        && answer.nonce.len() <= 64
+        && answer
+            .nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !answer.started || !nonce_ok {
+        wrong.push(format!(
+            "it shows no rotation started under a nonce (started {}, nonce {:?})",
+            answer.started,
+            escape(prefix(&answer.nonce, 80))
+        ));
+    }
+    if answer.n as usize != fprs.len() || answer.t != threshold {
+        wrong.push(format!(
+            "it makes {} shares with threshold {}, not the {} with threshold {threshold} asked for",
+            answer.n,
+            answer.t,
+            fprs.len(),
+        ));
+    }
+    if let Some(server_fprs) = &answer.pgp_fingerprints
+        && !same_fingerprints(server_fprs.iter().map(String::as_str), fprs)
+    {
+        wrong.push("its new holders' keys are not the ones given".to_owned());
+    }
+    if !answer.verification_required {
+        wrong.push(
+            "it does not require the new holders' proof (verification_required is false), so the \
+             last old share would put the new shares in force unproven"
+                .to_owned(),
+        );
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(Error::verification(format!(
+        "the server's answer to the start of the share rotation is not what custody asked for: \
+         {}. Nothing was recorded and no share was given",
+        wrong.join("; ")
+    ))
+    .hint(
+        "cancel the rotation the server opened with `custody rotate-shares --cancel` (the old \
+         shares stay in force)",
+    ))
+}
+
 /// Gives each old share in turn; stops at the one that completes the rotation. The reason the
-/// server refused the shares, when it did.
+/// server refused the shares, when it did, with the labels of the shares this run gave.
 async fn give_shares(
     ctx: &Ctx,
     target: &Target,
     mut rotation: Rotation,
     shares: &Shares,
-) -> Result<(Rotation, Option<String>)> {
+) -> Result<(Rotation, Option<(String, Vec<String>)>)> {
     let nonce = rotation.nonce.clone();
+    let mut given = Vec::new();
     for share in &shares.shares {
+        given.push(share.label.clone());
         match target
             .vault
             .rotation_update(&target.addr, target.family, &share.text, &nonce)
@@ -271,7 +355,7 @@ async fn give_shares(
                      `--cancel` it"
                 );
                 let now = target.rotation().await?;
-                return Ok((now, Some(why)));
+                return Ok((now, Some((why, given))));
             }
             Err(e) => return Err(refused_read(e, "giving a share to the rotation")),
         }
@@ -313,7 +397,7 @@ fn report_progress(ctx: &Ctx, rotation: &Rotation) -> Result<()> {
         &format!(
             "Share rotation {}: {}/{} old shares given; needs {more} more holder{}. Each runs the \
              same `custody rotate-shares` command with their share. The old shares stay in force.",
-            rotation.nonce,
+            escape(&rotation.nonce),
             rotation.progress,
             rotation.required,
             if more == 1 { "" } else { "s" }
@@ -383,4 +467,61 @@ fn report_written(ctx: &Ctx, rotation: &Rotation, written: &[WrittenShare], head
         &text,
         json!({ "nonce": rotation.nonce, "complete": true, "shares": written, "transcript_head": head }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked_start;
+    use crate::vault::Rotation;
+
+    const A: &str = "AAAA1111";
+    const B: &str = "BBBB2222";
+
+    fn answer(json: &str) -> Rotation {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_start_is_checked_before_it_is_recorded() {
+        let good = r#"{"started":true,"nonce":"5afc1d8e-4057-09a7-0819-406117c990ea","t":2,"n":2,
+            "pgp_fingerprints":["aaaa1111","bbbb2222"],"verification_required":true}"#;
+        assert!(checked_start(&answer(good), &[A, B], 2).is_ok());
+        // OpenBao 2.7.2's own answer when the proof was not asked for.
+        let unproven = good.replace(
+            r#""verification_required":true"#,
+            r#""verification_required":false"#,
+        );
+        for (bad, needle) in [
+            (unproven.as_str(), "does not require the new holders' proof"),
+            (
+                &good.replace(r#""t":2"#, r#""t":1"#),
+                "threshold 1, not the 2 with threshold 2",
+            ),
+            (
+                &good.replace("bbbb2222", "cccc3333"),
+                "keys are not the ones given",
+            ),
+            (
+                &good.replace("5afc1d8e-4057", "5afc\\u001b[2J"),
+                "no rotation started",
+            ),
+            (
+                &good.replace(r#""started":true"#, r#""started":false"#),
+                "no rotation started",
+            ),
+            (
+                r#"{"verification_required":true,"t":2,"n":2}"#,
+                "no rotation started",
+            ),
+        ] {
+            let e = checked_start(&answer(bad), &[A, B], 2).unwrap_err();
+            assert!(e.message.contains(needle), "{bad}: {}", e.message);
+            assert!(e.message.contains("Nothing was recorded"), "{}", e.message);
+            assert!(!e.message.contains('\u{1b}'), "{}", e.message);
+            assert_eq!(e.kind.exit_code(), 3);
+        }
+        // The order of the keys is the order of the shares.
+        let swapped = good.replace(r#"["aaaa1111","bbbb2222"]"#, r#"["bbbb2222","aaaa1111"]"#);
+        assert!(checked_start(&answer(&swapped), &[A, B], 2).is_err());
+    }
 }

@@ -7,13 +7,15 @@ use super::{Target, refused_read};
 use crate::cli::RotateSharesArgs;
 use crate::error::{Error, Result};
 use crate::flows::Ctx;
+use crate::flows::cluster_nodes::Checked;
+use crate::flows::recorded::{GiveAgain, ROTATION_PROOFS, earlier_attempt_givers};
 use crate::flows::rotation::{self, Recorded, STEP_VERIFY};
-use crate::flows::shares::{Shares, gather};
+use crate::flows::shares::{Shares, gather_recorded};
 use crate::transcript::Step;
 use crate::transcript::share_sets::{self, ROTATION, ROTATION_VERIFIED, SavedSnapshot, ShareSet};
 use crate::vault::{NodeError, Rotation, Verification};
 
-pub async fn run(ctx: &Ctx, args: &RotateSharesArgs) -> Result<()> {
+pub async fn run(ctx: &Ctx, args: &RotateSharesArgs, checked: &Checked) -> Result<()> {
     let target = Target::find(ctx).await?;
     let rotation = target.rotation().await?;
     if !rotation.started {
@@ -59,7 +61,7 @@ pub async fn run(ctx: &Ctx, args: &RotateSharesArgs) -> Result<()> {
     } else {
         0
     };
-    let shares = gather(ctx, &args.shares, need)?;
+    let shares = gather_recorded(ctx, &args.shares, need, &checked.record)?;
     if let Some(stranger) = shares.holders.iter().find(|f| {
         !recorded
             .holders
@@ -71,10 +73,16 @@ pub async fn run(ctx: &Ctx, args: &RotateSharesArgs) -> Result<()> {
             rotation.nonce
         )));
     }
+    checked.record_new_nodes(ctx, "rotate-shares --verify")?;
+    let progress_before = verification.progress;
     let (verification, refused) = prove(ctx, &target, verification, &shares).await?;
     record_proof(ctx, &rotation, &verification, &shares, refused.is_some())?;
-    if let Some(why) = refused {
-        return Err(Error::verification(why));
+    if let Some((why, given)) = refused {
+        let earlier = earlier_attempt_givers(&lines, ROTATION, ROTATION_PROOFS, &rotation.nonce);
+        let unnamed = u64::from(progress_before).saturating_sub(earlier.len() as u64);
+        return Err(
+            Error::verification(why).hint(GiveAgain::new(&given, &earlier, unnamed).describe())
+        );
     }
     if !verification.complete {
         let more = verification.t.saturating_sub(verification.progress);
@@ -100,9 +108,11 @@ async fn prove(
     target: &Target,
     mut verification: Verification,
     shares: &Shares,
-) -> Result<(Verification, Option<String>)> {
+) -> Result<(Verification, Option<(String, Vec<String>)>)> {
     let nonce = verification.nonce.clone();
+    let mut given = Vec::new();
     for share in &shares.shares {
+        given.push(share.label.clone());
         match target
             .vault
             .verification_update(&target.addr, target.family, &share.text, &nonce)
@@ -139,7 +149,7 @@ async fn prove(
                     .verification_status(&target.addr, target.family)
                     .await
                     .unwrap_or_default();
-                return Ok((now, Some(why)));
+                return Ok((now, Some((why, given))));
             }
             Err(e) => return Err(refused_read(e, "giving a new share to the verification")),
         }

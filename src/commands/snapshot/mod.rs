@@ -1,5 +1,7 @@
 //! `custody snapshot save | verify | restore`: ceremony 5 and blue-green phase 1.
 
+mod fence;
+mod interrupt;
 mod restore;
 mod restore_test;
 mod save;
@@ -32,16 +34,18 @@ struct Checked {
 /// The archive's own checks, then the manifest's, naming whatever differs. `for_upload`
 /// records the digests an upload of the same open file needs ([`snapshot::VerifiedReader`]).
 fn check_against_manifest(file: &Path, for_upload: bool) -> Result<Checked> {
+    let manifest = snapshot::manifest::read(file)?;
+    let fence = manifest.as_ref().and_then(|m| m.restore_fence.as_ref());
     let open = snapshot::open(file)?;
     let report = snapshot::check_open(
         &open,
         file,
         snapshot::CheckOptions {
             chunk_digests: for_upload,
+            find_in_state: fence.map(|f| format!("/restore-fence/{}", f.id).into_bytes()),
             ..Default::default()
         },
     )?;
-    let manifest = snapshot::manifest::read(file)?;
     if let Some(m) = &manifest {
         let mismatch = |field: &str, manifest: String, file: String| {
             Error::verification(format!(
@@ -72,6 +76,18 @@ fn check_against_manifest(file: &Path, for_upload: bool) -> Result<Checked> {
                 report.meta.term.to_string(),
             ));
         }
+    }
+    if let Some(f) = fence
+        && report.state_matches < f.mounts.len()
+    {
+        return Err(Error::verification(format!(
+            "the manifest says the snapshot carries restore fence {} in {} mount(s), but \
+             state.bin holds it {} time(s): a cluster restored from this snapshot would sign \
+             at once",
+            f.id,
+            f.mounts.len(),
+            report.state_matches
+        )));
     }
     Ok(Checked {
         report,

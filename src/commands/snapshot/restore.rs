@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{RESEAL_BOUND, check_against_manifest, upload_checked, wait_sealed};
+use super::{RESEAL_BOUND, check_against_manifest, upload_checked};
 use crate::error::{Error, Result};
 use crate::flows::nodes::NodeStatus;
 use crate::flows::{Ctx, active_node};
+use crate::poll::poll;
 use crate::snapshot::Manifest;
+use crate::snapshot::manifest::RestoreFence;
 use crate::transcript::Step;
-use crate::vault::Addr;
+use crate::vault::{Addr, Vault};
 
 pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -> Result<()> {
     ctx.require_token("snapshot restore (the target cluster's own token)")?;
@@ -55,7 +57,7 @@ pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -
         &format!("restoring {} into {addr}", file.display()),
     )
     .await?;
-    wait_sealed(&vault, &addr, RESEAL_BOUND).await?;
+    let outcome = wait_restored(&vault, &addr, manifest.as_ref(), RESEAL_BOUND).await?;
     let facts = json!({
         "file": file.display().to_string(),
         "sha256": report.sha256,
@@ -66,6 +68,7 @@ pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -
         "forced": force,
         "sent_sha256": sent.sha256,
         "sent_bytes": sent.size,
+        "outcome": outcome.word(),
     });
     let head = ctx.transcript.append(Step::new(
         "blue-green",
@@ -73,12 +76,23 @@ pub async fn restore(ctx: &Ctx, file: &Path, force: bool, peer_wait: Duration) -
         "operator",
         facts.clone(),
     ))?;
+    let after = match outcome {
+        Restored::Sealed => {
+            "the node sealed itself.\nIt now holds the source cluster's data and keys: the \
+             ORIGINAL quorum must unseal it (`custody unseal` with the source's shares; the \
+             target's own init shares no longer work)."
+        }
+        Restored::InPlace => {
+            "the node kept running on the restored data (its keys are the snapshot's: it is \
+             the source, or was restored from it before).\nIts signer mounts came up FROZEN on \
+             the snapshot's restore fence: their counters are the snapshot's, older than the \
+             nonces signed since. Lift it with `custody wallet unfreeze \
+             --nonce-floor-from-rpc URL` (or --nonce-floor N)."
+        }
+    };
     ctx.ui.result(
         &format!(
-            "Restored {} into {addr} in {:.1} s; the node sealed itself.\n\
-             It now holds the source cluster's data and keys: the ORIGINAL quorum must unseal it \
-             (`custody unseal` with the source's shares; the target's own init shares no longer work).\n\
-             Transcript head: {}",
+            "Restored {} into {addr} in {:.1} s; {after}\nTranscript head: {}",
             file.display(),
             started.elapsed().as_secs_f64(),
             head.head_hash
@@ -132,4 +146,77 @@ fn sealed_as_the_source(m: &Manifest, nodes: &[NodeStatus]) -> Result<()> {
         m.seal_threshold,
         m.seal_shares
     )))
+}
+
+/// What a restore left on the node it was sent to.
+#[derive(Debug, Clone, Copy)]
+enum Restored {
+    /// Its own keys cannot open the restored data: the source's quorum must unseal it.
+    Sealed,
+    /// Its keys are the snapshot's (the source, or a cluster restored from it before): it kept
+    /// running on the restored data, and its signer mounts came up frozen on the fence.
+    InPlace,
+}
+
+impl Restored {
+    fn word(self) -> &'static str {
+        match self {
+            Restored::Sealed => "sealed",
+            Restored::InPlace => "in-place",
+        }
+    }
+}
+
+/// Waits until the node sealed itself, or shows the restored data: every mount the snapshot
+/// fenced frozen on its fence.
+async fn wait_restored(
+    vault: &Vault,
+    addr: &Addr,
+    manifest: Option<&Manifest>,
+    bound: Duration,
+) -> Result<Restored> {
+    let fence = manifest.and_then(|m| m.restore_fence.as_ref());
+    poll(bound, Duration::from_millis(250), || async {
+        match vault.seal_status(addr).await {
+            Ok(s) if s.sealed => return Ok(Restored::Sealed),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match fence {
+            Some(f) if frozen_on(vault, addr, f).await => Ok(Restored::InPlace),
+            Some(_) => Err(
+                "it is unsealed, and its signer mounts are not frozen on the \
+                            snapshot's restore fence yet"
+                    .to_owned(),
+            ),
+            None => Err(
+                "it is unsealed (the snapshot carries no restore fence that would show \
+                         the restored data)"
+                    .to_owned(),
+            ),
+        }
+    })
+    .await
+    .map_err(|why| {
+        Error::failed(format!(
+            "{addr} did not seal itself within {bound:?} after the restore, nor show the \
+             restored data ({why})"
+        ))
+    })
+}
+
+/// Every mount `fence` was written into is frozen as restored on it.
+async fn frozen_on(vault: &Vault, addr: &Addr, fence: &RestoreFence) -> bool {
+    for mount in &fence.mounts {
+        let on_it = match vault.signer(mount).config(addr).await {
+            Ok(c) => c["restored"]["fences"]
+                .as_array()
+                .is_some_and(|fs| fs.iter().any(|f| f["id"] == fence.id.as_str())),
+            Err(_) => false,
+        };
+        if !on_it {
+            return false;
+        }
+    }
+    true
 }

@@ -1,23 +1,31 @@
 //! The restore test: the snapshot restored into a throwaway one-node OpenBao, unsealed by the
 //! source's quorum, and the Authority's address and the raft index compared with the manifest.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::interrupt::Interrupt;
 use super::{Checked, RESEAL_BOUND, upload_checked, wait_active, wait_sealed};
 use crate::cli::SnapshotVerifyArgs;
 use crate::error::{Error, Result};
 use crate::flows::shares::{self, Shares};
 use crate::flows::{Ctx, node_error};
-use crate::localcluster::{ClusterSpec, LocalCluster, find_bao};
+use crate::localcluster::known_bao::{self, ServerBinary};
+use crate::localcluster::owned_dir::{self, OwnedDir};
+use crate::localcluster::{ClusterSpec, LocalCluster};
 use crate::pgp::SecretKeyFile;
 use crate::secret::SecretString;
 use crate::snapshot::Manifest;
+use crate::snapshot::manifest::RestoreFence;
 use crate::transcript::share_sets::ShareSet;
 use crate::ui::escape;
 use crate::vault::{Addr, NodeError, Vault};
 
 /// How long the throwaway server may take to become active after an unseal.
 const ACTIVE_BOUND: Duration = Duration::from_secs(30);
+/// The throwaway's private directory in the temporary directory: the checked server binary,
+/// the TLS files, the plugin and the restored data. A killed run's is removed by the next.
+pub const DIR_PREFIX: &str = "custody-restore-test-";
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreTest {
@@ -25,6 +33,8 @@ pub struct RestoreTest {
     pub raft_index: u64,
     pub seconds: f64,
     pub token: &'static str,
+    /// The OpenBao binary the throwaway ran: path, version, sha256, why it was trusted.
+    pub server: ServerBinary,
 }
 
 pub(super) async fn restore_test(
@@ -48,7 +58,10 @@ pub(super) async fn restore_test(
             plugin.display()
         )));
     }
-    let bao = find_bao(args.bao_bin.as_deref())?;
+    // The binary that will receive the snapshot, the shares and the token: a known one or the
+    // one named on purpose, refused before anything is asked or started.
+    let pin = known_bao::pin(args.bao_bin.as_deref(), args.bao_sha256.as_deref())?;
+    sweep_left(ctx);
     // The shares first, each holder checked against the snapshot's set, before any server work:
     // a restored server keeps its own seal, split as the source's was.
     let gathered;
@@ -62,39 +75,140 @@ pub(super) async fn restore_test(
     for fpr in &shares.holders {
         refuse_outsider(set, fpr)?;
     }
+    let mut interrupt = Interrupt::listen()?;
+    let dir = OwnedDir::create(DIR_PREFIX)?;
+    // The server runs from the copy in its private directory whose bytes were hashed as they
+    // were written: a file swapped in at the original path after the check never runs.
+    let bao = pin.install(&dir.path().join("bin"))?;
+    let server = pin.server_binary(&bao)?;
+    ctx.ui.status(format!(
+        "The throwaway server runs {} (copied into {} and started from there)",
+        server.line(),
+        dir.path().display()
+    ));
+    // A signal during the copy: no server is started at all.
+    if let Some(signal) = interrupt.pending().await {
+        return Err(interrupted(signal, dir, "no server was started"));
+    }
     let started = Instant::now();
-    let cluster = LocalCluster::start(ClusterSpec {
+    let spec = ClusterSpec {
+        dir: Some(dir.path().join("server")),
         plugins: vec![plugin.clone()],
+        die_with_parent: true,
         ..ClusterSpec::raft("restore-test", 1, bao)
-    })?;
+    };
+    let mut cluster = LocalCluster::start(spec).map_err(|e| start_failed(e, dir.path()))?;
     let throwaway = Throwaway {
         vault: Vault::new(Some(&cluster.ca_cert), None)?,
         addr: cluster.addrs()[0].clone(),
     };
-    throwaway.restore(args, manifest, checked).await?;
-    throwaway.unseal(shares).await?;
     let path = format!("{}/accounts/{}", args.mount, args.account);
-    let (address, how) = throwaway.read_address(token, &path, shares).await?;
-    let leader = throwaway
-        .vault
-        .leader(&throwaway.addr)
-        .await
-        .map_err(|e| node_error("reading the restored raft index", e))?;
-    drop(cluster);
-    matches_manifest(
-        manifest,
-        &args.account,
-        &address,
-        leader.raft_committed_index,
-    )?;
+    // A signal received while the server started (blocking work) is seen here at once.
+    let outcome = tokio::select! {
+        biased;
+        signal = interrupt.received() => Err(signal),
+        checked = throwaway.check(args, manifest, checked, shares, token, &path) => Ok(checked),
+    };
+    let (address, how, raft_index) = match outcome {
+        Err(signal) => {
+            cluster.kill_all();
+            drop(cluster);
+            return Err(interrupted(signal, dir, "the throwaway server was killed"));
+        }
+        Ok(checked) => {
+            drop(cluster);
+            remove_dir(ctx, dir);
+            checked?
+        }
+    };
+    matches_manifest(manifest, &args.account, &address, raft_index)?;
     Ok((
         RestoreTest {
             address,
-            raft_index: leader.raft_committed_index,
+            raft_index,
             seconds: started.elapsed().as_secs_f64(),
             token: how,
+            server,
         },
         shares.holders.clone(),
+    ))
+}
+
+/// Removes the directories of restore tests whose custody was killed (their lock released),
+/// saying which.
+fn sweep_left(ctx: &Ctx) {
+    let (swept, failed) = owned_dir::sweep(DIR_PREFIX);
+    for s in swept {
+        let owner = match s.owner {
+            Some(pid) => format!("custody pid {pid}, which is gone"),
+            None => {
+                "no owner lock: a custody older than this one left it; nothing runs in it".into()
+            }
+        };
+        let killed = if s.killed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; killed what still ran in it: pid {}",
+                s.killed
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        ctx.ui.status(format!(
+            "Removed {}, left by a restore test that was killed ({owner}){killed}",
+            s.path.display()
+        ));
+    }
+    for (path, e) in failed {
+        ctx.ui.warn(format!(
+            "{} was left by a killed restore test and could not be removed: {e}",
+            path.display()
+        ));
+    }
+}
+
+fn remove_dir(ctx: &Ctx, dir: OwnedDir) {
+    let shown = dir.path().display().to_string();
+    if let Err(e) = dir.remove() {
+        ctx.ui.warn(format!(
+            "the throwaway's directory {shown} could not be removed: {e}"
+        ));
+    }
+}
+
+/// The error of a restore test interrupted by `signal` (`what` became of its server): the
+/// directory removed, or why not.
+fn interrupted(signal: &str, dir: OwnedDir, what: &str) -> Error {
+    let shown = dir.path().display().to_string();
+    match dir.remove() {
+        Ok(()) => Error::failed(format!(
+            "interrupted by {signal} during the restore test: {what} and its directory {shown} \
+             removed; nothing was recorded"
+        )),
+        Err(e) => Error::failed(format!(
+            "interrupted by {signal} during the restore test: {what}, but its directory {shown} \
+             could not be removed (remove it by hand: it may hold the restored data); nothing \
+             was recorded"
+        ))
+        .caused_by(e),
+    }
+}
+
+/// A server that did not start: its last log lines kept in the error, since its directory
+/// (which could hold restored data) is removed.
+fn start_failed(e: Error, dir: &Path) -> Error {
+    let log = std::fs::read_to_string(dir.join("server/node1/server.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(15)..]
+        .iter()
+        .map(|l| escape(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    e.doing("starting the throwaway server").hint(format!(
+        "its last log lines (its directory is removed):\n{tail}"
     ))
 }
 
@@ -166,6 +280,30 @@ struct Throwaway {
 }
 
 impl Throwaway {
+    /// The restore, the quorum's unseal, and what the restored server says: the account's
+    /// address, which token read it, and the raft index.
+    async fn check(
+        &self,
+        args: &SnapshotVerifyArgs,
+        manifest: &Manifest,
+        checked: &Checked,
+        shares: &Shares,
+        token: SecretString,
+        path: &str,
+    ) -> Result<(String, &'static str, u64)> {
+        self.restore(args, manifest, checked).await?;
+        self.unseal(shares).await?;
+        let (address, how) = self
+            .read_restored(token, path, manifest.restore_fence.as_ref(), shares)
+            .await?;
+        let leader = self
+            .vault
+            .leader(&self.addr)
+            .await
+            .map_err(|e| node_error("reading the restored raft index", e))?;
+        Ok((address, how, leader.raft_committed_index))
+    }
+
     /// A throwaway init, its keys held only in memory, so the restore can be sent; then the
     /// restore of the checked bytes, after which the server seals itself. A restored server
     /// keeps its own seal configuration, so it is split as the source's was.
@@ -235,18 +373,21 @@ impl Throwaway {
         )))
     }
 
-    /// The account's address, with the operator's token, or with a root token the quorum
-    /// makes here when that token may not read it; and which token read it.
-    async fn read_address(
+    /// The account's address and, for a fenced snapshot, that every fenced mount came up
+    /// frozen on the fence (the restored copy signs nothing): with the operator's token, or with
+    /// a root token the quorum makes here when that token may not read them; and which token
+    /// read them.
+    async fn read_restored(
         &self,
         token: SecretString,
         path: &str,
+        fence: Option<&RestoreFence>,
         shares: &Shares,
     ) -> Result<(String, &'static str)> {
         let operator = self.vault.with_token(Some(token));
         let failed = |e| node_error(&format!("reading {path} on the restored server"), e);
-        match read_address(&operator, &self.addr, path).await {
-            Ok(a) => Ok((a, "operator token")),
+        match self.reads(&operator, path, fence).await {
+            Ok(a) => Ok((a?, "operator token")),
             Err(NodeError::Api { status: 403, .. }) => {
                 let root = crate::flows::root_generation::generate_with_otp(
                     &operator,
@@ -256,17 +397,44 @@ impl Throwaway {
                 .await
                 .map_err(|e| e.doing("on the throwaway server"))?;
                 let as_root = self.vault.with_token(Some(root));
-                let a = read_address(&as_root, &self.addr, path)
-                    .await
-                    .map_err(failed)?;
+                let read = self.reads(&as_root, path, fence).await;
                 let _ = as_root.revoke_self(&self.addr).await;
                 Ok((
-                    a,
+                    read.map_err(failed)??,
                     "root token generated on the throwaway server by the quorum",
                 ))
             }
             Err(e) => Err(failed(e)),
         }
+    }
+
+    /// The reads [`Throwaway::read_restored`] makes with one token: the address, and the
+    /// fenced mounts' freeze (exit 3 when one would sign).
+    async fn reads(
+        &self,
+        as_: &Vault,
+        path: &str,
+        fence: Option<&RestoreFence>,
+    ) -> std::result::Result<Result<String>, NodeError> {
+        let address = read_address(as_, &self.addr, path).await?;
+        let Some(f) = fence else {
+            return Ok(Ok(address));
+        };
+        for mount in &f.mounts {
+            let config = as_.signer(mount).config(&self.addr).await?;
+            let on_fence = config["restored"]["fences"]
+                .as_array()
+                .is_some_and(|fs| fs.iter().any(|x| x["id"] == f.id.as_str()));
+            if config["frozen"] != true || !on_fence {
+                return Ok(Err(Error::verification(format!(
+                    "the restored copy's {}/ is not frozen on the snapshot's restore fence {}: \
+                     a cluster restored from this snapshot would sign",
+                    crate::ui::escape(mount),
+                    f.id
+                ))));
+            }
+        }
+        Ok(Ok(address))
     }
 }
 

@@ -17,6 +17,8 @@ use crate::transcript::share_sets::{self, ShareSet};
 use crate::ui::escape;
 use crate::vault::{Addr, Vault};
 
+use super::fence;
+
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -56,8 +58,19 @@ pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
     // Read before anything is written: a transcript that fails its check stops the save here.
     let (share_set, share_set_unknown) = share_set_in_force(ctx, status.n, status.t)?;
 
+    let file_name = out
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let fence = fence::raise(&vault, &addr, &file_name).await?;
     let started = Instant::now();
-    let (sha256, size) = download(ctx, &vault, &addr, &partial).await?;
+    let downloaded = download(ctx, &vault, &addr, &partial).await;
+    if let Some(f) = &fence {
+        for warning in fence::lower(&vault, &addr, f).await {
+            ctx.ui.warn(warning);
+        }
+    }
+    let (sha256, size) = downloaded?;
     let meta = match snapshot::read_meta(&partial) {
         Ok(m) => m,
         Err(e) => {
@@ -71,10 +84,7 @@ pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
     let (accounts, plugin_sha256) = authority_facts(&vault, &addr, mount).await;
     let manifest = Manifest {
         schema_version: snapshot::manifest::MANIFEST_VERSION,
-        file: out
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        file: file_name,
         sha256: sha256.clone(),
         size,
         raft_index: meta.index,
@@ -91,6 +101,7 @@ pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
         plugin_sha256,
         custody_version: env!("CARGO_PKG_VERSION").to_owned(),
         share_set,
+        restore_fence: fence,
     };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest)
         .with_kind(crate::error::Kind::Internal, "serializing the manifest")?;
@@ -259,12 +270,25 @@ fn report(
             format!("Share set: unknown ({why})")
         }
     };
+    let fence_line = match &manifest.restore_fence {
+        Some(f) => format!(
+            "Restore fence {} in {}: a cluster restored from this snapshot signs nothing until \
+             the cutover carries the counters (or custody wallet unfreeze raises them)",
+            f.id,
+            f.mounts
+                .iter()
+                .map(|m| format!("{}/", escape(m)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "Restore fence: none (the cluster has no signer mount)".to_owned(),
+    };
     ctx.ui.result(
         &format!(
             "Snapshot of {} ({}) saved to {}: {} bytes, sha256 {}, raft index {} term {}, in {seconds:.1} s.\n\
-             Accounts recorded: {}\n{shares_line}\nManifest: {}\nTranscript head: {head}",
-            manifest.cluster_name,
-            manifest.cluster_id,
+             Accounts recorded: {}\n{shares_line}\n{fence_line}\nManifest: {}\nTranscript head: {head}",
+            escape(&manifest.cluster_name),
+            escape(&manifest.cluster_id),
             out.display(),
             manifest.size,
             manifest.sha256,

@@ -62,6 +62,19 @@ pub async fn verify_with_shares(
             "restore test: restored into a throwaway OpenBao, unsealed with the quorum, {} is {} as recorded, raft index {} ≥ {}",
             args.account, r.address, r.raft_index, m.raft_index
         ));
+        lines.push(r.server.line());
+        if let Some(f) = &m.restore_fence {
+            lines.push(format!(
+                "restore test: the restored copy came up frozen on restore fence {} in {}: it \
+                 signs nothing until its counters are raised",
+                f.id,
+                f.mounts
+                    .iter()
+                    .map(|m| format!("{}/", crate::ui::escape(m)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         restore = Some(r);
     }
     let facts = json!({
@@ -97,6 +110,7 @@ pub async fn verify_with_shares(
         raft_index: 0,
         seconds: 0.0,
         token: "",
+        server: Default::default(),
     }))
 }
 
@@ -135,10 +149,24 @@ fn archive_lines(args: &SnapshotVerifyArgs, checked: &super::Checked) -> Vec<Str
         );
     }
     match manifest {
-        Some(_) => lines.push(format!(
-            "{}: sha256, size, raft index and term match",
-            manifest_file.display()
-        )),
+        Some(m) => {
+            lines.push(format!(
+                "{}: sha256, size, raft index and term match",
+                manifest_file.display()
+            ));
+            lines.push(match &m.restore_fence {
+                Some(f) => format!(
+                    "restore fence {}: in state.bin for each of its {} mount(s), so a cluster \
+                     restored from this snapshot comes up frozen",
+                    f.id,
+                    f.mounts.len()
+                ),
+                None => "restore fence: none (saved from a cluster without a signer mount, or by \
+                         a custody that did not fence its snapshots): a cluster restored from it \
+                         signs at once"
+                    .to_owned(),
+            });
+        }
         None => lines.push(format!(
             "no manifest ({}); --no-manifest: only the archive's internal consistency was checked \
              (gzip, tar, every member against SHA256SUMS, meta.json), not that this is the \
@@ -425,6 +453,7 @@ mod tests {
             plugin_sha256: None,
             custody_version: String::new(),
             share_set,
+            restore_fence: None,
         };
         let err = snapshot_share_set(Some(&manifest(Some(old.clone()))), &entries, "cc")
             .err()

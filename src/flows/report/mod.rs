@@ -107,7 +107,12 @@ pub fn build(path: &Path, verifier: Option<Verifier>) -> Result<Report> {
         }
     }
     let unsigned = unsigned_lines(&entries, &signatures);
-    let sightings = crate::transcript::authority::sightings(&entries);
+    let mut sightings = crate::transcript::authority::sightings(&entries);
+    // A line may name the cluster by an RPC URL; one recorded before custody redacted them may
+    // hold an API key.
+    for s in &mut sightings {
+        s.cluster = crate::chain::redacted(&s.cluster);
+    }
     Ok(Report {
         file: path.display().to_string(),
         lines: entries.len(),
