@@ -74,10 +74,10 @@ impl Pushes {
         if self.four.contains(&selector) {
             return Presence::Push4;
         }
-        if selector[0] == 0 {
-            if let Some(n) = self.short.get(&u32::from_be_bytes(selector)) {
-                return Presence::Shorter(*n);
-            }
+        if selector[0] == 0
+            && let Some(n) = self.short.get(&u32::from_be_bytes(selector))
+        {
+            return Presence::Shorter(*n);
         }
         Presence::Absent
     }

@@ -306,7 +306,8 @@ pub enum WalletCommand {
     /// Create the account (key generated inside the plugin), its policies and a wrapped signer token
     Create(WalletCreateArgs),
     /// Bind an account created without an allow-list to one call of its contract, once the
-    /// chain shows the contract names it (a quorum step)
+    /// chain shows the contract names it and its code has the call, and the operator confirms
+    /// (a quorum step)
     Bind(WalletBindArgs),
     /// Lift the freeze of a mount restored from a snapshot: every account's counter raised to
     /// at least the chain's pending nonce (or N), then signing unfrozen (recorded)
