@@ -36,7 +36,14 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
     (
         "wallet-bind",
         &["name", "contract"],
-        &["rpc", "rpc_file", "call", "authority_getter", "mount"],
+        &[
+            "rpc",
+            "rpc_file",
+            "call",
+            "authority_getter",
+            "abi",
+            "mount",
+        ],
     ),
     ("snapshot-save", &["out"], &["mount"]),
     (
@@ -240,6 +247,10 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
             a.extend(["--contract".into(), get("contract")]);
             flag(&mut a, "--call", "call");
             flag(&mut a, "--authority-getter", "authority_getter");
+            // An empty --abi (a script's default) gives no flag either.
+            if p.get("abi").is_some_and(|v| !v.is_empty()) {
+                flag(&mut a, "--abi", "abi");
+            }
             flag(&mut a, "--mount", "mount");
         }
         "snapshot-save" => {

@@ -2,7 +2,9 @@
 //! speaks to a chain. Read-only: custody never sends a transaction (the rehearsal deploys its
 //! test contract to its own throwaway anvil, through `localcluster::anvil`).
 
+pub mod abi;
 mod agree;
+pub mod bytecode;
 mod url;
 
 pub use agree::{ChainNonces, ContractSeen, Rpcs};

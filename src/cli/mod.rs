@@ -306,7 +306,8 @@ pub enum WalletCommand {
     /// Create the account (key generated inside the plugin), its policies and a wrapped signer token
     Create(WalletCreateArgs),
     /// Bind an account created without an allow-list to one call of its contract, once the
-    /// chain shows the contract names it (a quorum step)
+    /// chain shows the contract names it and its code has the call, and the operator confirms
+    /// (a quorum step)
     Bind(WalletBindArgs),
     /// Lift the freeze of a mount restored from a snapshot: every account's counter raised to
     /// at least the chain's pending nonce (or N), then signing unfrozen (recorded)
@@ -371,6 +372,10 @@ pub struct WalletBindArgs {
     /// The contract's getter that must return the account's address
     #[arg(long, value_name = "SIGNATURE", default_value = "authority()")]
     pub authority_getter: String,
+    /// The contract's JSON ABI (solc's --abi, or an artifact with an "abi" key): it must hold
+    /// --call, and then the call is bound even where the code does not push its selector (a proxy)
+    #[arg(long, value_name = "FILE")]
+    pub abi: Option<std::path::PathBuf>,
     /// Where the plugin is mounted
     #[arg(long, default_value = "ethereum")]
     pub mount: String,

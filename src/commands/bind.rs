@@ -1,9 +1,11 @@
 //! `custody wallet bind`: the quorum binds an account created without an allow-list (so it signs
 //! nothing) to one call of the contract that was deployed with its address, once the chain shows
-//! that contract names it. Every check is made before anything is written.
+//! that contract names it, and the call is one of the contract's functions (`bind_call`), and
+//! the operator confirmed. Every check is made before anything is written.
 
 use serde_json::json;
 
+use super::bind_call;
 use crate::chain::{Rpcs, abi_address, checksum};
 use crate::cli::WalletBindArgs;
 use crate::error::{Error, Result};
@@ -20,6 +22,7 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
     ] {
         check_signature(flag, signature)?;
     }
+    let abi = args.abi.as_deref().map(bind_call::read_abi).transpose()?;
     let rpc = crate::flows::rpcs::rpcs(
         ctx,
         crate::flows::rpcs::RpcFlags {
@@ -55,6 +58,18 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
         .await
         .map_err(|e| node_error(&format!("reading {}/config", args.mount), e))?;
     let seen = on_chain(&rpc, &contract, args, config["chain_id"].as_u64(), &address).await?;
+    let target = bind_call::Target {
+        name: &args.name,
+        address: &address,
+        contract: &contract,
+        chain_id: seen.chain_id,
+        block: seen.block,
+        code_hash: &seen.code_hash,
+        call: &args.call,
+        getter: &args.authority_getter,
+    };
+    let checked = bind_call::check(&target, &seen.code, abi.as_ref())?;
+    let confirmed = bind_call::confirm(ctx, &target, &checked)?;
     let allowed = format!("{contract}:{}", args.call);
     let bound = signer
         .bind(&addr, &args.name, std::slice::from_ref(&allowed))
@@ -72,6 +87,7 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
         "rpc": rpc.label(),
         "rpcs": rpc.shown(),
         "already_bound": bound["already_bound"] == true,
+        "call_check": checked.facts(confirmed),
     });
     let head =
         ctx.transcript
@@ -107,6 +123,8 @@ struct Seen {
     block: u64,
     block_hash: String,
     code_hash: String,
+    /// The runtime code, for the selector check.
+    code: Vec<u8>,
 }
 
 /// Every RPC serves the mount's chain, code exists at the contract, and its getter returns the
@@ -154,6 +172,7 @@ async fn on_chain(
         block,
         block_hash: at.block_hash,
         code_hash: at.code_hash,
+        code: at.code,
     })
 }
 

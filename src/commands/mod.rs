@@ -2,6 +2,7 @@
 
 pub mod adopt;
 pub mod bind;
+mod bind_call;
 pub mod ceremony;
 pub mod completions;
 pub mod cutover;

@@ -117,6 +117,11 @@ impl Ui {
         self.stdin_terminal && self.stderr_terminal
     }
 
+    /// Whether `--yes` answers every question (a confirmation the transcript records as such).
+    pub fn assumes_yes(&self) -> bool {
+        self.yes
+    }
+
     /// Asks a yes/no question; `--yes` answers it. Without a terminal it fails naming `--yes`.
     pub fn confirm(&self, question: &str) -> Result<bool> {
         if self.yes {
