@@ -16,6 +16,8 @@ pub struct Check {
     pub ok: bool,
     /// The figures behind the result (digests, addresses, times), from the line.
     pub detail: String,
+    /// A holder's signature that checks out covers the line.
+    pub signed: bool,
 }
 
 fn text(v: &Value) -> &str {
@@ -164,8 +166,9 @@ fn of_line(e: &Value) -> Vec<(String, bool, String)> {
     out
 }
 
-/// Every check the lines record, in order. `entries[i]` is line `i + 1`.
-pub fn checks(entries: &[Value]) -> Vec<Check> {
+/// Every check the lines record, in order. `entries[i]` is line `i + 1`; lines 1 to
+/// `signed_lines` are covered by a holder's signature that checks out.
+pub fn checks(entries: &[Value], signed_lines: usize) -> Vec<Check> {
     entries
         .iter()
         .enumerate()
@@ -177,6 +180,7 @@ pub fn checks(entries: &[Value]) -> Vec<Check> {
                 what,
                 ok,
                 detail,
+                signed: i < signed_lines,
             })
         })
         .collect()
@@ -195,9 +199,17 @@ mod tests {
             json!({ "ceremony": "blue-green", "step": "cutover", "facts": { "signing_pause_ms": "106.7", "drain_seconds": "0.0002", "nonces": { "authority": { "from": 37, "to_before": 1, "to_after": 37 } } } }),
             json!({ "ceremony": "unseal", "step": "sys/unseal", "facts": {} }),
         ];
-        let c = checks(&entries);
-        let shape: Vec<(usize, bool)> = c.iter().map(|c| (c.line, c.ok)).collect();
-        assert_eq!(shape, [(1, true), (2, false), (3, true), (3, true)]);
+        let c = checks(&entries, 2);
+        let shape: Vec<(usize, bool, bool)> = c.iter().map(|c| (c.line, c.ok, c.signed)).collect();
+        assert_eq!(
+            shape,
+            [
+                (1, true, true),
+                (2, false, true),
+                (3, true, false),
+                (3, true, false)
+            ]
+        );
         assert!(
             c[2].detail.contains("signing pause 107 ms"),
             "{}",
