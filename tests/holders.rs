@@ -305,9 +305,12 @@ fn a_rotation_leaves_proofs_of_the_old_set_behind() {
 
     // Later, 40 days ago: 4 unseals, and a restore test of a snapshot of the new set by 3, 4
     // and 5; 2 days ago 1 unseals.
+    // (Line times never go backwards: the old snapshot's drill, 10 days ago, comes after them.)
     let t2 = dir.path().join("drilled.jsonl");
+    let drill = lines.pop().unwrap();
     lines.push((40, "unseal", "sys/unseal", json!({"holders": fprs(&[4])})));
     lines.push(restore_test(40, &[3, 4, 5], Some(&new)));
+    lines.push(drill);
     lines.push((2, "unseal", "sys/unseal", json!({"holders": fprs(&[1])})));
     write_transcript(&t2, &lines);
 
@@ -435,4 +438,163 @@ fn without_an_init_there_is_no_one_to_list() {
     c.run(&["holders", "missing.jsonl"])
         .expect(2)
         .stderr_has("missing.jsonl");
+}
+
+fn sign(c: &Custody, t: &Path, holder: &str) {
+    let key = fixture(&format!("{holder}.sec.asc")).display().to_string();
+    c.run(&[
+        "--transcript",
+        t.to_str().unwrap(),
+        "transcript",
+        "sign",
+        "--secret-key",
+        &key,
+    ])
+    .expect(0);
+}
+
+fn signed_of(r: &Run, i: usize) -> Value {
+    holder(r, i)["last_proof"]["signed"].clone()
+}
+
+/// A proof counts as signed only where a holder's signature that checks out covers its line;
+/// `--require-signatures N` fails unless N holders recorded at init signed every line of each
+/// transcript, as `transcript verify` counts them; a forged signature always fails.
+#[test]
+fn proofs_are_signed_only_where_holders_signed_and_require_signatures_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Custody::new(dir.path());
+    let certs = fixtures().display().to_string();
+    let t = dir.path().join("init.jsonl");
+    write_transcript(&t, &before_rotation());
+    let ts = t.to_str().unwrap();
+
+    // Nothing checked: every proof unsigned, and the output says so.
+    let r = holders_of(&c, &[&t], &[]);
+    r.expect(0);
+    assert_eq!(signed_of(&r, 1), false);
+    assert_eq!(r.json()["share_set_signed"], false);
+    assert_eq!(r.json()["certs_checked"], false);
+    c.run(&["holders", ts])
+        .expect(0)
+        .stdout_has("98 days ago, unsigned")
+        .stdout_has("put in force in")
+        .stdout_has("(unsigned):")
+        .stdout_has("Signatures not checked (no --certs): every proof above is unsigned.");
+    assert!(
+        !c.run(&["holders", ts]).stdout().contains(", signed"),
+        "nothing is shown signed"
+    );
+    c.run(&["holders", ts, "--require-signatures", "1"])
+        .expect(2)
+        .stderr_has("--certs");
+    c.run(&[
+        "holders",
+        ts,
+        "--certs",
+        &certs,
+        "--require-signatures",
+        "0",
+    ])
+    .expect(2);
+
+    // Holders 1 and 2 sign: the proofs are signed, but 2 of 3 is not enough.
+    sign(&c, &t, "holder1");
+    sign(&c, &t, "holder2");
+    let r = holders_of(&c, &[&t], &["--certs", &certs]);
+    r.expect(0);
+    for i in [1, 2, 3] {
+        assert_eq!(signed_of(&r, i), true, "holder {i}");
+    }
+    assert_eq!(r.json()["share_set_signed"], true);
+    let r = c.run(&[
+        "holders",
+        ts,
+        "--certs",
+        &certs,
+        "--require-signatures",
+        "3",
+    ]);
+    r.expect(3)
+        .stdout_has("98 days ago, signed")
+        .stdout_has("signed by 2 of the 3 holder(s) required")
+        .stderr_has("--require-signatures 3: in ")
+        .stderr_has("2 distinct holder(s)");
+    let before = std::fs::read_to_string(&t).unwrap();
+
+    // Holder 3 signs: three holders, exit 0.
+    sign(&c, &t, "holder3");
+    let r = holders_of(&c, &[&t], &["--certs", &certs, "--require-signatures", "3"]);
+    r.expect(0);
+    assert_eq!(r.json()["required_signatures"], 3);
+    assert_eq!(
+        r.json()["transcripts"][0]["counted_signers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // A line after the signatures: holder 4's unseal, which no one signed.
+    let unseal = custody::transcript::Step::new(
+        "unseal",
+        "sys/unseal",
+        "holders",
+        json!({"holders": fprs(&[4])}),
+    );
+    custody::transcript::Transcript::at(&t)
+        .append(unseal)
+        .unwrap();
+    let r = holders_of(&c, &[&t], &["--certs", &certs]);
+    r.expect(0);
+    assert_eq!(kind(&r, 4).as_deref(), Some("unseal"));
+    assert_eq!(signed_of(&r, 4), false);
+    assert_eq!(signed_of(&r, 1), true);
+    c.run(&["holders", ts, "--certs", &certs])
+        .expect(0)
+        .stdout_has("0 minutes ago, unsigned")
+        .stdout_has("1 line(s) from line 7 on are unsigned");
+    c.run(&[
+        "holders",
+        ts,
+        "--certs",
+        &certs,
+        "--require-signatures",
+        "3",
+    ])
+    .expect(3)
+    .stderr_has("0 distinct holder(s)")
+    .stderr_has("sign again");
+
+    // A second transcript, from another laptop, with no init of its own: the init holders of
+    // the first count there too, and it must be signed as well.
+    let b = dir.path().join("later.jsonl");
+    write_transcript(
+        &b,
+        &[(0, "unseal", "sys/unseal", json!({"holders": fprs(&[5])}))],
+    );
+    for h in ["holder1", "holder2", "holder3"] {
+        sign(&c, &b, h);
+    }
+    let both = |extra: &[&str]| holders_of(&c, &[&b, &t], extra);
+    let r = both(&["--certs", &certs]);
+    r.expect(0);
+    assert_eq!(signed_of(&r, 5), true);
+    assert_eq!(signed_of(&r, 4), false);
+    both(&["--certs", &certs, "--require-signatures", "3"]).expect(3);
+    std::fs::write(&t, &before).unwrap();
+    sign(&c, &t, "holder3");
+    both(&["--certs", &certs, "--require-signatures", "3"]).expect(0);
+
+    // A forged signature: holder 3's line made to claim holder 4 (chain rebuilt). It fails
+    // even without --require-signatures.
+    let mut lines = transcript_lines(&t);
+    let last = lines.len() - 1;
+    lines[last]["facts"]["signer"] = json!(fpr("holder4"));
+    lines[last]["actor"] = json!(format!("holder {}", fpr("holder4")));
+    std::fs::write(&t, rechain(&lines)).unwrap();
+    c.run(&["holders", ts, "--certs", &certs])
+        .expect(3)
+        .stderr_has("1 signature(s) do not check out");
+    c.run(&["holders", ts]).expect(0);
 }

@@ -4,7 +4,9 @@
 
 use custody_test_support as support;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use custody::transcript::{Step, Transcript};
 use support::*;
 
 const CONTRACT: [&str; 9] = [
@@ -154,9 +156,103 @@ fn the_report_shows_the_verdict_the_ceremonies_and_the_signatures() {
     assert!(page.contains("<section id=\"unsigned\" data-count=\"0\">"));
     let unchecked = u.dir().join("unchecked.html");
     report(c, &t, &unchecked, false).expect(0);
-    assert!(
-        std::fs::read_to_string(&unchecked)
-            .unwrap()
-            .contains("data-valid=\"unchecked\"")
+    let page = std::fs::read_to_string(&unchecked).unwrap();
+    assert!(page.contains("data-valid=\"unchecked\""));
+
+    // Unsigned facts are marked so. Without --certs no signature is checked: nothing is
+    // shown signed.
+    assert!(!page.contains("data-signed=\"true\""), "{page}");
+    assert!(page.contains("<p id=\"coverage\" data-signed-lines=\"0\""));
+    assert!(page.contains("every fact below is unsigned"));
+    let j = show(c, &t, false);
+    assert_eq!(j["signed_lines"], 0);
+    assert!(every(&j["checks"], |c| c["signed"] == false));
+    assert!(every(&j["runs"], |r| r["signed"] == false));
+    assert!(every(&j["quorum"], |q| q["signed"] == false));
+    c.run(&["transcript", "show", t.to_str().unwrap()])
+        .expect(0)
+        .stdout_has("signatures not checked (no --certs): every fact below is unsigned")
+        .stdout_has("command init lines 1-1")
+        .stdout_has("[unsigned]");
+    // With them, holder 1's signature covers every line before it.
+    let j = show(c, &t, true);
+    let sig_line = j["signatures"][0]["line"].as_u64().unwrap();
+    assert_eq!(j["signed_lines"], sig_line - 1);
+    assert!(!j["checks"].as_array().unwrap().is_empty());
+    assert!(every(&j["checks"], |c| c["signed"] == true));
+    assert!(every(&j["quorum"], |q| q["signed"] == true));
+    assert_eq!(j["runs"][0]["signed"], true);
+    assert!(every(&j["runs"][0]["steps"], |s| s["signed"] == true));
+
+    // A line after the signature, which no one signed: an Authority "created".
+    let address = "0x00000000000000000000000000000000000000aa";
+    Transcript::at(&t)
+        .append(Step::new(
+            "configure",
+            "wallet-create",
+            "operator",
+            json!({"account": "authority", "address": address, "plugin_sha256": "ab"}),
+        ))
+        .unwrap();
+    let later = u.dir().join("later.html");
+    report(c, &t, &later, true).expect(0);
+    let page = std::fs::read_to_string(&later).unwrap();
+    let n = sig_line + 1;
+    for want in [
+        format!("<section id=\"authority\" data-address=\"{address}\" data-signed=\"false\">"),
+        "(unsigned: no holder&#39;s good signature covers the line it is taken from)".to_owned(),
+        format!(
+            "<tr class=\"check\" data-ok=\"true\" data-line=\"{n}\" data-trusted=\"true\" \
+             data-signed=\"false\">"
+        ),
+        "data-line=\"1\" data-trusted=\"true\" data-signed=\"true\"".to_owned(),
+        format!(
+            "<tr class=\"sighting\" data-line=\"{n}\" data-same=\"true\" data-trusted=\"true\" data-signed=\"false\">"
+        ),
+        format!("Unsigned: no holder&#39;s signature that checks out covers lines {n}–{n}."),
+    ] {
+        assert!(page.contains(&want), "the page lacks {want}");
+    }
+    let j = show(c, &t, true);
+    assert_eq!(j["authority"], address);
+    assert_eq!(j["authority_signed"], false);
+    let last = j["checks"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["line"].as_u64(), &last["signed"]),
+        (Some(n), &json!(false))
     );
+    c.run(&[
+        "transcript",
+        "show",
+        t.to_str().unwrap(),
+        "--certs",
+        fixtures().to_str().unwrap(),
+    ])
+    .expect(0)
+    .stdout_has(&format!("lines 1 to {} are signed", sig_line - 1))
+    .stdout_has(&format!("Authority {address} (unsigned)"))
+    .stdout_has(&format!("command configure lines {n}-{n}"))
+    .stdout_has("[signed]");
+}
+
+/// `transcript show --format json`, with or without the fixture certificates.
+fn show(c: &Custody, t: &std::path::Path, certs: bool) -> Value {
+    let fixtures = fixtures().display().to_string();
+    let mut args = vec![
+        "--format",
+        "json",
+        "transcript",
+        "show",
+        t.to_str().unwrap(),
+    ];
+    if certs {
+        args.extend(["--certs", &fixtures]);
+    }
+    let r = c.run(&args);
+    r.expect(0);
+    r.json()
+}
+
+fn every(v: &Value, f: impl Fn(&Value) -> bool) -> bool {
+    v.as_array().unwrap().iter().all(f)
 }

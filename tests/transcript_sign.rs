@@ -71,7 +71,12 @@ fn signatures_verify_and_every_bad_one_is_reported() {
         .append(Step::new("unseal", "sys/unseal", "holders", json!({})))
         .unwrap();
     transcript
-        .append(Step::new("witness", "sign", "holder", sig["facts"].clone()))
+        .append(Step::new(
+            "witness",
+            "sign",
+            &format!("holder {}", fpr("holder2")),
+            sig["facts"].clone(),
+        ))
         .unwrap();
     let r = verify(&c, &t, true, None);
     r.expect(3);
@@ -357,4 +362,126 @@ fn a_line_with_a_duplicate_key_is_refused_by_verify_and_sign() {
             "sign changed nothing"
         );
     }
+}
+
+/// Every reader of the transcript `t`, each of which must refuse a bad line: `transcript
+/// verify`, `show` and `report`, `holders`, and `transcript sign` (which appends).
+fn every_reader(c: &Custody, t: &std::path::Path, out: &std::path::Path) -> Vec<Run> {
+    let t = t.to_str().unwrap();
+    let certs = fixtures().display().to_string();
+    let page = out.display().to_string();
+    let _ = std::fs::remove_file(out);
+    vec![
+        c.run(&["transcript", "verify", t]),
+        c.run(&["transcript", "verify", t, "--certs", &certs]),
+        c.run(&["transcript", "show", t, "--certs", &certs]),
+        c.run(&["transcript", "report", t, "--out", &page]),
+        c.run(&["holders", t]),
+        c.run(&["holders", t, "--certs", &certs, "--require-signatures", "1"]),
+        c.run(&["transcript", "sign", "--secret-key", &key("holder2")]),
+    ]
+}
+
+/// A signature covers only the head it signs: a field added to its line (the chain rebuilt
+/// around it, so only this rule can catch it) would be a fact no one signed, shown beside a
+/// good signature. Every reader refuses the line, naming it and the field.
+#[test]
+fn a_signature_line_with_anything_else_on_it_is_refused_by_every_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, _transcript, c) = five_holder_transcript(dir.path());
+    c.run(&["transcript", "sign", "--secret-key", &key("holder1")])
+        .expect(0);
+    let good = transcript_lines(&t);
+    assert_eq!(good[2]["step"], "sign");
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(Edit, &str); 4] = [
+        // holders 1 to 3 "proving" their shares on holder 1's signature line
+        (
+            |e| {
+                e["facts"]["holders"] = json!([fpr("holder1"), fpr("holder2"), fpr("holder3")]);
+                e["facts"]["shares_given"] = json!(3);
+            },
+            "it also has facts.holders",
+        ),
+        (
+            |e| e["note"] = json!("all five holders agreed"),
+            "it also has note",
+        ),
+        (
+            |e| e["files"] = json!({"shares/holder1.share.asc": "00"}),
+            "it also has files.shares/holder1.share.asc",
+        ),
+        (
+            |e| e["actor"] = json!("holders 1, 2 and 3"),
+            "actor is holders 1, 2 and 3",
+        ),
+    ];
+    for (edit, why) in edits {
+        let mut lines = good.clone();
+        edit(&mut lines[2]);
+        let text = rechain(&lines);
+        std::fs::write(&t, &text).unwrap();
+        for r in every_reader(&c, &t, &dir.path().join("report.html")) {
+            r.expect(3).stderr_has("line 3: ").stderr_has(why);
+        }
+        assert_eq!(
+            std::fs::read_to_string(&t).unwrap(),
+            text,
+            "nothing appended"
+        );
+    }
+    // The line as sign wrote it: every reader accepts it.
+    std::fs::write(&t, rechain(&good)).unwrap();
+    require(&c, &t, 1, false).expect(0);
+}
+
+/// Line times never go backwards, and none lies after the time of reading by more than five
+/// minutes; the chain rebuilt each time, so only the time rule can refuse it.
+#[test]
+fn a_line_back_in_time_or_from_the_future_is_refused_by_every_reader() {
+    use time::format_description::well_known::Rfc3339;
+    use time::{Duration, OffsetDateTime};
+    let dir = tempfile::tempdir().unwrap();
+    let (t, _transcript, c) = five_holder_transcript(dir.path());
+    let good = transcript_lines(&t);
+    let first = OffsetDateTime::parse(good[0]["time"].as_str().unwrap(), &Rfc3339).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let at = |t: OffsetDateTime| json!(t.format(&Rfc3339).unwrap());
+    for (time, why) in [
+        (at(first - Duration::hours(1)), "before the previous line's"),
+        (at(now + Duration::days(1)), "after the time of reading"),
+        (at(now + Duration::minutes(6)), "after the time of reading"),
+        (json!("2026-02-30T10:00:00Z"), "is not an RFC 3339 time"),
+    ] {
+        let mut lines = good.clone();
+        lines[1]["time"] = time;
+        let text = rechain(&lines);
+        std::fs::write(&t, &text).unwrap();
+        for r in every_reader(&c, &t, &dir.path().join("report.html")) {
+            r.expect(3).stderr_has("line 2: its time ").stderr_has(why);
+        }
+        assert_eq!(
+            std::fs::read_to_string(&t).unwrap(),
+            text,
+            "nothing appended"
+        );
+    }
+
+    // Two minutes ahead is within the skew: read. But this machine's clock is behind that
+    // line, so appending (sign) is refused and writes nothing.
+    let mut lines = good.clone();
+    lines[1]["time"] = at(now + Duration::minutes(2));
+    let text = rechain(&lines);
+    std::fs::write(&t, &text).unwrap();
+    c.run(&["transcript", "verify", t.to_str().unwrap()])
+        .expect(0);
+    c.run(&["transcript", "sign", "--secret-key", &key("holder1")])
+        .expect(4)
+        .stderr_has("before the time of the transcript's last line")
+        .stderr_has("clock");
+    assert_eq!(
+        std::fs::read_to_string(&t).unwrap(),
+        text,
+        "nothing appended"
+    );
 }

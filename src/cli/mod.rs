@@ -235,6 +235,19 @@ pub struct HoldersArgs {
     /// Exit 3 when a holder of the current share set has not proven their share within DAYS
     #[arg(long, value_name = "DAYS")]
     pub stale_after: Option<u64>,
+    /// A directory of the holders' public certificates, to check the transcripts' signatures
+    /// by: a proof from a line no good holder signature covers is shown unsigned
+    #[arg(long, value_name = "DIR")]
+    pub certs: Option<PathBuf>,
+    /// Exit 3 unless, in each transcript, at least N distinct holders recorded at init signed a
+    /// head that covers every line (needs --certs)
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "certs",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub require_signatures: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,8 @@ pub struct Sighting {
     /// The cluster or node the line speaks of, as recorded.
     pub cluster: String,
     pub address: String,
+    /// A holder's signature that checks out covers the line.
+    pub signed: bool,
 }
 
 /// One account's counters at a line, as recorded.
@@ -25,6 +27,8 @@ pub struct NonceRecord {
     pub account: String,
     /// The figures the line gives (`from`, `to_before`, `to_after`, …), by name.
     pub figures: Vec<(String, String)>,
+    /// A holder's signature that checks out covers the line.
+    pub signed: bool,
 }
 
 fn text(v: &Value) -> String {
@@ -58,17 +62,18 @@ fn addresses(e: &Value) -> Vec<(String, String)> {
     out
 }
 
-/// The Authority's address: the first created (`wallet-create`), else the first recorded.
-pub fn address(sightings: &[Sighting]) -> Option<String> {
+/// Where the Authority's address is taken from: the first creation (`wallet-create`), else
+/// the first sighting.
+pub fn address(sightings: &[Sighting]) -> Option<&Sighting> {
     sightings
         .iter()
         .find(|s| s.step == "wallet-create")
         .or_else(|| sightings.first())
-        .map(|s| s.address.clone())
 }
 
-/// Every line that records an account address. `entries[i]` is line `i + 1`.
-pub fn sightings(entries: &[Value]) -> Vec<Sighting> {
+/// Every line that records an account address. `entries[i]` is line `i + 1`; lines 1 to
+/// `signed_lines` are covered by a holder's signature that checks out.
+pub fn sightings(entries: &[Value], signed_lines: usize) -> Vec<Sighting> {
     entries
         .iter()
         .enumerate()
@@ -81,13 +86,15 @@ pub fn sightings(entries: &[Value]) -> Vec<Sighting> {
                     step: text(&e["step"]),
                     cluster,
                     address,
+                    signed: i < signed_lines,
                 })
         })
         .collect()
 }
 
-/// Every account's counters the lines record (`facts.nonces`, by account).
-pub fn nonces(entries: &[Value]) -> Vec<NonceRecord> {
+/// Every account's counters the lines record (`facts.nonces`, by account), marked signed for
+/// lines 1 to `signed_lines`.
+pub fn nonces(entries: &[Value], signed_lines: usize) -> Vec<NonceRecord> {
     let mut out = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         for (account, n) in e["facts"]["nonces"].as_object().into_iter().flatten() {
@@ -101,6 +108,7 @@ pub fn nonces(entries: &[Value]) -> Vec<NonceRecord> {
                 step: text(&e["step"]),
                 account: account.clone(),
                 figures,
+                signed: i < signed_lines,
             });
         }
     }
@@ -148,10 +156,15 @@ mod tests {
             json!({ "ceremony": "snapshot", "step": "verify", "facts": { "file": "b.snap", "restore_test": { "address": a } } }),
             json!({ "ceremony": "blue-green", "step": "cutover", "facts": { "nonces": { "authority": { "from": 37, "to_after": 37 } } } }),
         ];
-        let s = sightings(&entries);
+        let s = sightings(&entries, 1);
         assert_eq!(s.iter().map(|s| s.line).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            s.iter().map(|s| s.signed).collect::<Vec<_>>(),
+            [true, false, false]
+        );
         assert_eq!(s[1].cluster, "blue");
-        assert_eq!(address(&s).as_deref(), Some(a));
+        assert_eq!(address(&s).map(|s| s.address.as_str()), Some(a));
+        assert!(address(&s[1..]).is_some_and(|s| !s.signed));
         let (blue, green) = (
             vec!["https://b:8200".to_owned()],
             vec!["https://g:8200".to_owned()],
@@ -169,8 +182,9 @@ mod tests {
         );
         let (line, c) = last_carry(&carried, &blue, &green).unwrap();
         assert_eq!((line, c["authority"]), (5, 45));
-        let n = nonces(&entries);
+        let n = nonces(&entries, 1);
         assert_eq!(n.len(), 1);
+        assert!(!n[0].signed);
         assert_eq!(
             n[0].figures,
             [

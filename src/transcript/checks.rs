@@ -16,6 +16,8 @@ pub struct Check {
     pub ok: bool,
     /// The figures behind the result (digests, addresses, times), from the line.
     pub detail: String,
+    /// A holder's signature that checks out covers the line.
+    pub signed: bool,
 }
 
 fn text(v: &Value) -> &str {
@@ -184,8 +186,9 @@ fn of_line(e: &Value) -> Vec<(String, bool, String)> {
     out
 }
 
-/// Every check the lines record, in order. `entries[i]` is line `i + 1`.
-pub fn checks(entries: &[Value]) -> Vec<Check> {
+/// Every check the lines record, in order. `entries[i]` is line `i + 1`; lines 1 to
+/// `signed_lines` are covered by a holder's signature that checks out.
+pub fn checks(entries: &[Value], signed_lines: usize) -> Vec<Check> {
     entries
         .iter()
         .enumerate()
@@ -197,6 +200,7 @@ pub fn checks(entries: &[Value]) -> Vec<Check> {
                 what,
                 ok,
                 detail,
+                signed: i < signed_lines,
             })
         })
         .collect()
@@ -217,18 +221,18 @@ mod tests {
             json!({ "ceremony": "snapshot", "step": "verify", "facts": { "sha256": "aa", "age": "newest" } }),
             json!({ "ceremony": "blue-green", "step": "restore", "facts": { "sha256": "bb", "sent_sha256": "bb", "age": "older", "passed_over": [{ "sha256": "cc", "seq": 7 }] } }),
         ];
-        let c = checks(&entries);
-        let shape: Vec<(usize, bool)> = c.iter().map(|c| (c.line, c.ok)).collect();
+        let c = checks(&entries, 2);
+        let shape: Vec<(usize, bool, bool)> = c.iter().map(|c| (c.line, c.ok, c.signed)).collect();
         assert_eq!(
             shape,
             [
-                (1, true),
-                (2, false),
-                (3, true),
-                (3, true),
-                (5, true),
-                (6, false),
-                (6, true)
+                (1, true, true),
+                (2, false, true),
+                (3, true, false),
+                (3, true, false),
+                (5, true, false),
+                (6, false, false),
+                (6, true, false)
             ]
         );
         assert_eq!(

@@ -1,14 +1,17 @@
 //! Reading a transcript that may be damaged: every line is read, the chain is checked line by
-//! line as [`super::read_verified`] checks it, and where it first breaks is kept with why; the
-//! lines from there on are still returned, marked untrusted, so a report can show them. Nothing
-//! here decides anything from an untrusted line.
+//! line as [`super::read_verified`] checks it (the same [`Chain`]: hashes, a signature line's
+//! shape, times), and where it first breaks is kept with why; the lines from there on are still
+//! returned, marked untrusted, so a report can show them. Nothing here decides anything from an
+//! untrusted line.
 
 use std::path::Path;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{GENESIS, check_line};
+use time::OffsetDateTime;
+
+use super::Chain;
 use crate::error::{Context as _, Kind, Result};
 
 /// One line as read.
@@ -57,12 +60,15 @@ pub fn read_lenient(path: &Path) -> Result<LenientRead> {
         Kind::Usage,
         format!("transcript {}: cannot read it", path.display()),
     )?;
-    Ok(check_text(&String::from_utf8_lossy(&bytes)))
+    Ok(check_text(
+        &String::from_utf8_lossy(&bytes),
+        OffsetDateTime::now_utc(),
+    ))
 }
 
-/// [`read_lenient`] over text already read.
-pub fn check_text(text: &str) -> LenientRead {
-    let mut prev = GENESIS.to_owned();
+/// [`read_lenient`] over text already read, at the time of reading `now`.
+pub fn check_text(text: &str, now: OffsetDateTime) -> LenientRead {
+    let mut chain = Chain::new(now);
     let mut broken: Option<Break> = None;
     let mut lines = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -70,11 +76,8 @@ pub fn check_text(text: &str) -> LenientRead {
         let (entry, trusted) = if broken.is_some() {
             (serde_json::from_str(line).unwrap_or(Value::Null), false)
         } else {
-            match check_line(line, i as u64, &prev) {
-                Ok((entry, hash)) => {
-                    prev = hash;
-                    (entry, true)
-                }
+            match chain.next(line) {
+                Ok(entry) => (entry, true),
                 Err(b) => {
                     broken = Some(Break {
                         line: number,
@@ -93,7 +96,7 @@ pub fn check_text(text: &str) -> LenientRead {
     LenientRead {
         lines,
         broken,
-        trusted_head: prev,
+        trusted_head: chain.head().to_owned(),
     }
 }
 
@@ -102,6 +105,10 @@ mod tests {
     use super::*;
     use crate::transcript::{Step, Transcript, read_verified};
     use serde_json::json;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
 
     fn three_lines() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -129,7 +136,10 @@ mod tests {
     fn a_changed_fact_breaks_at_its_line_and_the_rest_is_kept_untrusted() {
         let (_d, path) = three_lines();
         let text = std::fs::read_to_string(&path).unwrap();
-        let read = check_text(&text.replacen("\"step\":\"b\"}", "\"step\":\"B\"}", 1));
+        let read = check_text(
+            &text.replacen("\"step\":\"b\"}", "\"step\":\"B\"}", 1),
+            now(),
+        );
         let broken = read.broken.clone().unwrap();
         assert_eq!(broken.line, 2);
         assert!(broken.why.contains("content changed"), "{}", broken.why);
@@ -147,10 +157,10 @@ mod tests {
         let (_d, path) = three_lines();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        let read = check_text(&format!("{}\n{}\n", lines[0], lines[2]));
+        let read = check_text(&format!("{}\n{}\n", lines[0], lines[2]), now());
         assert_eq!(read.broken.unwrap().line, 2);
 
-        let read = check_text(&format!("{}\n{{not json\n{}\n", lines[0], lines[1]));
+        let read = check_text(&format!("{}\n{{not json\n{}\n", lines[0], lines[1]), now());
         let broken = read.broken.unwrap();
         assert_eq!((broken.line, broken.why.as_str()), (2, "not JSON"));
         assert_eq!(read.lines[1].entry, Value::Null);
@@ -159,8 +169,8 @@ mod tests {
 
     #[test]
     fn an_empty_transcript_is_intact_and_empty() {
-        let read = check_text("");
+        let read = check_text("", now());
         assert!(read.lines.is_empty() && read.broken.is_none());
-        assert_eq!(read.trusted_head, GENESIS);
+        assert_eq!(read.trusted_head, crate::transcript::GENESIS);
     }
 }

@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::error::{Context as _, Error, Kind, Result};
 
@@ -22,6 +24,10 @@ pub mod timeline;
 
 /// The `prev` of the first line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// How far a line's time may lie after the time of reading: the clocks of the machine that
+/// wrote it and of the one that reads it may differ by this much. A line dated later is refused.
+pub const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
 
 /// One step to record.
 #[derive(Debug, Clone)]
@@ -72,28 +78,47 @@ impl Transcript {
     }
 
     /// Appends one step after checking the whole chain, so a damaged record is never extended.
+    /// The file is locked from the check to the write, so two custody processes appending at
+    /// once write one line after the other; the line's time is taken under the lock, and a
+    /// clock that reads earlier than the last line's time is refused (line times never go
+    /// backwards).
     pub fn append(&self, step: Step) -> Result<Head> {
-        let head = if self.path.exists() {
-            verify_file(&self.path)?
-        } else {
-            Head {
-                entries: 0,
-                head_hash: GENESIS.to_owned(),
-            }
-        };
-        let time = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .context("formatting the time")?;
         let facts = integers_only(step.facts);
         let files: Map<String, Value> = step
             .files
             .iter()
             .map(|(p, h)| (p.clone(), Value::String(h.clone())))
             .collect();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .context(format!("opening the transcript {}", self.path.display()))?;
+        // released when `file` is closed
+        file.lock()
+            .context(format!("locking the transcript {}", self.path.display()))?;
+        let (head, entries) = read_verified(&self.path)?;
+        let now = OffsetDateTime::now_utc();
+        if let Some(last) = entries.last() {
+            let at = line_time(last).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            if now < at {
+                return Err(Error::precondition(format!(
+                    "this machine's clock reads {}, before the time of the transcript's last \
+                     line ({}, line {}): line times never go backwards, so nothing is recorded",
+                    rfc3339(now),
+                    crate::ui::escape(last["time"].as_str().unwrap_or_default()),
+                    entries.len()
+                ))
+                .hint(
+                    "set this machine's clock right (or wait until it passes that time): the \
+                     transcript was last written by a machine whose clock was ahead of this one",
+                ));
+            }
+        }
         let mut entry = json!({
             "v": FORMAT_VERSION,
             "seq": head.entries,
-            "time": time,
+            "time": rfc3339(now),
             "ceremony": step.ceremony,
             "step": step.step,
             "actor": step.actor,
@@ -101,6 +126,12 @@ impl Transcript {
             "files": files,
             "prev": head.head_hash,
         });
+        // custody never writes a line it would refuse to read
+        if let Some(why) = signatures::shape_problem(&entry) {
+            return Err(Error::internal(format!(
+                "refusing to write a signature line that is not one: {why}"
+            )));
+        }
         let hash = entry_hash(&entry);
         entry["hash"] = Value::String(hash.clone());
         let mut line = serde_json::to_vec(&entry).with_kind(
@@ -108,11 +139,6 @@ impl Transcript {
             "serializing a transcript line",
         )?;
         line.push(b'\n');
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .context(format!("opening the transcript {}", self.path.display()))?;
         file.write_all(&line)
             .and_then(|_| file.sync_data())
             .context(format!("writing the transcript {}", self.path.display()))?;
@@ -121,6 +147,17 @@ impl Transcript {
             head_hash: hash,
         })
     }
+}
+
+/// A time as the transcript writes it (RFC 3339, UTC, with the clock's fraction of a second).
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339)
+        .expect("a time from the system clock formats as RFC 3339")
+}
+
+/// A line's `time`, when it is an RFC 3339 time.
+pub fn line_time(entry: &Value) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(entry["time"].as_str()?, &Rfc3339).ok()
 }
 
 /// Fractional numbers become text: a float's decimal form need not survive a parse and a
@@ -163,12 +200,12 @@ pub fn read_verified(path: &Path) -> Result<(Head, Vec<Value>)> {
         Kind::Usage,
         format!("transcript {}: cannot read it", path.display()),
     )?;
-    let mut prev = GENESIS.to_owned();
+    let mut chain = Chain::new(OffsetDateTime::now_utc());
     let mut entries = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let n = i + 1;
         let line = line.context(format!("reading transcript {} line {n}", path.display()))?;
-        let (entry, hash) = check_line(&line, entries.len() as u64, &prev).map_err(|broken| {
+        let entry = chain.next(&line).map_err(|broken| {
             let err = Error::verification(format!(
                 "transcript {} line {n}: {}",
                 path.display(),
@@ -179,13 +216,12 @@ pub fn read_verified(path: &Path) -> Result<(Head, Vec<Value>)> {
                 None => err,
             }
         })?;
-        prev = hash;
         entries.push(entry);
     }
     Ok((
         Head {
             entries: entries.len() as u64,
-            head_hash: prev,
+            head_hash: chain.head().to_owned(),
         },
         entries,
     ))
@@ -199,45 +235,108 @@ pub struct LineBroken {
     pub cause: Option<serde_json::Error>,
 }
 
-/// Checks one line of the chain: it is JSON with no duplicate key, it is line number `seq`
-/// (0-based), it follows `prev`, and its hash holds. Returns the line and its hash.
-pub fn check_line(
-    line: &str,
+/// The chain as checked so far, line by line: what the next line must follow. Every reader
+/// (the strict one, [`read_verified`], and the lenient one of the report) checks each line
+/// through it, against one time of reading.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    now: OffsetDateTime,
     seq: u64,
-    prev: &str,
-) -> std::result::Result<(Value, String), LineBroken> {
-    let bad = |why: String| LineBroken { why, cause: None };
-    let entry: Value = serde_json::from_str(line).map_err(|e| LineBroken {
-        why: "not JSON".into(),
-        cause: Some(e),
-    })?;
-    if let Some(key) = duplicate_key(line) {
-        return Err(bad(format!(
-            "the key {key} appears twice in one object; JSON readers differ on which value \
-             counts, so the line is refused"
-        )));
+    head: String,
+    last_time: Option<(OffsetDateTime, String)>,
+}
+
+impl Chain {
+    /// An empty chain, read at `now`.
+    pub fn new(now: OffsetDateTime) -> Chain {
+        Chain {
+            now,
+            seq: 0,
+            head: GENESIS.to_owned(),
+            last_time: None,
+        }
     }
-    let stated = entry
-        .get("hash")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("has no hash".into()))?;
-    if entry.get("seq").and_then(Value::as_u64) != Some(seq) {
-        return Err(bad(format!(
-            "sequence number is not {seq}: a line was removed, added or moved"
-        )));
+
+    /// The hash after the last line that checked (the genesis hash before any).
+    pub fn head(&self) -> &str {
+        &self.head
     }
-    if entry.get("prev").and_then(Value::as_str) != Some(prev) {
-        return Err(bad(
-            "does not follow the previous line (prev hash differs)".into()
-        ));
+
+    /// Checks the next line: it is JSON with no duplicate key, it is line number `seq` (0-based),
+    /// it follows the head, its hash holds, a signature line carries nothing but its signature
+    /// ([`signatures::shape_problem`]), and its time is RFC 3339, not before the previous
+    /// line's and not after the time of reading by more than [`CLOCK_SKEW`]. Returns the line;
+    /// a line that does not check leaves the chain as it was.
+    pub fn next(&mut self, line: &str) -> std::result::Result<Value, LineBroken> {
+        let bad = |why: String| LineBroken { why, cause: None };
+        let entry: Value = serde_json::from_str(line).map_err(|e| LineBroken {
+            why: "not JSON".into(),
+            cause: Some(e),
+        })?;
+        if let Some(key) = duplicate_key(line) {
+            return Err(bad(format!(
+                "the key {key} appears twice in one object; JSON readers differ on which value \
+                 counts, so the line is refused"
+            )));
+        }
+        let stated = entry
+            .get("hash")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("has no hash".into()))?;
+        if entry.get("seq").and_then(Value::as_u64) != Some(self.seq) {
+            return Err(bad(format!(
+                "sequence number is not {}: a line was removed, added or moved",
+                self.seq
+            )));
+        }
+        if entry.get("prev").and_then(Value::as_str) != Some(self.head.as_str()) {
+            return Err(bad(
+                "does not follow the previous line (prev hash differs)".into()
+            ));
+        }
+        let actual = entry_hash(&entry);
+        if actual != stated {
+            return Err(bad(format!(
+                "content changed: its hash is {actual}, the line says {stated}"
+            )));
+        }
+        if let Some(why) = signatures::shape_problem(&entry) {
+            return Err(bad(why));
+        }
+        let at = self.check_time(&entry).map_err(bad)?;
+        self.seq += 1;
+        self.head = actual;
+        self.last_time = Some(at);
+        Ok(entry)
     }
-    let actual = entry_hash(&entry);
-    if actual != stated {
-        return Err(bad(format!(
-            "content changed: its hash is {actual}, the line says {stated}"
-        )));
+
+    /// The line's time, when it is one the chain allows next.
+    fn check_time(&self, entry: &Value) -> std::result::Result<(OffsetDateTime, String), String> {
+        let text = entry["time"]
+            .as_str()
+            .ok_or_else(|| "has no time".to_owned())?;
+        let shown = crate::ui::escape(text);
+        let at = OffsetDateTime::parse(text, &Rfc3339)
+            .map_err(|_| format!("its time {shown} is not an RFC 3339 time"))?;
+        if let Some((last, last_text)) = &self.last_time
+            && at < *last
+        {
+            return Err(format!(
+                "its time {shown} is before the previous line's ({}): line times never go \
+                 backwards",
+                crate::ui::escape(last_text)
+            ));
+        }
+        if at > self.now + CLOCK_SKEW {
+            return Err(format!(
+                "its time {shown} is after the time of reading ({}) by more than the {} minutes \
+                 two clocks may differ: a line from the future is refused",
+                rfc3339(self.now),
+                CLOCK_SKEW.whole_minutes()
+            ));
+        }
+        Ok((at, text.to_owned()))
     }
-    Ok((entry, actual))
 }
 
 /// The first key that appears twice in one object of the JSON text `line`, at any depth, shown
@@ -369,173 +468,4 @@ pub fn read_entries(path: &Path) -> Result<Vec<Value>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chain_verifies_and_detects_tampering() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.jsonl");
-        let t = Transcript::at(&path);
-        t.append(Step::new("init", "a", "operator", json!({"x": 1})))
-            .unwrap();
-        let head = t
-            .append(Step::new("init", "b", "operator", json!({"y": "z"})))
-            .unwrap();
-        assert_eq!(verify_file(&path).unwrap().head_hash, head.head_hash);
-        assert_eq!(head.entries, 2);
-
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replace("\"y\":\"z\"", "\"y\":\"w\"")).unwrap();
-        let err = verify_file(&path).unwrap_err();
-        assert_eq!(err.kind, crate::error::Kind::Verification);
-        assert!(err.message.contains("line 2"), "{}", err.message);
-        // a damaged transcript is never extended
-        assert!(
-            t.append(Step::new("init", "c", "operator", json!({})))
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn fractional_numbers_survive_the_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.jsonl");
-        let t = Transcript::at(&path);
-        let mut x = 0.1f64;
-        for i in 0..200 {
-            x = x * 1.37 + 0.013 * i as f64;
-            t.append(Step::new(
-                "c",
-                "s",
-                "op",
-                json!({ "seconds": x, "ms": x * 1000.0, "n": i, "list": [x / 3.0] }),
-            ))
-            .unwrap();
-        }
-        assert_eq!(verify_file(&path).unwrap().entries, 200);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.lines().all(|l| l.contains("\"seconds\":\"")),
-            "fractions are recorded as text"
-        );
-    }
-
-    #[test]
-    fn removed_line_is_detected() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.jsonl");
-        let t = Transcript::at(&path);
-        for s in ["a", "b", "c"] {
-            t.append(Step::new("c", s, "op", json!({}))).unwrap();
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<_> = text.lines().collect();
-        std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
-        assert!(verify_file(&path).unwrap_err().message.contains("line 2"));
-    }
-
-    #[test]
-    fn a_line_that_is_not_json_keeps_the_parser_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.jsonl");
-        std::fs::write(&path, "{not json\n").unwrap();
-        let err = verify_file(&path).unwrap_err();
-        assert_eq!(
-            err.message,
-            format!("transcript {} line 1: not JSON", path.display())
-        );
-        assert_eq!(err.kind, crate::error::Kind::Verification);
-        assert_eq!(err.causes().count(), 1);
-    }
-
-    #[test]
-    fn duplicate_keys_are_found_at_any_depth() {
-        assert_eq!(duplicate_key(r#"{"a":1,"b":2}"#), None);
-        assert_eq!(duplicate_key(r#"{"a":1,"a":1}"#).as_deref(), Some("a"));
-        assert_eq!(
-            duplicate_key(r#"{"a":1,"facts":{"x":[1,{"k":1,"k":2}]}}"#).as_deref(),
-            Some("facts.x[1].k")
-        );
-        // the same key in sibling objects is no duplicate
-        assert_eq!(duplicate_key(r#"[{"k":1},{"k":2}]"#), None);
-        assert_eq!(duplicate_key(r#"{"o":{"k":1},"p":{"k":1}}"#), None);
-        // an escaped spelling is the same key
-        assert_eq!(duplicate_key(r#"{"a":1,"\u0061":2}"#).as_deref(), Some("a"));
-        // the first duplicate in document order is named, and nothing after it is missed
-        assert_eq!(
-            duplicate_key(r#"{"z":{"q":1,"q":2},"z":3}"#).as_deref(),
-            Some("z.q")
-        );
-        // a key that would rewrite the terminal is shown escaped
-        assert_eq!(
-            duplicate_key("{\"\\u001b[2J\":1,\"\\u001b[2J\":2}").as_deref(),
-            Some("\\u{1b}[2J")
-        );
-        assert_eq!(duplicate_key("{not json"), None);
-    }
-
-    /// A duplicate key whose last value is the one hashed passes the chain checks; only the
-    /// duplicate check refuses it. Reading, verifying and appending all refuse it.
-    #[test]
-    fn a_line_with_a_duplicate_key_is_refused_by_every_reader() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.jsonl");
-        let t = Transcript::at(&path);
-        t.append(Step::new(
-            "init",
-            "a",
-            "operator",
-            json!({"holders": ["x"]}),
-        ))
-        .unwrap();
-        t.append(Step::new("init", "b", "operator", json!({})))
-            .unwrap();
-        let good = std::fs::read_to_string(&path).unwrap();
-        for (n, from, to, key) in [
-            (
-                1,
-                "{\"actor\":",
-                "{\"actor\":\"mallory\",\"actor\":",
-                "actor",
-            ),
-            (
-                1,
-                "\"facts\":{\"holders\":",
-                "\"facts\":{\"holders\":[\"y\"],\"holders\":",
-                "facts.holders",
-            ),
-        ] {
-            let bad = good.replacen(from, to, 1);
-            assert_ne!(bad, good);
-            std::fs::write(&path, &bad).unwrap();
-            // serde_json alone sees nothing wrong: the hash holds for the last value
-            let entry: Value = serde_json::from_str(bad.lines().next().unwrap()).unwrap();
-            assert_eq!(entry_hash(&entry), entry["hash"].as_str().unwrap());
-
-            let err = verify_file(&path).unwrap_err();
-            assert_eq!(err.kind, crate::error::Kind::Verification);
-            assert!(
-                err.message.contains(&format!("line {n}:")),
-                "{}",
-                err.message
-            );
-            assert!(
-                err.message
-                    .contains(&format!("the key {key} appears twice")),
-                "{}",
-                err.message
-            );
-            assert!(read_verified(&path).is_err());
-            let err = t
-                .append(Step::new("init", "c", "operator", json!({})))
-                .unwrap_err();
-            assert_eq!(err.kind, crate::error::Kind::Verification);
-            assert_eq!(
-                std::fs::read_to_string(&path).unwrap(),
-                bad,
-                "nothing appended"
-            );
-        }
-    }
-}
+mod tests;

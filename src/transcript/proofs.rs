@@ -15,11 +15,25 @@ use time::format_description::well_known::Rfc3339;
 
 use super::share_sets::{ADOPT, ROTATION, ROTATION_VERIFIED, SetHolder, ShareSet, set_from_line};
 
-/// The lines of one verified transcript, and the name it is shown by.
+/// The lines of one verified transcript, the name it is shown by, and how many of its lines
+/// (from the first) a holder's signature that checks out covers.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
     pub name: &'a str,
     pub entries: &'a [Value],
+    /// Lines 1 to this are signed; a proof from a later line is unsigned.
+    pub signed_lines: usize,
+}
+
+impl<'a> Source<'a> {
+    /// A transcript whose signatures were not checked: every line unsigned.
+    pub fn unsigned(name: &'a str, entries: &'a [Value]) -> Source<'a> {
+        Source {
+            name,
+            entries,
+            signed_lines: 0,
+        }
+    }
 }
 
 /// What a line proves a share by.
@@ -74,6 +88,8 @@ pub struct Proof {
     pub fingerprints: Vec<String>,
     /// The id of the set it proves shares of.
     pub set_id: String,
+    /// A holder's signature that checks out covers the line.
+    pub signed: bool,
 }
 
 /// A set put in force, and where.
@@ -235,6 +251,7 @@ pub fn proofs(sources: &[Source]) -> Vec<Proof> {
                 at,
                 fingerprints,
                 set_id,
+                signed: i < src.signed_lines,
             });
         }
     }
@@ -252,6 +269,8 @@ pub struct LastProof {
     pub time: String,
     /// Seconds between the line and now (0 for a line dated in the future).
     pub age_seconds: u64,
+    /// A holder's signature that checks out covers the line; false: the proof is unsigned.
+    pub signed: bool,
 }
 
 /// One holder of the set, and their last proof of a share of it.
@@ -295,6 +314,7 @@ pub fn last_proofs(
                     seq: p.seq,
                     time: p.time.clone(),
                     age_seconds: u64::try_from((now - p.at).whole_seconds()).unwrap_or(0),
+                    signed: p.signed,
                 });
             let stale = match (&last, stale_after) {
                 (None, _) => true,
@@ -385,13 +405,7 @@ mod tests {
             json!({"threshold": 2, "holders": set_holders(&["A", "B", "C"]),
                    "proven_by": ["A", "C"], "opened_by": ["B"]}),
         )];
-        let (set, h) = review(
-            &[Source {
-                name: "t",
-                entries: &entries,
-            }],
-            None,
-        );
+        let (set, h) = review(&[Source::unsigned("t", &entries)], None);
         assert_eq!(set.origin.ceremony, ADOPT);
         assert_eq!(kind_of(&h[0]), Some(ProofKind::Unseal));
         assert!(
@@ -429,13 +443,7 @@ mod tests {
                 json!({"holders": ["A"], "complete": false}),
             ),
         ];
-        let (_, h) = review(
-            &[Source {
-                name: "t",
-                entries: &entries,
-            }],
-            Some(30),
-        );
+        let (_, h) = review(&[Source::unsigned("t", &entries)], Some(30));
         assert_eq!(kind_of(&h[0]), Some(ProofKind::RootGeneration));
         assert_eq!(h[0].last_proof.as_ref().unwrap().seq, 5);
         assert_eq!(h[0].last_proof.as_ref().unwrap().age_seconds, 2 * 86_400);
@@ -505,10 +513,7 @@ mod tests {
             line(9, 43, "unseal", "sys/unseal", json!({"holders": ["d"]})),
         ];
         let old = super::super::share_sets::sets(&entries)[0].1.clone();
-        let src = [Source {
-            name: "t",
-            entries: &entries,
-        }];
+        let src = [Source::unsigned("t", &entries)];
         let (set, h) = review(&src, Some(30));
         assert_eq!(set.origin.rotation_nonce, "n1");
         // A proved by the verify (and the verified line's proven_by), not by the old unseal
@@ -539,10 +544,7 @@ mod tests {
             "verify",
             json!({"restore_test": {"raft_index": 9}, "holders": ["B", "C"], "share_set": old.id}),
         ));
-        let src = [Source {
-            name: "t",
-            entries: &more,
-        }];
+        let src = [Source::unsigned("t", &more)];
         let (_, h) = review(&src, Some(30));
         assert!(h[1].last_proof.is_none());
         let old_view = last_proofs(&old, &proofs(&src), now(), None);
@@ -565,13 +567,7 @@ mod tests {
             "verify",
             json!({"restore_test": null, "holders": ["D"]}),
         ));
-        let (_, h) = review(
-            &[Source {
-                name: "t",
-                entries: &more,
-            }],
-            Some(30),
-        );
+        let (_, h) = review(&[Source::unsigned("t", &more)], Some(30));
         assert_eq!(kind_of(&h[1]), Some(ProofKind::RestoreTest));
         assert!(!h[1].stale);
         assert_eq!(h[2].last_proof.as_ref().unwrap().seq, 9);
@@ -597,13 +593,7 @@ mod tests {
                 json!({"holders": ["C"], "nonce": "n2"}),
             ),
         ];
-        let (set, h) = review(
-            &[Source {
-                name: "t",
-                entries: &entries,
-            }],
-            None,
-        );
+        let (set, h) = review(&[Source::unsigned("t", &entries)], None);
         assert_eq!(set.origin.ceremony, "init");
         assert_eq!(kind_of(&h[0]), Some(ProofKind::RotationOld));
         assert_eq!(kind_of(&h[1]), Some(ProofKind::Unseal));
@@ -642,16 +632,7 @@ mod tests {
             ),
             line(4, 2, "unseal", "sys/unseal", json!({"holders": ["A"]})),
         ];
-        let both = [
-            Source {
-                name: "a",
-                entries: &a,
-            },
-            Source {
-                name: "b",
-                entries: &b,
-            },
-        ];
+        let both = [Source::unsigned("a", &a), Source::unsigned("b", &b)];
         let first = current_set(&both[..1]).unwrap();
         let p = proofs(&both);
         let old = last_proofs(&first, &p, now(), None);
@@ -668,6 +649,29 @@ mod tests {
             assert_eq!(h[1].last_proof.as_ref().unwrap().seq, 4);
             assert!(!h[1].stale);
         }
+    }
+
+    #[test]
+    fn a_proof_is_signed_only_when_a_signature_covers_its_line() {
+        let entries = vec![
+            init(0, 20, &["A", "B"]),
+            line(1, 10, "unseal", "sys/unseal", json!({"holders": ["A"]})),
+            line(2, 5, "unseal", "sys/unseal", json!({"holders": ["B"]})),
+        ];
+        let signed = |signed_lines| {
+            let src = [Source {
+                name: "t",
+                entries: &entries,
+                signed_lines,
+            }];
+            let (_, h) = review(&src, None);
+            h.iter()
+                .map(|h| h.last_proof.as_ref().unwrap().signed)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(signed(0), [false, false]);
+        assert_eq!(signed(2), [true, false]);
+        assert_eq!(signed(3), [true, true]);
     }
 
     #[test]

@@ -67,6 +67,93 @@ pub fn is_signature(e: &Value) -> bool {
     e["ceremony"] == "witness" && e["step"] == "sign"
 }
 
+/// The fields every line has: the chain's, written by [`super::Transcript::append`].
+const LINE_FIELDS: [&str; 10] = [
+    "v", "seq", "time", "ceremony", "step", "actor", "facts", "files", "prev", "hash",
+];
+
+/// All a signature line's facts hold.
+const SIGNATURE_FACTS: [&str; 3] = ["signer", "signed_head", "signature"];
+
+const ARMOR: &str = "-----BEGIN PGP SIGNATURE-----";
+
+/// Why `e`, a signature line (`witness`/`sign`), is not one as `transcript sign` writes it: the
+/// chain's fields, an actor `holder <signer>`, no files, and facts that hold only the signer's
+/// fingerprint, the signed head and the armored signature. A signature covers only the head it
+/// signs, so anything else on its line would be a fact no one signed shown beside a signature:
+/// it is refused. None for a line of that shape, and for every line that is no signature.
+pub fn shape_problem(e: &Value) -> Option<String> {
+    if !is_signature(e) {
+        return None;
+    }
+    let esc = crate::ui::escape;
+    let also = |field: String| {
+        Some(format!(
+            "a signature line (witness sign) carries only its signer, signed head and signature; \
+             it also has {field}, which no signature covers"
+        ))
+    };
+    let line = e.as_object()?;
+    if let Some(k) = line.keys().find(|k| !LINE_FIELDS.contains(&k.as_str())) {
+        return also(esc(k));
+    }
+    let Some(facts) = e["facts"].as_object() else {
+        return Some("a signature line's facts are not an object".to_owned());
+    };
+    if let Some(k) = facts
+        .keys()
+        .find(|k| !SIGNATURE_FACTS.contains(&k.as_str()))
+    {
+        return also(format!("facts.{}", esc(k)));
+    }
+    match e.get("files").map(Value::as_object) {
+        None => {}
+        Some(Some(files)) => {
+            if let Some(k) = files.keys().next() {
+                return also(format!("files.{}", esc(k)));
+            }
+        }
+        Some(None) => return also("files that are not an empty object".to_owned()),
+    }
+    let signer = facts.get("signer").and_then(Value::as_str).unwrap_or("");
+    if !matches!(signer.len(), 40 | 64)
+        || !signer
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
+    {
+        return Some(format!(
+            "a signature line's signer {} is not a key fingerprint (40 or 64 upper-case hex \
+             digits)",
+            esc(signer)
+        ));
+    }
+    let head = facts
+        .get("signed_head")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if head.len() != 64 || !head.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Some(format!(
+            "a signature line's signed head {} is not a head hash (64 lower-case hex digits)",
+            esc(head)
+        ));
+    }
+    let armored = facts
+        .get("signature")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.starts_with(ARMOR));
+    if !armored {
+        return Some("a signature line's signature is not an armored OpenPGP signature".to_owned());
+    }
+    let actor = e["actor"].as_str().unwrap_or_default();
+    if actor != format!("holder {signer}") {
+        return Some(format!(
+            "a signature line's actor is {}, not `holder {signer}`: it names only its signer",
+            esc(actor)
+        ));
+    }
+    None
+}
+
 fn text_of(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
@@ -205,14 +292,52 @@ pub fn count(entries: &[Value], checks: &mut [SignatureCheck]) -> Vec<CountedSig
     counted
 }
 
-/// The lines (other than signatures) after the last head a holder's good signature covers.
-pub fn unsigned_lines(entries: &[Value], checks: &[SignatureCheck]) -> Vec<UnsignedLine> {
-    let covered = checks
+/// The signatures of one transcript judged: each checked, the holders counted toward
+/// `--require-signatures`, how many lines a good signature covers, and the lines it does not.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judged {
+    pub signatures: Vec<SignatureCheck>,
+    pub counted_signers: Vec<CountedSigner>,
+    /// Lines 1 to this are signed ([`signed_lines`]).
+    pub signed_lines: usize,
+    pub unsigned_lines: Vec<UnsignedLine>,
+}
+
+impl Judged {
+    /// A signature that is a forgery or a sign of an edited file: always a failure.
+    pub fn forged(&self) -> usize {
+        self.signatures.iter().filter(|c| c.forged).count()
+    }
+}
+
+/// [`check_signatures`], [`count`], [`signed_lines`] and [`unsigned_lines`] of one transcript,
+/// as `transcript verify` and `holders` judge it.
+pub fn judge(entries: &[Value], holders: &[String], verifier: Option<Verifier>) -> Judged {
+    let mut signatures = check_signatures(entries, holders, verifier);
+    let counted_signers = count(entries, &mut signatures);
+    Judged {
+        signed_lines: signed_lines(&signatures),
+        unsigned_lines: unsigned_lines(entries, &signatures),
+        counted_signers,
+        signatures,
+    }
+}
+
+/// How many lines, from the first, a holder's signature that checks out covers: line `n` is
+/// signed when `n` is at most this. A fact from any later line is unsigned (no good signature
+/// covers it), as is every line when no signature was checked.
+pub fn signed_lines(checks: &[SignatureCheck]) -> usize {
+    checks
         .iter()
         .filter(|c| c.ok)
         .filter_map(|c| c.covers_lines)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// The lines (other than signatures) after the last head a holder's good signature covers.
+pub fn unsigned_lines(entries: &[Value], checks: &[SignatureCheck]) -> Vec<UnsignedLine> {
+    let covered = signed_lines(checks);
     entries
         .iter()
         .enumerate()

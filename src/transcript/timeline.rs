@@ -20,6 +20,8 @@ pub struct RunStep {
     pub time: String,
     /// For a script line: action, check or manual.
     pub kind: Option<String>,
+    /// A holder's signature that checks out covers the line.
+    pub signed: bool,
 }
 
 /// Shares given at one line: how many, and by whom when custody identified the holders.
@@ -29,6 +31,8 @@ pub struct SharesGiven {
     pub step: String,
     pub count: u64,
     pub holders: Vec<String>,
+    /// A holder's signature that checks out covers the line.
+    pub signed: bool,
 }
 
 /// Consecutive lines of one ceremony.
@@ -51,6 +55,8 @@ pub struct Run {
     pub steps: Vec<RunStep>,
     /// A script run's command runs, in order; empty for a command run.
     pub commands: Vec<Run>,
+    /// A holder's signature that checks out covers every line of the run.
+    pub signed: bool,
 }
 
 fn text(v: &Value) -> String {
@@ -140,7 +146,13 @@ fn push_unique(into: &mut Vec<String>, items: impl IntoIterator<Item = String>) 
     }
 }
 
-fn run_of(entries: &[Value], lines: &[usize], ceremony: String, script: bool) -> Run {
+fn run_of(
+    entries: &[Value],
+    lines: &[usize],
+    ceremony: String,
+    script: bool,
+    signed_lines: usize,
+) -> Run {
     let first = &entries[lines[0]];
     let last = &entries[*lines.last().expect("a run has a line")];
     let (start, end) = (text(&first["time"]), text(&last["time"]));
@@ -157,6 +169,7 @@ fn run_of(entries: &[Value], lines: &[usize], ceremony: String, script: bool) ->
         shares: Vec::new(),
         steps: Vec::new(),
         commands: Vec::new(),
+        signed: lines.iter().all(|&i| i < signed_lines),
     };
     for &i in lines {
         let e = &entries[i];
@@ -168,6 +181,7 @@ fn run_of(entries: &[Value], lines: &[usize], ceremony: String, script: bool) ->
                 step: text(&e["step"]),
                 count,
                 holders: holders_of(e),
+                signed: i < signed_lines,
             });
         }
         run.steps.push(RunStep {
@@ -176,21 +190,23 @@ fn run_of(entries: &[Value], lines: &[usize], ceremony: String, script: bool) ->
             actor: text(&e["actor"]),
             time: text(&e["time"]),
             kind: script_kind(e).map(str::to_owned),
+            signed: i < signed_lines,
         });
     }
     run
 }
 
 /// The ceremony runs of the lines, in order. `entries[i]` is line `i + 1` (`Null` for a line
-/// that is not JSON: it shows as a run with an empty ceremony).
-pub fn runs(entries: &[Value]) -> Vec<Run> {
+/// that is not JSON: it shows as a run with an empty ceremony). Lines 1 to `signed_lines` are
+/// covered by a holder's signature that checks out; the rest are marked unsigned.
+pub fn runs(entries: &[Value], signed_lines: usize) -> Vec<Run> {
     let owners = owners(entries);
     let all: Vec<usize> = (0..entries.len()).collect();
     groups(&all, |i| owners[i].clone())
         .into_iter()
         .map(|lines| {
             let (ceremony, script) = owners[lines[0]].clone();
-            let mut run = run_of(entries, &lines, ceremony, script);
+            let mut run = run_of(entries, &lines, ceremony, script, signed_lines);
             if script {
                 let commands: Vec<usize> = lines
                     .iter()
@@ -212,7 +228,10 @@ pub fn runs(entries: &[Value]) -> Vec<Run> {
                 }
                 run.commands = blocks
                     .into_iter()
-                    .map(|g| run_of(entries, &g, text(&entries[g[0]]["ceremony"]), false))
+                    .map(|g| {
+                        let ceremony = text(&entries[g[0]]["ceremony"]);
+                        run_of(entries, &g, ceremony, false, signed_lines)
+                    })
                     .collect();
             }
             run
@@ -274,7 +293,7 @@ mod tests {
             action("blue-green-2", "cutover", &t(11)),
             line("witness", "sign", &t(12), json!({ "signer": "AA" })),
         ];
-        let runs = runs(&entries);
+        let runs = runs(&entries, 11);
         let shape: Vec<(&str, bool, usize, usize)> = runs
             .iter()
             .map(|r| (r.ceremony.as_str(), r.script, r.first_line, r.last_line))
@@ -304,13 +323,20 @@ mod tests {
         assert_eq!(runs[3].commands[0].steps.len(), 2);
         assert_eq!(runs[3].seconds, Some(2));
         assert_eq!(runs[4].holders, ["AA"]);
+        // lines 1 to 11 signed: the runs that end by then, and their steps; not the rest
+        let signed: Vec<bool> = runs.iter().map(|r| r.signed).collect();
+        assert_eq!(signed, [true, true, true, false, false]);
+        let steps: Vec<bool> = runs[3].steps.iter().map(|s| s.signed).collect();
+        assert_eq!(steps, [true, true, false]);
+        assert!(runs[1].shares.iter().all(|s| s.signed));
     }
 
     #[test]
     fn lines_that_are_not_json_form_a_run_of_their_own() {
         let entries = vec![Value::Null, action("snapshot", "save", "x")];
-        let runs = runs(&entries);
+        let runs = runs(&entries, 0);
         assert_eq!(runs.len(), 2);
+        assert!(!runs[1].signed && !runs[1].steps[0].signed);
         assert_eq!(runs[0].ceremony, "");
         assert_eq!(runs[1].seconds, None);
     }

@@ -291,6 +291,36 @@ impl Run {
     }
 }
 
+/// `lines` as transcript text whose hash chain holds: each line's `seq`, `prev` and `hash`
+/// recomputed as custody writes them, so only custody's other rules can refuse an edited line.
+pub fn rechain(lines: &[serde_json::Value]) -> String {
+    let mut prev = custody::transcript::GENESIS.to_owned();
+    let mut out = String::new();
+    for (seq, line) in lines.iter().enumerate() {
+        let mut e = line.clone();
+        e["seq"] = serde_json::json!(seq);
+        e["prev"] = serde_json::json!(prev);
+        if let Some(o) = e.as_object_mut() {
+            o.remove("hash");
+        }
+        let hash = custody::transcript::entry_hash(&e);
+        e["hash"] = serde_json::json!(hash);
+        prev = hash;
+        out.push_str(&serde_json::to_string(&e).unwrap());
+        out.push('\n');
+    }
+    out
+}
+
+/// The lines of the transcript at `path`, as JSON (no check).
+pub fn transcript_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// `--yes init` with the five fixture holders (armored), threshold 3, the operator's key for the
 /// root token, into `out`.
 pub fn init_five_holders(out: &Path) -> Vec<String> {

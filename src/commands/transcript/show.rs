@@ -1,5 +1,6 @@
 //! `custody transcript show`: the report's verdict and timeline in the terminal; with
-//! `--format json`, the whole report model.
+//! `--format json`, the whole report model. Every fact is marked signed only where a holder's
+//! signature that checks out (with `--certs`) covers its line; everything else, unsigned.
 
 use std::path::Path;
 
@@ -42,18 +43,33 @@ fn text(r: &Report) -> String {
             }
         ));
     }
-    if r.certs_checked {
-        out.push(format!(
-            "  {} line(s) no good holder signature covers",
+    out.push(match (r.certs_checked, r.signed_lines) {
+        (false, _) => {
+            "  signatures not checked (no --certs): every fact below is unsigned".to_owned()
+        }
+        (true, 0) => "  no holder's signature that checks out covers any line: every fact below \
+                      is unsigned"
+            .to_owned(),
+        (true, n) => format!(
+            "  lines 1 to {n} are signed; {} line(s) no good holder signature covers",
             r.unsigned.len()
-        ));
-    }
+        ),
+    });
     let failed = r.checks.iter().filter(|c| !c.ok).count();
+    let unsigned = r.checks.iter().filter(|c| !c.signed).count();
     out.push(format!(
-        "{} check(s) recorded, {failed} failed{}",
+        "{} check(s) recorded, {failed} failed, {unsigned} unsigned{}",
         r.checks.len(),
         match &r.authority {
-            Some(a) => format!("; Authority {}", escape(a)),
+            Some(a) => format!(
+                "; Authority {} ({})",
+                escape(a),
+                if r.authority_signed {
+                    "signed"
+                } else {
+                    "unsigned"
+                }
+            ),
             None => String::new(),
         }
     ));
@@ -67,7 +83,7 @@ fn text(r: &Report) -> String {
 fn run_lines(r: &Report, run: &Run, indent: &str, out: &mut Vec<String>) {
     let seconds = run.seconds.map_or("?".to_owned(), |s| s.to_string());
     out.push(format!(
-        "{indent}{} {} lines {}-{}, {} ({seconds} s){}{}",
+        "{indent}{} {} lines {}-{}, {} ({seconds} s){}{} {}",
         if run.script { "ceremony" } else { "command" },
         escape(&run.ceremony),
         run.first_line,
@@ -82,9 +98,22 @@ fn run_lines(r: &Report, run: &Run, indent: &str, out: &mut Vec<String>) {
             ""
         } else {
             " [untrusted]"
-        }
+        },
+        signed_mark(r, run)
     ));
     for c in &run.commands {
         run_lines(r, c, &format!("{indent}  "), out);
+    }
+}
+
+/// `[signed]` when a holder's good signature covers every line of the run, else which of its
+/// lines are unsigned.
+fn signed_mark(r: &Report, run: &Run) -> String {
+    if run.signed {
+        "[signed]".to_owned()
+    } else if r.signed(run.first_line) {
+        format!("[unsigned from line {}]", r.signed_lines + 1)
+    } else {
+        "[unsigned]".to_owned()
     }
 }

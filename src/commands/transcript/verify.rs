@@ -10,8 +10,7 @@ use crate::flows::Ctx;
 use crate::flows::certs::{check_with, load_certs};
 use crate::transcript::read_verified;
 use crate::transcript::signatures::{
-    CountedSigner, SignatureCheck, UnsignedLine, Verifier, check_signatures, count, init_holders,
-    unsigned_lines,
+    CountedSigner, SignatureCheck, UnsignedLine, Verifier, init_holders, judge,
 };
 
 pub fn verify(
@@ -42,18 +41,16 @@ pub fn verify(
         )
     };
     let verifier: Option<Verifier> = certs.as_ref().map(|_| &check as Verifier);
-    let mut checks = check_signatures(&entries, &holders, verifier);
-    let counted = count(&entries, &mut checks);
-    // The lines after the last head a holder's good signature covers (known only with --certs).
-    let unsigned = certs.as_ref().map(|_| unsigned_lines(&entries, &checks));
+    let judged = judge(&entries, &holders, verifier);
     let review = Review {
         file,
         has_init,
         holders,
         require,
-        checks,
-        counted,
-        unsigned,
+        checks: judged.signatures,
+        counted: judged.counted_signers,
+        // The lines after the last head a holder's good signature covers (known only with --certs).
+        unsigned: certs.as_ref().map(|_| judged.unsigned_lines),
     };
     let mut lines = review.lines(head.entries);
     lines.push(format!("Head hash (write this down): {}", head.head_hash));

@@ -1,8 +1,11 @@
 //! The transcript as one report: the chain's verdict (read leniently, so a break is shown with
 //! where and why, and the lines after it as untrusted), the holders' signatures, the ceremony
 //! runs, the checks custody recorded, the Authority's address and nonces, and who proved a share
-//! of which set when. `transcript report` writes it as HTML (`html.rs`), `transcript show` as
+//! of which set when. `transcript report` writes it as HTML (`html/`), `transcript show` as
 //! text, `rehearse` beside itself.
+//!
+//! Every fact carries `signed`: whether a holder's signature that checks out (with `--certs`)
+//! covers its line. Without certificates nothing is checked, so every fact is unsigned.
 
 use std::path::Path;
 
@@ -16,7 +19,8 @@ use crate::transcript::lenient::{Break, read_lenient};
 use crate::transcript::proofs::{Source, proofs};
 use crate::transcript::share_sets::{ShareSet, sets};
 use crate::transcript::signatures::{
-    SignatureCheck, UnsignedLine, Verifier, check_signatures, init_holders, unsigned_lines,
+    SignatureCheck, UnsignedLine, Verifier, check_signatures, init_holders, signed_lines,
+    unsigned_lines,
 };
 use crate::transcript::timeline::{Run, holders_of, runs};
 
@@ -32,6 +36,8 @@ pub struct NamedHolder {
     pub user_id: String,
     /// The lines that name them.
     pub lines: Vec<usize>,
+    /// Those of the lines no holder's good signature covers.
+    pub unsigned_lines: Vec<usize>,
 }
 
 /// One proof of a share, for the quorum table.
@@ -41,6 +47,8 @@ pub struct ShareProof {
     pub kind: &'static str,
     pub ceremony: String,
     pub time: String,
+    /// A holder's signature that checks out covers the line.
+    pub signed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +64,8 @@ pub struct HolderProofs {
 pub struct SetProofs {
     pub set: ShareSet,
     pub line: usize,
+    /// A holder's signature that checks out covers the line that put the set in force.
+    pub signed: bool,
     pub holders: Vec<HolderProofs>,
 }
 
@@ -73,10 +83,15 @@ pub struct Report {
     pub signatures: Vec<SignatureCheck>,
     /// Lines no good holder signature covers (every line when nothing was checked).
     pub unsigned: Vec<UnsignedLine>,
+    /// Lines 1 to this are covered by a holder's signature that checks out; every fact from a
+    /// later line is unsigned (0 when nothing was checked).
+    pub signed_lines: usize,
     pub runs: Vec<Run>,
     pub holders: Vec<NamedHolder>,
     pub checks: Vec<Check>,
     pub authority: Option<String>,
+    /// A holder's good signature covers the line the Authority's address is taken from.
+    pub authority_signed: bool,
     pub sightings: Vec<Sighting>,
     pub quorum: Vec<SetProofs>,
     pub nonces: Vec<NonceRecord>,
@@ -85,6 +100,11 @@ pub struct Report {
 impl Report {
     pub fn trusted(&self, line: usize) -> bool {
         line <= self.trusted_lines
+    }
+
+    /// Whether a holder's signature that checks out covers line `line` (1-based).
+    pub fn signed(&self, line: usize) -> bool {
+        line <= self.signed_lines
     }
 }
 
@@ -107,12 +127,14 @@ pub fn build(path: &Path, verifier: Option<Verifier>) -> Result<Report> {
         }
     }
     let unsigned = unsigned_lines(&entries, &signatures);
-    let mut sightings = crate::transcript::authority::sightings(&entries);
+    let signed = signed_lines(&signatures).min(trusted_lines);
+    let mut sightings = crate::transcript::authority::sightings(&entries, signed);
     // A line may name the cluster by an RPC URL; one recorded before custody redacted them may
     // hold an API key.
     for s in &mut sightings {
         s.cluster = crate::chain::redacted(&s.cluster);
     }
+    let authority = crate::transcript::authority::address(&sightings);
     Ok(Report {
         file: path.display().to_string(),
         lines: entries.len(),
@@ -122,18 +144,21 @@ pub fn build(path: &Path, verifier: Option<Verifier>) -> Result<Report> {
         certs_checked: verifier.is_some(),
         signatures,
         unsigned,
-        runs: runs(&entries),
-        holders: named_holders(&entries),
-        checks: crate::transcript::checks::checks(&entries),
-        authority: crate::transcript::authority::address(&sightings),
+        signed_lines: signed,
+        runs: runs(&entries, signed),
+        holders: named_holders(&entries, signed),
+        checks: crate::transcript::checks::checks(&entries, signed),
+        authority: authority.map(|s| s.address.clone()),
+        authority_signed: authority.is_some_and(|s| s.signed),
+        quorum: quorum(&path.display().to_string(), trusted, signed),
+        nonces: crate::transcript::authority::nonces(&entries, signed),
         sightings,
-        quorum: quorum(&path.display().to_string(), trusted),
-        nonces: crate::transcript::authority::nonces(&entries),
     })
 }
 
-/// Every holder fingerprint the lines name, with the user id a line gives for it.
-fn named_holders(entries: &[Value]) -> Vec<NamedHolder> {
+/// Every holder fingerprint the lines name, with the user id a line gives for it; lines after
+/// `signed_lines` are unsigned.
+fn named_holders(entries: &[Value], signed_lines: usize) -> Vec<NamedHolder> {
     let mut out: Vec<NamedHolder> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let f = &e["facts"];
@@ -156,6 +181,7 @@ fn named_holders(entries: &[Value]) -> Vec<NamedHolder> {
                         fingerprint,
                         user_id: String::new(),
                         lines: Vec::new(),
+                        unsigned_lines: Vec::new(),
                     });
                     out.len() - 1
                 }
@@ -168,22 +194,28 @@ fn named_holders(entries: &[Value]) -> Vec<NamedHolder> {
             }
             if h.lines.last() != Some(&(i + 1)) {
                 h.lines.push(i + 1);
+                if i >= signed_lines {
+                    h.unsigned_lines.push(i + 1);
+                }
             }
         }
     }
     out
 }
 
-/// Each share set the trusted lines put in force, with every proof of each holder's share.
-fn quorum(name: &str, trusted: &[Value]) -> Vec<SetProofs> {
+/// Each share set the trusted lines put in force, with every proof of each holder's share;
+/// lines after `signed_lines` are unsigned.
+fn quorum(name: &str, trusted: &[Value], signed_lines: usize) -> Vec<SetProofs> {
     let proofs = proofs(&[Source {
         name,
         entries: trusted,
+        signed_lines,
     }]);
     sets(trusted)
         .into_iter()
         .map(|(i, set)| SetProofs {
             line: i + 1,
+            signed: i < signed_lines,
             holders: set
                 .holders
                 .iter()
@@ -204,6 +236,7 @@ fn quorum(name: &str, trusted: &[Value]) -> Vec<SetProofs> {
                             kind: p.kind.label(),
                             ceremony: p.ceremony.clone(),
                             time: p.time.clone(),
+                            signed: p.signed,
                         })
                         .collect(),
                 })
