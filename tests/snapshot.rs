@@ -230,6 +230,17 @@ fn step_verify_offline_then_by_a_restore_test(
     let r = by_ceremony.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     r.expect(0);
     assert_eq!(r.json()["verify"]["restore_test"]["address"], address);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{}.manifest.json", snap.display())).unwrap(),
+    )
+    .unwrap();
+    assert!(manifest["restore_fence"]["id"].is_string(), "{manifest}");
+    assert_eq!(
+        r.json()["verify"]["restore_test"]["frozen_on_fence"],
+        manifest["restore_fence"]["id"],
+        "the restored copy came up frozen on the snapshot's fence: {}",
+        r.stdout()
+    );
     assert_eq!(r.json()["verify"]["share_set"], set_id);
     assert_eq!(
         r.json()["verify"]["holders"],

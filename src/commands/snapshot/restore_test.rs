@@ -35,6 +35,9 @@ pub struct RestoreTest {
     pub token: &'static str,
     /// The OpenBao binary the throwaway ran: path, version, sha256, why it was trusted.
     pub server: ServerBinary,
+    /// The restore fence every fenced mount of the restored copy was seen frozen on (none
+    /// when the snapshot carries no fence).
+    pub frozen_on_fence: Option<String>,
 }
 
 pub(super) async fn restore_test(
@@ -129,6 +132,7 @@ pub(super) async fn restore_test(
             seconds: started.elapsed().as_secs_f64(),
             token: how,
             server,
+            frozen_on_fence: manifest.restore_fence.as_ref().map(|f| f.id.clone()),
         },
         shares.holders.clone(),
     ))

@@ -96,6 +96,7 @@ pub async fn verify_with_shares(
         seconds: 0.0,
         token: "",
         server: Default::default(),
+        frozen_on_fence: None,
     }))
 }
 
