@@ -144,7 +144,26 @@ pub struct ClusterSpec {
     /// included (`PR_SET_PDEATHSIG`): for a cluster started and stopped on the command's own
     /// thread, as the restore test's is; never from a short-lived (`spawn_blocking`) thread.
     pub die_with_parent: bool,
+    /// The audit stanza every node declares ([`AUDIT_STANZA`] unless a test wants another, or
+    /// none): the same on every node, so a relative `file_path` resolves in each node's own
+    /// directory.
+    pub audit: Option<String>,
 }
+
+/// The audit device every cluster custody starts declares on each node. OpenBao refuses to
+/// enable one through the API; and a node whose stanza differs from the one in storage (another
+/// `file_path`, a missing device) fails its post-unseal setup, so the stanza is the same on
+/// every node of blue and green. The relative path resolves against the server's working
+/// directory, which is each node's own.
+pub const AUDIT_STANZA: &str = r#"audit "file" "file" {
+  options {
+    file_path = "audit.log"
+  }
+}
+"#;
+
+/// The audit log each node writes (relative to its directory), per [`AUDIT_STANZA`].
+pub const AUDIT_LOG: &str = "audit.log";
 
 impl ClusterSpec {
     pub fn raft(name: &str, nodes: usize, bao_bin: PathBuf) -> ClusterSpec {
@@ -156,6 +175,7 @@ impl ClusterSpec {
             plugins: Vec::new(),
             dev: false,
             die_with_parent: false,
+            audit: Some(AUDIT_STANZA.to_owned()),
         }
     }
 }
@@ -167,6 +187,8 @@ pub struct Node {
     pub cluster_port: u16,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// The node's own directory: its working directory, data and audit log.
+    pub dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -177,6 +199,11 @@ impl Node {
     }
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+    /// The audit log this node writes when its cluster declares [`AUDIT_STANZA`] (relative
+    /// paths resolve in the node's directory).
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join(AUDIT_LOG)
     }
 }
 
@@ -265,6 +292,8 @@ impl LocalCluster {
                     &others,
                     &tls,
                     &plugin_dir,
+                    spec.dev,
+                    spec.audit.as_deref().unwrap_or_default(),
                 ),
             )
             .context(format!("writing {}", config.display()))?;
@@ -275,6 +304,7 @@ impl LocalCluster {
                 cluster_port,
                 config,
                 log: node_dir.join("server.log"),
+                dir: node_dir,
                 child: None,
             });
         }
@@ -372,20 +402,16 @@ impl LocalCluster {
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &self.dir)
-            .current_dir(&self.dir)
-            .arg("server");
-        match &self.dev_root_token {
-            // The token goes through the environment, not argv, even for a throwaway server.
-            Some(token) => {
-                cmd.arg("-dev")
-                    .arg(format!("-dev-listen-address=127.0.0.1:{}", node.api_port))
-                    .arg(format!("-dev-plugin-dir={}", self.plugin_dir.display()))
-                    .arg("-dev-no-store-token")
-                    .env("BAO_DEV_ROOT_TOKEN_ID", token.expose());
-            }
-            None => {
-                cmd.arg(format!("-config={}", node.config.display()));
-            }
+            .current_dir(&node.dir)
+            .arg("server")
+            .arg(format!("-config={}", node.config.display()));
+        // The token goes through the environment, not argv, even for a throwaway server.
+        if let Some(token) = &self.dev_root_token {
+            cmd.arg("-dev")
+                .arg(format!("-dev-listen-address=127.0.0.1:{}", node.api_port))
+                .arg(format!("-dev-plugin-dir={}", self.plugin_dir.display()))
+                .arg("-dev-no-store-token")
+                .env("BAO_DEV_ROOT_TOKEN_ID", token.expose());
         }
         if self.die_with_parent {
             process::die_with_parent(&mut cmd);
@@ -514,7 +540,13 @@ fn node_config(
     peers: &[u16],
     tls: &tls::TlsFiles,
     plugin_dir: &Path,
+    dev: bool,
+    audit: &str,
 ) -> String {
+    if dev {
+        // The dev server's listener, storage and plugin directory come from its flags.
+        return audit.to_owned();
+    }
     let joins: String = peers
         .iter()
         .map(|p| {
@@ -544,7 +576,7 @@ storage "raft" {{
   node_id = "{id}"
   performance_multiplier = 1
 {joins}}}
-"#,
+{audit}"#,
         plugin_dir = plugin_dir.display(),
         cert = tls.server_cert.display(),
         key = tls.server_key.display(),

@@ -1,6 +1,7 @@
 //! The one Vault/OpenBao API layer: addresses, typed endpoints, node sets.
 
 pub mod addr;
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod generate_root;
@@ -10,6 +11,7 @@ pub mod signer;
 pub mod types;
 
 pub use addr::Addr;
+pub use audit::AuditDevice;
 pub use auth::{OrphanToken, WrapInfo};
 pub use client::{NodeError, NodeResult, Sent, SnapshotStream, Vault, data_of};
 pub use generate_root::{Attempt, Family};
