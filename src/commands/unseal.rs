@@ -39,13 +39,23 @@ pub async fn run(ctx: &Ctx, args: &UnsealArgs) -> Result<()> {
         Duration::from_secs(args.join_timeout),
     )
     .await?;
+    // Unsealed nodes that never become active (a post-unseal setup that fails, such as after a
+    // restore whose audit devices the configuration does not declare) serve nothing: once every
+    // node is unsealed, the run succeeds only with an active node. While some are still sealed
+    // a leader may need them, so one look only.
     let unsealed = report.nodes.iter().any(|n| n.state == NodeState::Unsealed);
+    let all_unsealed = report.nodes.iter().all(|n| n.state == NodeState::Unsealed);
     if unsealed {
-        report.active = wait_for_active(&vault, &addrs, ACTIVE_BOUND)
+        let bound = if all_unsealed {
+            ACTIVE_BOUND
+        } else {
+            Duration::ZERO
+        };
+        report.active = wait_for_active(&vault, &addrs, bound)
             .await
             .map(|a| a.to_string());
     }
-    let none_active = unsealed && report.active.is_none();
+    let none_active = all_unsealed && report.active.is_none();
     let tolerance = if !none_active
         && report.nodes.len() > 1
         && report.nodes.iter().all(|n| n.state == NodeState::Unsealed)
@@ -77,7 +87,9 @@ fn no_active_node(report: &UnsealReport) -> Error {
          standby and says why only in its server log (for example \"post-unseal setup failed: \
          failed to validate audit device config file/: modifications to audit devices are not \
          allowed\": its configuration does not declare an audit device its storage holds as it \
-         was declared, as after a restore of a cluster with other audit stanzas)",
+         was declared, as after a restore of a cluster with other audit stanzas; or, when \
+         other nodes of the cluster were not given and are sealed, too few voters to elect a \
+         leader)",
         unsealed.join(", ")
     ))
     .hint(
@@ -167,8 +179,11 @@ fn finish(
     }
     match &report.active {
         Some(a) => text.push_str(&format!("Active node: {a}\n")),
-        None if report.nodes.iter().any(|n| n.state == NodeState::Unsealed) => text.push_str(
+        None if report.nodes.iter().all(|n| n.state == NodeState::Unsealed) => text.push_str(
             &format!("NO node became active within {ACTIVE_BOUND:?}: the cluster serves nothing\n"),
+        ),
+        None if report.nodes.iter().any(|n| n.state == NodeState::Unsealed) => text.push_str(
+            "No node is active yet: a leader is elected once enough voters are unsealed\n",
         ),
         None => {}
     }
