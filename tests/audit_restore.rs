@@ -33,13 +33,25 @@ struct Green {
     root_file: PathBuf,
 }
 
-/// A one-node green split as blue is (3 of 5), declaring `audit`, its root token in a file.
-fn green(dir: &Path, name: &str, audit: String) -> Green {
+/// A green of `nodes` nodes split as blue is (3 of 5), declaring `audit` on each, every node
+/// unsealed (the followers joined), its root token in a file.
+fn green(dir: &Path, name: &str, nodes: usize, audit: String) -> Green {
     let cluster = cluster_with(ClusterSpec {
         audit: Some(audit),
-        ..ClusterSpec::raft(name, 1, bao_bin())
+        ..ClusterSpec::raft(name, nodes, bao_bin())
     });
-    let (root, _) = init_plain_n(&cluster, 5, 3);
+    let (root, keys) = init_plain_n(&cluster, 5, 3);
+    for i in 1..nodes {
+        let api = Api::new(&cluster, i, "");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while seal_status(&cluster)[i].sealed {
+            assert!(Instant::now() < deadline, "{name} node {i} never joined");
+            for k in &keys[..3] {
+                let _ = api.write("sys/unseal", json!({ "key": k }));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
     let root_file = dir.join(format!("{name}-root.token"));
     std::fs::write(&root_file, &root).unwrap();
     Green { cluster, root_file }
@@ -64,6 +76,7 @@ fn audit_devices_are_carried_checked_and_refused_across_a_restore() {
     let other_path = green(
         dir,
         "green-a",
+        3,
         format!(
             "audit \"file\" \"file\" {{\n  options {{\n    file_path = \"green.log\"\n  }}\n}}\n\
              audit \"file\" \"second\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
@@ -73,6 +86,7 @@ fn audit_devices_are_carried_checked_and_refused_across_a_restore() {
     let missing = green(
         dir,
         "green-b",
+        1,
         custody::localcluster::AUDIT_STANZA.to_owned(),
     );
     step_restore_refuses_a_target_with_other_options(&u, &snap, &other_path);
@@ -246,22 +260,25 @@ fn force_restore_by_hand(g: &Green, snap: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !seal_status(&g.cluster)[0].sealed {
+    while !seal_status(&g.cluster).iter().all(|s| s.sealed) {
         assert!(Instant::now() < deadline, "the restored node did not seal");
         std::thread::sleep(Duration::from_millis(250));
     }
 }
 
 fn unseal(u: &Unsealed, g: &Green) -> Run {
-    let addr = g.cluster.nodes[0].addr().to_string();
+    let mut args = vec!["unseal".to_owned(), "--share-stdin".to_owned()];
+    for n in &g.cluster.nodes {
+        args.extend(["--new-node".to_owned(), n.addr().to_string()]);
+    }
     Custody::for_cluster(u.dir(), &g.cluster).run_stdin(
-        &["unseal", "--share-stdin", "--new-node", &addr],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
         Some(u.quorum.as_bytes()),
     )
 }
 
-/// Green declares `file/` with another file_path: after the forced restore the quorum unseals
-/// it, its post-unseal setup fails, no node becomes active; unseal fails (exit 1) saying so and
+/// Green (three nodes) declares `file/` with another file_path: after the forced restore the
+/// quorum unseals all three, their post-unseal setup fails, no node becomes active; unseal fails (exit 1) saying so and
 /// where to look, and the server's log says why.
 fn step_forced_in_by_hand_unseal_says_no_node_became_active(u: &Unsealed, snap: &Path, g: &Green) {
     force_restore_by_hand(g, snap);
@@ -273,16 +290,21 @@ fn step_forced_in_by_hand_unseal_says_no_node_became_active(u: &Unsealed, snap: 
         .stderr_has("but none became active within")
         .stderr_has("post-unseal setup failed")
         .stderr_has("each node's server log on its host");
-    let log = std::fs::read_to_string(&g.cluster.nodes[0].log).unwrap();
+    for n in &g.cluster.nodes {
+        r.stdout_has(&format!("{}  unsealed\n", n.addr()));
+    }
+    let logs = g.cluster.logs();
     assert!(
-        log.contains("modifications to audit devices are not allowed"),
-        "the server's log does not say why: {log}"
+        logs.contains("modifications to audit devices are not allowed"),
+        "the servers' logs do not say why: {logs}"
     );
-    assert_eq!(
-        Api::new(&g.cluster, 0, "").read("sys/health").0,
-        429,
-        "the node is an unsealed standby"
-    );
+    for i in 0..3 {
+        assert_eq!(
+            Api::new(&g.cluster, i, "").read("sys/health").0,
+            429,
+            "node {i} is an unsealed standby"
+        );
+    }
     let line = transcript_lines(&u.dir().join("custody-transcript.jsonl"))
         .pop()
         .unwrap();
