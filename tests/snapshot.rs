@@ -880,6 +880,9 @@ fn step_restore_into_green_opened_by_the_original_quorum(
     assert_eq!(restore["allow_older"], true);
     assert_eq!(restore["passed_over"][0]["file"], "blue2.snap");
     assert_eq!(restore["verified"]["by"], "snapshot verify");
+    // Green declares blue's audit device as blue did: checked before the upload, recorded.
+    assert_eq!(restore["audit_devices"]["checked"], true, "{restore}");
+    assert_eq!(restore["audit_devices"]["devices"][0]["path"], "file/");
     let by = &entries[restore["verified"]["seq"].as_u64().unwrap() as usize];
     assert_eq!(
         (
