@@ -101,6 +101,13 @@ fn step_save(u: &Unsealed, as_root: &Custody, address: &str) -> PathBuf {
     assert_eq!(manifest["accounts"]["authority"], address);
     assert_eq!(manifest["nodes"].as_array().unwrap().len(), 3);
     assert!(manifest["raft_index"].as_u64().unwrap() > 300);
+    // The audit device every custody cluster declares, relative: the restore test declares it
+    // in the throwaway, where it resolves in the throwaway's own directory.
+    assert_eq!(
+        manifest["audit_devices"],
+        json!([{ "path": "file/", "type": "file", "description": "", "local": false,
+                 "options": { "file_path": "audit.log" } }])
+    );
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&snap).unwrap().permissions())
             & 0o777,
@@ -873,6 +880,9 @@ fn step_restore_into_green_opened_by_the_original_quorum(
     assert_eq!(restore["allow_older"], true);
     assert_eq!(restore["passed_over"][0]["file"], "blue2.snap");
     assert_eq!(restore["verified"]["by"], "snapshot verify");
+    // Green declares blue's audit device as blue did: checked before the upload, recorded.
+    assert_eq!(restore["audit_devices"]["checked"], true, "{restore}");
+    assert_eq!(restore["audit_devices"]["devices"][0]["path"], "file/");
     let by = &entries[restore["verified"]["seq"].as_u64().unwrap() as usize];
     assert_eq!(
         (

@@ -13,7 +13,9 @@ use crate::cli::UnsealArgs;
 use crate::error::{Error, Kind, Result};
 use crate::flows::recorded::{GiveAgain, earlier_unseal_givers};
 use crate::flows::shares::{Shares, gather_recorded, prompt_need};
-use crate::flows::unseal::{NodeReport, NodeState, UnsealReport, record, unseal_with};
+use crate::flows::unseal::{
+    ACTIVE_BOUND, NodeReport, NodeState, UnsealReport, record, unseal_with, wait_for_active,
+};
 use crate::flows::{Ctx, cluster_nodes, raft_peers};
 use crate::vault::{Addr, Vault};
 
@@ -29,7 +31,7 @@ pub async fn run(ctx: &Ctx, args: &UnsealArgs) -> Result<()> {
     };
     let shares = gather_recorded(ctx, &args.shares, need, &checked.record)?;
     checked.record_new_nodes(ctx, "unseal")?;
-    let report = unseal_with(
+    let mut report = unseal_with(
         ctx,
         &vault,
         &addrs,
@@ -37,14 +39,65 @@ pub async fn run(ctx: &Ctx, args: &UnsealArgs) -> Result<()> {
         Duration::from_secs(args.join_timeout),
     )
     .await?;
-    let tolerance =
-        if report.nodes.len() > 1 && report.nodes.iter().all(|n| n.state == NodeState::Unsealed) {
-            Some(failure_tolerance(ctx, &vault, &addrs, args.join_timeout).await)
+    // Unsealed nodes that never become active (a post-unseal setup that fails, such as after a
+    // restore whose audit devices the configuration does not declare) serve nothing: once every
+    // node is unsealed, the run succeeds only with an active node. While some are still sealed
+    // a leader may need them, so one look only.
+    let unsealed = report.nodes.iter().any(|n| n.state == NodeState::Unsealed);
+    let all_unsealed = report.nodes.iter().all(|n| n.state == NodeState::Unsealed);
+    if unsealed {
+        let bound = if all_unsealed {
+            ACTIVE_BOUND
         } else {
-            None
+            Duration::ZERO
         };
+        report.active = wait_for_active(&vault, &addrs, bound)
+            .await
+            .map(|a| a.to_string());
+    }
+    let none_active = all_unsealed && report.active.is_none();
+    let tolerance = if !none_active
+        && report.nodes.len() > 1
+        && report.nodes.iter().all(|n| n.state == NodeState::Unsealed)
+    {
+        Some(failure_tolerance(ctx, &vault, &addrs, args.join_timeout).await)
+    } else {
+        None
+    };
     let give_again = refused_quorums(&checked.lines, &report);
-    finish(ctx, &report, &shares, tolerance, &give_again)
+    finish(ctx, &report, &shares, tolerance, &give_again)?;
+    if none_active {
+        return Err(no_active_node(&report));
+    }
+    Ok(())
+}
+
+/// Unsealed nodes of which none became active: the unseal did not bring the cluster up, and
+/// only the servers' own logs say why.
+fn no_active_node(report: &UnsealReport) -> Error {
+    let unsealed: Vec<&str> = report
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Unsealed)
+        .map(|n| n.addr.as_str())
+        .collect();
+    Error::failed(format!(
+        "the nodes are unsealed ({}), but none became active within {ACTIVE_BOUND:?}: the \
+         cluster serves nothing. An unsealed node that fails its post-unseal setup stays a \
+         standby and says why only in its server log (for example \"post-unseal setup failed: \
+         failed to validate audit device config file/: modifications to audit devices are not \
+         allowed\": its configuration does not declare an audit device its storage holds as it \
+         was declared, as after a restore of a cluster with other audit stanzas; or, when \
+         other nodes of the cluster were not given and are sealed, too few voters to elect a \
+         leader)",
+        unsealed.join(", ")
+    ))
+    .hint(
+        "read each node's server log on its host (journalctl -u openbao, or the file its \
+         service writes), fix what it names (for an audit device: declare the stanza the \
+         restored cluster had, the same on every node, and restart the node), then run \
+         custody unseal again",
+    )
 }
 
 /// For each node that refused the quorum: whose shares it dropped, this run's and (as the
@@ -123,6 +176,16 @@ fn finish(
             NodeState::Refused => format!("REFUSED: {}", n.message.as_deref().unwrap_or("")),
         };
         text.push_str(&format!("{}  {line}\n", n.addr));
+    }
+    match &report.active {
+        Some(a) => text.push_str(&format!("Active node: {a}\n")),
+        None if report.nodes.iter().all(|n| n.state == NodeState::Unsealed) => text.push_str(
+            &format!("NO node became active within {ACTIVE_BOUND:?}: the cluster serves nothing\n"),
+        ),
+        None if report.nodes.iter().any(|n| n.state == NodeState::Unsealed) => text.push_str(
+            "No node is active yet: a leader is elected once enough voters are unsealed\n",
+        ),
+        None => {}
     }
     if let Some(t) = &tolerance {
         text.push_str(t);

@@ -51,6 +51,45 @@ pub enum NodeState {
 pub struct UnsealReport {
     pub nodes: Vec<NodeReport>,
     pub shares_given: usize,
+    /// The cluster's active node after the unseal, when the caller waited for one
+    /// ([`wait_for_active`]).
+    pub active: Option<String>,
+}
+
+/// How long unsealed nodes may take to have an active one: a leader election and its
+/// post-unseal setup (a few seconds on a healthy cluster).
+pub const ACTIVE_BOUND: Duration = Duration::from_secs(30);
+
+/// Waits up to `bound` for an active node: one of `addrs` whose `sys/health` says active, or
+/// the leader an unsealed one names (`sys/leader`) when it is not among them. A node that is
+/// unsealed but fails its post-unseal setup (a restored audit device its configuration does not
+/// declare as it was) stays a standby, and so does every other: then `None`.
+pub async fn wait_for_active(vault: &Vault, addrs: &[Addr], bound: Duration) -> Option<Addr> {
+    crate::poll::poll(bound, POLL, || async {
+        let mut named = Vec::new();
+        for addr in addrs {
+            match vault.health(addr).await {
+                Ok((crate::vault::HaRole::Active, _)) => return Ok(addr.clone()),
+                Ok((crate::vault::HaRole::Standby | crate::vault::HaRole::PerfStandby, _)) => {
+                    if let Ok(l) = vault.leader(addr).await
+                        && let Ok(leader) = Addr::parse(&l.leader_address)
+                        && !addrs.contains(&leader)
+                    {
+                        named.push(leader);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for leader in named {
+            if let Ok((crate::vault::HaRole::Active, _)) = vault.health(&leader).await {
+                return Ok(leader);
+            }
+        }
+        Err(String::new())
+    })
+    .await
+    .ok()
 }
 
 struct NodeRun {
@@ -115,6 +154,7 @@ pub async fn unseal_with(
     Ok(UnsealReport {
         nodes: runs.into_iter().map(|r| r.report).collect(),
         shares_given: shares.shares.len(),
+        active: None,
     })
 }
 
@@ -330,6 +370,7 @@ pub fn record(
         })).collect::<Vec<_>>(),
         "shares_given": report.shares_given,
         "holders": shares.holders,
+        "active": report.active,
     });
     let actor = if shares.holders.is_empty() {
         "holders".to_owned()

@@ -43,6 +43,12 @@ pub struct Manifest {
     /// in manifests written before custody fenced its snapshots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_fence: Option<RestoreFence>,
+    /// The source's audit devices (`sys/audit` on its active node: type, path, options), which
+    /// a restored server holds in storage and checks against its configuration. None when the
+    /// save's token could not read them (and in manifests written before custody recorded
+    /// them); empty when the source had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_devices: Option<Vec<crate::vault::AuditDevice>>,
 }
 
 /// The fence a snapshot carries: its id and the signer mounts it was written into.

@@ -74,6 +74,7 @@ impl Cutover<'_> {
         }
         let (green, green_status) = active_in(&plan.green, &green_nodes, "green")?;
         let versions = self.no_downgrade(&blue_status.version, &green_status.version)?;
+        let audit = self.same_audit_devices(&blue, &green).await?;
         crate::flows::raft_peers::wait_stable_voters(
             &self.ctx.ui,
             vault,
@@ -131,11 +132,13 @@ impl Cutover<'_> {
             self.green_passes_checks(h).await?;
         }
         self.ctx.ui.status(format!(
-            "pre-flight passed: green {} matches blue {} ({} accounts, plugin {}); OpenBao {} → {}",
+            "pre-flight passed: green {} matches blue {} ({} accounts, plugin {}, audit devices \
+             {}); OpenBao {} → {}",
             green,
             blue,
             names.len(),
             crate::ui::escape(crate::ui::prefix(&plugin_sha, 12)),
+            crate::flows::audit_devices::listing(&audit),
             versions.0,
             versions.1
         ));
@@ -161,6 +164,32 @@ impl Cutover<'_> {
             )));
         }
         Ok((b.to_owned(), g.to_owned()))
+    }
+
+    /// Green's active node has every audit device blue's has, as blue has it: a green with
+    /// fewer (a restored device its configuration does not declare is disabled silently) or
+    /// other ones would serve the Authority without blue's audit trail. Blue's devices.
+    pub(super) async fn same_audit_devices(
+        &self,
+        blue: &Addr,
+        green: &Addr,
+    ) -> Result<Vec<crate::vault::AuditDevice>> {
+        use crate::flows::audit_devices::{compare, explain, listing, read};
+        let blue_devices = read(&self.vault, blue, "blue").await?;
+        let green_devices = read(&self.vault, green, "green").await?;
+        let diffs = compare(&blue_devices, "blue", &green_devices, "green");
+        if diffs.is_empty() {
+            return Ok(blue_devices);
+        }
+        Err(Error::precondition(format!(
+            "green's audit devices are not blue's: blue has {} ({}), green {} ({}). Green would \
+             serve the Authority without blue's audit trail; nothing was switched:{}",
+            blue_devices.len(),
+            listing(&blue_devices),
+            green_devices.len(),
+            listing(&green_devices),
+            explain(&diffs, &blue_devices, "blue", "green")
+        )))
     }
 
     /// Green holds blue's accounts (it was restored from this blue): their addresses, by name.

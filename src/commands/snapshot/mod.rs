@@ -8,6 +8,7 @@ mod interrupt;
 mod restore;
 mod restore_test;
 mod save;
+mod throwaway_audit;
 mod verify;
 
 use std::path::Path;

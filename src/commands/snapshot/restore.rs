@@ -74,6 +74,7 @@ pub async fn restore(ctx: &Ctx, plan: &RestorePlan<'_>) -> Result<()> {
         sealed_as_the_source(m, &nodes)?;
     }
     let addr = active_node(&vault, addrs).await?;
+    let audit_fact = target_declares_the_sources_devices(ctx, &vault, &addr, manifest).await?;
     crate::flows::raft_peers::wait_stable_voters(
         &ctx.ui,
         &vault,
@@ -108,6 +109,7 @@ pub async fn restore(ctx: &Ctx, plan: &RestorePlan<'_>) -> Result<()> {
         "sent_bytes": sent.size,
         "outcome": outcome.word(),
         "verified": verified_fact,
+        "audit_devices": audit_fact,
     });
     facts.as_object_mut().expect("an object").extend(age_facts);
     let head = ctx.transcript.append(Step::new(
@@ -267,6 +269,52 @@ fn not_the_source(m: &Manifest, nodes: &[NodeStatus], addrs: &[Addr]) -> Result<
          Nothing was changed; give --force if that is what you want",
         seen.join(", ")
     )))
+}
+
+/// The target's active node declares every audit device of the source as the source had it (the
+/// manifest's `audit_devices` against the target's `sys/audit`): else, after the restore and the
+/// quorum's unseal, its post-unseal setup fails and no node becomes active, or it disables the
+/// source's device silently. Refused (exit 4) before anything is sent, naming the stanzas the
+/// target must declare. What the restore line records of the check.
+async fn target_declares_the_sources_devices(
+    ctx: &Ctx,
+    vault: &Vault,
+    addr: &Addr,
+    manifest: &Option<Manifest>,
+) -> Result<Value> {
+    use crate::flows::audit_devices::{self, compare, explain, listing};
+    let Some(source) = manifest.as_ref().and_then(|m| m.audit_devices.as_ref()) else {
+        ctx.ui.warn(
+            "the snapshot's audit devices are unknown (no manifest, or one saved by an older \
+             custody or a token that could not read sys/audit): custody cannot check that the \
+             target declares them. If it does not, no node becomes active after the unseal \
+             (its server log says \"post-unseal setup failed … audit device\"), or a device \
+             of the source is disabled silently",
+        );
+        return Ok(json!({ "checked": false }));
+    };
+    let target = audit_devices::read(vault, addr, "the target")
+        .await
+        .map_err(|e| {
+            e.doing(
+                "checking the target declares the snapshot's audit devices; nothing was restored",
+            )
+        })?;
+    let diffs = compare(source, "the source", &target, "the target");
+    if !diffs.is_empty() {
+        return Err(Error::precondition(format!(
+            "the target does not declare the snapshot's audit devices as its source did \
+             (source: {}; target: {}). After the restore its active node would check each \
+             declared device against the restored one and fail its post-unseal setup \
+             (\"modifications to audit devices are not allowed\": no node becomes active), and \
+             disable a restored device it does not declare, silently ending the source's audit \
+             trail. Nothing was restored:{}",
+            listing(source),
+            listing(&target),
+            explain(&diffs, source, "the source", "the target")
+        )));
+    }
+    Ok(json!({ "checked": true, "devices": source }))
 }
 
 /// A restored server keeps its own seal configuration: the target must be split as the source

@@ -64,6 +64,9 @@ pub(super) async fn restore_test(
     // The binary that will receive the snapshot, the shares and the token: a known one or the
     // one named on purpose, refused before anything is asked or started.
     let pin = known_bao::pin(args.bao_bin.as_deref(), args.bao_sha256.as_deref())?;
+    // The snapshot's own audit devices, declared as they were (else the restored server never
+    // becomes active), and only ones whose records stay in the throwaway's directory.
+    let audit = super::throwaway_audit::stanzas_for(manifest)?;
     sweep_left(ctx);
     // The shares first, each holder checked against the snapshot's set, before any server work:
     // a restored server keeps its own seal, split as the source's was.
@@ -98,6 +101,7 @@ pub(super) async fn restore_test(
         dir: Some(dir.path().join("server")),
         plugins: vec![plugin.clone()],
         die_with_parent: true,
+        audit: Some(audit),
         ..ClusterSpec::raft("restore-test", 1, bao)
     };
     let mut cluster = LocalCluster::start(spec).map_err(|e| start_failed(e, dir.path()))?;

@@ -82,6 +82,17 @@ pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
     let elapsed = started.elapsed();
 
     let (accounts, plugin_sha256) = authority_facts(&vault, &addr, mount).await;
+    let audit_devices = match vault.audit_devices(&addr).await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            ctx.ui.warn(format!(
+                "audit devices unknown: sys/audit on {addr} answered {e}; the manifest does not \
+                 record them, so a restore cannot check that its target declares them and a \
+                 restore test refuses this snapshot (save with a token that has sudo on sys/audit)"
+            ));
+            None
+        }
+    };
     let manifest = Manifest {
         schema_version: snapshot::manifest::MANIFEST_VERSION,
         file: file_name,
@@ -102,6 +113,7 @@ pub async fn save(ctx: &Ctx, out: &Path, mount: &str) -> Result<()> {
         custody_version: env!("CARGO_PKG_VERSION").to_owned(),
         share_set,
         restore_fence: fence,
+        audit_devices,
     };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest)
         .with_kind(crate::error::Kind::Internal, "serializing the manifest")?;
@@ -283,10 +295,17 @@ fn report(
         ),
         None => "Restore fence: none (the cluster has no signer mount)".to_owned(),
     };
+    let audit_line = match &manifest.audit_devices {
+        Some(d) => format!(
+            "Audit devices recorded: {}",
+            crate::flows::audit_devices::listing(d)
+        ),
+        None => "Audit devices: unknown (the token could not read sys/audit)".to_owned(),
+    };
     ctx.ui.result(
         &format!(
             "Snapshot of {} ({}) saved to {}: {} bytes, sha256 {}, raft index {} term {}, in {seconds:.1} s.\n\
-             Accounts recorded: {}\n{shares_line}\n{fence_line}\nManifest: {}\nTranscript head: {head}",
+             Accounts recorded: {}\n{shares_line}\n{fence_line}\n{audit_line}\nManifest: {}\nTranscript head: {head}",
             escape(&manifest.cluster_name),
             escape(&manifest.cluster_id),
             out.display(),

@@ -451,6 +451,7 @@ mod tests {
             custody_version: String::new(),
             share_set,
             restore_fence: None,
+            audit_devices: None,
         };
         let err = snapshot_share_set(Some(&manifest(Some(old.clone()))), &entries, "cc")
             .err()
