@@ -16,7 +16,11 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
     ("root-ceremony-token", &["pgp_key", "out"], &[]),
     ("root-generate", &["pgp_key", "out"], &["share_stdin"]),
     ("root-revoke", &[], &[]),
-    ("plugin-install", &["plugin_bin"], &["name", "mount"]),
+    (
+        "plugin-install",
+        &["plugin_bin"],
+        &["name", "mount", "accept_no_audit"],
+    ),
     (
         "wallet-create",
         &["name", "chain_id", "signer_token_out"],
@@ -30,6 +34,7 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
             "max_fee_per_gas",
             "max_gas",
             "mount",
+            "accept_no_audit",
         ],
     ),
     ("wallet-show", &["name"], &["mount"]),
@@ -43,6 +48,7 @@ pub const ACTIONS: &[(&str, &[&str], &[&str])] = &[
             "authority_getter",
             "abi",
             "mount",
+            "accept_no_audit",
         ],
     ),
     ("snapshot-save", &["out"], &["mount"]),
@@ -98,6 +104,7 @@ pub const SWITCHES: &[&str] = &[
     "allow_sign_typed_data",
     "lb_shell",
     "backup",
+    "accept_no_audit",
 ];
 
 /// Refuses a switch whose value is not `true` or `false`.
@@ -200,6 +207,9 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
             ]);
             flag(&mut a, "--name", "name");
             flag(&mut a, "--mount", "mount");
+            if on("accept_no_audit") {
+                a.push("--accept-no-audit".into());
+            }
         }
         "wallet-create" => {
             a.extend([
@@ -230,6 +240,9 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
             flag(&mut a, "--max-fee-per-gas", "max_fee_per_gas");
             flag(&mut a, "--max-gas", "max_gas");
             flag(&mut a, "--mount", "mount");
+            if on("accept_no_audit") {
+                a.push("--accept-no-audit".into());
+            }
         }
         "wallet-show" => {
             a.extend(["wallet".into(), "show".into(), get("name")]);
@@ -252,6 +265,9 @@ pub fn argv(action: &str, p: &BTreeMap<String, String>) -> Vec<String> {
                 flag(&mut a, "--abi", "abi");
             }
             flag(&mut a, "--mount", "mount");
+            if on("accept_no_audit") {
+                a.push("--accept-no-audit".into());
+            }
         }
         "snapshot-save" => {
             a.extend(["snapshot".into(), "save".into(), "--out".into(), get("out")]);
@@ -362,7 +378,8 @@ mod tests {
             | "allow_sign_message"
             | "allow_sign_typed_data"
             | "lb_shell"
-            | "backup" => "true",
+            | "backup"
+            | "accept_no_audit" => "true",
             "stale_after" => "90",
             "nonce_floor_from_rpc" | "rpc" => "http://127.0.0.1:8545",
             "max_nonce_jump" => "1000",

@@ -311,6 +311,10 @@ pub enum PluginCommand {
         /// Replace a registered binary with a different sha256 and reload the mount
         #[arg(long)]
         upgrade: bool,
+        /// Go on although the cluster has no enabled audit device (recorded, and shown red in
+        /// the report): nothing would record who signed what
+        #[arg(long)]
+        accept_no_audit: bool,
     },
 }
 
@@ -392,6 +396,10 @@ pub struct WalletBindArgs {
     /// Where the plugin is mounted
     #[arg(long, default_value = "ethereum")]
     pub mount: String,
+    /// Go on although the cluster has no enabled audit device (recorded, and shown red in the
+    /// report): nothing would record who signed what
+    #[arg(long)]
+    pub accept_no_audit: bool,
 }
 
 #[derive(Debug, Args)]
@@ -435,6 +443,10 @@ pub struct WalletCreateArgs {
     /// Where the plugin is mounted
     #[arg(long, default_value = "ethereum")]
     pub mount: String,
+    /// Go on although the cluster has no enabled audit device (recorded, and shown red in the
+    /// report): nothing would record who signed what
+    #[arg(long)]
+    pub accept_no_audit: bool,
 }
 
 #[derive(Debug, Subcommand)]

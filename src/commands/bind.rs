@@ -9,7 +9,7 @@ use super::bind_call;
 use crate::chain::{Rpcs, abi_address, checksum};
 use crate::cli::WalletBindArgs;
 use crate::error::{Error, Result};
-use crate::flows::{Ctx, active_node, node_error};
+use crate::flows::{Ctx, active_node, audit, node_error};
 use crate::transcript::Step;
 use crate::vault::NodeError;
 
@@ -41,6 +41,7 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
     })?;
     let vault = ctx.vault()?;
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
+    let audit = audit::require(&vault, &addr, "wallet bind", args.accept_no_audit).await?;
     let signer = vault.signer(&args.mount);
     let account = match signer.account(&addr, &args.name).await {
         Ok(a) => a,
@@ -88,7 +89,16 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
         "rpcs": rpc.shown(),
         "already_bound": bound["already_bound"] == true,
         "call_check": checked.facts(confirmed),
+        "audit": audit.json(),
     });
+    if audit.accepted_no_audit {
+        ctx.ui.warn(format!(
+            "the cluster has no audit device: nothing records who signs what with {} \
+             (accepted with {}, recorded)",
+            args.name,
+            audit::ACCEPT_FLAG
+        ));
+    }
     let head =
         ctx.transcript
             .append(Step::new("bind", "wallet-bind", "operator", facts.clone()))?;
@@ -96,7 +106,8 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
         &format!(
             "{} ({address}) is bound to {allowed}{}.\n\
              Checked at block {} ({}) of chain {} by {} RPC(s) that agree ({}): code at {contract} \
-             (keccak256 {}), and {} returns the account's address.\nTranscript head: {}",
+             (keccak256 {}), and {} returns the account's address.\nAudit devices: {}\n\
+             Transcript head: {}",
             args.name,
             if bound["already_bound"] == true {
                 " (it already was)"
@@ -110,6 +121,7 @@ pub async fn run(ctx: &Ctx, args: &WalletBindArgs) -> Result<()> {
             rpc.label(),
             seen.code_hash,
             args.authority_getter,
+            audit::describe_all(&audit.devices),
             head.head_hash
         ),
         json!({ "bind": facts, "transcript_head": head.head_hash }),

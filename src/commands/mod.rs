@@ -48,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             name,
             mount,
             upgrade,
+            accept_no_audit,
         }) => {
             plugin::install(
                 &ctx,
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     name,
                     mount,
                     upgrade,
+                    accept_no_audit,
                 },
             )
             .await

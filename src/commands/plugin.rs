@@ -1,11 +1,14 @@
 //! `custody plugin install`: registers the signer in the catalog by the sha256 of the binary
-//! that sits in every node's plugin_directory, mounts it, and checks the mount answers.
+//! that sits in every node's plugin_directory, mounts it, checks the mount answers, and tunes it
+//! so the audit log shows what accounts for each signature in clear. A cluster without an audit
+//! device is refused first (`--accept-no-audit` lets it through, recorded).
 
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
 use crate::error::{Context as _, Error, Kind, Result};
+use crate::flows::audit::{self, AuditFact};
 use crate::flows::{Ctx, active_node, node_error};
 use crate::transcript::Step;
 use crate::vault::{Addr, NodeError, Vault};
@@ -15,6 +18,7 @@ pub struct InstallPlan {
     pub name: String,
     pub mount: String,
     pub upgrade: bool,
+    pub accept_no_audit: bool,
 }
 
 /// What a successful install reports.
@@ -27,6 +31,10 @@ pub struct Installed {
     pub registered: bool,
     pub mounted: bool,
     pub upgraded: bool,
+    /// The cluster's audit devices, read before anything was changed.
+    pub audit: AuditFact,
+    /// The fields the mount logs in clear (`audit_non_hmac_request_keys`, `…_response_keys`).
+    pub audit_clear_keys: Value,
 }
 
 async fn catalog_entries(vault: &Vault, addr: &Addr, name: &str) -> Result<Vec<Value>> {
@@ -53,6 +61,19 @@ pub async fn install(ctx: &Ctx, plan: &InstallPlan) -> Result<()> {
         done.mount,
         if done.mounted { "" } else { " (already)" },
     );
+    let text = format!(
+        "{text}\nAudit devices: {}\nIn clear in the audit log: request {}, response {}",
+        audit::describe_all(&done.audit.devices),
+        keys(&done.audit_clear_keys["request"]),
+        keys(&done.audit_clear_keys["response"]),
+    );
+    if done.audit.accepted_no_audit {
+        ctx.ui.warn(format!(
+            "the cluster has no audit device: nothing records who signs what with the Authority \
+             (accepted with {}, recorded)",
+            audit::ACCEPT_FLAG
+        ));
+    }
     ctx.ui.result(&text, json!({ "plugin": done }));
     Ok(())
 }
@@ -62,6 +83,7 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
     let binary = check_binary(plan)?;
     let vault = ctx.vault()?;
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
+    let audit = audit::require(&vault, &addr, "plugin install", plan.accept_no_audit).await?;
     let step = Install {
         vault: &vault,
         addr: &addr,
@@ -76,6 +98,7 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
         .config(&addr)
         .await
         .map_err(|e| node_error(&format!("the plugin at {}/ does not answer", plan.mount), e))?;
+    let audit_clear_keys = tune_audit(&vault, &addr, &plan.mount).await?;
 
     let done = Installed {
         name: plan.name.clone(),
@@ -85,6 +108,8 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
         registered,
         mounted,
         upgraded,
+        audit,
+        audit_clear_keys,
     };
     ctx.transcript.append(Step::new(
         "configure",
@@ -93,6 +118,48 @@ pub async fn install_quiet(ctx: &Ctx, plan: &InstallPlan) -> Result<Installed> {
         serde_json::to_value(&done).unwrap_or_default(),
     ))?;
     Ok(done)
+}
+
+/// Tunes the mount so the audit log shows in clear what accounts for a signature (the account
+/// is in the path; `to`, `nonce`, `chain_id` of the request; `tx_hash`, `nonce`, `from` of the
+/// answer), and checks the tuning took: the keys it logs in clear.
+async fn tune_audit(vault: &Vault, addr: &Addr, mount: &str) -> Result<Value> {
+    vault
+        .tune_signer_audit_keys(addr, mount)
+        .await
+        .map_err(|e| {
+            node_error(
+                &format!("tuning {mount}/ to log the signatures' accounting fields in clear"),
+                e,
+            )
+        })?;
+    let tune = vault
+        .mount_tune(addr, mount)
+        .await
+        .map_err(|e| node_error(&format!("reading {mount}/'s tuning back"), e))?;
+    let hashed = crate::vault::audit::signer_keys_hashed(&tune);
+    if !hashed.is_empty() {
+        return Err(Error::failed(format!(
+            "{mount}/ still hashes {} in the audit log after it was tuned",
+            hashed.join(", ")
+        )));
+    }
+    Ok(json!({
+        "request": tune["audit_non_hmac_request_keys"],
+        "response": tune["audit_non_hmac_response_keys"],
+    }))
+}
+
+fn keys(v: &Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(crate::ui::escape)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 /// The binary the nodes will run, as the catalog names it: its file name and sha256.

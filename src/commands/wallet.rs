@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::chain::{Rpcs, Standing, standing};
 use crate::cli::WalletCreateArgs;
 use crate::error::{Error, Result};
+use crate::flows::audit;
 use crate::flows::freeze::Signing;
 use crate::flows::{Ctx, active_node, node_error};
 use crate::fsutil::{refuse_existing, write_private};
@@ -188,6 +189,7 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
     let addr = active_node(&vault, ctx.require_addrs()?).await?;
     let signer = vault.signer(mount);
     let pinned = check_fresh(&signer, &addr, &plan).await?;
+    let audit = audit::require(&vault, &addr, "wallet create", args.accept_no_audit).await?;
 
     let account = signer
         .create_account(&addr, name, &plan.body)
@@ -222,6 +224,7 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
         "policies": access.policy_sha256,
         "plugin_sha256": plugin_sha,
         "signer_token_wrap": { "accessor": wrap.accessor, "ttl": wrap.ttl, "creation_path": wrap.creation_path },
+        "audit": audit.json(),
     });
     let head = ctx.transcript.append(
         Step::new("configure", "wallet-create", "operator", facts.clone()).file(
@@ -229,6 +232,13 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
             &crate::digest::sha256_hex(token_file.as_bytes()),
         ),
     )?;
+    if audit.accepted_no_audit {
+        ctx.ui.warn(format!(
+            "the cluster has no audit device: nothing records who signs what with {name} \
+             (accepted with {}, recorded)",
+            audit::ACCEPT_FLAG
+        ));
+    }
     let signs = if plan.inert {
         "Transactions: none until it is bound to its contract (no allow-list; --unrestricted was not asked for)\n"
     } else {
@@ -237,9 +247,11 @@ pub async fn create(ctx: &Ctx, args: &WalletCreateArgs) -> Result<()> {
     ctx.ui.result(
         &format!(
             "Account {name} created inside the plugin.\nAddress: {address}\nChain id: {chain_id}\n{signs}\
+             Audit devices: {}\n\
              Policies: {}, {}\n\
              Signer token: response-wrapped in {} (single use, valid {WRAP_TTL}); the signing service \
              unwraps it with `VAULT_TOKEN=$(cat FILE) bao unwrap`.\nTranscript head: {}",
+            audit::describe_all(&audit.devices),
             access.signer_name,
             access.reader_name,
             args.signer_token_out.display(),

@@ -2,6 +2,7 @@
 //! status, gathering shares, unsealing, and waiting for healthy Raft voters. A command file
 //! reads as: parse, plan, call these, report.
 
+pub mod audit;
 pub mod audit_devices;
 pub mod certs;
 pub mod cluster_nodes;

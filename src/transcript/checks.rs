@@ -73,6 +73,15 @@ fn of_line(e: &Value) -> Vec<(String, bool, String)> {
             },
         );
     }
+    if matches!(step, "plugin-install" | "wallet-create" | "wallet-bind")
+        && let Some((ok, detail)) = audit_check(&f["audit"])
+    {
+        add(
+            "an audit device records the Authority's requests",
+            ok,
+            detail,
+        );
+    }
     match (ceremony, step) {
         (_, "plugin-install") => add(
             "plugin binary sha256 registered",
@@ -186,6 +195,30 @@ fn of_line(e: &Value) -> Vec<(String, bool, String)> {
     out
 }
 
+/// The `audit` fact of `plugin install`, `wallet create` and `wallet bind`: (a device was
+/// enabled, the devices or how the operator went on without one).
+fn audit_check(audit: &Value) -> Option<(bool, String)> {
+    let devices = audit["devices"].as_array()?;
+    if audit["accepted_no_audit"] == true || devices.is_empty() {
+        let why = audit["unread"]
+            .as_str()
+            .map(|e| format!(" (the devices could not be read: {e})"))
+            .unwrap_or_default();
+        return Some((
+            false,
+            format!("no audit device{why}: accepted with --accept-no-audit"),
+        ));
+    }
+    let shown: Vec<String> = devices
+        .iter()
+        .map(|d| match d["file_path"].as_str() {
+            Some(p) => format!("{} ({} → {p})", text(&d["path"]), text(&d["type"])),
+            None => format!("{} ({})", text(&d["path"]), text(&d["type"])),
+        })
+        .collect();
+    Some((true, shown.join(", ")))
+}
+
 /// Every check the lines record, in order. `entries[i]` is line `i + 1`; lines 1 to
 /// `signed_lines` are covered by a holder's signature that checks out.
 pub fn checks(entries: &[Value], signed_lines: usize) -> Vec<Check> {
@@ -249,5 +282,26 @@ mod tests {
             "{}",
             c[3].detail
         );
+    }
+
+    #[test]
+    fn an_authority_step_without_audit_is_a_failed_check() {
+        let accepted = json!({ "ceremony": "configure", "step": "wallet-create", "facts": {
+            "audit": { "devices": [], "accepted_no_audit": true } } });
+        let audited = json!({ "ceremony": "configure", "step": "plugin-install", "facts": {
+            "registered": true,
+            "audit": { "devices": [{ "type": "file", "path": "file/", "file_path": "audit.log" }],
+                       "accepted_no_audit": false } } });
+        let c = checks(&[accepted, audited], 0);
+        let audit: Vec<&Check> = c.iter().filter(|c| c.what.contains("audit")).collect();
+        assert_eq!(audit.len(), 2, "{c:?}");
+        assert!(!audit[0].ok);
+        assert!(
+            audit[0].detail.contains("--accept-no-audit"),
+            "{}",
+            audit[0].detail
+        );
+        assert!(audit[1].ok);
+        assert_eq!(audit[1].detail, "file/ (file → audit.log)");
     }
 }

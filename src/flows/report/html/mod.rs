@@ -12,7 +12,7 @@ const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;ma
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;margin-top:2em}\
 table{border-collapse:collapse;margin:.5em 0;width:100%}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}\
 code,.fpr{font-family:ui-monospace,monospace;font-size:.9em;word-break:break-all}\
-.ok{color:#14622a}.bad{color:#a40000;font-weight:bold}.untrusted{background:#fdecea}.unsigned{color:#8a4b00;font-style:italic}\
+.ok{color:#14622a}.bad{color:#a40000;font-weight:bold}tr.check[data-ok=false]{color:#a40000;font-weight:bold}.untrusted{background:#fdecea}.unsigned{color:#8a4b00;font-style:italic}\
 #verdict{padding:.5em 1em;border:2px solid #14622a}#verdict[data-chain=broken]{border-color:#a40000}\
 article.ceremony{border-left:4px solid #888;margin:.8em 0;padding:.2em .8em}article.ceremony article.ceremony{border-left-color:#ccc}";
 
