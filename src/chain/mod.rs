@@ -4,10 +4,12 @@
 
 pub mod abi;
 mod agree;
+mod batch;
 pub mod bytecode;
 mod url;
 
 pub use agree::{ChainNonces, ContractSeen, Rpcs};
+pub use batch::{BATCH, ChainTx, IN_FLIGHT};
 pub use url::{ENV as RPC_URL_ENV, Gathered, RpcUrl, Sources, redacted};
 
 use std::time::Duration;
