@@ -4,5 +4,5 @@
 pub mod reader;
 pub mod signature;
 
-pub use reader::{At, FileRead, MAX_LINE, read_logs};
+pub use reader::{At, FileRead, MAX_LINE, Text, read_logs};
 pub use signature::{Entry, Signature, entry, sign_path};

@@ -30,12 +30,40 @@ pub struct FileRead {
     pub sha256: String,
 }
 
-/// Reads every file in turn and calls `each` with every line: the parsed object, or the
-/// reason it is not one. Refused (exit 2) when a file is given twice; a file that cannot be
+/// One line's bytes (without its newline), and whether a newline ended it (the last line of a
+/// file cut short has none).
+#[derive(Debug, Clone, Copy)]
+pub struct Text<'a> {
+    pub bytes: &'a [u8],
+    pub ended: bool,
+}
+
+impl Text<'_> {
+    /// The line as one JSON object, or what is wrong with it.
+    pub fn json(&self) -> std::result::Result<Value, String> {
+        match serde_json::from_slice::<Value>(self.bytes) {
+            Ok(v) if v.is_object() => Ok(v),
+            Ok(_) => Err("not a JSON object".into()),
+            Err(e) => Err(self.not_json(&e)),
+        }
+    }
+
+    /// What a parse error means for this line: cut off by the end of the file, or not JSON.
+    pub fn not_json(&self, e: &serde_json::Error) -> String {
+        if self.ended {
+            format!("not JSON ({e})")
+        } else {
+            "truncated: the file ends inside this line".into()
+        }
+    }
+}
+
+/// Reads every file in turn and calls `each` with every line's text, or the reason it has none
+/// (empty, too long). Refused (exit 2) when a file is given twice; a file that cannot be
 /// opened or read stops the reading (exit 4).
 pub fn read_logs(
     paths: &[PathBuf],
-    mut each: impl FnMut(At, std::result::Result<Value, String>),
+    mut each: impl FnMut(At, std::result::Result<Text<'_>, String>),
 ) -> Result<Vec<FileRead>> {
     let mut seen: Vec<(u64, u64, &Path)> = Vec::new();
     let mut out = Vec::new();
@@ -87,7 +115,7 @@ fn read_one(
     file: std::fs::File,
     path: &Path,
     file_index: u32,
-    each: &mut impl FnMut(At, std::result::Result<Value, String>),
+    each: &mut impl FnMut(At, std::result::Result<Text<'_>, String>),
 ) -> Result<FileRead> {
     let mut reader = BufReader::with_capacity(
         256 * 1024,
@@ -122,12 +150,7 @@ fn read_one(
             each(at, Err("empty".into()));
             continue;
         }
-        match serde_json::from_slice::<Value>(text) {
-            Ok(v) if v.is_object() => each(at, Ok(v)),
-            Ok(_) => each(at, Err("not a JSON object".into())),
-            Err(_) if !ended => each(at, Err("truncated: the file ends inside this line".into())),
-            Err(e) => each(at, Err(format!("not JSON ({e})"))),
-        }
+        each(at, Ok(Text { bytes: text, ended }));
     }
     let hashing = reader.into_inner();
     Ok(FileRead {
@@ -192,7 +215,7 @@ mod tests {
         let p = dir.path().join("a.log");
         std::fs::write(&p, text).unwrap();
         let mut out = Vec::new();
-        let read = read_logs(&[p], |at, v| out.push((at.line, v))).unwrap();
+        let read = read_logs(&[p], |at, t| out.push((at.line, t.and_then(|t| t.json())))).unwrap();
         assert_eq!(read[0].bytes, text.len() as u64);
         assert_eq!(read[0].sha256, crate::digest::sha256_hex(text));
         out

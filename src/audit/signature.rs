@@ -3,7 +3,10 @@
 //! `nonce`, `from`, `chain_id`) and the HMAC of the one it does not (`signed_tx`, the raw
 //! transaction), which only the device's salt can make.
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::Text;
 
 /// One signature from one audit line, kept small: memory grows with the signatures, not with
 /// the log.
@@ -26,6 +29,29 @@ pub enum Entry {
     Signed { request_id: String, sig: Signature },
     /// A sign-tx response of the account that cannot be read, and why.
     Unreadable(String),
+    /// Not an audit entry at all (not JSON, cut off, another shape), and why.
+    Malformed(String),
+}
+
+/// The few fields of an audit entry the reconcile reads; serde skips the rest without keeping
+/// it.
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    request: Option<RawRequest>,
+    response: Option<RawResponse>,
+}
+
+#[derive(Deserialize)]
+struct RawRequest {
+    id: Option<String>,
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawResponse {
+    data: Option<Map<String, Value>>,
 }
 
 /// `path`: `MOUNT/accounts/NAME/sign-tx`.
@@ -33,22 +59,38 @@ pub fn sign_path(mount: &str, account: &str) -> String {
     format!("{}/accounts/{account}/sign-tx", mount.trim_matches('/'))
 }
 
-pub fn entry(v: &Value, sign_path: &str) -> Entry {
-    if v["type"] != "response" || v["request"]["path"].as_str() != Some(sign_path) {
+/// What the line `text` is. Only a line that holds `sign_path` is read into fields; every
+/// other is only checked to be JSON.
+pub fn entry(text: Text<'_>, sign_path: &str) -> Entry {
+    if memchr::memmem::find(text.bytes, sign_path.as_bytes()).is_none() {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(text.bytes) {
+            Ok(_) if text.bytes.first() == Some(&b'{') => Entry::Other,
+            Ok(_) => Entry::Malformed("not a JSON object".into()),
+            Err(e) => Entry::Malformed(text.not_json(&e)),
+        };
+    }
+    let raw: Raw = match serde_json::from_slice(text.bytes) {
+        Ok(r) => r,
+        Err(e) if e.is_syntax() || e.is_eof() => return Entry::Malformed(text.not_json(&e)),
+        Err(e) => return Entry::Malformed(format!("not an audit entry ({e})")),
+    };
+    let Some(request) = raw.request else {
+        return Entry::Other;
+    };
+    if raw.kind.as_deref() != Some("response") || request.path.as_deref() != Some(sign_path) {
         return Entry::Other;
     }
-    let data = &v["response"]["data"];
-    if !data.is_object() || data.get("error").is_some() || data.get("tx_hash").is_none() {
+    let Some(data) = raw.response.and_then(|r| r.data).map(Value::Object) else {
+        return Entry::Other;
+    };
+    if data.get("error").is_some() || data.get("tx_hash").is_none() {
         return Entry::Other;
     }
-    let Some(request_id) = v["request"]["id"].as_str().filter(|s| !s.is_empty()) else {
+    let Some(request_id) = request.id.filter(|s| !s.is_empty()) else {
         return Entry::Unreadable("a sign-tx response without a request id".into());
     };
-    match signature(data) {
-        Ok(sig) => Entry::Signed {
-            request_id: request_id.to_owned(),
-            sig,
-        },
+    match signature(&data) {
+        Ok(sig) => Entry::Signed { request_id, sig },
         Err(why) => Entry::Unreadable(why),
     }
 }
@@ -114,6 +156,17 @@ mod tests {
         })
     }
 
+    fn of(v: &Value, path: &str) -> Entry {
+        let text = v.to_string();
+        entry(
+            Text {
+                bytes: text.as_bytes(),
+                ended: true,
+            },
+            path,
+        )
+    }
+
     fn good() -> Value {
         json!({
             "chain_id": 1, "from": "0xa3a593e95ce8E04bbA8f2589f5A3A7076e06741D", "nonce": 7,
@@ -125,7 +178,7 @@ mod tests {
     #[test]
     fn a_sign_tx_response_is_a_signature() {
         let p = sign_path("ethereum", "authority");
-        let Entry::Signed { request_id, sig } = entry(&response(good()), &p) else {
+        let Entry::Signed { request_id, sig } = of(&response(good()), &p) else {
             panic!("not read");
         };
         assert_eq!(request_id, "r1");
@@ -140,12 +193,49 @@ mod tests {
         let p = sign_path("ethereum", "authority");
         let mut req = response(good());
         req["type"] = json!("request");
-        assert_eq!(entry(&req, &p), Entry::Other);
+        assert_eq!(of(&req, &p), Entry::Other);
         assert_eq!(
-            entry(&response(good()), "ethereum/accounts/other/sign-tx"),
+            of(&response(good()), "ethereum/accounts/other/sign-tx"),
             Entry::Other
         );
-        assert_eq!(entry(&response(json!({ "error": "no" })), &p), Entry::Other);
+        assert_eq!(of(&response(json!({ "error": "no" })), &p), Entry::Other);
+    }
+
+    #[test]
+    fn a_line_that_is_not_an_entry_is_malformed() {
+        let p = sign_path("ethereum", "authority");
+        let cut = response(good()).to_string();
+        let cut = &cut[..cut.len() / 2];
+        let e = entry(
+            Text {
+                bytes: cut.as_bytes(),
+                ended: false,
+            },
+            &p,
+        );
+        assert!(
+            matches!(e, Entry::Malformed(ref w) if w.starts_with("truncated")),
+            "{e:?}"
+        );
+        let e = entry(
+            Text {
+                bytes: b"[1]",
+                ended: true,
+            },
+            &p,
+        );
+        assert_eq!(e, Entry::Malformed("not a JSON object".into()));
+        let e = entry(
+            Text {
+                bytes: b"{\"x\":",
+                ended: true,
+            },
+            &p,
+        );
+        assert!(
+            matches!(e, Entry::Malformed(ref w) if w.starts_with("not JSON")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -153,7 +243,7 @@ mod tests {
         let p = sign_path("ethereum", "authority");
         let mut d = good();
         d["nonce"] = json!("hmac-sha256:1234");
-        let Entry::Unreadable(why) = entry(&response(d), &p) else {
+        let Entry::Unreadable(why) = of(&response(d), &p) else {
             panic!("read");
         };
         assert!(why.contains("nonce is HMAC-ed"), "{why}");

@@ -139,14 +139,15 @@ pub async fn reconcile(input: Input<'_>) -> Result<Reconciliation> {
     let mut sigs: Vec<(At, Signature)> = Vec::new();
     let mut first_seen: HashMap<String, At> = HashMap::new();
     let mut log_lines = 0u64;
-    let files = read_logs(input.logs, |at, parsed| {
+    let files = read_logs(input.logs, |at, text| {
         log_lines += 1;
-        let v = match parsed {
-            Ok(v) => v,
+        let text = match text {
+            Ok(t) => t,
             Err(why) => return bad.add(at, why),
         };
-        match entry(&v, &path) {
+        match entry(text, &path) {
             Entry::Other => {}
+            Entry::Malformed(why) => bad.add(at, why),
             Entry::Unreadable(why) => bad.add(at, format!("a {path} response: {why}")),
             Entry::Signed { request_id, sig } => match first_seen.get(&request_id) {
                 Some(first) => {
