@@ -153,6 +153,32 @@ fn reconcile_accounts_for_every_mined_nonce_and_names_what_the_logs_do_not_expla
             .contains("every mined nonce")
     );
 
+    // A witness's token (update on sys/audit-hash/file, read on the account, no sudo) proves
+    // the same.
+    let root_api = Api::new(&cl, 0, &root);
+    root_api.ok(
+        "PUT",
+        "sys/policies/acl/reconcile-witness",
+        Some(json!({ "policy": "path \"sys/audit-hash/file\" { capabilities = [\"update\"] }\n\
+                               path \"ethereum/accounts/authority\" { capabilities = [\"read\"] }" })),
+    );
+    let (status, v) = root_api.write(
+        "auth/token/create",
+        json!({ "policies": ["reconcile-witness"], "no_default_policy": true }),
+    );
+    assert_eq!(status, 200, "{v}");
+    let witness_token = dir.join("witness.token");
+    std::fs::write(&witness_token, v["auth"]["client_token"].as_str().unwrap()).unwrap();
+    let r = reconcile(
+        &Custody::for_cluster(dir, &cl).with_token_file(&witness_token),
+        &[&log],
+        &anvil.url,
+        &[],
+    );
+    r.expect(0);
+    assert_eq!(r.json()["proof"], "audit-hash");
+    assert_eq!(r.json()["explained"], 3);
+
     // Without a token: the same counts, said unproven.
     let witness = Custody::new(dir);
     let r = reconcile(&witness, &[&log], &anvil.url, &[]);

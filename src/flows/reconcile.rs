@@ -337,8 +337,8 @@ async fn proven(
             crate::flows::node_error(
                 &format!(
                     "hashing the mined transactions with the audit device {} on {} \
-                     (sys/audit-hash needs a token with sudo on it)",
-                    p.device, p.addr
+                     (the token needs update on sys/audit-hash/{})",
+                    p.device, p.addr, p.device
                 ),
                 e,
             )
