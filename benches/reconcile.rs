@@ -144,6 +144,28 @@ fn main() {
         assert!(got.iter().all(|r| r.as_ref().is_ok_and(|v| !v.is_null())));
         el
     });
+    // Where custody's time goes: the log read alone, and the chain lookups it makes.
+    let read_alone = median(|| {
+        let path = custody::audit::sign_path("ethereum", "authority");
+        let t = Instant::now();
+        let mut signed = 0usize;
+        custody::audit::read_logs(std::slice::from_ref(&copy), |_, text| {
+            if let Ok(text) = text
+                && let custody::audit::Entry::Signed { .. } = custody::audit::entry(text, &path)
+            {
+                signed += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(signed, count);
+        t.elapsed()
+    });
+    let lookups = median(|| {
+        let t = Instant::now();
+        let got = rt.block_on(rpc.transactions(&hashes)).unwrap();
+        assert!(got.iter().all(Option::is_some));
+        t.elapsed()
+    });
     let witness = Custody::new(dir);
     let token_file = dir.join("reconcile-bench-root.token");
     let operator = Custody::for_cluster(dir, &cl).with_token_file(&token_file);
@@ -180,6 +202,18 @@ fn main() {
         "eth_getTransactionReceipt × N (batched)",
         receipts.as_secs_f64(),
         "1.00"
+    );
+    println!(
+        "{:<44} {:>10.2} {:>8.2}",
+        "part: the log read and parsed, in process",
+        read_alone.as_secs_f64(),
+        ratio(read_alone)
+    );
+    println!(
+        "{:<44} {:>10.2} {:>8.2}",
+        "part: eth_getTransactionByHash × N",
+        lookups.as_secs_f64(),
+        ratio(lookups)
     );
     println!(
         "{:<44} {:>10.2} {:>8.2}",

@@ -27,24 +27,55 @@ impl Rpc {
         method: &str,
         params: Vec<Value>,
     ) -> Result<Vec<std::result::Result<Value, String>>> {
-        let mut out = Vec::with_capacity(params.len());
-        let mut chunks = params.chunks(BATCH).map(<[Value]>::to_vec).peekable();
-        while chunks.peek().is_some() {
-            let mut set = tokio::task::JoinSet::new();
-            for (i, chunk) in chunks.by_ref().take(IN_FLIGHT).enumerate() {
-                let rpc = self.clone();
-                let method = method.to_owned();
-                set.spawn(async move { (i, rpc.one_batch(&method, chunk).await) });
+        self.batch_map(method, params, |_, a| Ok(a)).await
+    }
+
+    /// `method` with each of `params`, each answer turned by `convert` (given the call's
+    /// index) as its batch arrives, so that only the converted values are kept; [`IN_FLIGHT`]
+    /// batches of [`BATCH`] calls in flight, a new one sent as each is answered.
+    pub async fn batch_map<T: Send + 'static>(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+        convert: fn(usize, std::result::Result<Value, String>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let total = params.len();
+        let mut chunks = params
+            .chunks(BATCH)
+            .map(<[Value]>::to_vec)
+            .enumerate()
+            .collect::<Vec<_>>()
+            .into_iter();
+        drop(params);
+        let mut done: Vec<Option<Vec<T>>> = (0..total.div_ceil(BATCH)).map(|_| None).collect();
+        let mut set = tokio::task::JoinSet::new();
+        let spawn = |set: &mut tokio::task::JoinSet<_>, (i, chunk): (usize, Vec<Value>)| {
+            let rpc = self.clone();
+            let method = method.to_owned();
+            set.spawn(async move {
+                let answers = rpc.one_batch(&method, chunk).await?;
+                let converted = answers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, a)| convert(i * BATCH + j, a))
+                    .collect::<Result<Vec<T>>>()?;
+                Ok::<_, Error>((i, converted))
+            });
+        };
+        for chunk in chunks.by_ref().take(IN_FLIGHT) {
+            spawn(&mut set, chunk);
+        }
+        while let Some(joined) = set.join_next().await {
+            let (i, converted) =
+                joined.map_err(|e| Error::internal(format!("a JSON-RPC batch's task: {e}")))??;
+            done[i] = Some(converted);
+            if let Some(chunk) = chunks.next() {
+                spawn(&mut set, chunk);
             }
-            let mut done: Vec<Option<Result<Vec<_>>>> = (0..set.len()).map(|_| None).collect();
-            while let Some(joined) = set.join_next().await {
-                let (i, r) =
-                    joined.map_err(|e| Error::internal(format!("a JSON-RPC batch's task: {e}")))?;
-                done[i] = Some(r);
-            }
-            for r in done {
-                out.extend(r.ok_or_else(|| Error::internal("a JSON-RPC batch gave no answer"))??);
-            }
+        }
+        let mut out = Vec::with_capacity(total);
+        for d in done {
+            out.extend(d.ok_or_else(|| Error::internal("a JSON-RPC batch gave no answer"))?);
         }
         Ok(out)
     }
@@ -110,57 +141,39 @@ impl Rpc {
     /// `eth_getTransactionByHash` of each hash: the transaction, or `None` where the node
     /// knows none.
     pub async fn transactions(&self, hashes: &[[u8; 32]]) -> Result<Vec<Option<ChainTx>>> {
-        let params = hashes
-            .iter()
-            .map(|h| json!([format!("0x{}", hex::encode(h))]))
-            .collect();
-        let answers = self.batch("eth_getTransactionByHash", params).await?;
-        answers
-            .into_iter()
-            .zip(hashes)
-            .map(|(a, h)| {
-                let what = || format!("eth_getTransactionByHash 0x{}", hex::encode(h));
-                let v = a.map_err(|e| {
-                    Error::failed(format!("{}: the node answered an error: {e}", what()))
-                })?;
-                if v.is_null() {
-                    return Ok(None);
-                }
-                let from = data(&v["from"]).map_err(|e| e.doing(what()))?;
-                let from = <[u8; 20]>::try_from(from)
-                    .map_err(|_| Error::failed(format!("{}: no sender address", what())))?;
-                Ok(Some(ChainTx {
-                    from,
-                    nonce: quantity(&v["nonce"]).map_err(|e| e.doing(what()))?,
-                    mined: !v["blockNumber"].is_null(),
-                }))
-            })
-            .collect()
+        self.batch_map("eth_getTransactionByHash", by_hash(hashes), |_, a| {
+            let what = "eth_getTransactionByHash";
+            let v =
+                a.map_err(|e| Error::failed(format!("{what}: the node answered an error: {e}")))?;
+            if v.is_null() {
+                return Ok(None);
+            }
+            let from = data(&v["from"]).map_err(|e| e.doing(what))?;
+            let from = <[u8; 20]>::try_from(from)
+                .map_err(|_| Error::failed(format!("{what}: no sender address")))?;
+            Ok(Some(ChainTx {
+                from,
+                nonce: quantity(&v["nonce"]).map_err(|e| e.doing(what))?,
+                mined: !v["blockNumber"].is_null(),
+            }))
+        })
+        .await
     }
 
     /// `eth_getRawTransactionByHash` of each hash: the signed transaction as `0x…` hex, or
     /// `None` where the node knows none.
     pub async fn raw_transactions(&self, hashes: &[[u8; 32]]) -> Result<Vec<Option<String>>> {
-        let params = hashes
-            .iter()
-            .map(|h| json!([format!("0x{}", hex::encode(h))]))
-            .collect();
-        let answers = self.batch("eth_getRawTransactionByHash", params).await?;
-        answers
-            .into_iter()
-            .zip(hashes)
-            .map(|(a, h)| {
-                let what = || format!("eth_getRawTransactionByHash 0x{}", hex::encode(h));
-                let v = a.map_err(|e| {
-                    Error::failed(format!("{}: the node answered an error: {e}", what()))
-                })?;
-                if v.is_null() {
-                    return Ok(None);
-                }
-                let bytes = data(&v).map_err(|e| e.doing(what()))?;
-                Ok(Some(format!("0x{}", hex::encode(bytes))))
-            })
-            .collect()
+        self.batch_map("eth_getRawTransactionByHash", by_hash(hashes), |_, a| {
+            let what = "eth_getRawTransactionByHash";
+            let v =
+                a.map_err(|e| Error::failed(format!("{what}: the node answered an error: {e}")))?;
+            if v.is_null() {
+                return Ok(None);
+            }
+            let bytes = data(&v).map_err(|e| e.doing(what))?;
+            Ok(Some(format!("0x{}", hex::encode(bytes))))
+        })
+        .await
     }
 
     /// The hash of the transaction `address` sent with each nonce, where the node answers
@@ -175,16 +188,18 @@ impl Rpc {
             .iter()
             .map(|n| json!([address, format!("{n:#x}")]))
             .collect();
-        let answers = self
-            .batch("ots_getTransactionBySenderAndNonce", params)
-            .await?;
-        Ok(answers
-            .into_iter()
-            .map(|a| {
-                a.ok()
-                    .and_then(|v| data(&v).ok())
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            })
-            .collect())
+        self.batch_map("ots_getTransactionBySenderAndNonce", params, |_, a| {
+            Ok(a.ok()
+                .and_then(|v| data(&v).ok())
+                .and_then(|b| <[u8; 32]>::try_from(b).ok()))
+        })
+        .await
     }
+}
+
+fn by_hash(hashes: &[[u8; 32]]) -> Vec<Value> {
+    hashes
+        .iter()
+        .map(|h| json!([format!("0x{}", hex::encode(h))]))
+        .collect()
 }
