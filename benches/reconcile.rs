@@ -160,12 +160,6 @@ fn main() {
         assert_eq!(signed, count);
         t.elapsed()
     });
-    let lookups = median(|| {
-        let t = Instant::now();
-        let got = rt.block_on(rpc.transactions(&hashes)).unwrap();
-        assert!(got.iter().all(Option::is_some));
-        t.elapsed()
-    });
     let witness = Custody::new(dir);
     let token_file = dir.join("reconcile-bench-root.token");
     let operator = Custody::for_cluster(dir, &cl).with_token_file(&token_file);
@@ -208,12 +202,6 @@ fn main() {
         "part: the log read and parsed, in process",
         read_alone.as_secs_f64(),
         ratio(read_alone)
-    );
-    println!(
-        "{:<44} {:>10.2} {:>8.2}",
-        "part: eth_getTransactionByHash × N",
-        lookups.as_secs_f64(),
-        ratio(lookups)
     );
     println!(
         "{:<44} {:>10.2} {:>8.2}",

@@ -1,24 +1,15 @@
 //! Batched JSON-RPC (one HTTP request carries many calls, several requests in flight): the
-//! transactions behind many hashes at once, so the reconcile's cost grows with the signatures
+//! receipts and raw transactions behind many hashes at once, so the reconcile's cost grows with the signatures
 //! it checks, not with the chain's blocks.
 
 use serde_json::{Value, json};
 
-use super::{Rpc, data, quantity};
+use super::{Rpc, data};
 use crate::error::{Context as _, Error, Kind, Result};
 
 /// Calls per HTTP request, and requests in flight at once.
 pub const BATCH: usize = 250;
 pub const IN_FLIGHT: usize = 4;
-
-/// A transaction as the chain holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainTx {
-    pub from: [u8; 20],
-    pub nonce: u64,
-    /// In a block (else pending in the node's pool).
-    pub mined: bool,
-}
 
 impl Rpc {
     /// `method` with each of `params`, in order: each call's `result`, or its error's text.
@@ -138,24 +129,20 @@ impl Rpc {
             .collect()
     }
 
-    /// `eth_getTransactionByHash` of each hash: the transaction, or `None` where the node
-    /// knows none.
-    pub async fn transactions(&self, hashes: &[[u8; 32]]) -> Result<Vec<Option<ChainTx>>> {
-        self.batch_map("eth_getTransactionByHash", by_hash(hashes), |_, a| {
-            let what = "eth_getTransactionByHash";
+    /// `eth_getTransactionReceipt` of each hash: the sender of the transaction mined under
+    /// it, or `None` where none is mined (unknown, or pending).
+    pub async fn mined_senders(&self, hashes: &[[u8; 32]]) -> Result<Vec<Option<[u8; 20]>>> {
+        self.batch_map("eth_getTransactionReceipt", by_hash(hashes), |_, a| {
+            let what = "eth_getTransactionReceipt";
             let v =
                 a.map_err(|e| Error::failed(format!("{what}: the node answered an error: {e}")))?;
-            if v.is_null() {
+            if v.is_null() || v["blockNumber"].is_null() {
                 return Ok(None);
             }
             let from = data(&v["from"]).map_err(|e| e.doing(what))?;
-            let from = <[u8; 20]>::try_from(from)
-                .map_err(|_| Error::failed(format!("{what}: no sender address")))?;
-            Ok(Some(ChainTx {
-                from,
-                nonce: quantity(&v["nonce"]).map_err(|e| e.doing(what))?,
-                mined: !v["blockNumber"].is_null(),
-            }))
+            Ok(Some(<[u8; 20]>::try_from(from).map_err(|_| {
+                Error::failed(format!("{what}: no sender address"))
+            })?))
         })
         .await
     }

@@ -205,42 +205,63 @@ pub async fn reconcile(input: Input<'_>) -> Result<Reconciliation> {
     let mined_nonces = mined.saturating_sub(input.since_nonce);
 
     let equivocations = equivocations(&mut sigs, &bad);
-    let mut hashes: Vec<[u8; 32]> = sigs.iter().map(|(_, s)| s.tx_hash).collect();
+    // One claimed nonce per transaction: a hash can explain only the nonce it was signed at.
+    let mut by_hash: HashMap<[u8; 32], (usize, u64)> = HashMap::with_capacity(sigs.len());
+    for (i, (at, s)) in sigs.iter().enumerate() {
+        match by_hash.get(&s.tx_hash) {
+            Some((_, nonce)) if *nonce != s.nonce => bad.add(
+                *at,
+                format!(
+                    "it puts {} at nonce {}, another line at nonce {nonce}",
+                    hash_text(&s.tx_hash),
+                    s.nonce
+                ),
+            ),
+            Some(_) => {}
+            None => {
+                by_hash.insert(s.tx_hash, (i, s.nonce));
+            }
+        }
+    }
+    let mut hashes: Vec<[u8; 32]> = by_hash.keys().copied().collect();
     hashes.sort_unstable();
-    hashes.dedup();
-    let txs = input.rpc.transactions(&hashes).await?;
-    let on_chain: HashMap<[u8; 32], crate::chain::ChainTx> = hashes
+    let senders = input.rpc.mined_senders(&hashes).await?;
+    let mined_from: HashMap<[u8; 32], [u8; 20]> = hashes
         .iter()
-        .zip(txs)
-        .filter_map(|(h, t)| Some((*h, t?)))
+        .zip(senders)
+        .filter_map(|(h, f)| Some((*h, f?)))
         .collect();
     drop(hashes);
 
     let mut unmined = Vec::new();
-    // The signatures whose transaction is mined from the account in range: (index, chain nonce).
+    // One signature per mined transaction of the account in range: (index, its nonce).
     let mut candidates: Vec<(usize, u64)> = Vec::new();
     for (i, (at, s)) in sigs.iter().enumerate() {
-        match on_chain.get(&s.tx_hash) {
-            Some(tx) if tx.mined && tx.from != address => bad.add(
+        match mined_from.get(&s.tx_hash) {
+            Some(from) if *from != address => bad.add(
                 *at,
                 format!(
                     "its tx_hash {} is a transaction from {}, not {shown}",
                     hash_text(&s.tx_hash),
-                    checksum(&tx.from)
+                    checksum(from)
                 ),
             ),
-            Some(tx) if tx.mined => {
-                if tx.nonce >= input.since_nonce && tx.nonce < mined {
-                    candidates.push((i, tx.nonce));
+            Some(_) => {
+                if by_hash.get(&s.tx_hash).map(|(first, _)| *first) == Some(i)
+                    && s.nonce >= input.since_nonce
+                    && s.nonce < mined
+                {
+                    candidates.push((i, s.nonce));
                 }
             }
-            _ => unmined.push(NonceTx {
+            None => unmined.push(NonceTx {
                 nonce: s.nonce,
                 tx_hash: Some(hash_text(&s.tx_hash)),
             }),
         }
     }
-    drop(on_chain);
+    drop(mined_from);
+    drop(by_hash);
     unmined.sort_by(|a, b| (a.nonce, &a.tx_hash).cmp(&(b.nonce, &b.tx_hash)));
 
     let proof = match &input.prover {
@@ -362,8 +383,22 @@ async fn proven(
                 "its signed_tx is logged in clear: nothing proves the line the server's own \
                  (take signed_tx out of the mount's audit_non_hmac_response_keys)",
             ),
-            (Some(logged), Some(_)) if device.as_deref() == Some(logged.as_slice()) => {
-                out.push((i, nonce));
+            (Some(logged), Some(raw)) if device.as_deref() == Some(logged.as_slice()) => {
+                let raw_nonce = hex::decode(raw.trim_start_matches("0x"))
+                    .ok()
+                    .and_then(|b| crate::chain::rlp::tx_nonce(&b));
+                if raw_nonce == Some(nonce) {
+                    out.push((i, nonce));
+                } else {
+                    bad.add(
+                        *at,
+                        format!(
+                            "it puts {} at nonce {nonce}; the transaction's nonce is {}",
+                            hash_text(&s.tx_hash),
+                            raw_nonce.map_or("unreadable".into(), |n| n.to_string())
+                        ),
+                    );
+                }
             }
             (Some(_), Some(_)) => bad.add(
                 *at,
