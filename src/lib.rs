@@ -1,6 +1,7 @@
 //! custody: the ceremony tool for the people who guard an Ethereum Authority key inside
 //! HashiCorp Vault or OpenBao.
 
+pub mod audit;
 pub mod ceremony;
 pub mod chain;
 pub mod cli;

@@ -54,6 +54,17 @@ impl Rpcs {
         })
     }
 
+    /// The one RPC given, for a command that reads through one (exit 2 when several are).
+    pub fn one(&self, flag: &str) -> Result<Rpc> {
+        match self.each.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(Error::usage(format!(
+                "{flag}: give one RPC here ({} given)",
+                self.each.len()
+            ))),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.each.len()
     }

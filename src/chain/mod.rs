@@ -4,10 +4,13 @@
 
 pub mod abi;
 mod agree;
+mod batch;
 pub mod bytecode;
+pub mod rlp;
 mod url;
 
 pub use agree::{ChainNonces, ContractSeen, Rpcs};
+pub use batch::{BATCH, IN_FLIGHT};
 pub use url::{ENV as RPC_URL_ENV, Gathered, RpcUrl, Sources, redacted};
 
 use std::time::Duration;

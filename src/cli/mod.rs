@@ -126,6 +126,10 @@ pub enum Command {
     },
     /// Run the whole lifecycle on throwaway local clusters and say what it proved
     Rehearse(RehearseArgs),
+    /// Was every transaction the account sent signed through the plugin? The chain's nonces
+    /// against the audit logs' signatures (exit 3: a nonce no signature explains, or two
+    /// payloads signed at one nonce)
+    Reconcile(ReconcileArgs),
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +349,34 @@ pub enum WalletCommand {
         #[arg(long, value_name = "FILE")]
         rpc_file: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// An audit log the file device wrote (one JSON object a line), once per file: every
+    /// node's, and both clusters' after a cutover
+    #[arg(long = "audit-log", value_name = "FILE", required = true)]
+    pub audit_log: Vec<PathBuf>,
+    /// The chain's JSON-RPC (https://, or http:// to a loopback address) [default:
+    /// CUSTODY_RPC_URL]
+    #[arg(long, value_name = "URL")]
+    pub rpc: Vec<String>,
+    /// A file holding the JSON-RPC URL (keeps an API key out of argv)
+    #[arg(long, value_name = "FILE")]
+    pub rpc_file: Option<PathBuf>,
+    /// The account whose transactions are reconciled
+    #[arg(long, value_name = "NAME")]
+    pub account: String,
+    /// Where the plugin is mounted
+    #[arg(long, default_value = "ethereum")]
+    pub mount: String,
+    /// Reconcile the nonces from N on (the ones before were reconciled already)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub since_nonce: u64,
+    /// The audit device that wrote the logs: with a token, each explaining line is proven the
+    /// server's own by its sys/audit-hash
+    #[arg(long, value_name = "PATH", default_value = "file")]
+    pub audit_device: String,
 }
 
 #[derive(Debug, Args)]

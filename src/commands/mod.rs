@@ -10,6 +10,7 @@ pub mod holders;
 pub mod init;
 pub mod man;
 pub mod plugin;
+pub mod reconcile;
 pub mod rehearse;
 pub mod root;
 pub mod rotate_shares;
@@ -139,5 +140,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Completions { shell } => ctx.ui.raw(&completions::completions(shell)),
         Command::Rehearse(args) => rehearse::run(&ctx, &args).await,
+        Command::Reconcile(args) => reconcile::run(&ctx, &args).await,
     }
 }

@@ -13,6 +13,7 @@ pub mod new_holders;
 pub mod nodes;
 pub mod nonce_jump;
 pub mod raft_peers;
+pub mod reconcile;
 pub mod recorded;
 pub mod report;
 pub mod root_generation;

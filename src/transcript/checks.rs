@@ -145,6 +145,25 @@ fn of_line(e: &Value) -> Vec<(String, bool, String)> {
                 );
             }
         }
+        ("reconcile", "reconcile") => add(
+            "every mined nonce of the account is explained by an audited signature",
+            f["passed"].as_bool().unwrap_or(false),
+            format!(
+                "{} {} on chain {}: {} of {} mined nonce(s) explained from nonce {}, {} \
+                 unexplained, {} equivocation(s), {} unmined, {} bad line(s); proof {}",
+                text(&f["account"]),
+                text(&f["address"]),
+                f["chain_id"],
+                f["explained"],
+                f["mined_nonces"],
+                f["since_nonce"],
+                f["unexplained_count"],
+                f["equivocations_count"],
+                f["unmined_count"],
+                f["bad_lines_total"],
+                text(&f["proof"])
+            ),
+        ),
         (_, "restore") => add(
             "the bytes sent are the bytes verified",
             f["sent_sha256"] == f["sha256"],

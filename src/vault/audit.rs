@@ -45,6 +45,9 @@ impl AuditDevice {
 /// an audit log accounts for every signature: the account is in the request's path (never
 /// hashed); `to`, `nonce`, `chain_id` in the request; `tx_hash`, `nonce`, `from` in the response.
 pub const SIGNER_CLEAR_REQUEST_KEYS: &[&str] = &["to", "nonce", "chain_id"];
+/// `sys/audit-hash` requests in flight at once in [`Vault::audit_hashes`].
+pub const AUDIT_HASH_LANES: usize = 16;
+
 pub const SIGNER_CLEAR_RESPONSE_KEYS: &[&str] = &["tx_hash", "nonce", "from", "chain_id"];
 
 impl Vault {
@@ -78,6 +81,43 @@ impl Vault {
             )
             .await?;
         Ok(data_of(v)["hash"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Each of `inputs` hashed by the device at `path`, in order, [`AUDIT_HASH_LANES`] requests
+    /// in flight at once.
+    pub async fn audit_hashes(
+        &self,
+        addr: &Addr,
+        device: &str,
+        inputs: Vec<String>,
+    ) -> NodeResult<Vec<String>> {
+        let inputs = std::sync::Arc::new(inputs);
+        let mut set = tokio::task::JoinSet::new();
+        for lane in 0..AUDIT_HASH_LANES.min(inputs.len()) {
+            let (vault, addr, device, inputs) = (
+                self.clone(),
+                addr.clone(),
+                device.to_owned(),
+                inputs.clone(),
+            );
+            set.spawn(async move {
+                let mut out = Vec::new();
+                for i in (lane..inputs.len()).step_by(AUDIT_HASH_LANES) {
+                    out.push((i, vault.audit_hash(&addr, &device, &inputs[i]).await?));
+                }
+                Ok::<_, super::client::NodeError>(out)
+            });
+        }
+        let mut hashes = vec![String::new(); inputs.len()];
+        while let Some(joined) = set.join_next().await {
+            let lane = joined.map_err(|e| {
+                super::client::NodeError::Decode(format!("an audit-hash task failed: {e}"))
+            })??;
+            for (i, h) in lane {
+                hashes[i] = h;
+            }
+        }
+        Ok(hashes)
     }
 
     /// The mount's tuning: among it `audit_non_hmac_request_keys` and

@@ -1,0 +1,224 @@
+//! `custody reconcile` against the chain queries it cannot do without, on one OpenBao and one
+//! anvil in one run.
+//!
+//!   scripts/bench                       (runs this last)
+//!   cargo bench --bench reconcile -- [--count N]     (default 100000)
+//!
+//! N transfers are signed through the plugin (audited by the node's file device, the mount
+//! tuned to log the accounting fields in clear) and mined on anvil (700 a block, under the
+//! block's gas target so the base fee stays put). Then, each the median of three runs:
+//! - the baseline: batched `eth_getTransactionReceipt` of the N hashes alone (custody's batch
+//!   client: the same batch size and requests in flight), which any reconcile must ask;
+//! - `custody reconcile` without a token (lines taken as written);
+//! - `custody reconcile` with a token: each explaining line proven the server's own
+//!   (`eth_getRawTransactionByHash` and one `sys/audit-hash` per mined signature).
+//!
+//! It prints each time, its ratio to the baseline (the goal: custody adds at most 25 %), the
+//! log's size and the reconcile's peak memory (max RSS), which must not grow with the log.
+
+use custody_test_support as support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use support::plugin::{Anvil, Api, RECIPIENT, authority_cluster};
+use support::{Custody, Run};
+
+/// Transactions a block: 700 × 21000 gas stays under the 15M gas target.
+const PER_BLOCK: usize = 700;
+/// Signing requests in flight at once while preparing.
+const CLIENTS: usize = 32;
+
+fn count_arg() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--count")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse().expect("--count N"))
+        .unwrap_or(100_000)
+}
+
+fn median(mut f: impl FnMut() -> Duration) -> Duration {
+    let mut v: Vec<Duration> = (0..3).map(|_| f()).collect();
+    v.sort();
+    v[1]
+}
+
+/// Max RSS (KiB) of the children waited for so far.
+fn children_max_rss_kib() -> i64 {
+    // SAFETY: getrusage writes into the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    u.ru_maxrss
+}
+
+fn main() {
+    let count = count_arg();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let t_setup = Instant::now();
+    let (cl, root, _keys, signer, address) = authority_cluster("reconcile-bench", dir);
+    Api::new(&cl, 0, &root).ok(
+        "POST",
+        "sys/mounts/ethereum/tune",
+        Some(json!({
+            "audit_non_hmac_request_keys": ["to", "nonce", "chain_id"],
+            "audit_non_hmac_response_keys": ["tx_hash", "nonce", "from", "chain_id"],
+        })),
+    );
+    let anvil = Anvil::start(1);
+    anvil.rpc(
+        "anvil_setBalance",
+        json!([address, "0xd3c21bcecceda1000000"]),
+    );
+    anvil.rpc("evm_setAutomine", json!([false]));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rpc = custody::chain::Rpc::new(&anvil.url).unwrap();
+    let api = Api::new(&cl, 0, &signer);
+    let body = json!({ "to": RECIPIENT, "gas": 21000, "max_fee_per_gas": "100000000000",
+                       "max_priority_fee_per_gas": "1" });
+    let mut hashes: Vec<[u8; 32]> = Vec::with_capacity(count);
+    let mut signed_total = Duration::ZERO;
+    while hashes.len() < count {
+        let n = PER_BLOCK.min(count - hashes.len());
+        let t = Instant::now();
+        let mut answers = Vec::with_capacity(n);
+        while answers.len() < n {
+            let calls = (0..CLIENTS.min(n - answers.len()))
+                .map(|_| {
+                    (
+                        "POST".to_owned(),
+                        "ethereum/accounts/authority/sign-tx".to_owned(),
+                        Some(body.clone()),
+                    )
+                })
+                .collect();
+            answers.extend(api.concurrent(calls));
+        }
+        signed_total += t.elapsed();
+        let mut raws = Vec::with_capacity(n);
+        for (status, v) in answers {
+            assert_eq!(status, 200, "sign-tx: {v}");
+            raws.push(json!([v["data"]["signed_tx"]]));
+            let h = hex::decode(&v["data"]["tx_hash"].as_str().unwrap()[2..]).unwrap();
+            hashes.push(h.try_into().unwrap());
+        }
+        let sent = rt
+            .block_on(rpc.batch("eth_sendRawTransaction", raws))
+            .unwrap();
+        assert!(
+            sent.iter().all(Result::is_ok),
+            "a transaction was refused: {sent:?}"
+        );
+        anvil.rpc("evm_mine", json!([]));
+    }
+    let mined = anvil.rpc("eth_getTransactionCount", json!([address, "latest"]));
+    assert_eq!(
+        u64::from_str_radix(mined.as_str().unwrap().trim_start_matches("0x"), 16).unwrap(),
+        count as u64,
+        "every transaction mined"
+    );
+    let log = cl.nodes[0].audit_log();
+    // The reconciles read a copy, so that every run reads the same bytes.
+    let copy = dir.join("audit-copy.log");
+    std::fs::copy(&log, &copy).unwrap();
+    let log_mb = std::fs::metadata(&copy).unwrap().len() as f64 / 1e6;
+    eprintln!(
+        "prepared {count} audited signatures mined on anvil in {:.0} s (signing {:.0} s, {:.0}/s)",
+        t_setup.elapsed().as_secs_f64(),
+        signed_total.as_secs_f64(),
+        count as f64 / signed_total.as_secs_f64()
+    );
+
+    let receipts = median(|| {
+        let params: Vec<Value> = hashes
+            .iter()
+            .map(|h| json!([format!("0x{}", hex::encode(h))]))
+            .collect();
+        let t = Instant::now();
+        let got = rt
+            .block_on(rpc.batch("eth_getTransactionReceipt", params))
+            .unwrap();
+        let el = t.elapsed();
+        assert!(got.iter().all(|r| r.as_ref().is_ok_and(|v| !v.is_null())));
+        el
+    });
+    // Where custody's time goes: the log read alone, and the chain lookups it makes.
+    let read_alone = median(|| {
+        let path = custody::audit::sign_path("ethereum", "authority");
+        let t = Instant::now();
+        let mut signed = 0usize;
+        custody::audit::read_logs(std::slice::from_ref(&copy), |_, text| {
+            if let Ok(text) = text
+                && let custody::audit::Entry::Signed { .. } = custody::audit::entry(text, &path)
+            {
+                signed += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(signed, count);
+        t.elapsed()
+    });
+    let witness = Custody::new(dir);
+    let token_file = dir.join("reconcile-bench-root.token");
+    let operator = Custody::for_cluster(dir, &cl).with_token_file(&token_file);
+    let run = |c: &Custody| {
+        let t = Instant::now();
+        let r: Run = c.run(&[
+            "--format",
+            "json",
+            "reconcile",
+            "--audit-log",
+            copy.to_str().unwrap(),
+            "--rpc",
+            &anvil.url,
+            "--account",
+            "authority",
+        ]);
+        let el = t.elapsed();
+        r.expect(0);
+        assert_eq!(r.json()["explained"], count as u64);
+        el
+    };
+    let unproven = median(|| run(&witness));
+    let rss_unproven = children_max_rss_kib();
+    let proven = median(|| run(&operator));
+    let rss = children_max_rss_kib();
+    let ratio = |d: Duration| d.as_secs_f64() / receipts.as_secs_f64();
+    println!(
+        "custody reconcile vs the batched receipt queries alone: {count} signatures mined on anvil, \
+         audit log {log_mb:.0} MB, one OpenBao 2.7.2 (1-node Raft, TLS), median of 3, 2 shared cores"
+    );
+    println!("{:<44} {:>10} {:>8}", "", "seconds", "ratio");
+    println!(
+        "{:<44} {:>10.2} {:>8}",
+        "eth_getTransactionReceipt × N (batched)",
+        receipts.as_secs_f64(),
+        "1.00"
+    );
+    println!(
+        "{:<44} {:>10.2} {:>8.2}",
+        "part: the log read and parsed, in process",
+        read_alone.as_secs_f64(),
+        ratio(read_alone)
+    );
+    println!(
+        "{:<44} {:>10.2} {:>8.2}",
+        "custody reconcile, no token (unproven)",
+        unproven.as_secs_f64(),
+        ratio(unproven)
+    );
+    println!(
+        "{:<44} {:>10.2} {:>8.2}",
+        "custody reconcile, token (audit-hash proof)",
+        proven.as_secs_f64(),
+        ratio(proven)
+    );
+    println!(
+        "peak memory (max RSS) of custody reconcile: {:.0} MB without proof, {:.0} MB at most \
+         overall, for a {log_mb:.0} MB log",
+        rss_unproven as f64 / 1024.0,
+        rss as f64 / 1024.0
+    );
+}
