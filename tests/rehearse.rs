@@ -46,6 +46,7 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
         "snapshot + green (ceremony 5, phase 1)",
         "cutover (phase 2)",
         "root revoked",
+        "every use accounted for (reconcile)",
         "rotate shares (ceremony 6)",
         "adopt a cluster initialized by hand",
         "transcript signed",
@@ -58,6 +59,17 @@ fn rehearse_proves_the_lifecycle_and_leaves_nothing_behind() {
         );
     }
     assert_eq!(j["transcript_head"].as_str().unwrap().len(), 64);
+    let accounted = j["proofs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["step"] == "every use accounted for (reconcile)")
+        .map(|p| p["proved"].to_string())
+        .unwrap_or_default();
+    assert!(
+        accounted.contains("nonces the Authority has on the chain were signed through the plugin"),
+        "{accounted}"
+    );
     // Its report in the current directory, and nothing else left on disk (its temporary
     // directory is gone) or running.
     let report = tmp.path().join("custody-rehearsal-report.html");

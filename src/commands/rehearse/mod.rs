@@ -29,6 +29,7 @@ mod blue;
 mod cutover;
 mod driver;
 mod load;
+mod reconcile;
 mod rotation;
 mod snapshots;
 mod witness;
@@ -216,7 +217,7 @@ async fn rehearse(
     let auth = authority(&inner, dir, out, &holders, &operator, plugin, &chain).await?;
     proofs.prove("authority (ceremony 4)", auth.summary.clone());
 
-    let (snap, mut green, reader) =
+    let (snap, mut green, reader, witness) =
         snapshots(&inner, dir, &bao.green, plugin, out, &holders, &auth).await?;
     proofs.prove(
         "snapshot + green (ceremony 5, phase 1)",
@@ -234,6 +235,18 @@ async fn rehearse(
                 format!("an upgrade, OpenBao {} → {}", versions.0, versions.1)
             }
         ),
+    );
+
+    proofs.prove(
+        "every use accounted for (reconcile)",
+        reconcile::accounted(
+            dir,
+            &cluster,
+            &green,
+            &witness,
+            &chain,
+            inner.transcript.path(),
+        )?,
     );
 
     let revoked = blue::root_revoked(&cluster, &green, &auth).await?;

@@ -14,11 +14,12 @@ pub(super) async fn snapshots(
     out: &Path,
     holders: &[Holder],
     auth: &Authority,
-) -> Result<(String, LocalCluster, SecretString)> {
+) -> Result<(String, LocalCluster, SecretString, SecretString)> {
     let as_root = as_token(blue, Some(auth.root.clone()));
     let vault = as_root.vault()?;
     let addr = crate::flows::active_node(&vault, &blue.addrs).await?;
     let reader = reader_token(&vault, &addr).await?;
+    let witness = super::reconcile::witness_token(&vault, &addr).await?;
     let quorum = pick(holders, &[0, 2, 4]);
     let quorum_shares = share_lines(&decrypt_shares(blue, out, &quorum)?);
     save_and_verify(blue, dir, plugin, auth, &quorum_shares)?;
@@ -67,6 +68,7 @@ pub(super) async fn snapshots(
         ),
         green,
         reader,
+        witness,
     ))
 }
 
