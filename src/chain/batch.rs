@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{Rpc, data};
-use crate::error::{Context as _, Error, Kind, Result};
+use crate::error::{Error, Result};
 
 /// Calls per HTTP request, and requests in flight at once.
 pub const BATCH: usize = 250;
@@ -82,24 +82,7 @@ impl Rpc {
             .enumerate()
             .map(|(i, p)| json!({ "jsonrpc": "2.0", "id": i, "method": method, "params": p }))
             .collect();
-        let answer: Value = self
-            .http
-            .post(self.url.request_url()?)
-            .json(&body)
-            .send()
-            .await
-            .map_err(reqwest::Error::without_url)
-            .with_kind(
-                Kind::Precondition,
-                format!("{}: the node does not answer", doing()),
-            )?
-            .error_for_status()
-            .map_err(reqwest::Error::without_url)
-            .with_kind(Kind::Precondition, doing())?
-            .json()
-            .await
-            .map_err(reqwest::Error::without_url)
-            .context(format!("{}: the answer is not JSON", doing()))?;
+        let answer = self.post(&Value::Array(body), doing()).await?;
         let Value::Array(items) = answer else {
             return Err(Error::failed(format!(
                 "{}: the node did not answer with a batch: {}",

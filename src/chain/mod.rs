@@ -65,28 +65,38 @@ impl Rpc {
         self.call(method, params).await
     }
 
-    /// One call: its `result`, or the node's error. reqwest's errors name the full URL: they
-    /// are kept without it.
-    async fn call(&self, method: &str, params: Value) -> Result<Value> {
-        let doing = || format!("{method} at {}", self.url);
-        let answer: Value = self
-            .http
+    /// `body` posted to the node and its answer as JSON; `doing` says what for. reqwest's errors
+    /// name the full URL: they are kept without it.
+    async fn post(&self, body: &Value, doing: String) -> Result<Value> {
+        self.http
             .post(self.url.request_url()?)
-            .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
+            .json(body)
             .send()
             .await
             .map_err(reqwest::Error::without_url)
             .with_kind(
                 Kind::Precondition,
-                format!("{}: the node does not answer", doing()),
+                format!("{doing}: the node does not answer"),
             )?
             .error_for_status()
             .map_err(reqwest::Error::without_url)
-            .with_kind(Kind::Precondition, doing())?
+            .with_kind(Kind::Precondition, doing.clone())?
             .json()
             .await
             .map_err(reqwest::Error::without_url)
-            .context(format!("{}: the answer is not JSON", doing()))?;
+            .context(format!("{doing}: the answer is not JSON"))
+    }
+
+    /// One call: its `result`, or the node's error. reqwest's errors name the full URL: they
+    /// are kept without it.
+    async fn call(&self, method: &str, params: Value) -> Result<Value> {
+        let doing = || format!("{method} at {}", self.url);
+        let answer = self
+            .post(
+                &json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }),
+                doing(),
+            )
+            .await?;
         if let Some(e) = answer.get("error") {
             return Err(Error::failed(format!(
                 "{}: the node answered an error: {}",
