@@ -207,6 +207,9 @@ pub async fn reconcile(input: Input<'_>) -> Result<Reconciliation> {
     let equivocations = equivocations(&mut sigs, &bad);
     // One claimed nonce per transaction: a hash can explain only the nonce it was signed at.
     let mut by_hash: HashMap<[u8; 32], (usize, u64)> = HashMap::with_capacity(sigs.len());
+    // In nonce order (as `sigs` now is): the order the chain mined them, so the node reads
+    // each block's receipts while they are at hand, not one block per hash at random.
+    let mut hashes: Vec<[u8; 32]> = Vec::with_capacity(sigs.len());
     for (i, (at, s)) in sigs.iter().enumerate() {
         match by_hash.get(&s.tx_hash) {
             Some((_, nonce)) if *nonce != s.nonce => bad.add(
@@ -220,11 +223,10 @@ pub async fn reconcile(input: Input<'_>) -> Result<Reconciliation> {
             Some(_) => {}
             None => {
                 by_hash.insert(s.tx_hash, (i, s.nonce));
+                hashes.push(s.tx_hash);
             }
         }
     }
-    let mut hashes: Vec<[u8; 32]> = by_hash.keys().copied().collect();
-    hashes.sort_unstable();
     let senders = input.rpc.mined_senders(&hashes).await?;
     let mined_from: HashMap<[u8; 32], [u8; 20]> = hashes
         .iter()
