@@ -1,8 +1,11 @@
-//! Throwaway OpenBao Raft clusters on 127.0.0.1 with TLS, free ports and a private directory:
-//! the one implementation behind `custody rehearse` and the test harness.
+//! Throwaway OpenBao Raft clusters on 127.0.0.1 (or each node on its own [`Host`]: an address
+//! in a network namespace) with TLS, free ports and a private directory: the one implementation
+//! behind `custody rehearse` and the test harness.
 
 pub mod anvil;
+mod config;
 pub mod haproxy;
+mod host;
 pub mod known_bao;
 pub mod owned_dir;
 mod process;
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Context, Error, Result};
 use crate::vault::Addr;
 
+pub use host::Host;
 pub use process::children_of;
 
 /// How long a server gets to stop after SIGTERM before SIGKILL.
@@ -148,6 +152,9 @@ pub struct ClusterSpec {
     /// none): the same on every node, so a relative `file_path` resolves in each node's own
     /// directory.
     pub audit: Option<String>,
+    /// Where each node runs, in order (its address, its network namespace); empty: every node
+    /// on 127.0.0.1 in custody's own namespace.
+    pub hosts: Vec<Host>,
 }
 
 /// The audit device every cluster custody starts declares on each node. OpenBao refuses to
@@ -176,6 +183,7 @@ impl ClusterSpec {
             dev: false,
             die_with_parent: false,
             audit: Some(AUDIT_STANZA.to_owned()),
+            hosts: Vec::new(),
         }
     }
 }
@@ -183,6 +191,8 @@ impl ClusterSpec {
 pub struct Node {
     pub id: String,
     pub scheme: &'static str,
+    /// Where it runs: its address and network namespace.
+    pub host: Host,
     pub api_port: u16,
     pub cluster_port: u16,
     pub config: PathBuf,
@@ -194,8 +204,16 @@ pub struct Node {
 
 impl Node {
     pub fn addr(&self) -> Addr {
-        Addr::parse(&format!("{}://127.0.0.1:{}", self.scheme, self.api_port))
-            .expect("a loopback address")
+        Addr::parse(&format!("{}://{}", self.scheme, self.api_socket()))
+            .expect("an IP address and port")
+    }
+    /// The address its API listens on.
+    pub fn api_socket(&self) -> SocketAddr {
+        SocketAddr::new(self.host.ip, self.api_port)
+    }
+    /// The address its Raft cluster port listens on.
+    pub fn cluster_socket(&self) -> SocketAddr {
+        SocketAddr::new(self.host.ip, self.cluster_port)
     }
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -230,6 +248,15 @@ impl LocalCluster {
                 "a cluster needs at least one node; a dev server is exactly one",
             ));
         }
+        if !spec.hosts.is_empty() && (spec.dev || spec.hosts.len() != spec.nodes) {
+            return Err(Error::usage(
+                "hosts are given for every node of a Raft cluster, or for none",
+            ));
+        }
+        let hosts: Vec<Host> = match spec.hosts.is_empty() {
+            true => vec![Host::loopback(); spec.nodes],
+            false => spec.hosts.clone(),
+        };
         let (tempdir, dir) = match spec.dir {
             Some(d) => {
                 std::fs::create_dir_all(&d).context(format!("creating {}", d.display()))?;
@@ -247,7 +274,8 @@ impl LocalCluster {
                 (Some(t), d)
             }
         };
-        let tls = tls::make_tls(&dir)?;
+        let ips: Vec<std::net::IpAddr> = hosts.iter().map(|h| h.ip).collect();
+        let tls = tls::make_tls(&dir, &ips)?;
         let plugin_dir = dir.join("plugins");
         std::fs::create_dir_all(&plugin_dir)
             .context(format!("creating {}", plugin_dir.display()))?;
@@ -276,30 +304,29 @@ impl LocalCluster {
             std::fs::create_dir_all(node_dir.join("data"))
                 .context(format!("creating {}", node_dir.display()))?;
             let (api_port, cluster_port) = (ports[2 * i], ports[2 * i + 1]);
-            let others: Vec<u16> = (0..spec.nodes)
+            let peers: Vec<SocketAddr> = (0..spec.nodes)
                 .filter(|j| *j != i)
-                .map(|j| ports[2 * j])
+                .map(|j| SocketAddr::new(hosts[j].ip, ports[2 * j]))
                 .collect();
             let config = node_dir.join("config.hcl");
-            std::fs::write(
-                &config,
-                node_config(
-                    &spec.name,
-                    &id,
-                    &node_dir,
-                    api_port,
-                    cluster_port,
-                    &others,
-                    &tls,
-                    &plugin_dir,
-                    spec.dev,
-                    spec.audit.as_deref().unwrap_or_default(),
-                ),
-            )
-            .context(format!("writing {}", config.display()))?;
+            let text = config::NodeConfig {
+                cluster: &spec.name,
+                id: &id,
+                dir: &node_dir,
+                api: SocketAddr::new(hosts[i].ip, api_port),
+                cluster_addr: SocketAddr::new(hosts[i].ip, cluster_port),
+                peers: &peers,
+                tls: &tls,
+                plugin_dir: &plugin_dir,
+                dev: spec.dev,
+                audit: spec.audit.as_deref().unwrap_or_default(),
+            }
+            .render();
+            std::fs::write(&config, text).context(format!("writing {}", config.display()))?;
             nodes.push(Node {
                 id,
                 scheme: if spec.dev { "http" } else { "https" },
+                host: hosts[i].clone(),
                 api_port,
                 cluster_port,
                 config,
@@ -413,6 +440,7 @@ impl LocalCluster {
                 .arg("-dev-no-store-token")
                 .env("BAO_DEV_ROOT_TOKEN_ID", token.expose());
         }
+        node.host.enter(&mut cmd)?;
         if self.die_with_parent {
             process::die_with_parent(&mut cmd);
         }
@@ -422,7 +450,7 @@ impl LocalCluster {
 
     fn wait_listening(&mut self, i: usize) -> Result<()> {
         let deadline = Instant::now() + START_BOUND;
-        let addr: SocketAddr = ([127, 0, 0, 1], self.nodes[i].api_port).into();
+        let addr = self.nodes[i].api_socket();
         loop {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(());
@@ -442,9 +470,9 @@ impl LocalCluster {
             if Instant::now() >= deadline {
                 self.keep = true;
                 return Err(Error::failed(format!(
-                    "OpenBao {} did not listen on 127.0.0.1:{} within {:?}; its log is {}",
+                    "OpenBao {} did not listen on {} within {:?}; its log is {}",
                     self.nodes[i].id,
-                    self.nodes[i].api_port,
+                    addr,
                     START_BOUND,
                     self.nodes[i].log.display()
                 )));
@@ -483,6 +511,14 @@ impl LocalCluster {
     pub fn stop_all(&mut self) {
         for i in 0..self.nodes.len() {
             self.stop_node(i);
+        }
+    }
+
+    /// Kills one node at once (SIGKILL, with its plugin children) and reaps it: a crash, not a
+    /// shutdown. [`LocalCluster::start_node`] brings it back (sealed).
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            process::kill_now(&mut child);
         }
     }
 
@@ -528,58 +564,4 @@ fn random_token() -> String {
     let mut bytes = [0u8; 24];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system RNG");
     format!("dev-{}", hex::encode(bytes))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn node_config(
-    cluster: &str,
-    id: &str,
-    node_dir: &Path,
-    api_port: u16,
-    cluster_port: u16,
-    peers: &[u16],
-    tls: &tls::TlsFiles,
-    plugin_dir: &Path,
-    dev: bool,
-    audit: &str,
-) -> String {
-    if dev {
-        // The dev server's listener, storage and plugin directory come from its flags.
-        return audit.to_owned();
-    }
-    let joins: String = peers
-        .iter()
-        .map(|p| {
-            format!(
-                "  retry_join {{\n    leader_api_addr = \"https://127.0.0.1:{p}\"\n    leader_ca_cert_file = \"{}\"\n  }}\n",
-                tls.ca_cert.display()
-            )
-        })
-        .collect();
-    format!(
-        r#"ui = false
-cluster_name = "{cluster}"
-api_addr = "https://127.0.0.1:{api_port}"
-cluster_addr = "https://127.0.0.1:{cluster_port}"
-plugin_directory = "{plugin_dir}"
-log_level = "info"
-
-listener "tcp" {{
-  address = "127.0.0.1:{api_port}"
-  cluster_address = "127.0.0.1:{cluster_port}"
-  tls_cert_file = "{cert}"
-  tls_key_file = "{key}"
-}}
-
-storage "raft" {{
-  path = "{data}"
-  node_id = "{id}"
-  performance_multiplier = 1
-{joins}}}
-{audit}"#,
-        plugin_dir = plugin_dir.display(),
-        cert = tls.server_cert.display(),
-        key = tls.server_key.display(),
-        data = node_dir.join("data").display(),
-    )
 }

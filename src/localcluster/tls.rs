@@ -1,6 +1,7 @@
 //! A certificate authority made per run, and one server certificate for 127.0.0.1/localhost
-//! signed by it, shared by the nodes of a local cluster.
+//! and every node's own address, signed by it, shared by the nodes of a local cluster.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
@@ -14,7 +15,8 @@ pub struct TlsFiles {
     pub server_key: PathBuf,
 }
 
-pub fn make_tls(dir: &Path) -> Result<TlsFiles> {
+/// The CA and the server certificate, valid for localhost, 127.0.0.1 and each of `ips`.
+pub fn make_tls(dir: &Path, ips: &[IpAddr]) -> Result<TlsFiles> {
     let ca_key = KeyPair::generate().context("generating the CA key")?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
     ca_params
@@ -25,8 +27,13 @@ pub fn make_tls(dir: &Path) -> Result<TlsFiles> {
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).context("signing the CA")?;
 
     let server_key = KeyPair::generate().context("generating the server key")?;
-    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .context("server certificate parameters")?;
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    for ip in ips.iter().map(IpAddr::to_string) {
+        if !names.contains(&ip) {
+            names.push(ip);
+        }
+    }
+    let mut params = CertificateParams::new(names).context("server certificate parameters")?;
     params
         .distinguished_name
         .push(DnType::CommonName, "127.0.0.1");

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod gateway;
+pub mod netns;
 pub mod plugin;
 
 use std::io::Write;

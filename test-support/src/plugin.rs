@@ -610,12 +610,14 @@ pub fn blue_green_behind_haproxy(dir: &Path) -> BlueGreen {
         &[
             LbServer {
                 name: "blue1".into(),
+                ip: blue.nodes[0].host.ip,
                 port: blue.nodes[0].api_port,
                 ca_file: blue.ca_cert.clone(),
                 disabled: false,
             },
             LbServer {
                 name: "green1".into(),
+                ip: green.nodes[0].host.ip,
                 port: green.nodes[0].api_port,
                 ca_file: green.ca_cert.clone(),
                 disabled: true,

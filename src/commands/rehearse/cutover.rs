@@ -184,6 +184,7 @@ async fn start_balancer(
         (cluster.nodes.iter().enumerate())
             .map(|(i, n)| LbServer {
                 name: format!("{color}{}", i + 1),
+                ip: n.host.ip,
                 port: n.api_port,
                 ca_file: cluster.ca_cert.clone(),
                 disabled,
