@@ -1,8 +1,12 @@
 //! Nonce gaps under faults on a real 3-node OpenBao Raft cluster (issue 25, section 2b): six
 //! clients sign through every node while the active node is paused (SIGSTOP/SIGCONT), steps
-//! down, and is killed (SIGKILL, restarted, unsealed). Every answer is recorded (node, status,
-//! nonce, tx hash); after healing the counter is read on the active node and compared with the
-//! acknowledged nonces; each gap is explained from the nodes' audit logs.
+//! down, and is killed (SIGKILL, restarted, unsealed). Each client retries every transaction
+//! with its `request_id` until it is answered 200. Every answer is recorded (node, status,
+//! nonce, tx hash); after healing the counter is read on the active node. The checker: no nonce
+//! acknowledged with two payloads (nor a payload at two nonces), the acknowledged nonces are
+//! exactly 0..counter (no gap), and every other answer is the plugin's retryable 503 or one of
+//! OpenBao's own fault answers (see `classify`). A gap is explained from the audit logs.
+//! `GAPS_KEEP=1` keeps the cluster's directory and prints the first answer of each kind.
 
 use custody_test_support as support;
 

@@ -168,7 +168,7 @@ impl NonceCounter {
         let (target, requests) = {
             let mut r = self.reserved.lock().await;
             let target = r.next;
-            (target, r.requests.to_store(target))
+            (target, r.requests.latest_below(target))
         };
         match write(target, requests).await {
             Ok(()) => {
@@ -225,7 +225,7 @@ impl NonceCounter {
                  already be signed; give force=true only if you know they were never broadcast"
             ));
         }
-        let kept = r.requests.to_store(wanted);
+        let kept = r.requests.latest_below(wanted);
         write(wanted, kept).await?;
         Self::end_epoch(&mut r, *durable, "the counter was set");
         r.requests.forget_from(wanted);

@@ -96,7 +96,7 @@ impl Table {
 
     /// The bindings below `below` to store with a counter of `below`: the latest [`KEPT`].
     /// Older ones are forgotten here too, so the table stays bounded.
-    pub fn to_store(&mut self, below: u64) -> Vec<Bound> {
+    pub fn latest_below(&mut self, below: u64) -> Vec<Bound> {
         self.entries.sort_by_key(|e| e.bound.nonce);
         let stored = self
             .entries
@@ -132,4 +132,58 @@ pub fn valid_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_plain_and_bounded() {
+        for ok in ["a", "c5-123", "block:0x12.retry_2", &"x".repeat(128)] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in ["", "has space", "new\nline", "é", &"x".repeat(129)] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_stored_bindings_are_the_latest_below_the_counter() {
+        let epoch = Arc::default();
+        let mut t = Table::default();
+        for n in (0..(KEPT as u64 + 20)).rev() {
+            let b = Binding {
+                id: format!("r{n}"),
+                digest: "d".into(),
+            };
+            t.insert(n, b, Arc::clone(&epoch));
+        }
+        let stored = t.latest_below(KEPT as u64 + 10);
+        assert_eq!(stored.len(), KEPT);
+        assert_eq!(stored.first().map(|b| b.nonce), Some(10));
+        assert_eq!(stored.last().map(|b| b.nonce), Some(KEPT as u64 + 9));
+        // Those at or above the counter (not yet stored) are kept; the oldest are forgotten.
+        assert!(matches!(
+            t.find(&Binding {
+                id: format!("r{}", KEPT + 15),
+                digest: "d".into()
+            }),
+            Found::Same { .. }
+        ));
+        assert!(matches!(
+            t.find(&Binding {
+                id: "r3".into(),
+                digest: "d".into()
+            }),
+            Found::New
+        ));
+        assert!(matches!(
+            t.find(&Binding {
+                id: "r20".into(),
+                digest: "e".into()
+            }),
+            Found::Other(20)
+        ));
+    }
 }
