@@ -51,8 +51,8 @@ impl TxAsk {
     fn binding(&self, chain_id: u64) -> Option<Binding> {
         let id = self.request_id.clone()?;
         let text = format!(
-            "{:?}|{chain_id}|{:#x}|{}|0x{}|{}|{:?}|{:?}|{:?}|{:?}",
-            self.kind,
+            "{}|{chain_id}|{:#x}|{}|0x{}|{}|{:?}|{:?}|{:?}|{:?}",
+            kind_name(self.kind),
             self.to,
             self.value,
             hex::encode(&self.data),
@@ -81,6 +81,13 @@ impl TxAsk {
             max_fee_per_gas: self.max_fee_per_gas,
             max_priority_fee_per_gas: self.max_priority_fee_per_gas,
         }
+    }
+}
+
+fn kind_name(kind: TxKind) -> &'static str {
+    match kind {
+        TxKind::Legacy => "legacy",
+        TxKind::Eip1559 => "eip1559",
     }
 }
 
@@ -324,7 +331,7 @@ async fn sign_with_nonce(
         "from": eth::checksum(&account.address),
         "nonce": nonce,
         "chain_id": chain_id,
-        "type": match kind { TxKind::Legacy => "legacy", TxKind::Eip1559 => "eip1559" },
+        "type": kind_name(kind),
     });
     if let Some(id) = request_id {
         data["request_id"] = json!(id);
