@@ -1,12 +1,13 @@
 //! Nonce gaps under faults on a real 3-node OpenBao Raft cluster (issue 25, section 2b): six
 //! clients sign through every node while the active node is paused (SIGSTOP/SIGCONT), steps
-//! down, and is killed (SIGKILL, restarted, unsealed). Each client retries every transaction
-//! with its `request_id` until it is answered 200. Every answer is recorded (node, status,
-//! nonce, tx hash); after healing the counter is read on the active node. The checker: no nonce
-//! acknowledged with two payloads (nor a payload at two nonces), the acknowledged nonces are
-//! exactly 0..counter (no gap), and every other answer is the plugin's retryable 503 or one of
-//! OpenBao's own fault answers (see `classify`). A gap is explained from the audit logs.
-//! `GAPS_KEEP=1` keeps the cluster's directory and prints the first answer of each kind.
+//! down, a standby is paused, and the active node is killed (SIGKILL, restarted, unsealed).
+//! Each client retries every transaction with its `request_id` until it is answered 200. Every
+//! answer is recorded (node, status, nonce, tx hash); after healing the counter is read on the
+//! active node. The checker: no nonce acknowledged with two payloads (nor a payload at two
+//! nonces), the acknowledged nonces are exactly 0..counter (no gap), and every other answer is
+//! the plugin's retryable 503 or one of OpenBao's own fault answers (see `classify`). A gap is
+//! explained from the audit logs. `GAPS_KEEP=1` keeps the cluster's directory and prints the
+//! first answer of each kind.
 
 use custody_test_support as support;
 
@@ -308,6 +309,18 @@ fn faults(
     assert!(matches!(r, Some((204, _))), "step-down: {r:?}");
     nodes.wait_signing(Duration::from_secs(60));
     mark(format!("step-down node{}", a + 1), t);
+    std::thread::sleep(Duration::from_secs(3));
+
+    // A standby paused 5 s: it wakes with a stale counter in its plugin (OpenBao runs it on
+    // read-enabled standbys), then hears of the active node's writes.
+    let a = nodes.wait_signing(Duration::from_secs(30));
+    let s = (a + 1) % 3;
+    let t = start.elapsed().as_millis();
+    let pid = c.nodes[s].pid().unwrap();
+    signal(pid, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(5));
+    signal(pid, libc::SIGCONT);
+    mark(format!("pause standby node{} 5 s", s + 1), t);
     std::thread::sleep(Duration::from_secs(3));
 
     // The active node killed (its plugin with it), restarted sealed and unsealed.
