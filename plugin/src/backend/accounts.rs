@@ -12,6 +12,7 @@ use super::fields::{Fields, field_err};
 use super::model::{ACCOUNTS_PREFIX, Account, AccountRecord, NONCE_PREFIX, NonceRecord};
 use super::nonce::NonceCounter;
 use super::reply::{HandlerResult, Reply, invalid, reply_text};
+use super::requests::Bound;
 use super::storage::Store;
 use crate::eth;
 
@@ -51,10 +52,12 @@ impl SignerBackend {
         let stored = self.load_nonce(name).await?;
         let counter = match &cached {
             Some(old) if eth::checksum(&old.address) == record.address => {
-                old.nonce.observe_stored(stored).await;
+                old.nonce
+                    .observe_stored(stored.next_nonce, stored.requests)
+                    .await;
                 old.nonce.clone()
             }
-            _ => Arc::new(NonceCounter::new(stored)),
+            _ => Arc::new(NonceCounter::new(stored.next_nonce, stored.requests)),
         };
         let account =
             Arc::new(Account::decode(name, &record, counter).map_err(|e| Reply::Coded(500, e))?);
@@ -86,24 +89,30 @@ impl SignerBackend {
         })
     }
 
-    pub(super) async fn load_nonce(&self, name: &str) -> Result<u64, Reply> {
+    pub(super) async fn load_nonce(&self, name: &str) -> Result<NonceRecord, Reply> {
         match self.store()?.get(&format!("{NONCE_PREFIX}{name}")).await? {
-            None => Ok(0),
-            Some(bytes) => serde_json::from_slice::<NonceRecord>(&bytes)
-                .map(|r| r.next_nonce)
-                .map_err(|e| {
-                    Reply::Coded(
-                        500,
-                        format!("account {name}: the stored nonce is damaged: {e}"),
-                    )
-                }),
+            None => Ok(NonceRecord {
+                next_nonce: 0,
+                requests: Vec::new(),
+            }),
+            Some(bytes) => serde_json::from_slice::<NonceRecord>(&bytes).map_err(|e| {
+                Reply::Coded(
+                    500,
+                    format!("account {name}: the stored nonce is damaged: {e}"),
+                )
+            }),
         }
     }
 
-    pub(super) async fn store_nonce(&self, name: &str, next: u64) -> Result<(), Reply> {
-        put_nonce(self.store()?, name, next)
+    pub(super) async fn store_nonce(
+        &self,
+        name: &str,
+        next: u64,
+        requests: Vec<Bound>,
+    ) -> Result<(), Reply> {
+        put_nonce(self.store()?, name, next, requests)
             .await
-            .map_err(|e| Reply::Coded(500, e))
+            .map_err(|e| Reply::Coded(503, format!("{e}; retry")))
     }
 
     pub(super) async fn list_accounts(&self) -> HandlerResult {
@@ -141,11 +150,11 @@ impl SignerBackend {
             serde_json::to_vec(&record).map_err(|e| Reply::Coded(500, e.to_string()))?,
         );
         // The nonce first: an account never exists without its counter.
-        self.store_nonce(name, 0).await?;
+        self.store_nonce(name, 0, Vec::new()).await?;
         self.store()?
             .put(&format!("{ACCOUNTS_PREFIX}{name}"), bytes.to_vec())
             .await?;
-        let account = Account::decode(name, &record, Arc::new(NonceCounter::new(0)))
+        let account = Account::decode(name, &record, Arc::new(NonceCounter::new(0, Vec::new())))
             .map_err(|e| Reply::Coded(500, e))?;
         let view = account.view(0);
         if let Ok(mut m) = self.accounts.lock() {
@@ -212,7 +221,10 @@ impl SignerBackend {
             .await?;
         let counter = match self.accounts.lock().ok().and_then(|m| m.get(name).cloned()) {
             Some(old) => old.nonce.clone(),
-            None => Arc::new(NonceCounter::new(self.load_nonce(name).await?)),
+            None => {
+                let stored = self.load_nonce(name).await?;
+                Arc::new(NonceCounter::new(stored.next_nonce, stored.requests))
+            }
         };
         let account =
             Arc::new(Account::decode(name, &record, counter).map_err(|e| Reply::Coded(500, e))?);
@@ -269,8 +281,10 @@ impl SignerBackend {
         let account = self.account(name).await?;
         let current = account
             .nonce
-            .set(wanted, force, cfg.frozen, |v| async move {
-                self.store_nonce(name, v).await.map_err(reply_text)
+            .set(wanted, force, cfg.frozen, |v, requests| async move {
+                self.store_nonce(name, v, requests)
+                    .await
+                    .map_err(reply_text)
             })
             .await
             .map_err(invalid)?;
@@ -352,9 +366,18 @@ fn parse_create(f: &Fields) -> Result<AccountRecord, Reply> {
     })
 }
 
-/// Writes the stored counter of account `name`.
-pub(super) async fn put_nonce(store: &Store, name: &str, next: u64) -> Result<(), String> {
-    let bytes = serde_json::to_vec(&NonceRecord { next_nonce: next }).map_err(|e| e.to_string())?;
+/// Writes the stored counter of account `name`, with the request ids bound below it.
+pub(super) async fn put_nonce(
+    store: &Store,
+    name: &str,
+    next: u64,
+    requests: Vec<Bound>,
+) -> Result<(), String> {
+    let bytes = serde_json::to_vec(&NonceRecord {
+        next_nonce: next,
+        requests,
+    })
+    .map_err(|e| e.to_string())?;
     store
         .put(&format!("{NONCE_PREFIX}{name}"), bytes)
         .await

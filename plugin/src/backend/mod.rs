@@ -10,6 +10,7 @@ mod nonce;
 #[cfg(test)]
 mod props;
 mod reply;
+mod requests;
 mod sign;
 mod storage;
 
@@ -287,8 +288,16 @@ impl Backend for SignerBackend {
     }
 }
 
+/// A storage failure (a leader change, a seal, a deposed node's write): retryable, and nothing
+/// was signed (a signature needs its counter stored first).
 impl From<storage::StoreError> for Reply {
     fn from(e: storage::StoreError) -> Reply {
-        Reply::Coded(500, e.0)
+        Reply::Coded(
+            503,
+            format!(
+                "storage is unavailable ({}); nothing was signed: retry",
+                e.0
+            ),
+        )
     }
 }

@@ -110,6 +110,9 @@ impl Drop for AccountRecord {
 #[derive(Serialize, Deserialize)]
 pub struct NonceRecord {
     pub next_nonce: u64,
+    /// The request ids bound to nonces below `next_nonce`, written with it (`requests`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<super::requests::Bound>,
 }
 
 /// An account ready to sign: decoded key, parsed constraints.

@@ -13,6 +13,7 @@ use super::config::ready_to_sign;
 use super::fields::{Fields, field_err};
 use super::model::Account;
 use super::reply::{HandlerResult, Reply, invalid};
+use super::requests::{Binding, valid_id};
 use super::storage::Store;
 use crate::eth::{self, CheckedTypedData, TxFields, TxKind};
 
@@ -27,6 +28,7 @@ pub(super) const TX_FIELDS: &[&str] = &[
     "max_priority_fee_per_gas",
     "nonce",
     "chain_id",
+    "request_id",
 ];
 
 /// A transaction as asked for, before its nonce is known.
@@ -40,9 +42,32 @@ pub(super) struct TxAsk {
     max_fee_per_gas: Option<u128>,
     max_priority_fee_per_gas: Option<u128>,
     pub(super) nonce: Option<u64>,
+    /// The client's name for this transaction: its retries get the same nonce (`requests`).
+    pub(super) request_id: Option<String>,
 }
 
 impl TxAsk {
+    /// The request id bound to a digest of everything asked for (the nonce too, if asked).
+    fn binding(&self, chain_id: u64) -> Option<Binding> {
+        let id = self.request_id.clone()?;
+        let text = format!(
+            "{}|{chain_id}|{:#x}|{}|0x{}|{}|{:?}|{:?}|{:?}|{:?}",
+            kind_name(self.kind),
+            self.to,
+            self.value,
+            hex::encode(&self.data),
+            self.gas,
+            self.gas_price,
+            self.max_fee_per_gas,
+            self.max_priority_fee_per_gas,
+            self.nonce,
+        );
+        Some(Binding {
+            id,
+            digest: format!("{:x}", eth::keccak256(text.as_bytes())),
+        })
+    }
+
     pub(super) fn into_fields(self, chain_id: u64, nonce: u64) -> TxFields {
         TxFields {
             kind: self.kind,
@@ -56,6 +81,13 @@ impl TxAsk {
             max_fee_per_gas: self.max_fee_per_gas,
             max_priority_fee_per_gas: self.max_priority_fee_per_gas,
         }
+    }
+}
+
+fn kind_name(kind: TxKind) -> &'static str {
+    match kind {
+        TxKind::Legacy => "legacy",
+        TxKind::Eip1559 => "eip1559",
     }
 }
 
@@ -113,6 +145,15 @@ pub(super) fn parse_tx(f: &Fields, chain_id: u64) -> Result<TxAsk, Reply> {
         .map(|v| eth::parse_u64("nonce", v))
         .transpose()
         .map_err(field_err)?;
+    let request_id = match f.str("request_id")? {
+        None => None,
+        Some(id) if valid_id(id) => Some(id.to_owned()),
+        Some(id) => {
+            return Err(invalid(format!(
+                "field 'request_id': {id:?} is not 1 to 128 of A-Z a-z 0-9 - _ . :"
+            )));
+        }
+    };
     let gas_price = opt_u128(f, "gas_price")?;
     let max_fee_per_gas = opt_u128(f, "max_fee_per_gas")?;
     let max_priority_fee_per_gas = opt_u128(f, "max_priority_fee_per_gas")?;
@@ -160,6 +201,7 @@ pub(super) fn parse_tx(f: &Fields, chain_id: u64) -> Result<TxAsk, Reply> {
         max_fee_per_gas,
         max_priority_fee_per_gas,
         nonce,
+        request_id,
     })
 }
 
@@ -258,11 +300,19 @@ async fn sign_with_nonce(
     ask: TxAsk,
     chain_id: u64,
 ) -> HandlerResult {
-    let reservation = account.nonce.reserve(ask.nonce).await.map_err(invalid)?;
-    // Durable before the signature exists: a crash after this loses a nonce, never reuses one.
+    let binding = ask.binding(chain_id);
+    let reservation = account
+        .nonce
+        .reserve(ask.nonce, binding)
+        .await
+        .map_err(invalid)?;
+    // Durable before the signature exists (with the request id bound to the nonce): a crash
+    // after this loses a nonce until the request is retried, never reuses one.
     account
         .nonce
-        .make_durable(&reservation, |v| put_nonce(&store, &account.name, v))
+        .make_durable(&reservation, |v, requests| {
+            put_nonce(&store, &account.name, v, requests)
+        })
         .await
         .map_err(|e| {
             Reply::Coded(
@@ -272,16 +322,23 @@ async fn sign_with_nonce(
         })?;
     let nonce = reservation.nonce;
     let kind = ask.kind;
+    let request_id = ask.request_id.clone();
     let fields = ask.into_fields(chain_id, nonce);
     let signed = eth::sign_tx(&account.key, &fields).map_err(|e| Reply::Coded(500, e))?;
-    Ok(Reply::Data(json!({
+    let mut data = json!({
         "signed_tx": format!("0x{}", hex::encode(&signed.raw)),
         "tx_hash": format!("{:#x}", signed.hash),
         "from": eth::checksum(&account.address),
         "nonce": nonce,
         "chain_id": chain_id,
-        "type": match kind { TxKind::Legacy => "legacy", TxKind::Eip1559 => "eip1559" },
-    })))
+        "type": kind_name(kind),
+    });
+    if let Some(id) = request_id {
+        data["request_id"] = json!(id);
+        // The identical transaction an earlier attempt of this request was signed as.
+        data["repeated"] = json!(reservation.repeated);
+    }
+    Ok(Reply::Data(data))
 }
 
 /// The rules typed data must meet beyond its form: the mount's chain, and when the account has
