@@ -46,33 +46,34 @@ fn median(mut f: impl FnMut() -> Duration) -> Duration {
     v[1]
 }
 
-/// Runs `cmd` to its end: its stdout, exit status and its own peak memory (max RSS, KiB), read
-/// by `wait4` for this child alone (not every child the bench waited for so far).
-fn run_measured(mut cmd: std::process::Command) -> (Vec<u8>, i32, i64) {
-    use std::io::Read as _;
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("running custody");
-    let mut out = Vec::new();
-    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 on our own child, which `child` has not waited for; it writes into the
-    // structs it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
-    std::mem::forget(child);
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    (out, code, usage.ru_maxrss)
+/// Runs custody with `args` under GNU `time` to its end: its stdout, exit status and its own
+/// peak memory (max RSS, KiB). Not `wait4` on a child of this process: a child spawned from
+/// the bench starts with the bench's pages (vfork), and Linux keeps that high-water mark across
+/// `exec`, so it would report the bench's own memory (hundreds of MB of hashes and answers).
+fn run_measured(c: &Custody, args: &[&str], rss_file: &std::path::Path) -> (Vec<u8>, i32, i64) {
+    let time = support::require_tool("time", "apt-get install time (scripts/setup installs it)");
+    let custody = c.command(&[]);
+    let mut cmd = std::process::Command::new(time);
+    cmd.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(rss_file)
+        .arg(custody.get_program())
+        .args(custody.get_args())
+        .args(args)
+        .current_dir(custody.get_current_dir().unwrap())
+        .env_clear()
+        .envs(custody.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let out = cmd.output().expect("running custody under GNU time");
+    let rss = std::fs::read_to_string(rss_file)
+        .unwrap()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("GNU time's %M");
+    (out.stdout, out.status.code().unwrap_or(-1), rss)
 }
 
 fn main() {
@@ -220,17 +221,21 @@ fn main() {
     let peak_kib = std::cell::Cell::new([0i64; 2]);
     let run = |c: &Custody, which: usize| {
         let t = Instant::now();
-        let (out, code, rss) = run_measured(c.command(&[
-            "--format",
-            "json",
-            "reconcile",
-            "--audit-log",
-            copy.to_str().unwrap(),
-            "--rpc",
-            &anvil.url,
-            "--account",
-            "authority",
-        ]));
+        let (out, code, rss) = run_measured(
+            c,
+            &[
+                "--format",
+                "json",
+                "reconcile",
+                "--audit-log",
+                copy.to_str().unwrap(),
+                "--rpc",
+                &anvil.url,
+                "--account",
+                "authority",
+            ],
+            &dir.join("reconcile-rss"),
+        );
         let el = t.elapsed();
         assert_eq!(
             code,

@@ -72,9 +72,12 @@ fn each_fault_on_a_real_network_does_what_it_says_and_heals() {
 /// takeover (after a step-down or another node's fault): a deposed leader still answering. That
 /// is printed as an ANOMALY with what each node says of the leader, and the node is restarted
 /// and unsealed, so the next step starts from one leader.
-fn wait_standby(c: &mut NetCluster, i: usize, keys: &[String], who: &str) {
+fn wait_standby(c: &mut NetCluster, i: usize, keys: &[String], root: &str, who: &str) {
     if wait(DEPOSED, || c.health()[i] == Ok(429)).is_ok() {
         return;
+    }
+    if c.active_nodes().len() > 1 {
+        custody_refuses_two_actives(c, root);
     }
     let leaders: Vec<_> = (0..c.cluster.nodes.len())
         .map(|n| c.call(n, "GET", "sys/leader", None, None))
@@ -86,6 +89,31 @@ fn wait_standby(c: &mut NetCluster, i: usize, keys: &[String], who: &str) {
     );
     c.kill_and_restart(i);
     c.unseal_node(i, keys, SETTLE);
+}
+
+/// While two nodes answer as active, custody says so in `status` and sends a ceremony to
+/// neither: `snapshot save` is refused (exit 4) and writes nothing.
+fn custody_refuses_two_actives(c: &NetCluster, root: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("root.token");
+    std::fs::write(&token, root).unwrap();
+    let custody = support::Custody::for_cluster(dir.path(), &c.cluster).with_token_file(&token);
+    let status = custody.run(&["--format", "json", "status"]);
+    let claiming = status.json()["claiming_active"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(
+        claiming > 1,
+        "status names both active nodes: {}",
+        status.stdout()
+    );
+    let out = dir.path().join("snap");
+    custody
+        .run(&["snapshot", "save", "--out", out.to_str().unwrap()])
+        .expect(4)
+        .stderr_has("all answer as the active node");
+    assert!(!out.exists(), "nothing written");
+    eprintln!("custody refused the two active nodes ({claiming} claim it)");
 }
 
 fn others(c: &NetCluster, i: usize) -> Vec<usize> {
@@ -164,7 +192,7 @@ fn an_isolated_active_node_is_replaced_and_rejoins(
     })
     .expect("the balancer serves the new active node");
     fault.heal();
-    wait_standby(c, a, keys, "the isolated active node");
+    wait_standby(c, a, keys, root, "the isolated active node");
     c.wait_failure_tolerant(root, SETTLE);
 }
 
@@ -208,7 +236,7 @@ fn a_paused_active_node_is_replaced_and_wakes(c: &mut NetCluster, root: &str, ke
     eprintln!("node {a} paused; node {b} became active");
     fault.heal();
     wait(SETTLE, || c.health()[a].is_ok()).expect("the woken node answers again");
-    wait_standby(c, a, keys, "the woken active node");
+    wait_standby(c, a, keys, root, "the woken active node");
     c.wait_failure_tolerant(root, SETTLE);
 }
 

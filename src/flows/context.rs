@@ -121,8 +121,14 @@ impl Ctx {
 }
 
 /// The node to send writes to: the active one, or else any unsealed standby (it forwards).
+/// Refused (exit 4) while two nodes answer as active: one is a deposed leader, and what it
+/// answers may be stale.
 pub async fn active_node(vault: &Vault, addrs: &[Addr]) -> Result<Addr> {
     let nodes = super::nodes::all_status(vault, addrs).await;
+    let claiming = super::nodes::claiming_active(&nodes);
+    if claiming.len() > 1 {
+        return Err(two_actives(vault, addrs, &claiming).await);
+    }
     let pick = nodes
         .iter()
         .position(|n| n.ha_role == Some(crate::vault::HaRole::Active))
@@ -142,6 +148,31 @@ pub async fn active_node(vault: &Vault, addrs: &[Addr]) -> Result<Addr> {
                 .join(", ")
         ))),
     }
+}
+
+/// Two or more nodes answer `sys/health` as active: say what each node names as the leader.
+async fn two_actives(vault: &Vault, addrs: &[Addr], claiming: &[usize]) -> Error {
+    let mut views = Vec::new();
+    for a in addrs {
+        views.push(match vault.leader(a).await {
+            Ok(l) if l.is_self => format!("{a} names itself"),
+            Ok(l) => format!("{a} names {}", crate::ui::escape(&l.leader_address)),
+            Err(e) => format!("{a}: {}", crate::ui::escape(&e.to_string())),
+        });
+    }
+    let names: Vec<String> = claiming.iter().map(|i| addrs[*i].to_string()).collect();
+    Error::precondition(format!(
+        "{} all answer as the active node: all but one are leaders deposed by a partition or a \
+         pause that have not stepped down (OpenBao 2.7.2 was seen doing so after such a fault \
+         healed), and what a deposed leader answers may be stale, so custody sends nothing. \
+         The leader each node names (sys/leader): {}",
+        names.join(" and "),
+        views.join("; ")
+    ))
+    .hint(
+        "restart the node the others do not name (it comes back sealed: unseal it with the \
+         quorum's shares), then run custody status until one node alone is active",
+    )
 }
 
 /// A server refusal, as custody's error: 400 → usage (the input), 403 → precondition (the

@@ -68,6 +68,16 @@ pub async fn node_status(vault: &Vault, addr: &Addr) -> NodeStatus {
     s
 }
 
+/// The nodes that answer as active (by index). More than one: a deposed leader still answers.
+pub fn claiming_active(nodes: &[NodeStatus]) -> Vec<usize> {
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.ha_role == Some(HaRole::Active))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 pub async fn all_status(vault: &Vault, addrs: &[Addr]) -> Vec<NodeStatus> {
     let v = vault.clone();
     on_each_node(addrs, move |a| {
@@ -207,6 +217,20 @@ mod tests {
             cluster_id: cluster_id.into(),
             cluster_name: String::new(),
         }
+    }
+
+    #[test]
+    fn a_deposed_leader_still_answering_is_a_second_claimant() {
+        let mut nodes = vec![
+            node("a", (5, 3), "c1"),
+            node("b", (5, 3), "c1"),
+            node("c", (5, 3), "c1"),
+        ];
+        nodes[1].ha_role = Some(HaRole::Active);
+        nodes[2].ha_role = Some(HaRole::Standby);
+        assert_eq!(claiming_active(&nodes), vec![1]);
+        nodes[0].ha_role = Some(HaRole::Active);
+        assert_eq!(claiming_active(&nodes), vec![0, 1]);
     }
 
     #[test]
