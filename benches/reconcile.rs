@@ -6,7 +6,8 @@
 //!
 //! N transfers are signed through the plugin (audited by the node's file device, the mount
 //! tuned to log the accounting fields in clear) and mined on anvil (700 a block, under the
-//! block's gas target so the base fee stays put). Then, each the median of three runs:
+//! block's gas target so the base fee stays put). Then three rounds, each running a baseline and
+//! custody side by side (so that both see the same load), each figure the rounds' median:
 //! - the baseline: batched `eth_getTransactionReceipt` of the N hashes alone (custody's batch
 //!   client: the same batch size and requests in flight), which any reconcile must ask;
 //! - `custody reconcile` without a token (lines taken as written);
@@ -15,7 +16,7 @@
 //!   those queries alone: the proof's own floor.
 //!
 //! It prints each time, its ratio to the baseline (the goal: custody adds at most 25 %), the
-//! log's size and the reconcile's peak memory (max RSS), which must not grow with the log.
+//! log's size and the reconcile's own peak memory (max RSS, read by GNU `time`).
 
 use custody_test_support as support;
 
@@ -154,52 +155,7 @@ fn main() {
         count as f64 / signed_total.as_secs_f64()
     );
 
-    let receipts = median(|| {
-        let params: Vec<Value> = hashes
-            .iter()
-            .map(|h| json!([format!("0x{}", hex::encode(h))]))
-            .collect();
-        let t = Instant::now();
-        let got = rt
-            .block_on(rpc.batch("eth_getTransactionReceipt", params))
-            .unwrap();
-        let el = t.elapsed();
-        assert!(got.iter().all(|r| r.as_ref().is_ok_and(|v| !v.is_null())));
-        el
-    });
-    // What the proof cannot do without: the raw transactions (batched), and one
-    // `sys/audit-hash` per mined signature with custody's own client (the same requests in
-    // flight), the server's HMAC being the proof.
-    let raws_alone = median(|| {
-        let t = Instant::now();
-        let got = rt.block_on(rpc.raw_transactions(&hashes)).unwrap();
-        let el = t.elapsed();
-        assert!(got.iter().all(Option::is_some));
-        el
-    });
-    let raws: Vec<String> = rt
-        .block_on(rpc.raw_transactions(&hashes))
-        .unwrap()
-        .into_iter()
-        .map(Option::unwrap)
-        .collect();
-    let vault = custody::vault::Vault::new(
-        Some(&cl.ca_cert),
-        Some(custody::secret::SecretString::new(root.clone())),
-    )
-    .unwrap();
-    let node = cl.nodes[0].addr();
-    let hashes_alone = median(|| {
-        let t = Instant::now();
-        let got = rt
-            .block_on(vault.audit_hashes(&node, "file", raws.clone()))
-            .unwrap();
-        let el = t.elapsed();
-        assert_eq!(got.len(), count);
-        el
-    });
-    drop(raws);
-    // Where custody's time goes: the log read alone, and the chain lookups it makes.
+    // Where custody's time goes: the log read alone, in process.
     let read_alone = median(|| {
         let path = custody::audit::sign_path("ethereum", "authority");
         let t = Instant::now();
@@ -215,11 +171,54 @@ fn main() {
         assert_eq!(signed, count);
         t.elapsed()
     });
+    let receipts_alone = || {
+        let params: Vec<Value> = hashes
+            .iter()
+            .map(|h| json!([format!("0x{}", hex::encode(h))]))
+            .collect();
+        let t = Instant::now();
+        let got = rt
+            .block_on(rpc.batch("eth_getTransactionReceipt", params))
+            .unwrap();
+        let el = t.elapsed();
+        assert!(got.iter().all(|r| r.as_ref().is_ok_and(|v| !v.is_null())));
+        el
+    };
+    // What the proof cannot do without: the raw transactions (batched), and one
+    // `sys/audit-hash` per mined signature with custody's own client (the same requests in
+    // flight), the server's HMAC being the proof.
+    let raws_alone = || {
+        let t = Instant::now();
+        let got = rt.block_on(rpc.raw_transactions(&hashes)).unwrap();
+        let el = t.elapsed();
+        assert!(got.iter().all(Option::is_some));
+        el
+    };
+    let raws: Vec<String> = rt
+        .block_on(rpc.raw_transactions(&hashes))
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    let vault = custody::vault::Vault::new(
+        Some(&cl.ca_cert),
+        Some(custody::secret::SecretString::new(root.clone())),
+    )
+    .unwrap();
+    let node = cl.nodes[0].addr();
+    let hashes_alone = || {
+        let t = Instant::now();
+        let got = rt
+            .block_on(vault.audit_hashes(&node, "file", std::sync::Arc::new(raws.clone())))
+            .unwrap();
+        let el = t.elapsed();
+        assert_eq!(got.len(), count);
+        el
+    };
     let witness = Custody::new(dir);
     let token_file = dir.join("reconcile-bench-root.token");
     let operator = Custody::for_cluster(dir, &cl).with_token_file(&token_file);
-    let peak_kib = std::cell::Cell::new([0i64; 2]);
-    let run = |c: &Custody, which: usize| {
+    let run = |c: &Custody| {
         let t = Instant::now();
         let (out, code, rss) = run_measured(
             c,
@@ -245,59 +244,88 @@ fn main() {
         );
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["explained"], count as u64);
-        let mut p = peak_kib.get();
-        p[which] = p[which].max(rss);
-        peak_kib.set(p);
-        el
+        (el, rss)
     };
-    let unproven = median(|| run(&witness, 0));
-    let proven = median(|| run(&operator, 1));
-    let [rss_unproven, rss] = peak_kib.get();
-    let ratio = |d: Duration| d.as_secs_f64() / receipts.as_secs_f64();
+    // Side by side: each round runs a baseline and then custody, so that both see the same
+    // load on the shared cores; the ratios are each round's, their median printed.
+    let mut rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        let receipts = receipts_alone();
+        let (unproven, rss_unproven) = run(&witness);
+        let floor = receipts + raws_alone() + hashes_alone();
+        let (proven, rss_proven) = run(&operator);
+        rounds.push(Round {
+            receipts,
+            unproven,
+            floor,
+            proven,
+            rss_unproven,
+            rss_proven,
+        });
+    }
+    drop(raws);
+    let med = |f: fn(&Round) -> f64| {
+        let mut v: Vec<f64> = rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let receipts = med(|r| r.receipts.as_secs_f64());
     println!(
         "custody reconcile vs the batched receipt queries alone: {count} signatures mined on anvil, \
-         audit log {log_mb:.0} MB, one OpenBao 2.7.2 (1-node Raft, TLS), median of 3, 2 shared cores"
+         audit log {log_mb:.0} MB, one OpenBao 2.7.2 (1-node Raft, TLS), median of {ROUNDS} \
+         rounds (baseline and custody side by side in each), 2 shared cores"
     );
-    println!("{:<44} {:>10} {:>8}", "", "seconds", "ratio");
+    println!("{:<48} {:>10} {:>8}", "", "seconds", "ratio");
     println!(
-        "{:<44} {:>10.2} {:>8}",
-        "eth_getTransactionReceipt × N (batched)",
-        receipts.as_secs_f64(),
-        "1.00"
+        "{:<48} {:>10.2} {:>8}",
+        "eth_getTransactionReceipt × N (batched): baseline", receipts, "1.00"
     );
     println!(
-        "{:<44} {:>10.2} {:>8.2}",
+        "{:<48} {:>10.2} {:>8.2}",
         "part: the log read and parsed, in process",
         read_alone.as_secs_f64(),
-        ratio(read_alone)
+        read_alone.as_secs_f64() / receipts
     );
     println!(
-        "{:<44} {:>10.2} {:>8.2}",
+        "{:<48} {:>10.2} {:>8.2}",
         "custody reconcile, no token (unproven)",
-        unproven.as_secs_f64(),
-        ratio(unproven)
+        med(|r| r.unproven.as_secs_f64()),
+        med(|r| r.unproven.as_secs_f64() / r.receipts.as_secs_f64())
     );
     println!(
-        "{:<44} {:>10.2} {:>8.2}",
+        "{:<48} {:>10.2} {:>8.2}",
+        "receipts + raw txs + sys/audit-hash × N alone",
+        med(|r| r.floor.as_secs_f64()),
+        med(|r| r.floor.as_secs_f64() / r.receipts.as_secs_f64())
+    );
+    println!(
+        "{:<48} {:>10.2} {:>8.2}",
         "custody reconcile, token (audit-hash proof)",
-        proven.as_secs_f64(),
-        ratio(proven)
+        med(|r| r.proven.as_secs_f64()),
+        med(|r| r.proven.as_secs_f64() / r.receipts.as_secs_f64())
     );
-    let floor = receipts + raws_alone + hashes_alone;
     println!(
-        "the proof's own queries alone: eth_getRawTransactionByHash × N (batched) {:.2} s, \
-         sys/audit-hash × N ({} in flight) {:.2} s; with the receipts {:.2} s: the proven \
-         reconcile is {:.2}× what it cannot do without",
-        raws_alone.as_secs_f64(),
+        "the proven reconcile against its own queries alone (receipts, raw transactions, \
+         sys/audit-hash with {} in flight): {:.2}×",
         custody::vault::audit::AUDIT_HASH_LANES,
-        hashes_alone.as_secs_f64(),
-        floor.as_secs_f64(),
-        proven.as_secs_f64() / floor.as_secs_f64()
+        med(|r| r.proven.as_secs_f64() / r.floor.as_secs_f64())
     );
     println!(
         "peak memory (max RSS) of custody reconcile itself: {:.0} MB without proof, {:.0} MB \
          with it, for a {log_mb:.0} MB log",
-        rss_unproven as f64 / 1024.0,
-        rss as f64 / 1024.0
+        rounds.iter().map(|r| r.rss_unproven).max().unwrap_or(0) as f64 / 1024.0,
+        rounds.iter().map(|r| r.rss_proven).max().unwrap_or(0) as f64 / 1024.0
     );
+}
+
+const ROUNDS: usize = 3;
+
+/// One round's times, side by side, and the reconciles' peak memory (KiB).
+struct Round {
+    receipts: Duration,
+    unproven: Duration,
+    floor: Duration,
+    proven: Duration,
+    rss_unproven: i64,
+    rss_proven: i64,
 }

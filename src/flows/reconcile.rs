@@ -351,10 +351,15 @@ async fn proven(
     let hashes: Vec<[u8; 32]> = candidates.iter().map(|(i, _)| sigs[*i].1.tx_hash).collect();
     let raws = rpc.raw_transactions(&hashes).await?;
     drop(hashes);
-    let inputs: Vec<String> = raws.iter().map(|r| r.clone().unwrap_or_default()).collect();
+    let known: Vec<bool> = raws.iter().map(Option::is_some).collect();
+    let raws = std::sync::Arc::new(
+        raws.into_iter()
+            .map(Option::unwrap_or_default)
+            .collect::<Vec<String>>(),
+    );
     let hmacs = p
         .vault
-        .audit_hashes(&p.addr, &p.device, inputs)
+        .audit_hashes(&p.addr, &p.device, raws.clone())
         .await
         .map_err(|e| {
             crate::flows::node_error(
@@ -367,7 +372,8 @@ async fn proven(
             )
         })?;
     let mut out = Vec::with_capacity(candidates.len());
-    for ((i, nonce), (raw, hmac)) in candidates.into_iter().zip(raws.iter().zip(hmacs)) {
+    let raws = raws.iter().zip(known).map(|(r, k)| k.then_some(r.as_str()));
+    for ((i, nonce), (raw, hmac)) in candidates.into_iter().zip(raws.zip(hmacs)) {
         let (at, s) = &sigs[i];
         let device = hmac
             .strip_prefix("hmac-sha256:")

@@ -89,9 +89,8 @@ impl Vault {
         &self,
         addr: &Addr,
         device: &str,
-        inputs: Vec<String>,
+        inputs: std::sync::Arc<Vec<String>>,
     ) -> NodeResult<Vec<String>> {
-        let inputs = std::sync::Arc::new(inputs);
         let mut set = tokio::task::JoinSet::new();
         for lane in 0..AUDIT_HASH_LANES.min(inputs.len()) {
             let (vault, addr, device, inputs) = (
