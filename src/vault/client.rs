@@ -494,13 +494,29 @@ impl Vault {
 /// A snapshot being received: its body, chunk by chunk.
 pub struct SnapshotStream(reqwest::Response);
 
+/// How long a snapshot's stream may send nothing before custody gives up on it: a node cut
+/// off mid-stream (a partition drops packets, nothing resets the connection) would otherwise
+/// hold the save for the whole [`SNAPSHOT_TIMEOUT`].
+pub const SNAPSHOT_STALL: Duration = Duration::from_secs(30);
+
 impl SnapshotStream {
-    /// The next chunk of the snapshot; `None` at its end.
+    /// The next chunk of the snapshot; `None` at its end. Fails when the stream broke off, or
+    /// sent nothing for [`SNAPSHOT_STALL`].
     pub async fn next_chunk(&mut self) -> NodeResult<Option<bytes::Bytes>> {
-        self.0.chunk().await.map_err(|e| NodeError::Failed {
-            what: "the snapshot's stream broke off".to_owned(),
-            source: Arc::new(e),
-        })
+        match tokio::time::timeout(SNAPSHOT_STALL, self.0.chunk()).await {
+            Ok(chunk) => chunk.map_err(|e| NodeError::Failed {
+                what: "the snapshot's stream broke off".to_owned(),
+                source: Arc::new(e),
+            }),
+            Err(stalled) => Err(NodeError::Failed {
+                what: format!(
+                    "the snapshot's stream stalled: the node sent nothing for {} s (cut off \
+                     from custody, or paused)",
+                    SNAPSHOT_STALL.as_secs()
+                ),
+                source: Arc::new(stalled),
+            }),
+        }
     }
 }
 

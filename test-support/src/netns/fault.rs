@@ -99,3 +99,11 @@ pub fn drop_iface_script(table: &str, iface: &str) -> String {
         "table inet {table} {{\n  chain input {{\n    type filter hook input priority -10; policy accept;\n    iifname \"{iface}\" drop\n  }}\n  chain output {{\n    type filter hook output priority -10; policy accept;\n    oifname \"{iface}\" drop\n  }}\n}}\n"
     )
 }
+
+/// An nftables table that drops what leaves for `to` beyond `kbytes` a second: TCP then backs
+/// off to about that rate (no `tc` here; a crude but real slow link).
+pub fn throttle_script(table: &str, to: std::net::Ipv4Addr, kbytes: u32) -> String {
+    format!(
+        "table inet {table} {{\n  chain output {{\n    type filter hook output priority -10; policy accept;\n    ip daddr {to} limit rate over {kbytes} kbytes/second drop\n  }}\n}}\n"
+    )
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::cluster::{BALANCER, NetCluster};
 use super::cmd::{nft_args_in, nft_in};
-use super::fault::{Fault, drop_iface_script, drop_peers_script};
+use super::fault::{Fault, drop_iface_script, drop_peers_script, throttle_script};
 use super::net::IFACE;
 
 impl NetCluster {
@@ -64,6 +64,21 @@ impl NetCluster {
             &ns,
             |t| drop_iface_script(t, IFACE),
             format!("node {i} isolated"),
+            bound,
+        )
+    }
+
+    /// What node `i` sends to the client limited to about `kbytes` a second (a slow link to
+    /// custody; the Raft traffic between nodes is not), so that a long answer (a snapshot) is
+    /// still streaming when the next fault strikes.
+    #[track_caller]
+    pub fn throttle_to_client(&self, i: usize, kbytes: u32, bound: Duration) -> Fault {
+        let ns = self.node_host(i).netns.clone();
+        let client = self.net().client_ip;
+        self.blocking(
+            &ns,
+            |t| throttle_script(t, client, kbytes),
+            format!("node {i} throttled to {kbytes} kB/s towards the client"),
             bound,
         )
     }
