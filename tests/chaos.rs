@@ -102,3 +102,104 @@ fn one_round_of_every_fault_signs_no_nonce_twice_loses_none_and_reports_the_know
         two.count()
     );
 }
+
+/// The checker on a made history: each anomaly it knows is found, with its nonces, and a clean
+/// history has none.
+#[test]
+fn the_checker_finds_each_anomaly_in_a_made_history() {
+    use std::time::Duration;
+    use support::chaos::checker::Final;
+    use support::chaos::history::{Op, TwoActive};
+
+    let s = Duration::from_secs;
+    let op = |id: usize, kind: Kind, status: u16, nonce: Option<u64>, payload: &str, at: u64| Op {
+        id,
+        client: "seq".into(),
+        kind,
+        via: if kind == Kind::Broadcast {
+            "anvil"
+        } else {
+            "lb"
+        },
+        start: s(at),
+        end: Some(s(at) + Duration::from_millis(500)),
+        status,
+        nonce,
+        payload: (!payload.is_empty()).then(|| payload.to_owned()),
+        tx_hash: (!payload.is_empty()).then(|| format!("h-{payload}")),
+        error: (status != 200).then(|| "an error".to_owned()),
+    };
+    let clean = vec![
+        op(0, Kind::Sign, 200, Some(0), "a", 1),
+        op(1, Kind::Broadcast, 200, None, "a", 2),
+        op(2, Kind::Sign, 200, Some(1), "b", 3),
+        op(3, Kind::Broadcast, 200, None, "b", 4),
+        op(4, Kind::Read, 200, Some(2), "", 5),
+        op(5, Kind::Sign, 503, None, "", 6),
+    ];
+    let fine = Final {
+        counter: 2,
+        mined: 2,
+        with_receipt: vec![0, 1],
+    };
+    assert_eq!(checker::check(&clean, &[], &[], &fine), vec![]);
+    assert!(checker::incomplete(&clean).is_empty());
+
+    let mut bad = clean.clone();
+    bad.push(op(6, Kind::Sign, 200, Some(1), "c", 7)); // nonce 1 again, another payload
+    bad.push(op(7, Kind::Sign, 200, Some(4), "d", 8)); // 3 never acknowledged; 4 not durable
+    bad.push(op(8, Kind::Read, 200, Some(2), "", 9)); // after nonce 4 was acknowledged
+    bad.push(op(9, Kind::Sign, 500, None, "", 10));
+    let mut unfinished = op(10, Kind::Sign, 0, None, "", 11);
+    unfinished.end = None;
+    bad.push(unfinished);
+    let actives = [0u64, 1, 5].map(|t| TwoActive {
+        at: s(20 + t),
+        nodes: vec![0, 2],
+    });
+    let f = Final {
+        counter: 4,
+        mined: 3,
+        with_receipt: vec![0, 1],
+    };
+    let found = checker::check(&bad, &actives, &[], &f);
+    let kinds: Vec<&str> = found.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "equivocation",
+            "durability",
+            "mined",
+            "gap",
+            "gap",
+            "stale read",
+            "two active",
+            "two active",
+            "status",
+            "status"
+        ],
+        "{found:#?}"
+    );
+    let text = |k: usize| found[k].text.as_str();
+    assert!(text(0).contains("nonce 1 released twice"), "{}", text(0));
+    assert!(
+        text(1).contains("nonces 4 not below the counter 4"),
+        "{}",
+        text(1)
+    );
+    assert!(text(2).contains("nonces 2"), "{}", text(2));
+    assert!(text(3).starts_with("nonce 2 ") && text(4).starts_with("nonce 3 "));
+    assert!(text(6).contains("2 times"), "{}", text(6));
+    assert!(text(9).contains("1 answers of 500"), "{}", text(9));
+    let missing = checker::incomplete(&bad);
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.contains("op 10") && m.contains("never completed"))
+    );
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.contains("op 6") && m.contains("never sent"))
+    );
+}

@@ -186,11 +186,16 @@ pub fn check(ops: &[Op], actives: &[TwoActive], deposed: &[Anomaly], f: &Final) 
             });
         }
     }
-    for a in actives {
+    for (first, last, seen) in episodes(actives) {
         out.push(Anomaly {
             kind: "two active",
-            at: Some(a.at),
-            text: format!("nodes {:?} answered sys/health as active at once", a.nodes),
+            at: Some(first.at),
+            text: format!(
+                "nodes {:?} answered sys/health as active at once, {seen} times from {:.1}s to {:.1}s",
+                first.nodes,
+                first.at.as_secs_f64(),
+                last.at.as_secs_f64()
+            ),
         });
     }
     out.extend(deposed.iter().cloned());
@@ -234,6 +239,24 @@ pub fn check(ops: &[Op], actives: &[TwoActive], deposed: &[Anomaly], f: &Final) 
                 first.error.as_deref().unwrap_or("").escape_debug()
             ),
         });
+    }
+    out
+}
+
+/// Observations of the same nodes answering as active, each within 2 s of the one before,
+/// as one episode: (first, last, how many).
+fn episodes(actives: &[TwoActive]) -> Vec<(&TwoActive, &TwoActive, usize)> {
+    let mut out: Vec<(&TwoActive, &TwoActive, usize)> = Vec::new();
+    for a in actives {
+        match out.last_mut() {
+            Some((first, last, n))
+                if first.nodes == a.nodes && a.at <= last.at + Duration::from_secs(2) =>
+            {
+                *last = a;
+                *n += 1;
+            }
+            _ => out.push((a, a, 1)),
+        }
     }
     out
 }

@@ -92,6 +92,7 @@ pub fn run(config: Config) -> Report {
         lb: c.lb.url(),
         anvil: anvil.url.clone(),
         token: signer,
+        read_token: root.clone(),
         account: ACCOUNT.to_owned(),
     };
     let load = workload::Workload::start(target, history.clone());

@@ -161,16 +161,19 @@ impl Nemesis<'_> {
         fault.heal();
     }
 
-    /// Waits until `i`, which lost its leadership, answers as a standby; a deposed leader that
-    /// goes on answering as active is an anomaly, and is restarted and unsealed so the run
-    /// goes on from one leader.
+    /// Waits until `i`, which lost its leadership, answers as a standby (or is the only active
+    /// node, elected again); a deposed leader that goes on answering as active beside the new
+    /// one is an anomaly, and is restarted and unsealed so the run goes on from one leader.
     fn back_to_standby(&mut self, i: usize, kind: FaultKind) {
         if wait(DEPOSED, || self.c.health()[i] == Ok(429)).is_ok() {
             return;
         }
         let health = self.c.health();
-        if health[i] != Ok(200) {
-            return; // not active, not standby: autopilot's wait says whether it comes back
+        let actives = health.iter().filter(|h| **h == Ok(200)).count();
+        if health[i] != Ok(200) || actives < 2 {
+            // Elected again (alone active), or neither: autopilot's wait says whether the
+            // cluster comes back.
+            return;
         }
         let leaders: Vec<String> = (0..self.c.cluster.nodes.len())
             .map(|n| match self.c.call(n, "GET", "sys/leader", None, None) {

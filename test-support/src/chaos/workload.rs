@@ -25,8 +25,10 @@ pub struct Target {
     pub lb: String,
     /// anvil's JSON-RPC URL.
     pub anvil: String,
-    /// The signer token.
+    /// The signer token (sign-tx).
     pub token: String,
+    /// A token that may read the counter (the signer's policy may not).
+    pub read_token: String,
     /// The account's name.
     pub account: String,
 }
@@ -72,6 +74,11 @@ async fn run(t: Target, h: History, stop: Arc<AtomicBool>) {
     let http = reqwest::Client::builder()
         .timeout(REQUEST_BOUND)
         .connect_timeout(REQUEST_BOUND)
+        // A fresh connection per request: a kept-alive one that HAProxy closed meanwhile
+        // fails as "connection closed before message completed", which is no fault's doing.
+        .pool_max_idle_per_host(0)
+        // A standby's 307 to the active node is an answer to record, not to follow.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client");
     let c = Client { http, t, h };
@@ -119,7 +126,7 @@ impl Client {
             "{}/v1/ethereum/accounts/{}/sign-tx",
             self.t.lb, self.t.account
         );
-        let (status, v, error) = self.vault("POST", &url, Some(body)).await;
+        let (status, v, error) = self.vault("POST", &url, &self.t.token, Some(body)).await;
         let d = &v["data"];
         let raw = d["signed_tx"].as_str().map(str::to_owned);
         let hash = d["tx_hash"].as_str().map(str::to_owned);
@@ -168,7 +175,7 @@ impl Client {
             "{}/v1/ethereum/accounts/{}/nonce",
             self.t.lb, self.t.account
         );
-        let (status, v, error) = self.vault("GET", &url, None).await;
+        let (status, v, error) = self.vault("GET", &url, &self.t.read_token, None).await;
         let nonce = v["data"]["next_nonce"].as_u64().filter(|_| status == 200);
         self.h.complete(
             id,
@@ -186,6 +193,7 @@ impl Client {
         &self,
         method: &str,
         url: &str,
+        token: &str,
         body: Option<Value>,
     ) -> (u16, Value, Option<String>) {
         let m = if method == "GET" {
@@ -193,10 +201,7 @@ impl Client {
         } else {
             reqwest::Method::POST
         };
-        let mut req = self
-            .http
-            .request(m, url)
-            .header("X-Vault-Token", &self.t.token);
+        let mut req = self.http.request(m, url).header("X-Vault-Token", token);
         if let Some(b) = body {
             req = req.json(&b);
         }
