@@ -5,8 +5,8 @@
 //! - **mined**: every nonce the chain mined is one the plugin signed and acknowledged (the
 //!   chain's count of the account's transactions, each below it an acknowledged transaction
 //!   with a receipt);
-//! - **gap**: a counter value below the final counter that no signature acknowledged (a chain
-//!   stalls at it: issue 25 §2b);
+//! - **gap**: counter values below the final counter that no signature acknowledged (a chain
+//!   stalls at them: issue 25 §2b), each run of them with the answers nobody got meanwhile;
 //! - **stale read**: a counter read (through the balancer) that began after an acknowledgement
 //!   of nonce n had completed, and said the counter was at most n;
 //! - **two active**: two nodes answered `sys/health` as active at once (a deposed leader still
@@ -153,15 +153,37 @@ pub fn check(ops: &[Op], actives: &[TwoActive], deposed: &[Anomaly], f: &Final) 
             ),
         });
     }
-    // gaps
-    for g in (0..f.counter).filter(|n| !released.contains_key(n)) {
-        let next = released.range(g..).map(|(_, op)| op.end).next().flatten();
+    // gaps, a run of adjacent nonces as one, with the answers nobody got meanwhile
+    let missing: Vec<u64> = (0..f.counter)
+        .filter(|n| !released.contains_key(n))
+        .collect();
+    for run in runs(&missing) {
+        let (lo, hi) = (run[0], run[run.len() - 1]);
+        let before = lo
+            .checked_sub(1)
+            .and_then(|b| released.get(&b))
+            .map(|op| op.start);
+        let after = released.range(hi..).next().and_then(|(_, op)| op.end);
+        let from = before.unwrap_or(Duration::ZERO);
+        let to = after.unwrap_or(Duration::MAX);
+        let mut unknown: BTreeMap<u16, usize> = BTreeMap::new();
+        for op in ops
+            .iter()
+            .filter(|o| o.kind == Kind::Sign && o.status != 200)
+        {
+            if op.status != 503 && op.start < to && op.end.is_none_or(|e| e > from) {
+                *unknown.entry(op.status).or_default() += 1;
+            }
+        }
         out.push(Anomaly {
             kind: "gap",
-            at: next,
+            at: after,
             text: format!(
-                "nonce {g} reserved (the counter is {}) but never acknowledged: the chain stalls at it (mined {})",
-                f.counter, f.mined
+                "nonces {} reserved (the counter is {}) but never acknowledged: the chain stalls at {lo} (mined {}); \
+                 sign answers neither 200 nor 503 between the neighbours' acknowledgements (status: count, 0 = none): {unknown:?}",
+                ranges(run),
+                f.counter,
+                f.mined
             ),
         });
     }
@@ -261,21 +283,28 @@ fn episodes(actives: &[TwoActive]) -> Vec<(&TwoActive, &TwoActive, usize)> {
     out
 }
 
-/// "1, 4-7, 9".
-pub fn ranges(ns: &[u64]) -> String {
-    let mut out: Vec<String> = Vec::new();
+/// `ns` (ascending) cut into runs of adjacent numbers.
+pub fn runs(ns: &[u64]) -> Vec<&[u64]> {
+    let mut out = Vec::new();
     let mut i = 0;
     while i < ns.len() {
         let mut j = i;
         while j + 1 < ns.len() && ns[j + 1] == ns[j] + 1 {
             j += 1;
         }
-        out.push(if i == j {
-            ns[i].to_string()
-        } else {
-            format!("{}-{}", ns[i], ns[j])
-        });
+        out.push(&ns[i..=j]);
         i = j + 1;
     }
-    out.join(", ")
+    out
+}
+
+/// "1, 4-7, 9".
+pub fn ranges(ns: &[u64]) -> String {
+    let shown: Vec<String> = (runs(ns).into_iter())
+        .map(|r| match r {
+            [one] => one.to_string(),
+            _ => format!("{}-{}", r[0], r[r.len() - 1]),
+        })
+        .collect();
+    shown.join(", ")
 }
