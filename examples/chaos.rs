@@ -1,8 +1,8 @@
 //! `scripts/chaos [--seconds S] [--seed N] [--format json]`: issue 25's workload under a seeded
 //! schedule of faults of every kind (at least one round of each; more until S seconds passed),
 //! then the checker; a line per fault (ops, acknowledged, refused, anomalies) and every anomaly,
-//! or one JSON object. Exit 0 no anomaly, 2 usage, 3 an anomaly was found or the history is
-//! incomplete.
+//! or one JSON object. Exit 0 no anomaly, 1 the run failed (the cluster did not come back),
+//! 2 usage, 3 an anomaly was found or the history is incomplete.
 
 use custody_test_support as support;
 
@@ -45,7 +45,15 @@ fn main() {
             other => usage(&format!("unknown argument {other:?}")),
         }
     }
-    let r = run(config);
+    // A cluster that does not come back (a fault's wait) panics; the harness removes what it
+    // made while unwinding, and the run failed (exit 1).
+    let r = match std::panic::catch_unwind(|| run(config)) {
+        Ok(r) => r,
+        Err(_) => {
+            eprintln!("chaos: the run failed (the panic above says where)");
+            std::process::exit(1)
+        }
+    };
     if json {
         println!("{}", report::json(&r));
     } else {

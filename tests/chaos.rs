@@ -193,7 +193,9 @@ fn the_checker_finds_each_anomaly_in_a_made_history() {
     );
     assert!(text(2).contains("nonces 2"), "{}", text(2));
     assert!(text(3).starts_with("nonces 2-3 reserved"), "{}", text(3));
-    assert!(text(3).contains("{500: 1}"), "{}", text(3));
+    assert!(text(3).contains("{500: 1, 503: 1}"), "{}", text(3));
+    assert!(text(4).starts_with("1 reads from op 8"), "{}", text(4));
+    assert!(text(4).contains("2 after nonce 4"), "{}", text(4));
     assert!(text(5).contains("2 times"), "{}", text(5));
     assert!(text(8).contains("1 answers of 500"), "{}", text(8));
     let missing = checker::incomplete(&bad);

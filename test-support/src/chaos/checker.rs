@@ -6,7 +6,7 @@
 //!   chain's count of the account's transactions, each below it an acknowledged transaction
 //!   with a receipt);
 //! - **gap**: counter values below the final counter that no signature acknowledged (a chain
-//!   stalls at them: issue 25 §2b), each run of them with the answers nobody got meanwhile;
+//!   stalls at them: issue 25 §2b), each run of them with the refusals and lost answers meanwhile;
 //! - **stale read**: a counter read (through the balancer) that began after an acknowledgement
 //!   of nonce n had completed, and said the counter was at most n;
 //! - **two active**: two nodes answered `sys/health` as active at once (a deposed leader still
@@ -21,7 +21,7 @@ use super::history::{Kind, Op, TwoActive};
 /// What was found after healing.
 #[derive(Clone, Debug, Default)]
 pub struct Final {
-    /// The counter (`next_nonce`) read through the balancer.
+    /// The counter (`next_nonce`) read from the single active node.
     pub counter: u64,
     /// The chain's transaction count of the account (`eth_getTransactionCount`, latest).
     pub mined: u64,
@@ -153,7 +153,7 @@ pub fn check(ops: &[Op], actives: &[TwoActive], deposed: &[Anomaly], f: &Final) 
             ),
         });
     }
-    // gaps, a run of adjacent nonces as one, with the answers nobody got meanwhile
+    // gaps, a run of adjacent nonces as one, with the refusals and lost answers meanwhile
     let missing: Vec<u64> = (0..f.counter)
         .filter(|n| !released.contains_key(n))
         .collect();
@@ -171,7 +171,7 @@ pub fn check(ops: &[Op], actives: &[TwoActive], deposed: &[Anomaly], f: &Final) 
             .iter()
             .filter(|o| o.kind == Kind::Sign && o.status != 200)
         {
-            if op.status != 503 && op.start < to && op.end.is_none_or(|e| e > from) {
+            if op.start < to && op.end.is_none_or(|e| e > from) {
                 *unknown.entry(op.status).or_default() += 1;
             }
         }
@@ -180,33 +180,46 @@ pub fn check(ops: &[Op], actives: &[TwoActive], deposed: &[Anomaly], f: &Final) 
             at: after,
             text: format!(
                 "nonces {} reserved (the counter is {}) but never acknowledged: the chain stalls at {lo} (mined {}); \
-                 sign answers neither 200 nor 503 between the neighbours' acknowledgements (status: count, 0 = none): {unknown:?}",
+                 sign answers other than 200 between the neighbours' acknowledgements (status: count, 0 = none): {unknown:?}",
                 ranges(run),
                 f.counter,
                 f.mined
             ),
         });
     }
-    // stale reads
-    for r in ops
-        .iter()
-        .filter(|o| o.kind == Kind::Read && o.status == 200)
-    {
+    // stale reads, those within 2 s of each other as one
+    let mut stale: Vec<(&Op, u64, u64)> = Vec::new();
+    for r in (ops.iter()).filter(|o| o.kind == Kind::Read && o.status == 200) {
         let Some(counter) = r.nonce else { continue };
-        let seen = acks(ops)
-            .filter(|(a, _)| a.end.is_some_and(|e| e < r.start))
+        let seen = (acks(ops).filter(|(a, _)| a.end.is_some_and(|e| e < r.start)))
             .map(|(_, n)| n)
             .max();
         if let Some(n) = seen.filter(|n| counter <= *n) {
-            out.push(Anomaly {
-                kind: "stale read",
-                at: r.end,
-                text: format!(
-                    "op {} read the counter {counter} after nonce {n} was acknowledged",
-                    r.id
-                ),
-            });
+            stale.push((r, counter, n));
         }
+    }
+    let mut k = 0;
+    while k < stale.len() {
+        let mut j = k;
+        while j + 1 < stale.len()
+            && stale[j + 1].0.start <= stale[j].0.start + Duration::from_secs(2)
+        {
+            j += 1;
+        }
+        let ((first, counter, n), (last, ..)) = (stale[k], stale[j]);
+        out.push(Anomaly {
+            kind: "stale read",
+            at: first.end,
+            text: format!(
+                "{} reads from op {} ({:.1}s) to op {} ({:.1}s) said the counter was at most an acknowledged nonce; the first: {counter} after nonce {n}",
+                j - k + 1,
+                first.id,
+                first.start.as_secs_f64(),
+                last.id,
+                last.start.as_secs_f64()
+            ),
+        });
+        k = j + 1;
     }
     for (first, last, seen) in episodes(actives) {
         out.push(Anomaly {
