@@ -5,6 +5,7 @@
 //! - **mined**: every nonce the chain mined is one the plugin signed and acknowledged (the
 //!   chain's count of the account's transactions, each below it an acknowledged transaction
 //!   with a receipt);
+//! - **stall**: the chain stopped at an acknowledged, sent nonce (what anvil says of it);
 //! - **gap**: counter values below the final counter that no signature acknowledged (a chain
 //!   stalls at them: issue 25 §2b), each run of them with the refusals and lost answers meanwhile;
 //! - **stale read**: a counter read (through the balancer) that began after an acknowledgement
@@ -27,6 +28,9 @@ pub struct Final {
     pub mined: u64,
     /// The nonces of the acknowledged transactions that have a receipt.
     pub with_receipt: Vec<u64>,
+    /// When the chain stopped below the counter at a nonce that was acknowledged: what anvil
+    /// says of that transaction and of its pool.
+    pub stall: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,6 +154,16 @@ pub fn check(ops: &[Op], actives: &[TwoActive], deposed: &[Anomaly], f: &Final) 
                 "the chain mined nonces {} that no acknowledged signature with a receipt has (mined {})",
                 ranges(&unknown),
                 f.mined
+            ),
+        });
+    }
+    if let Some(why) = &f.stall {
+        out.push(Anomaly {
+            kind: "stall",
+            at: None,
+            text: format!(
+                "the chain mined nonces below {} only, though nonce {} was acknowledged and sent: {why}",
+                f.mined, f.mined
             ),
         });
     }

@@ -201,9 +201,37 @@ fn final_facts(c: &NetCluster, root: &str, anvil: &Anvil, address: &str, ops: &[
         })
         .filter_map(|o| o.nonce)
         .collect();
+    let stall = (ops.iter())
+        .find(|o| o.kind == Kind::Sign && o.status == 200 && o.nonce == Some(mined))
+        .map(|o| {
+            let hash = o.tx_hash.clone().unwrap_or_default();
+            let tx = anvil.rpc("eth_getTransactionByHash", json!([hash]));
+            let pool = anvil.rpc("txpool_status", json!([]));
+            let sent: Vec<String> = (ops.iter())
+                .filter(|b| b.kind == Kind::Broadcast && b.tx_hash == o.tx_hash)
+                .map(|b| {
+                    format!(
+                        "sent by op {} at {:?}: HTTP {} {:?}",
+                        b.id, b.start, b.status, b.error
+                    )
+                })
+                .collect();
+            format!(
+                "op {} ({}) tx {hash}: {}; anvil has it as {}; pool {pool}",
+                o.id,
+                o.client,
+                sent.join("; "),
+                if tx.is_null() {
+                    "nothing".to_owned()
+                } else {
+                    format!("block {}", tx["blockNumber"])
+                }
+            )
+        });
     Final {
         counter: counter.unwrap_or(0),
         mined,
         with_receipt,
+        stall,
     }
 }
