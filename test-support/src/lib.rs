@@ -5,6 +5,7 @@
 //! `tests/` and the benches in `benches/`: `use custody_test_support as support;`.
 
 pub mod browser;
+pub mod chaos;
 pub mod gateway;
 pub mod netns;
 pub mod plugin;
