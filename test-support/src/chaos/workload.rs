@@ -81,7 +81,12 @@ async fn run(t: Target, h: History, stop: Arc<AtomicBool>) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client");
-    let c = Client { http, t, h };
+    let c = Client {
+        http,
+        t,
+        h,
+        intents: Default::default(),
+    };
     let c = Arc::new(c);
     let mut tasks = Vec::new();
     let mut spawn = |name: String, pause: u64, read: bool| {
@@ -111,37 +116,57 @@ struct Client {
     http: reqwest::Client,
     t: Target,
     h: History,
+    /// The intents numbered so far, across every client.
+    intents: std::sync::atomic::AtomicU64,
 }
 
+/// How long an intent is asked again before its client gives up on it (and may leave a gap).
+const INTENT_BOUND: Duration = Duration::from_secs(90);
+
 impl Client {
-    /// `sign-tx` of a transfer whose value is the operation's id (so two releases of one
-    /// nonce always differ), then, acknowledged, `eth_sendRawTransaction`.
+    /// One intent of `client`: `sign-tx` of a transfer whose value is the intent's number (so
+    /// two intents' releases of one nonce always differ), with a `request_id` naming the
+    /// intent, asked again with the same id until it is acknowledged (as the child chain's
+    /// client must: an answer lost to a fault may have been signed, and only the same request
+    /// gets that nonce again), for at most [`INTENT_BOUND`]; acknowledged, it is sent to anvil.
+    /// Each attempt is an operation of its own in the history.
     async fn sign_and_send(&self, client: &str) {
-        let id = self.h.invoke(client, Kind::Sign, "lb");
+        let intent = self.intents.fetch_add(1, Ordering::SeqCst);
         let body = json!({
-            "to": RECIPIENT, "value": id.to_string(), "gas": 21000,
+            "to": RECIPIENT, "value": intent.to_string(), "gas": 21000,
             "max_fee_per_gas": "2000000000", "max_priority_fee_per_gas": "1",
+            "request_id": format!("{client}-{intent}"),
         });
         let url = format!(
             "{}/v1/ethereum/accounts/{}/sign-tx",
             self.t.lb, self.t.account
         );
-        let (status, v, error) = self.vault("POST", &url, &self.t.token, Some(body)).await;
-        let d = &v["data"];
-        let raw = d["signed_tx"].as_str().map(str::to_owned);
-        let hash = d["tx_hash"].as_str().map(str::to_owned);
-        self.h.complete(
-            id,
-            Outcome {
-                status,
-                nonce: d["nonce"].as_u64().filter(|_| status == 200),
-                payload: raw.clone().filter(|_| status == 200),
-                tx_hash: hash.clone().filter(|_| status == 200),
-                error,
-            },
-        );
-        if let (200, Some(raw)) = (status, raw) {
-            self.broadcast(client, raw, hash).await;
+        let deadline = std::time::Instant::now() + INTENT_BOUND;
+        loop {
+            let id = self.h.invoke(client, Kind::Sign, "lb");
+            let (status, v, error) = self
+                .vault("POST", &url, &self.t.token, Some(body.clone()))
+                .await;
+            let d = &v["data"];
+            let raw = d["signed_tx"].as_str().map(str::to_owned);
+            let hash = d["tx_hash"].as_str().map(str::to_owned);
+            self.h.complete(
+                id,
+                Outcome {
+                    status,
+                    nonce: d["nonce"].as_u64().filter(|_| status == 200),
+                    payload: raw.clone().filter(|_| status == 200),
+                    tx_hash: hash.clone().filter(|_| status == 200),
+                    error,
+                },
+            );
+            match (status, raw) {
+                (200, Some(raw)) => return self.broadcast(client, raw, hash).await,
+                // Refused for what it asks (never for a fault): asking again changes nothing.
+                (400 | 403, _) => return,
+                _ if std::time::Instant::now() > deadline => return,
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
         }
     }
 
