@@ -56,7 +56,10 @@ fn unseal_with_a_node_cut_off_unseals_the_others_and_names_it_then_the_same_shar
     );
     r.expect(1)
         .stderr_has("1 node(s) did not answer; the others were served");
-    let nodes = r.json()["unseal"]["nodes"].as_array().cloned().unwrap_or_default();
+    let nodes = r.json()["unseal"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let states: Vec<&str> = nodes
         .iter()
         .map(|n| n["state"].as_str().unwrap_or("?"))
