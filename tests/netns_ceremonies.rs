@@ -16,15 +16,9 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// Holders 1, 3 and 5's shares, decrypted by their own gpg, one a line (`--share-stdin`).
 fn quorum(out: &std::path::Path) -> String {
     let gpg = Gpg::with_secret_keys(&["holder1", "holder3", "holder5"]);
-    let pass5 = fixture("holder5.passphrase");
     ["holder1", "holder3", "holder5"]
         .iter()
-        .map(|h| {
-            gpg.decrypt(
-                &share_file(out, h),
-                (*h == "holder5").then_some(pass5.as_path()),
-            )
-        })
+        .map(|h| plain_share(&gpg, out, h))
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"

@@ -194,23 +194,17 @@ async fn client(
         )
         .await;
         let at_ms = start.elapsed().as_millis();
-        let a = match r {
-            // A 200 whose body did not arrive whole (the node killed while answering) gives
-            // the client no signature: it is no answer, and asked again.
-            Ok((200, v))
-                if v["data"]["nonce"].as_u64().is_none() || !v["data"]["tx_hash"].is_string() =>
-            {
-                Answer {
-                    at_ms,
-                    node,
-                    status: 0,
-                    nonce: None,
-                    tx_hash: None,
-                    repeated: false,
-                    value,
-                    error: format!("a 200 without a readable signature (cut off): {v}"),
-                }
+        // A 200 whose body did not arrive whole (the node killed while answering) gives the
+        // client no signature: it is no answer, and asked again.
+        let r = r.and_then(|(status, v)| {
+            let signed = v["data"]["nonce"].as_u64().is_some() && v["data"]["tx_hash"].is_string();
+            if status == 200 && !signed {
+                Err(format!("a 200 without a readable signature (cut off): {v}"))
+            } else {
+                Ok((status, v))
             }
+        });
+        let a = match r {
             Ok((status, v)) => Answer {
                 at_ms,
                 node,

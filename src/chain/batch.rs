@@ -31,10 +31,11 @@ impl Rpc {
         convert: fn(usize, std::result::Result<Value, String>) -> Result<T>,
     ) -> Result<Vec<T>> {
         let total = params.len();
+        let batches = total.div_ceil(BATCH);
         let mut params = params.into_iter();
-        let mut chunks = (0..total.div_ceil(BATCH))
-            .map(move |i| (i, params.by_ref().take(BATCH).collect::<Vec<Value>>()));
-        let mut done: Vec<Option<Vec<T>>> = (0..total.div_ceil(BATCH)).map(|_| None).collect();
+        let mut chunks =
+            (0..batches).map(move |i| (i, params.by_ref().take(BATCH).collect::<Vec<Value>>()));
+        let mut done: Vec<Option<Vec<T>>> = (0..batches).map(|_| None).collect();
         let mut set = tokio::task::JoinSet::new();
         let spawn = |set: &mut tokio::task::JoinSet<_>, (i, chunk): (usize, Vec<Value>)| {
             let rpc = self.clone();

@@ -71,18 +71,17 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         None => None,
     };
     let mut text = table(&nodes);
-    let claiming = crate::flows::nodes::claiming_active(&nodes);
+    let claiming: Vec<String> = crate::flows::nodes::claiming_active(&nodes)
+        .into_iter()
+        .map(|i| addrs[i].to_string())
+        .collect();
     if claiming.len() > 1 {
         text.push_str(&format!(
             "Active: {} ALL answer as the active node: all but one are deposed leaders that have \
              not stepped down, and may answer from stale state; custody's ceremonies refuse to \
              run until one alone is active (restart the node the others do not name in \
              sys/leader, then unseal it)\n",
-            claiming
-                .iter()
-                .map(|i| addrs[*i].to_string())
-                .collect::<Vec<_>>()
-                .join(" and ")
+            claiming.join(" and ")
         ));
     }
     match &raft {
@@ -141,7 +140,7 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
                 }))
                 .collect::<Vec<_>>()),
             "audit": audit.as_ref().map(AuditView::json),
-            "claiming_active": claiming.iter().map(|i| addrs[*i].to_string()).collect::<Vec<_>>(),
+            "claiming_active": claiming,
         }),
     );
     let down = nodes.iter().filter(|n| !n.reachable).count();

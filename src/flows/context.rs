@@ -129,14 +129,11 @@ pub async fn active_node(vault: &Vault, addrs: &[Addr]) -> Result<Addr> {
     if claiming.len() > 1 {
         return Err(two_actives(vault, addrs, &claiming).await);
     }
-    let pick = nodes
-        .iter()
-        .position(|n| n.ha_role == Some(crate::vault::HaRole::Active))
-        .or_else(|| {
-            nodes
-                .iter()
-                .position(|n| n.reachable && n.initialized && !n.sealed)
-        });
+    let pick = claiming.first().copied().or_else(|| {
+        nodes
+            .iter()
+            .position(|n| n.reachable && n.initialized && !n.sealed)
+    });
     match pick {
         Some(i) => Ok(addrs[i].clone()),
         None => Err(Error::precondition(format!(

@@ -351,7 +351,7 @@ async fn proven(
     let hashes: Vec<[u8; 32]> = candidates.iter().map(|(i, _)| sigs[*i].1.tx_hash).collect();
     let raws = rpc.raw_transactions(&hashes).await?;
     drop(hashes);
-    let known: Vec<bool> = raws.iter().map(Option::is_some).collect();
+    // "" where the chain returns none (a raw transaction is never empty).
     let raws = std::sync::Arc::new(
         raws.into_iter()
             .map(Option::unwrap_or_default)
@@ -372,7 +372,7 @@ async fn proven(
             )
         })?;
     let mut out = Vec::with_capacity(candidates.len());
-    let raws = raws.iter().zip(known).map(|(r, k)| k.then_some(r.as_str()));
+    let raws = raws.iter().map(|r| (!r.is_empty()).then_some(r.as_str()));
     for ((i, nonce), (raw, hmac)) in candidates.into_iter().zip(raws.zip(hmacs)) {
         let (at, s) = &sigs[i];
         let device = hmac

@@ -415,12 +415,18 @@ impl Unsealed {
 
     /// A holder's share, decrypted with their own gpg (holder 5's key needs its passphrase).
     pub fn plain(&self, holder: &str) -> String {
-        let pass5 = fixture("holder5.passphrase");
-        self.gpg.decrypt(
-            &share_file(&self.out, holder),
-            (holder == "holder5").then_some(pass5.as_path()),
-        )
+        plain_share(&self.gpg, &self.out, holder)
     }
+}
+
+/// `holder`'s share in the shares directory `out`, decrypted with `gpg` (holder 5's key needs
+/// its passphrase).
+pub fn plain_share(gpg: &Gpg, out: &Path, holder: &str) -> String {
+    let pass5 = fixture("holder5.passphrase");
+    gpg.decrypt(
+        &share_file(out, holder),
+        (holder == "holder5").then_some(pass5.as_path()),
+    )
 }
 
 /// Ceremonies 1 and 2 on `cluster` (see [`Unsealed`]); `gpg_keys` are the secret keys the

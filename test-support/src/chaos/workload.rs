@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::history::{History, Kind, Outcome};
+use crate::netns::probe::causes;
 use crate::plugin::RECIPIENT;
 
 /// How long one request may take before it counts as unanswered (status 0).
@@ -244,15 +245,4 @@ impl Client {
             }
         }
     }
-}
-
-/// An error and its causes, "a: b: c".
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(c) = next {
-        out.push_str(&format!(": {c}"));
-        next = c.source();
-    }
-    out
 }

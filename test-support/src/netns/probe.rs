@@ -98,7 +98,7 @@ async fn send(http: reqwest::Client, r: Request) -> Answer {
 }
 
 /// An error and its causes, "a: b: c" (reqwest's own text leaves out why a request failed).
-fn causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut next = e.source();
     while let Some(c) = next {
