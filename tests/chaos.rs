@@ -24,7 +24,7 @@ use support::chaos::{Config, report, run};
 
 /// The kinds that fail this test; every other kind is printed (two actives, stale reads, and
 /// gaps: none in the runs measured since the clients ask again with their `request_id`, but
-/// `tests/plugin_gaps.rs` saw one nonce stored and never answered in ten runs, cause unknown).
+/// `tests/plugin_gaps.rs` still sees some: the request id does not fill every gap yet).
 const FAILING: [&str; 3] = ["equivocation", "durability", "mined"];
 
 #[test]
