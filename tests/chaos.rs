@@ -8,7 +8,7 @@
 //! signed and acknowledged, the chain did not pass the first gap (and a stop before it is
 //! reported as a stall), and every fault kind ran with signatures acknowledged. The clients ask
 //! again with the intent's `request_id` until acknowledged, so a signature whose answer a fault
-//! lost is given again: every run measured left no gap, but a gap is printed, not failed on.
+//! lost can be given again: every run measured left no gap, but a gap is printed, not failed on.
 //! Measured and printed as ANOMALY lines, not failed on: a deposed leader still answering as active (OpenBao 2.7.2),
 //! the stale reads it serves through the balancer, statuses other than 200/503 (OpenBao's 307
 //! and 500 during elections, HAProxy's 502), and broadcasts the chain refused.
